@@ -1,0 +1,139 @@
+"""The ``lcbayes`` command line: simulate studies, check data, tabulate agreement."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import pandas as pd
+import typer
+
+from lcbayes.errors import LcbayesError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Bayesian models for inter-organizational learning communities.",
+)
+
+DataArg = Annotated[Path, typer.Argument(help="Study table (.csv or .parquet), one row per participant x session.")]
+RolesOpt = Annotated[Path, typer.Option("--roles", "-r", help="Roles file (TOML) mapping columns to roles.")]
+
+
+def _reports_errors(command: Callable) -> Callable:
+    """Print lcbayes errors as plain messages (no traceback) and exit with status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except LcbayesError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _count(text: str) -> int | tuple[int, int]:
+    """'12' -> 12, '10-14' -> (10, 14)."""
+    lo, sep, hi = text.partition("-")
+    try:
+        return (int(lo), int(hi)) if sep else int(lo)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number like 12 or a range like 10-14, got {text!r}") from None
+
+
+def _show(df: pd.DataFrame) -> str:
+    with pd.option_context("display.max_rows", 500, "display.width", 160, "display.max_columns", 30):
+        return df.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+@app.command()
+@_reports_errors
+def simulate(
+    out: Annotated[Path, typer.Option(help="Where to write the table (.csv or .parquet).")],
+    truth: Annotated[Optional[Path], typer.Option(help="Where to write the true values (JSON).")] = None,
+    roles_out: Annotated[Optional[Path], typer.Option(help="Where to write the roles file (TOML).")] = None,
+    communities: Annotated[int, typer.Option(help="Number of learning communities.")] = 20,
+    participants: Annotated[str, typer.Option(help="Participants per community: 12, or a range 10-14.")] = "12",
+    sessions: Annotated[int, typer.Option(help="Sessions per community.")] = 6,
+    organizations: Annotated[int, typer.Option(help="Organizations in the pool that communities draw from.")] = 30,
+    orgs_per_community: Annotated[str, typer.Option(help="Organizations per community: 4, or a range 3-5.")] = "3-5",
+    attrition: Annotated[float, typer.Option(help="Per-session probability of dropping out for good.")] = 0.05,
+    late_join: Annotated[float, typer.Option(help="Share of participants joining at session 2 or 3.")] = 0.10,
+    missed: Annotated[float, typer.Option(help="Probability of missing a session in between.")] = 0.10,
+    predictor_missing: Annotated[float, typer.Option(help="Share of missing time-varying predictor values.")] = 0.0,
+    likert: Annotated[Optional[int], typer.Option(help="Measure constructs with k-point items (omit: continuous).")] = None,
+    seed: Annotated[int, typer.Option(help="Root seed; the same seed gives the same table.")] = 0,
+) -> None:
+    """Draw a synthetic study from the three generative models (see lcbayes.data.simulate)."""
+    from lcbayes.data.io import write_table
+    from lcbayes.data.simulate import Design, simulate_study
+
+    try:
+        design = Design(
+            communities=communities, participants=_count(participants), sessions=sessions,
+            organizations=organizations, orgs_per_community=_count(orgs_per_community),
+            attrition=attrition, late_join=late_join, missed=missed,
+            predictor_missing=predictor_missing, likert=likert,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    sim = simulate_study(design, seed=seed)
+    written = [write_table(sim.table, out)]
+    if truth is not None:
+        written.append(sim.truth.to_json(truth))
+    if roles_out is not None:
+        sim.roles.to_toml(roles_out)
+        written.append(roles_out)
+    typer.echo(f"{len(sim.table)} rows; wrote {', '.join(map(str, written))}")
+
+
+@app.command()
+@_reports_errors
+def check(data: DataArg, roles: RolesOpt) -> None:
+    """Validate a study table against its roles; print the design summary and scale reliability."""
+    from lcbayes.data.study import Study
+
+    study = Study.from_path(data, roles)
+    typer.echo(f"{data}: valid\n")
+    typer.echo(str(study.summary()))
+    reliability = study.reliability()
+    if len(reliability):
+        typer.echo("\nscale reliability (Cronbach's alpha, McDonald's omega):")
+        typer.echo(_show(reliability[reliability["session"] == "all"].drop(columns="session")))
+
+
+@app.command()
+@_reports_errors
+def agreement(
+    data: DataArg,
+    roles: RolesOpt,
+    measure: Annotated[Optional[str], typer.Option(help="Variable or scale (default: the first scale).")] = None,
+    by: Annotated[str, typer.Option(help="Grouping, comma-separated.")] = "community,session",
+    null: Annotated[str, typer.Option(help="Null distribution: uniform, slight_skew, moderate_skew, "
+                                           "heavy_skew, triangular, normal.")] = "uniform",
+    out: Annotated[Optional[Path], typer.Option(help="Also write the table (.csv or .parquet).")] = None,
+) -> None:
+    """Climate table: per community x session the mean (strength), SD, n, r_wg(J), r*_wg(J), a_wg, AD;
+    then ICC(1) and ICC(2) per session."""
+    from lcbayes.agreement import climate_table, study_icc
+    from lcbayes.data.io import write_table
+    from lcbayes.data.study import Study
+
+    study = Study.from_path(data, roles)
+    if measure is None:
+        if not study.roles.scales:
+            raise typer.BadParameter("the roles define no scale; name a variable with --measure")
+        measure = next(iter(study.roles.scales))
+    groups = [g.strip() for g in by.split(",") if g.strip()]
+    table = climate_table(study, measure, by=groups, null=null)
+    typer.echo(f"climate table of '{measure}' by {', '.join(groups)} ({null} null):")
+    typer.echo(_show(table))
+    if study.roles.level_of(measure) == "session":
+        typer.echo(f"\nICC of '{measure}' (communities as groups) per session:")
+        icc = study_icc(study, measure)
+        typer.echo(_show(icc[["session", "icc1", "icc2", "f", "df_between", "df_within", "p_value", "k"]]))
+    if out is not None:
+        typer.echo(f"\nwrote {write_table(table, out)}")

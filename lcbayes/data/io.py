@@ -1,0 +1,47 @@
+"""Reading and writing study tables (CSV or Parquet, chosen by file extension)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lcbayes.errors import ConfigError
+
+FORMATS = (".csv", ".parquet", ".pq")
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ConfigError(f"'{path}': unsupported file type '{suffix}'. Fix: use one of {', '.join(FORMATS)}.")
+    return "csv" if suffix == ".csv" else "parquet"
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a study table.
+
+    For CSV files the index is the line number in the file (the header is line 1), so
+    validation messages point at lines a user can find in an editor or spreadsheet.
+    """
+    path = Path(path)
+    fmt = _format(path)
+    if not path.exists():
+        raise ConfigError(f"data file '{path}' not found.")
+    if fmt == "csv":
+        df = pd.read_csv(path)
+        df.index = pd.RangeIndex(2, len(df) + 2, name="line")
+        return df
+    return pd.read_parquet(path)
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` as CSV or Parquet (by extension), without the index; returns the path."""
+    path = Path(path)
+    fmt = _format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+    return path

@@ -1,0 +1,162 @@
+"""A validated study: the long table in canonical form plus the integer codes PyMC needs.
+
+>>> study = Study.from_path("data/example_study.csv", roles="data/example_roles.toml")
+>>> study.coords["community"][:3], study.idx["participant"][:5]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from lcbayes.data.io import read_table
+from lcbayes.data.roles import Roles
+from lcbayes.data.scoring import reliability_table, reverse_key, score_items
+from lcbayes.data.validation import validate
+
+GROUPINGS = ("community", "participant", "organization", "session")
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, list]:
+    """Integer codes 0..K-1 and their labels, labels sorted when they are comparable."""
+    try:
+        codes, labels = pd.factorize(values, sort=True)
+    except TypeError:  # mixed id types (e.g. 3 and "3b"): keep order of appearance
+        codes, labels = pd.factorize(values, sort=False)
+    return codes.astype(np.int64), [v.item() if isinstance(v, np.generic) else v for v in labels]
+
+
+@dataclass(frozen=True, eq=False)
+class Study:
+    """A validated learning-community study.
+
+    Attributes
+    ----------
+    table:
+        One row per participant x session, sorted by community, participant, session, with
+        columns ``community``, ``participant``, [``organization``], ``session`` (int 1..T),
+        ``time`` (float; the session number when no time role is mapped) and one float
+        column per variable and scale score (named as in the roles). The index keeps the
+        labels of the user's table (line numbers for CSV files).
+    roles:
+        The column roles the study was built with.
+    items:
+        Per scale, its item responses after reverse keying, aligned with ``table``.
+    coords:
+        Labels of each grouping (``community``, ``participant``, ``organization``,
+        ``session``), in code order: the coords of the fitted InferenceData.
+    idx:
+        Per grouping, the integer code (0-based, shape ``(n_rows,)``) of each row.
+    """
+
+    table: pd.DataFrame
+    roles: Roles
+    items: dict[str, pd.DataFrame]
+    coords: dict[str, list]
+    idx: dict[str, np.ndarray]
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, roles: Roles | Mapping[str, Any]) -> "Study":
+        """Validate ``df`` against ``roles`` and build the study.
+
+        Raises :class:`~lcbayes.errors.StudyValidationError` listing every problem (column,
+        rows, fix) and :class:`~lcbayes.errors.ConfigError` for a malformed roles mapping.
+        """
+        roles = Roles.parse(roles)
+        numeric = validate(df, roles)
+        table = pd.DataFrame(index=df.index)
+        for role in ("community", "participant", "organization"):
+            if getattr(roles, role) is not None:
+                table[role] = df[getattr(roles, role)].to_numpy(dtype=object)
+        table["session"] = numeric[roles.session].astype(np.int64)
+        table["time"] = numeric[roles.time] if roles.time else table["session"].astype(float)
+        for var in roles.variables.values():
+            table[var.name] = numeric[var.column]
+        items = {}
+        for scale in roles.scales.values():
+            raw = pd.DataFrame({c: numeric[c] for c in scale.items})
+            for col in scale.reverse:
+                raw[col] = reverse_key(raw[col], scale.range)
+            items[scale.name] = raw
+            table[scale.name] = score_items(raw, scale.min_share)
+        order = np.lexsort([table["session"], _factorize(table["participant"])[0],
+                            _factorize(table["community"])[0]])
+        table = table.iloc[order]
+        items = {name: frame.loc[table.index] for name, frame in items.items()}
+        coords, idx = {}, {}
+        for role in GROUPINGS:
+            if role in table:
+                idx[role], coords[role] = _factorize(table[role])
+        return cls(table, roles, items, coords, idx)
+
+    @classmethod
+    def from_path(cls, path: str | Path, roles: Roles | Mapping[str, Any] | str | Path) -> "Study":
+        """Read a CSV/Parquet table and a roles mapping or roles TOML file, then validate."""
+        if isinstance(roles, (str, Path)):
+            roles = Roles.from_toml(roles)
+        return cls.from_frame(read_table(path), roles)
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.table)
+
+    def n(self, grouping: str) -> int:
+        """Number of distinct communities / participants / organizations / sessions."""
+        return len(self.coords[grouping])
+
+    @property
+    def participant_community(self) -> np.ndarray:
+        """Community code of each participant, shape ``(n_participants,)``."""
+        return self._participant_map("community")
+
+    @property
+    def participant_organization(self) -> np.ndarray:
+        """Organization code of each participant, shape ``(n_participants,)``."""
+        if "organization" not in self.idx:
+            raise KeyError("this study has no organization role")
+        return self._participant_map("organization")
+
+    def _participant_map(self, grouping: str) -> np.ndarray:
+        out = np.empty(self.n("participant"), dtype=np.int64)
+        out[self.idx["participant"]] = self.idx[grouping]
+        return out
+
+    def values(self, name: str) -> np.ndarray:
+        """Row-level values of a variable or scale score, shape ``(n_obs,)``, NaN if missing."""
+        self.roles.level_of(name)  # raises a clear KeyError for unknown names
+        return self.table[name].to_numpy(dtype=float)
+
+    def participant_values(self, name: str) -> pd.Series:
+        """A participant-level measure, one value per participant (NaN if never observed)."""
+        if self.roles.level_of(name) != "participant":
+            raise ValueError(f"'{name}' is session-level; participant_values() needs a participant-level measure")
+        by = pd.Series(self.values(name)).groupby(self.idx["participant"]).first()
+        return by.reindex(range(self.n("participant"))).set_axis(
+            pd.Index(self.coords["participant"], name="participant"))
+
+    def reliability(self) -> pd.DataFrame:
+        """Cronbach's alpha and McDonald's omega per scale and session, plus all sessions pooled.
+
+        Participant-level scales are measured once per person: one pooled row over participants.
+
+        Columns: scale, session ("all" for pooled), n (complete responses), alpha, omega.
+        """
+        frames = []
+        for name, items in self.items.items():
+            if self.roles.scales[name].level == "participant":  # one response per person
+                table = reliability_table(items.groupby(self.table["participant"], sort=False).first())
+            else:
+                table = pd.concat([reliability_table(items, by=self.table["session"]), reliability_table(items)])
+            frames.append(table.rename_axis("session").reset_index().assign(scale=name))
+        columns = ["scale", "session", "n", "alpha", "omega"]
+        return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+    def summary(self) -> "StudySummary":
+        """Design, attrition and missingness of the study (see :class:`StudySummary`)."""
+        from lcbayes.data.summary import StudySummary
+
+        return StudySummary.of(self)

@@ -1,0 +1,251 @@
+"""Checks of a study table against its roles.
+
+Each check returns a list of :class:`~lcbayes.errors.Problem` (empty when fine) that names
+the column, the offending rows (index labels of the user's table) and the fix.
+:func:`validate` runs them all and raises one :class:`~lcbayes.errors.StudyValidationError`
+listing every problem, so a user fixes the table in one pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lcbayes.data.roles import Roles
+from lcbayes.errors import Problem, StudyValidationError, problem_at
+
+
+def _structure(df: pd.DataFrame, roles: Roles) -> list[Problem]:
+    """Problems that make every further check meaningless: empty table, absent columns."""
+    if len(df) == 0:
+        return [Problem(None, "the table has no rows.", "load the file that holds the study data.")]
+    present = set(df.columns)
+    wanted = [(role, col) for role, col in roles.id_columns.items()]
+    wanted += [(f"variable '{v.name}'", v.column) for v in roles.variables.values()]
+    wanted += [(f"item of scale '{s.name}'", c) for s in roles.scales.values() for c in s.items]
+    problems = []
+    for role, col in wanted:
+        if col not in present:
+            close = [c for c in df.columns if str(c).lower() == col.lower()]
+            hint = f" (a column '{close[0]}' exists: the names differ in case)" if close else ""
+            problems.append(Problem(
+                col,
+                f"mapped to {role} but not in the table{hint}. "
+                f"Columns present: {', '.join(map(str, df.columns[:20]))}.",
+                "correct the column name in the roles mapping, or add the column to the table.",
+            ))
+    return problems
+
+
+def _numeric(df: pd.DataFrame, column: str, what: str) -> tuple[pd.Series, list[Problem]]:
+    """Column as float; values that are present but not numbers are a problem."""
+    raw = df[column]
+    if pd.api.types.is_bool_dtype(raw):
+        raw = raw.astype(float)
+    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    bad = raw.notna() & values.isna()
+    if not bad.any():
+        return values, []
+    examples = ", ".join(repr(v) for v in raw[bad].unique()[:3])
+    return values, [problem_at(
+        column,
+        f"{what} must be numeric; {int(bad.sum())} value(s) are not numbers (e.g. {examples}).",
+        "recode these cells as numbers, or leave them empty for missing values.",
+        df.index[bad],
+    )]
+
+
+def _missing_ids(df: pd.DataFrame, roles: Roles) -> list[Problem]:
+    problems = []
+    for role in ("community", "participant", "organization", "session"):
+        col = getattr(roles, role)
+        if col is None:
+            continue
+        missing = df[col].isna()
+        if missing.any():
+            problems.append(problem_at(
+                col, f"{role} id is missing in {int(missing.sum())} row(s).",
+                f"fill in the {role} of each row or remove rows that belong to no {role}.",
+                df.index[missing],
+            ))
+    return problems
+
+
+def _session(df: pd.DataFrame, roles: Roles) -> tuple[pd.Series, list[Problem]]:
+    col = roles.session
+    values, problems = _numeric(df, col, "session")
+    bad = values.notna() & ((values < 1) | (values != np.round(values)))
+    if bad.any():
+        examples = ", ".join(str(v) for v in df.loc[bad, col].unique()[:3])
+        problems.append(problem_at(
+            col, f"session must be a positive integer (1, 2, ..., T); found {examples}.",
+            "number sessions 1..T in the order they took place; put calendar timing in a "
+            "separate column mapped to the 'time' role.",
+            df.index[bad],
+        ))
+    return values, problems
+
+
+def _nesting(df: pd.DataFrame, roles: Roles) -> list[Problem]:
+    """Each participant in exactly one community (and one organization, when mapped)."""
+    problems = []
+    p = roles.participant
+    for role in ("community", "organization"):
+        col = getattr(roles, role)
+        if col is None:
+            continue
+        sub = df[[p, col]].dropna()
+        n_groups = sub.groupby(p, sort=False)[col].nunique()
+        multi = n_groups.index[n_groups > 1]
+        if len(multi):
+            rows = sub.index[sub[p].isin(multi)]
+            fix = (
+                "a participant belongs to one community; if participant ids are numbered "
+                "within each community, make them unique, e.g. participant = community + '_' + id."
+                if role == "community"
+                else "a participant has one employer in this design; correct the organization "
+                "of these rows or give the person a new participant id after a change of job."
+            )
+            problems.append(problem_at(
+                p, f"{len(multi)} participant(s) appear in more than one {role} "
+                f"(e.g. {', '.join(map(str, multi[:3]))}).", fix, rows,
+            ))
+    return problems
+
+
+def _duplicates(df: pd.DataFrame, roles: Roles) -> list[Problem]:
+    dup = df.duplicated([roles.participant, roles.session], keep=False)
+    dup &= df[roles.participant].notna() & df[roles.session].notna()
+    if not dup.any():
+        return []
+    return [problem_at(
+        roles.session,
+        f"{int(dup.sum())} rows repeat a participant x session combination.",
+        "keep one row per participant and session (merge or remove the duplicates).",
+        df.index[dup],
+    )]
+
+
+def _community_sizes(df: pd.DataFrame, roles: Roles) -> list[Problem]:
+    sizes = df.groupby(roles.community, sort=True)[roles.participant].nunique()
+    single = sizes.index[sizes < 2]
+    if not len(single):
+        return []
+    rows = df.index[df[roles.community].isin(single)]
+    return [problem_at(
+        roles.community,
+        f"{len(single)} communit{'y has' if len(single) == 1 else 'ies have'} a single member "
+        f"({', '.join(map(str, single[:5]))}); agreement and within-community spread need at "
+        "least two.",
+        "remove these communities or merge them with the community they belong to.",
+        rows,
+    )]
+
+
+def _time(df: pd.DataFrame, roles: Roles, session: pd.Series) -> tuple[pd.Series | None, list[Problem]]:
+    if roles.time is None:
+        return None, []
+    time, problems = _numeric(df, roles.time, "time")
+    missing = time.isna() & df[roles.time].isna()
+    if missing.any():
+        problems.append(problem_at(
+            roles.time, f"time is missing in {int(missing.sum())} row(s).",
+            "give the timing of every observed session, or drop the 'time' role to use session.",
+            df.index[missing],
+        ))
+    order = pd.DataFrame({"p": df[roles.participant], "s": session, "t": time}).dropna()
+    order = order.sort_values(["p", "s"], kind="stable")
+    step = order.groupby("p", sort=False)["t"].diff()
+    bad = order.index[step <= 0]
+    if len(bad):
+        problems.append(problem_at(
+            roles.time,
+            "time does not increase with session within participant "
+            f"({len(bad)} row(s) not later than the participant's previous session).",
+            "check the timing of these sessions (a session must happen after the previous one).",
+            bad,
+        ))
+    return time, problems
+
+
+def _range(df: pd.DataFrame, column: str, values: pd.Series, low: int, high: int) -> list[Problem]:
+    bad = values.notna() & ((values < low) | (values > high))
+    if not bad.any():
+        return []
+    examples = ", ".join(str(v) for v in values[bad].unique()[:3])
+    return [problem_at(
+        column,
+        f"{int(bad.sum())} response(s) outside the declared range [{low}, {high}] (e.g. {examples}).",
+        "correct the responses (often a missing-value code such as 99 or -9: set it to "
+        "empty) or declare the right range in the roles.",
+        df.index[bad],
+    )]
+
+
+def _spread(column: str, values: pd.Series) -> list[Problem]:
+    observed = values.dropna()
+    if observed.empty:
+        return [Problem(column, "every value is missing.",
+                        "map the column that holds the data, or remove the variable from the roles.")]
+    if observed.nunique() == 1:
+        return [Problem(column, f"every value equals {observed.iloc[0]}; a constant cannot be modelled.",
+                        "check that the right column is mapped, or remove the variable from the roles.")]
+    return []
+
+
+def _constant_within(df: pd.DataFrame, roles: Roles, column: str, values: pd.Series, name: str) -> list[Problem]:
+    """A participant-level variable must take one value per participant."""
+    sub = pd.DataFrame({"p": df[roles.participant], "v": values}).dropna()
+    n = sub.groupby("p", sort=False)["v"].nunique()
+    varying = n.index[n > 1]
+    if not len(varying):
+        return []
+    return [problem_at(
+        column,
+        f"'{name}' is declared participant-level but varies within {len(varying)} participant(s) "
+        f"(e.g. {', '.join(map(str, varying[:3]))}).",
+        "give one value per participant, or declare level = \"session\" in the roles.",
+        sub.index[sub["p"].isin(varying)],
+    )]
+
+
+def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
+    """Check ``df`` against ``roles``; return the numeric columns (session, time, measures, items).
+
+    Raises :class:`StudyValidationError` listing every problem found. The returned mapping
+    holds float Series aligned with ``df`` keyed by column name, so callers do not parse twice.
+    """
+    problems = _structure(df, roles)
+    if problems:
+        raise StudyValidationError(problems)
+    numeric: dict[str, pd.Series] = {}
+    problems += _missing_ids(df, roles)
+    session, found = _session(df, roles)
+    problems += found
+    numeric[roles.session] = session
+    time, found = _time(df, roles, session)
+    problems += found
+    if time is not None:
+        numeric[roles.time] = time
+    for var in roles.variables.values():
+        values, found = _numeric(df, var.column, f"variable '{var.name}'")
+        problems += found or _spread(var.column, values)
+        if var.range is not None:
+            problems += _range(df, var.column, values, *var.range)
+        if var.level == "participant":
+            problems += _constant_within(df, roles, var.column, values, var.name)
+        numeric[var.column] = values
+    for scale in roles.scales.values():
+        for item in scale.items:
+            values, found = _numeric(df, item, f"item of scale '{scale.name}'")
+            problems += found or _spread(item, values)
+            problems += _range(df, item, values, *scale.range)
+            if scale.level == "participant":
+                problems += _constant_within(df, roles, item, values, scale.name)
+            numeric[item] = values
+    problems += _nesting(df, roles)
+    problems += _duplicates(df, roles)
+    problems += _community_sizes(df, roles)
+    if problems:
+        raise StudyValidationError(problems)
+    return numeric

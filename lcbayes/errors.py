@@ -1,0 +1,62 @@
+"""Typed exceptions of lcbayes.
+
+Every error a user can trigger with bad input derives from :class:`LcbayesError`, so
+notebooks and the CLI can catch one type. Validation errors carry a list of
+:class:`Problem` records (column, offending rows, what is wrong, how to fix it) so that
+all problems in a table are reported at once rather than one per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+MAX_ROWS_SHOWN = 5
+
+
+class LcbayesError(Exception):
+    """Base class of all errors raised by lcbayes on bad input or bad configuration."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input.
+
+    ``rows`` holds index labels of offending rows of the user's table (at most a few are
+    shown in the message; ``n_rows`` counts all of them).
+    """
+
+    column: str | None
+    message: str
+    fix: str
+    rows: tuple = field(default=())
+    n_rows: int = 0
+
+    def __str__(self) -> str:
+        where = f"column '{self.column}': " if self.column is not None else ""
+        text = f"{where}{self.message}"
+        if self.n_rows:
+            shown = ", ".join(str(r) for r in self.rows[:MAX_ROWS_SHOWN])
+            more = f" (and {self.n_rows - MAX_ROWS_SHOWN} more)" if self.n_rows > MAX_ROWS_SHOWN else ""
+            text += f"\n    rows: {shown}{more}"
+        return f"{text}\n    fix: {self.fix}"
+
+
+def problem_at(column: str | None, message: str, fix: str, rows: Sequence = ()) -> Problem:
+    """Build a :class:`Problem` for the given offending row labels."""
+    rows = tuple(rows)
+    return Problem(column, message, fix, rows[:MAX_ROWS_SHOWN], len(rows))
+
+
+class StudyValidationError(LcbayesError, ValueError):
+    """The study table or its role mapping is invalid; ``problems`` lists every issue found."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} in the study data:"
+        super().__init__("\n".join([head] + [f"  - {p}" for p in self.problems]))
+
+
+class ConfigError(LcbayesError, ValueError):
+    """A roles file, spec or plan is malformed (unknown key, wrong type, missing entry)."""

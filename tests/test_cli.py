@@ -1,0 +1,99 @@
+"""The lcbayes command line and the bundled example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from lcbayes.agreement import climate_table
+from lcbayes.cli import app
+from lcbayes.data.study import Study
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "data" / "example_study.csv"
+EXAMPLE_ROLES = ROOT / "data" / "example_roles.toml"
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", [[], ["simulate"], ["check"], ["agreement"]])
+def test_help_everywhere(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_bundled_example_is_what_its_documented_command_makes(tmp_path):
+    """data/README.md's command regenerates the bundled files byte for byte."""
+    result = run("simulate", "--out", tmp_path / "s.csv", "--truth", tmp_path / "t.json",
+                 "--roles-out", tmp_path / "r.toml", "--likert", 5, "--predictor-missing", 0.1, "--seed", 2026)
+    assert result.exit_code == 0, result.output
+    for made, bundled in [("s.csv", "example_study.csv"), ("t.json", "example_truth.json"),
+                          ("r.toml", "example_roles.toml")]:
+        assert (tmp_path / made).read_bytes() == (ROOT / "data" / bundled).read_bytes(), bundled
+    assert "--seed 2026" in (ROOT / "data" / "README.md").read_text()
+
+
+def test_simulate_design_options(tmp_path):
+    out = tmp_path / "study.parquet"
+    result = run("simulate", "--out", out, "--communities", 5, "--participants", "4-6", "--sessions", 3,
+                 "--attrition", 0, "--late-join", 0, "--missed", 0, "--seed", 1)
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert table["community"].nunique() == 5
+    sizes = table.groupby("community")["participant"].nunique()
+    assert sizes.between(4, 6).all()
+    assert len(table) == sizes.sum() * 3
+    assert f"{len(table)} rows" in result.output
+
+
+def test_simulate_rejects_bad_design(tmp_path):
+    result = run("simulate", "--out", tmp_path / "x.csv", "--participants", "1")
+    assert result.exit_code != 0
+    assert "at least 2 participants" in result.output
+
+
+def test_check_valid_example():
+    result = run("check", EXAMPLE, "--roles", EXAMPLE_ROLES)
+    assert result.exit_code == 0, result.output
+    assert "1140 rows: 20 communities, 240 participants, 6 sessions" in result.output
+    assert "climate" in result.output and "omega" in result.output
+
+
+def test_check_reports_bad_rows_and_fails(tmp_path):
+    df = pd.read_csv(EXAMPLE)
+    df.loc[[3, 10], "climate_2"] = 9
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    result = run("check", tmp_path / "bad.csv", "--roles", EXAMPLE_ROLES)
+    assert result.exit_code == 1
+    assert "column 'climate_2': 2 response(s) outside the declared range [1, 5]" in result.output
+    assert "rows: 5, 12" in result.output        # CSV line numbers (header is line 1)
+
+
+def test_agreement_prints_and_writes_the_climate_table(tmp_path):
+    out = tmp_path / "climate.csv"
+    result = run("agreement", EXAMPLE, "--roles", EXAMPLE_ROLES, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "rwg_j" in result.output and "icc1" in result.output
+    written = pd.read_csv(out)
+    expected = climate_table(Study.from_path(EXAMPLE, EXAMPLE_ROLES), "climate")
+    assert len(written) == len(expected) == 120
+    assert written["rwg_j"].to_numpy() == pytest.approx(expected["rwg_j"].to_numpy(), abs=1e-12, nan_ok=True)
+
+
+def test_agreement_for_a_trait_by_community():
+    result = run("agreement", EXAMPLE, "--roles", EXAMPLE_ROLES, "--measure", "lgo", "--by", "community")
+    assert result.exit_code == 0, result.output
+    assert "ICC" not in result.output            # traits: one value per person, no per-session ICC
+
+
+def test_agreement_unknown_measure_is_a_clear_error():
+    result = run("agreement", EXAMPLE, "--roles", EXAMPLE_ROLES, "--measure", "climat")
+    assert result.exit_code == 1
+    assert "'climat' is not a variable or scale of this study" in result.output
