@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -16,6 +17,9 @@ app = typer.Typer(
     add_completion=False,
     help="Bayesian models for inter-organizational learning communities.",
 )
+
+# the warning concerns PyTensor's C backend, which lcbayes uses only for small post-processing graphs
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
 DataArg = Annotated[Path, typer.Argument(help="Study table (.csv or .parquet), one row per participant x session.")]
 RolesOpt = Annotated[Path, typer.Option("--roles", "-r", help="Roles file (TOML) mapping columns to roles.")]
@@ -137,3 +141,36 @@ def agreement(
         typer.echo(_show(icc[["session", "icc1", "icc2", "f", "df_between", "df_within", "p_value", "k"]]))
     if out is not None:
         typer.echo(f"\nwrote {write_table(table, out)}")
+
+
+@app.command()
+@_reports_errors
+def fit(
+    spec: Annotated[Path, typer.Argument(help="Model specification (TOML), e.g. models/climate_growth.toml.")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Study table (.csv or .parquet).")],
+    roles: RolesOpt,
+    out: Annotated[Path, typer.Option(help="Folder for the fitted netCDF and the summary table.")] = Path("fits"),
+    backend: Annotated[Optional[str], typer.Option(help="Override the spec's sampler back end.")] = None,
+    draws: Annotated[Optional[int], typer.Option(help="Override the spec's draws per chain.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the spec's seed.")] = None,
+) -> None:
+    """Fit a model to a study; write <out>/<model>.nc (InferenceData with provenance) and
+    <out>/<model>_summary.csv, and print the summary and convergence verdicts."""
+    from lcbayes.data.study import Study
+    from lcbayes.models import MODELS
+    from lcbayes.models.spec import read_spec
+
+    mapping = read_spec(spec)
+    name = mapping.get("model")
+    if name not in MODELS:
+        raise typer.BadParameter(f"spec names model {name!r}; available: {', '.join(MODELS)}")
+    model = MODELS[name](Study.from_path(data, roles), mapping)
+    overrides = {k: v for k, v in {"backend": backend, "draws": draws, "seed": seed}.items() if v is not None}
+    model.fit(**overrides)
+    path = model.save(out / f"{name}.nc")
+    summary = model.summary()
+    summary.to_csv(out / f"{name}_summary.csv")
+    typer.echo(f"{name} fitted to {data}\n")
+    typer.echo(summary[["mean", "sd", "hdi_5%", "hdi_95%", "ess_bulk", "ess_tail", "r_hat"]].to_string(
+        float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"\n{model.diagnostics()}\n\nwrote {path} and {out / f'{name}_summary.csv'}")

@@ -1,0 +1,81 @@
+"""Convergence verdicts with plain-language hints.
+
+Thresholds follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021, rank-normalised
+R-hat and ESS) and Betancourt (2016, E-BFMI): R-hat <= 1.01, bulk and tail ESS >= 400,
+no divergent transitions, E-BFMI >= 0.3 in every chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+MAX_RHAT = 1.01
+MIN_ESS = 400
+MIN_EBFMI = 0.3
+
+HINTS = {
+    "r_hat": "chains disagree: run more tuning and draws; if it persists, look for multimodality "
+             "or a weakly identified parameter (tighter prior).",
+    "ess": "too few effective draws: increase draws (about {factor:.1f}x) or reparameterise.",
+    "divergences": "divergent transitions bias the posterior: raise target_accept (e.g. 0.95-0.99); "
+                   "if they remain, reparameterise (non-centred effects) or tighten priors on scales.",
+    "ebfmi": "low E-BFMI: the sampler explores the energy distribution poorly; reparameterise "
+             "scale parameters (non-centred) or use more informative priors on them.",
+}
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Per parameter group: size, max R-hat, min bulk/tail ESS, verdict and hint; plus the
+    sampler-wide divergences and minimum E-BFMI over chains."""
+
+    table: pd.DataFrame
+    divergences: int
+    min_ebfmi: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.table["ok"].all()) and self.divergences == 0 and self.min_ebfmi >= MIN_EBFMI
+
+    def hints(self) -> list[str]:
+        out = [f"{row.group}: {row.hint}" for row in self.table.itertuples() if not row.ok]
+        if self.divergences:
+            out.append(f"{self.divergences} divergences: {HINTS['divergences']}")
+        if self.min_ebfmi < MIN_EBFMI:
+            out.append(f"E-BFMI {self.min_ebfmi:.2f}: {HINTS['ebfmi']}")
+        return out
+
+    def __str__(self) -> str:
+        head = "converged" if self.passed else "NOT converged"
+        lines = [f"{head}: {self.divergences} divergences, min E-BFMI {self.min_ebfmi:.2f}",
+                 self.table.drop(columns="hint").to_string(index=False, float_format=lambda v: f"{v:.3f}")]
+        return "\n".join(lines + [f"  hint: {h}" for h in self.hints()])
+
+
+def diagnose(idata: az.InferenceData, var_names: Sequence[str]) -> Diagnostics:
+    """Verdicts for the posterior variables ``var_names`` of ``idata``."""
+    post = idata.posterior[list(var_names)]
+    rhat = az.rhat(post)
+    bulk = az.ess(post, method="bulk")
+    tail = az.ess(post, method="tail")
+    rows = []
+    for name in var_names:
+        r = float(np.nanmax(rhat[name].values)) if rhat[name].size else np.nan
+        b = float(np.nanmin(bulk[name].values))
+        t = float(np.nanmin(tail[name].values))
+        hint = ""
+        if not r <= MAX_RHAT:
+            hint = HINTS["r_hat"]
+        elif not min(b, t) >= MIN_ESS:
+            hint = HINTS["ess"].format(factor=MIN_ESS / max(min(b, t), 1.0))
+        rows.append({"group": name, "size": int(post[name].isel(chain=0, draw=0).size), "max_r_hat": r,
+                     "min_ess_bulk": b, "min_ess_tail": t, "ok": not hint, "hint": hint})
+    stats = idata.sample_stats
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    ebfmi = float(np.min(az.bfmi(idata))) if "energy" in stats else float("nan")
+    return Diagnostics(pd.DataFrame(rows), divergences, ebfmi)

@@ -1,0 +1,241 @@
+"""Model A: three-level growth of learning-climate perceptions (DESIGN.md, "Model A").
+
+    y_tij = beta0 + sum_k beta_k B_k(s) + Gamma x + u0j + u1j s + r0ij + r1ij s [+ o_org(i)] + e_tij
+    (u0j, u1j) ~ MVN(0, diag(tau_u) Omega_u diag(tau_u)),   Omega_u ~ LKJ(eta)
+    (r0ij, r1ij) ~ MVN(0, diag(tau_r) Omega_r diag(tau_r)), o ~ N(0, tau_o), e ~ N(0, sigma)
+
+B_k(s) is the time trend (linear, quadratic or piecewise). Community (u) and organization (o)
+effects are non-centred; participant effects (r) are integrated out of the likelihood in
+closed form and drawn exactly afterwards (:mod:`lcbayes.models.marginal`). Reduced to
+linear time without predictors it is ``lme4::lmer(y ~ time + (time|community) + (time|participant))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from lcbayes.errors import ConfigError
+from lcbayes.models.base import BayesModel
+from lcbayes.models.components import Predictors, correlated_effects, time_basis
+from lcbayes.models.marginal import marginal_loglik
+from lcbayes.models.priors import Prior
+
+LEVELS = ["community", "participant", "organization", "residual"]
+
+
+class ClimateGrowth(BayesModel):
+    """Three-level growth model of a session-level outcome (e.g. climate perceptions).
+
+    Options (``spec["options"]`` or keyword arguments):
+
+    - ``trend``: ``"linear"``, ``"quadratic"`` or ``"piecewise"`` (with ``breakpoint``, the
+      last session before the transition);
+    - ``time``: ``"session"`` (s = session - 1) or ``"time"`` (the study's time role), divided
+      by ``time_scale``;
+    - ``random_slopes``: random time slopes for communities and participants (default true);
+    - ``organization``: crossed organization intercepts, ``"auto"`` = when the study has them;
+    - ``traits``: participant-level predictors (standardised);
+    - ``time_varying``: session-level predictors split into within-participant deviations
+      and between-participant means (observed person-mean centring).
+    """
+
+    name = "climate_growth"
+    option_defaults: dict[str, Any] = {
+        "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0,
+        "random_slopes": True, "organization": "auto", "traits": [], "time_varying": [], "lkj_eta": 2.0,
+    }
+
+    def prepare(self) -> None:
+        o, study = self.options, self.study
+        if o["organization"] not in ("auto", True, False):
+            raise ConfigError(f"option organization must be true, false or \"auto\", got {o['organization']!r}.")
+        has_org = "organization" in study.idx
+        if o["organization"] is True and not has_org:
+            raise ConfigError("option organization = true, but the study maps no organization column.")
+        self.use_org = has_org and o["organization"] is not False
+        if study.roles.level_of(self.spec.outcome) != "session":
+            raise ConfigError(f"outcome '{self.spec.outcome}' is participant-level; growth needs a session-level outcome.")
+        self.y, self.mask = self.panel.cells(self.spec.outcome)
+        session_label = np.broadcast_to(np.asarray(study.coords["session"]), self.panel.shape)
+        self.basis_names, self.basis = time_basis(self.panel.time, session_label, o["trend"], int(o["breakpoint"]))
+        self.predictors = Predictors.from_study(study, self.panel.cells, list(o["traits"]), list(o["time_varying"]))
+
+    # ------------------------------------------------------------------ priors and graph
+    def default_priors(self) -> dict[str, Prior]:
+        """Weakly informative priors on the data's scale (sd_y: SD of the observed outcome).
+
+        Intercept N(mean_y, 2.5 sd_y); trend and predictor coefficients N(0, 2.5 sd_y / sd_x);
+        SDs of intercepts half-normal(sd_y), of slopes half-normal(sd_y / sd_s); organization SD
+        half-normal(sd_y / 2); residual SD exponential(rate 1 / sd_y); correlations LKJ(2).
+        """
+        obs = self.mask > 0
+        y = self.y[obs]
+        sd_y, mean_y = float(y.std()), float(y.mean())
+        sd_s = float(self.panel.time[obs].std()) or 1.0
+        sd_b = [float(b[obs].std()) or 1.0 for b in self.basis]
+        sd_w, sd_bt = self.predictors.sds()
+        slopes = bool(self.options["random_slopes"])
+        tau_scale = [sd_y, sd_y / sd_s] if slopes else [sd_y]
+        eta = float(self.options["lkj_eta"])
+        priors = {
+            "beta_intercept": Prior("Normal", {"mu": mean_y, "sigma": 2.5 * sd_y}),
+            "beta_time": Prior("Normal", {"mu": 0.0, "sigma": [2.5 * sd_y / v for v in sd_b]}),
+            "tau_community": Prior("HalfNormal", {"sigma": tau_scale}),
+            "tau_participant": Prior("HalfNormal", {"sigma": tau_scale}),
+            "sigma": Prior("Exponential", {"lam": 1.0 / sd_y}),
+        }
+        if slopes:
+            priors["rho_community"] = Prior("LKJ", {"eta": eta})
+            priors["rho_participant"] = Prior("LKJ", {"eta": eta})
+        if self.use_org:
+            priors["tau_organization"] = Prior("HalfNormal", {"sigma": sd_y / 2})
+        if self.predictors.trait_names:
+            priors["gamma_trait"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sd_y})
+        if self.predictors.tv_names:
+            priors["gamma_within"] = Prior("Normal", {"mu": 0.0, "sigma": list(2.5 * sd_y / sd_w)})
+            priors["gamma_between"] = Prior("Normal", {"mu": 0.0, "sigma": list(2.5 * sd_y / sd_bt)})
+            priors["sigma_within"] = Prior("HalfNormal", {"sigma": list(2 * sd_w)})
+        return priors
+
+    @property
+    def coords(self) -> dict[str, list]:
+        coords = super().coords
+        coords["effect"] = ["intercept", "slope"] if self.options["random_slopes"] else ["intercept"]
+        coords["time_term"] = self.basis_names
+        coords["trait"] = self.predictors.trait_names
+        coords["predictor"] = self.predictors.tv_names
+        return coords
+
+    def build(self) -> pm.Model:
+        slopes = bool(self.options["random_slopes"])
+        with pm.Model(coords=self.coords) as model:
+            y = pm.Data("y", self.y, dims=("participant", "session"))
+            mask = pm.Data("mask", self.mask, dims=("participant", "session"))
+            s = pm.Data("s", self.panel.time, dims=("participant", "session"))
+            basis = pm.Data("basis", self.basis, dims=("time_term", "participant", "session"))
+            # beta0 + sum_k beta_k B_k(s)
+            beta0 = self.prior("beta_intercept")
+            beta = self.prior("beta_time", dims="time_term")
+            mu = beta0 + pt.tensordot(beta, basis, axes=1)
+            # Gamma x: traits, within and between parts of time-varying predictors
+            p = self.predictors
+            if p.trait_names or p.tv_names:
+                mu = mu + p.add(
+                    self.mask,
+                    self.prior("gamma_trait", dims="trait") if p.trait_names else None,
+                    self.prior("gamma_within", dims="predictor") if p.tv_names else None,
+                    self.prior("gamma_between", dims="predictor") if p.tv_names else None,
+                    self.prior("sigma_within", dims="predictor") if p.tv_names else None,
+                )
+            # u0j + u1j s (non-centred, correlated)
+            tau_u = self.prior("tau_community", dims="effect")
+            rho_u = self.prior("rho_community") if slopes else 0.0
+            u0, u1 = correlated_effects("community", tau_u, rho_u, "community", slopes)
+            c = pm.Data("community_of", self.panel.community, dims="participant")
+            mu = mu + u0[c][:, None] + u1[c][:, None] * s
+            # o_org(i)
+            if self.use_org:
+                tau_o = self.prior("tau_organization")
+                z_o = pm.Normal("z_organization", 0.0, 1.0, dims="organization")
+                o = pm.Deterministic("u_organization", tau_o * z_o, dims="organization")
+                org = pm.Data("organization_of", self.panel.organization, dims="participant")
+                mu = mu + o[org][:, None]
+            # (r0ij, r1ij) integrated out; e ~ N(0, sigma)
+            tau_r = self.prior("tau_participant", dims="effect")
+            rho_r = self.prior("rho_participant") if slopes else 0.0
+            sigma = self.prior("sigma")
+            log_sigma = pt.log(sigma)
+            loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau_r[0], tau_r[1] if slopes else 0.0, rho_r, xp=pt)
+            pm.Potential("likelihood", loglik.sum())
+            pm.Deterministic("mu", mu, dims=("participant", "session"))
+            pm.Deterministic("log_sigma", log_sigma)
+            pm.Deterministic("loglik", loglik, dims="participant")
+        return model
+
+    @property
+    def measures(self) -> list[str]:
+        return [self.spec.outcome] + list(self.options["traits"]) + list(self.options["time_varying"])
+
+    @property
+    def population(self) -> list[str]:
+        names = ["beta_intercept", "beta_time", "tau_community", "tau_participant", "sigma"]
+        if self.options["random_slopes"]:
+            names += ["rho_community", "rho_participant"]
+        if self.use_org:
+            names.append("tau_organization")
+        if self.predictors.trait_names:
+            names.append("gamma_trait")
+        if self.predictors.tv_names:
+            names += ["gamma_within", "gamma_between"]
+        return names
+
+    # ------------------------------------------------------------------ derived quantities
+    def session_times(self) -> np.ndarray:
+        """Typical time of each session in model units (median over observed cells), shape (T,)."""
+        s = np.where(self.mask > 0, self.panel.time, np.nan)
+        med = np.nanmedian(np.where(np.isnan(s).all(axis=0), self.panel.time, s), axis=0)
+        return med
+
+    def derived(self, idata: az.InferenceData) -> xr.Dataset:
+        """Variance partition and community trajectories per session.
+
+        ``variance`` (session, level): community tau_u0^2 + 2 rho tau_u0 tau_u1 s + tau_u1^2 s^2,
+        participant likewise with tau_r, organization tau_o^2, residual sigma^2, at each
+        session's typical time s; ``variance_share`` the same as shares of their sum.
+        ``trajectory_community`` (community, session): beta0 + sum_k beta_k B_k(s) + u0j + u1j s
+        with predictors at their means (0).
+        """
+        post = idata.posterior
+        s = xr.DataArray(self.session_times(), dims="session", coords={"session": self.coords["session"]})
+
+        def level_var(tau: xr.DataArray, rho: xr.DataArray | float) -> xr.DataArray:
+            if tau.sizes["effect"] == 1:
+                return (tau.isel(effect=0) ** 2) + 0 * s
+            t0, t1 = tau.isel(effect=0), tau.isel(effect=1)
+            return t0**2 + 2 * rho * t0 * t1 * s + t1**2 * s**2
+
+        slopes = bool(self.options["random_slopes"])
+        comm = level_var(post["tau_community"], post["rho_community"] if slopes else 0.0)
+        part = level_var(post["tau_participant"], post["rho_participant"] if slopes else 0.0)
+        org = (post["tau_organization"] ** 2 if self.use_org else xr.zeros_like(post["sigma"])) + 0 * s
+        resid = post["sigma"] ** 2 + 0 * s
+        var = xr.concat([comm, part, org, resid], dim=xr.DataArray(LEVELS, dims="level", name="level"))
+        var = var.drop_vars([c for c in var.coords if c not in ("chain", "draw", "session", "level")])
+        session_label = np.asarray(self.coords["session"])
+        _, grid = time_basis(s.values[None], session_label[None], self.options["trend"], int(self.options["breakpoint"]))
+        basis = xr.DataArray(grid[:, 0], dims=("time_term", "session"), coords={"session": self.coords["session"]})
+        fixed = post["beta_intercept"] + (post["beta_time"] * basis).sum("time_term")
+        u = post["u_community"]
+        traj = fixed + u.sel(effect="intercept", drop=True)
+        if slopes:
+            traj = traj + u.sel(effect="slope", drop=True) * s
+        return xr.Dataset({"variance": var, "variance_share": var / var.sum("level"),
+                           "trajectory_community": traj.transpose("chain", "draw", "community", "session")})
+
+    def plot_trajectories(self, communities: list | None = None, hdi_prob: float = 0.9, ax=None):
+        """Posterior community trajectories (mean and HDI band) with observed community means."""
+        import matplotlib.pyplot as plt
+
+        post = self._fitted().posterior["trajectory_community"]
+        chosen = communities or self.coords["community"]
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4.5))
+        sessions = np.asarray(self.coords["session"])
+        observed = self.study.table.groupby(["community", "session"])[self.spec.outcome].mean()
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(chosen)))
+        for color, comm in zip(colors, chosen):
+            draws = post.sel(community=comm)
+            band = az.hdi(draws, hdi_prob=hdi_prob)["trajectory_community"].values
+            ax.fill_between(sessions, band[:, 0], band[:, 1], color=color, alpha=0.15, linewidth=0)
+            ax.plot(sessions, draws.mean(("chain", "draw")).values, color=color, linewidth=1.5)
+            ax.plot(observed.loc[comm].index, observed.loc[comm].values, "o", color=color, markersize=3)
+        ax.set_xlabel("session")
+        ax.set_ylabel(self.spec.outcome)
+        ax.set_title(f"{self.spec.outcome}: community trajectories ({int(hdi_prob * 100)}% HDI), dots = observed means")
+        return ax

@@ -1,0 +1,141 @@
+"""Building blocks shared by the climate models: time coding, group effects, predictors.
+
+Each function adds variables to the PyMC model in context and returns tensors shaped for
+the participant x session layout of :class:`~lcbayes.models.panel.Panel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from lcbayes.data.study import Study
+from lcbayes.errors import ConfigError
+
+TRENDS = ("linear", "quadratic", "piecewise")
+
+
+def time_basis(s: np.ndarray, session: np.ndarray, trend: str, breakpoint: int) -> tuple[list[str], np.ndarray]:
+    """Columns of the fixed time trend, shape (K, ...) like ``s``.
+
+    linear: s; quadratic: s, s^2; piecewise (discontinuous growth, Bliese & Lang 2016):
+    s, transition = 1[session > breakpoint], recovery = (s - s_b) * transition, where s_b is
+    the time of the first session after the breakpoint (a level shift and a change of slope).
+    ``session`` holds the session label of each cell.
+    """
+    if trend == "linear":
+        return ["time"], s[None]
+    if trend == "quadratic":
+        return ["time", "time_sq"], np.stack([s, s**2])
+    if trend == "piecewise":
+        if not breakpoint or breakpoint >= session.max() or breakpoint < session.min():
+            raise ConfigError(
+                f"piecewise trend needs breakpoint = the last session before the transition, between "
+                f"{int(session.min())} and {int(session.max()) - 1}; got {breakpoint!r}.")
+        after = (session > breakpoint).astype(float)
+        s_b = np.min(np.where(after > 0, s, np.inf))
+        return ["time", "transition", "recovery"], np.stack([s, after, (s - s_b) * after])
+    raise ConfigError(f"trend must be one of {', '.join(TRENDS)}, got {trend!r}.")
+
+
+def correlated_effects(name: str, tau: pt.TensorVariable, rho: pt.TensorVariable | float, dim: str,
+                       slopes: bool) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """Non-centred group intercepts and slopes (u0, u1) ~ MVN(0, diag(tau) Omega diag(tau)).
+
+    u0 = tau0 z0,  u1 = tau1 (rho z0 + sqrt(1 - rho^2) z1): the Cholesky factor of the 2 x 2
+    covariance written out. Stored as Deterministic ``u_<name>`` (group, effect); without
+    slopes the ``effect`` dimension holds the intercept only and u1 = 0.
+    """
+    z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(dim, "effect"))
+    u0 = tau[0] * z[:, 0]
+    if not slopes:
+        pm.Deterministic(f"u_{name}", u0[:, None], dims=(dim, "effect"))
+        return u0, pt.zeros_like(u0)
+    u1 = tau[1] * (rho * z[:, 0] + pt.sqrt(1 - rho**2) * z[:, 1])
+    pm.Deterministic(f"u_{name}", pt.stack([u0, u1], axis=1), dims=(dim, "effect"))
+    return u0, u1
+
+
+@dataclass(frozen=True)
+class Predictors:
+    """Person-level traits and time-varying predictors prepared for the model.
+
+    traits: (P, k) standardised (mean 0, SD 1 over participants), NaN where missing.
+    within: (P, T, m) deviations from the participant's observed mean, NaN where missing.
+    between: (P, m) participant means centred at the mean of participant means.
+    Missing values become latent parameters in :meth:`add` (never dropped).
+    """
+
+    trait_names: list[str]
+    traits: np.ndarray
+    tv_names: list[str]
+    within: np.ndarray
+    between: np.ndarray
+
+    @classmethod
+    def from_study(cls, study: Study, panel_cells, traits: list[str], time_varying: list[str]) -> "Predictors":
+        for name in traits:
+            if study.roles.level_of(name) != "participant":
+                raise ConfigError(f"trait '{name}' is session-level; list it under time_varying instead.")
+        for name in time_varying:
+            if study.roles.level_of(name) != "session":
+                raise ConfigError(f"time-varying predictor '{name}' is participant-level; list it under traits.")
+        P = study.n("participant")
+        cols = [study.participant_values(n).to_numpy() for n in traits]
+        x = np.column_stack(cols) if cols else np.zeros((P, 0))
+        x = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0) if x.shape[1] else x
+        within, between = [], []
+        for name in time_varying:
+            values, mask = panel_cells(name)
+            v = np.where(mask > 0, values, np.nan)
+            with np.errstate(invalid="ignore"):
+                person = np.nanmean(np.where(mask.any(axis=1, keepdims=True), v, 0.0), axis=1)
+            person[mask.sum(axis=1) == 0] = np.nan
+            within.append(v - person[:, None])
+            between.append(person - np.nanmean(person))
+        T = study.n("session")
+        return cls(list(traits), x, list(time_varying),
+                   np.stack(within, axis=-1) if within else np.zeros((P, T, 0)),
+                   np.column_stack(between) if between else np.zeros((P, 0)))
+
+    def sds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Observed SDs of the within and between parts (for scaling priors)."""
+        return np.nanstd(self.within, axis=(0, 1)), np.nanstd(self.between, axis=0)
+
+    def add(self, outcome_mask: np.ndarray, gamma_trait, gamma_within, gamma_between, sigma_within) -> pt.TensorVariable:
+        """Contribution of the predictors to the cell means, shape (P, T).
+
+        Missing values become latent parameters: traits (standardised) N(0, 1); participant
+        means with no observed value N(0, SD of the observed means); a missing within value
+        in a cell whose outcome is observed N(0, sigma_within), the distribution the observed
+        within values inform. Cells without an outcome do not enter the likelihood: 0 there.
+        """
+        P, T = outcome_mask.shape
+        total = pt.zeros((P, T))
+        if self.trait_names:
+            x = _fill(self.traits, lambda n: pm.Normal("trait_missing", 0.0, 1.0, shape=n))
+            total = total + (x @ gamma_trait)[:, None]
+        if self.tv_names:
+            used = (outcome_mask > 0)[..., None]
+            within = np.where(used, self.within, 0.0)          # NaN only where used and missing
+            for k, name in enumerate(self.tv_names):
+                seen = used[..., 0] & ~np.isnan(self.within[..., k])
+                pm.Normal(f"within_{name}", 0.0, sigma_within[k], observed=self.within[..., k][seen])
+            which = np.nonzero(np.isnan(within))[2]
+            w = _fill(within, lambda n: pm.Normal("within_missing", 0.0, sigma_within[which], shape=n))
+            sd_between = np.nanstd(self.between, axis=0)[np.nonzero(np.isnan(self.between))[1]]
+            b = _fill(self.between, lambda n: pm.Normal("between_missing", 0.0, sd_between, shape=n))
+            total = total + pt.tensordot(w, gamma_within, axes=[[2], [0]]) + (b @ gamma_between)[:, None]
+        return total
+
+
+def _fill(values: np.ndarray, latent) -> pt.TensorVariable:
+    """``values`` as a tensor with its NaN entries replaced by new latent parameters."""
+    missing = np.isnan(values)
+    data = pt.as_tensor_variable(np.where(missing, 0.0, values))
+    if not missing.any():
+        return data
+    return pt.set_subtensor(data[np.nonzero(missing)], latent(int(missing.sum())))

@@ -1,0 +1,116 @@
+"""Model specifications: which model, which outcome, its options, priors and sampler settings.
+
+A spec is data (TOML on disk, a dict in code)::
+
+    model = "climate_growth"
+    outcome = "climate"
+
+    [options]                 # model-specific; unknown names are rejected
+    trend = "linear"
+
+    [priors]                  # overrides of the data-scaled defaults
+    sigma = { dist = "Exponential", lam = 2.0 }
+
+    [sampler]
+    backend = "nutpie"
+    draws = 2000
+
+Its SHA-256 (of the canonical JSON) identifies a fit together with the data hash.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from lcbayes.errors import ConfigError
+
+BACKENDS = ("nutpie", "nutpie-jax", "numpyro", "pymc")
+
+
+def _reject_unknown(keys, allowed, where: str) -> None:
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown {where} '{key}'.{hint} Valid: {', '.join(allowed)}.")
+
+
+def read_spec(path: str | Path) -> dict[str, Any]:
+    """Read a spec TOML file into a mapping (validated when given to a model)."""
+    try:
+        with Path(path).open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"spec file '{path}' not found.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"spec file '{path}' is not valid TOML: {exc}") from None
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How to sample: back end (see :data:`BACKENDS`), chains, draws and tuning steps per
+    chain, target acceptance rate, seed; ``progress`` shows a progress bar."""
+
+    backend: str = "nutpie"
+    chains: int = 4
+    draws: int = 2000
+    tune: int = 1000
+    target_accept: float = 0.9
+    seed: int = 1
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"sampler backend '{self.backend}' unknown. Valid: {', '.join(BACKENDS)}.")
+        if min(self.chains, self.draws) < 1 or self.tune < 0:
+            raise ConfigError("sampler chains and draws must be >= 1 and tune >= 0.")
+        if not 0.5 <= self.target_accept < 1:
+            raise ConfigError(f"target_accept must lie in [0.5, 1), got {self.target_accept}.")
+
+    def updated(self, **changes: Any) -> "SamplerSettings":
+        _reject_unknown(changes, [f.name for f in fields(self)], "sampler setting")
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated model specification (see the module docstring)."""
+
+    model: str
+    outcome: str
+    options: dict[str, Any] = field(default_factory=dict)
+    priors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+
+    @classmethod
+    def parse(cls, spec: "ModelSpec | Mapping[str, Any]", model: str, option_defaults: Mapping[str, Any]) -> "ModelSpec":
+        """Validate ``spec`` for ``model``; options are completed with ``option_defaults``."""
+        if isinstance(spec, ModelSpec):
+            spec = spec.to_dict()
+        _reject_unknown(spec, ["model", "outcome", "options", "priors", "sampler"], "spec key")
+        if spec.get("model", model) != model:
+            raise ConfigError(f"this spec is for model '{spec['model']}', not '{model}'.")
+        if not spec.get("outcome"):
+            raise ConfigError("the spec names no outcome. Fix: outcome = \"<variable or scale>\".")
+        options = dict(spec.get("options", {}))
+        _reject_unknown(options, list(option_defaults), f"option of {model}")
+        sampler = dict(spec.get("sampler", {}))
+        _reject_unknown(sampler, [f.name for f in fields(SamplerSettings)], "sampler setting")
+        return cls(model, str(spec["outcome"]), {**option_defaults, **options},
+                   {k: dict(v) for k, v in spec.get("priors", {}).items()}, SamplerSettings(**sampler))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "outcome": self.outcome, "options": dict(self.options),
+                "priors": dict(self.priors), "sampler": asdict(self.sampler)}
+
+    def hash(self) -> str:
+        """SHA-256 of the spec's canonical JSON (sampler progress display excluded)."""
+        d = self.to_dict()
+        d["sampler"].pop("progress")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,75 @@
+"""Sampler back ends behind one argument, and a compile-once handle for repeated fits.
+
+Back ends (``SamplerSettings.backend``):
+
+- ``"nutpie"``: nutpie's Rust NUTS on a Numba-compiled log density. Slowest to compile
+  (tens of seconds cold, a few warm from PyTensor's cache), fastest per draw, and its
+  compiled model takes new data without recompiling: the power-analysis engine.
+- ``"nutpie-jax"``: nutpie on a JAX-compiled log density; compiles in about a second,
+  slower per draw.
+- ``"numpyro"``: NumPyro's NUTS through ``pymc.sample(nuts_sampler="numpyro")``.
+- ``"pymc"``: PyMC's own NUTS, the reference implementation.
+
+``benchmarks/RESULTS.md`` has the measurements behind the default.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import arviz as az
+import numpy as np
+import pymc as pm
+
+from lcbayes.models.spec import SamplerSettings
+
+
+def _cores(chains: int) -> int:
+    return max(1, min(chains, os.cpu_count() or 1))
+
+
+class CompiledModel:
+    """A PyMC model compiled once for a back end; :meth:`sample` may swap ``pm.Data`` values.
+
+    With the nutpie back ends, new data of the same shapes reuse the compiled log density.
+    The PyMC and NumPyro back ends set the data on the model and sample it (NumPyro traces
+    the model again). ``var_names`` limits what is stored (free variables are always kept).
+    """
+
+    def __init__(self, model: pm.Model, settings: SamplerSettings, var_names: Sequence[str] | None = None):
+        self.model, self.settings = model, settings
+        self.var_names = list(var_names) if var_names is not None else None
+        self._nutpie = None
+        if settings.backend.startswith("nutpie"):
+            import nutpie
+
+            jax = settings.backend == "nutpie-jax"
+            self._nutpie = nutpie.compile_pymc_model(
+                model, backend="jax" if jax else "numba", gradient_backend="jax" if jax else "pytensor",
+                var_names=self.var_names, freeze_model=False)  # keep pm.Data swappable
+
+    def sample(self, data: Mapping[str, np.ndarray] | None = None, seed: int | None = None) -> az.InferenceData:
+        """Draw from the posterior (with ``data`` swapped in, if given); same seed, same draws."""
+        s = self.settings
+        seed = s.seed if seed is None else seed
+        if self._nutpie is not None:
+            import nutpie
+
+            compiled = self._nutpie.with_data(**data) if data else self._nutpie
+            return nutpie.sample(compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=_cores(s.chains),
+                                 seed=seed, target_accept=s.target_accept, progress_bar=s.progress,
+                                 save_warmup=False)
+        with self.model:
+            if data:
+                pm.set_data(data)
+            kwargs = {"nuts_sampler": "numpyro", "nuts_sampler_kwargs": {"chain_method": "parallel"}} \
+                if s.backend == "numpyro" else {}
+            return pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=_cores(s.chains),
+                             random_seed=seed, target_accept=s.target_accept, progressbar=s.progress,
+                             var_names=self.var_names, compute_convergence_checks=False, **kwargs)
+
+
+def sample(model: pm.Model, settings: SamplerSettings, var_names: Sequence[str] | None = None) -> az.InferenceData:
+    """Compile ``model`` for ``settings.backend`` and draw from its posterior once."""
+    return CompiledModel(model, settings, var_names).sample()

@@ -1,0 +1,204 @@
+"""Model A (ClimateGrowth): recovery, agreement with REML, save/load, options and priors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lcbayes.data.simulate import ClimateTruth, Design, SharingTruth, simulate_study
+from lcbayes.data.study import Study
+from lcbayes.errors import ConfigError
+from lcbayes.models import ClimateGrowth, DataMismatchError, NotFittedError
+from lcbayes.models.base import BayesModel
+
+FAST = {"chains": 2, "draws": 1000, "tune": 600}
+NO_SCALE = dict(alpha1=0.0, alpha2=0.0, alpha3=0.0, alpha4=0.0)   # homoscedastic residuals, as model A assumes
+NO_PREDICTORS = dict(gamma_lgo=0.0, gamma_support_within=0.0, gamma_support_between=0.0)
+
+
+def inside(idata, name, truth, prob=0.9):
+    """Whether ``truth`` lies in the central ``prob`` interval of posterior ``name`` (per element)."""
+    draws = idata.posterior[name].stack(sample=("chain", "draw")).values
+    lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=-1)
+    return np.all((lo <= np.asarray(truth)) & (np.asarray(truth) <= hi)), (lo, hi)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    """Plain form (linear time, no predictors, no organizations): the lme4 model."""
+    truth = ClimateTruth(**NO_SCALE, **NO_PREDICTORS, tau_o=0.0)
+    sim = simulate_study(Design(communities=16, participants=8, sessions=5), climate=truth, seed=21)
+    study = Study.from_frame(sim.table, sim.roles)
+    model = ClimateGrowth(study, {"outcome": "climate", "options": {"organization": False}})
+    model.fit(**FAST, seed=5)
+    return sim, model
+
+
+def test_plain_fit_matches_reml(plain):
+    """Posterior means of beta0, beta1 within one posterior SD of statsmodels' REML fit of
+    y ~ s + (s | community) + (1 | participant) + (0 + s | participant)."""
+    import warnings
+
+    import statsmodels.formula.api as smf
+
+    _, model = plain
+    t = model.study.table.assign(s=model.study.table["session"] - 1.0)
+    with warnings.catch_warnings():  # small slope variances sit near the boundary; fixed effects are stable
+        warnings.simplefilter("ignore")
+        reml = smf.mixedlm("climate ~ s", t, groups="community", re_formula="~s",
+                           vc_formula={"p0": "0 + C(participant)", "p1": "0 + C(participant):s"}).fit(reml=True)
+    post = model.idata.posterior
+    for name, ref in [("beta_intercept", reml.fe_params["Intercept"]), ("beta_time", reml.fe_params["s"])]:
+        draws = post[name].values.ravel()
+        assert abs(draws.mean() - ref) < draws.std(), (name, draws.mean(), ref)
+
+
+def test_plain_fit_converges_and_recovers(plain):
+    sim, model = plain
+    truth = sim.truth.climate
+    assert model.diagnostics().divergences == 0
+    idata = model.idata
+    checks = {
+        "beta_intercept": truth.beta0, "beta_time": [truth.beta1], "tau_community": truth.tau_u,
+        "tau_participant": truth.tau_r, "sigma": np.exp(truth.alpha0),
+    }
+    for name, value in checks.items():
+        ok, (lo, hi) = inside(idata, name, value)
+        assert ok, f"{name}: truth {value} outside 90% interval [{lo}, {hi}]"
+
+
+def test_idata_has_coords_data_and_provenance(plain):
+    _, model = plain
+    idata = model.idata
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"} <= set(idata.groups())
+    assert list(idata.posterior["u_community"].coords["community"].values) == model.study.coords["community"]
+    assert idata.log_likelihood["climate"].sizes["participant"] == model.study.n("participant")
+    assert idata.observed_data["climate"].size == np.isfinite(model.study.values("climate")).sum()
+    assert len(idata.attrs["data_hash"]) == 64 and idata.attrs["model"] == "climate_growth"
+    share = idata.posterior["variance_share"].sum("level")
+    assert np.allclose(share.values, 1.0)
+
+
+def test_community_trajectories_cover_true_strength(plain):
+    """The posterior community trajectories cover the simulated latent community means
+    (beta0 + beta1 s + u0j + u1j s) at about their nominal rate."""
+    sim, model = plain
+    traj = model.idata.posterior["trajectory_community"]
+    lo, hi = traj.quantile([0.05, 0.95], dim=("chain", "draw")).values
+    true = sim.truth.community_sessions.pivot(index="community", columns="session", values="strength")
+    covered = (lo <= true.values) & (true.values <= hi)
+    assert covered.mean() >= 0.75, covered.mean()
+
+
+def test_save_load_predict_round_trip(plain, tmp_path):
+    _, model = plain
+    before = model.predict(seed=3)
+    path = model.save(tmp_path / "fit.nc")
+    again = BayesModel.load(path)                      # data restored from the file
+    assert isinstance(again, ClimateGrowth)
+    np.testing.assert_array_equal(again.predict(seed=3).values, before.values)
+    with_study = ClimateGrowth.load(path, model.study)  # or checked against the same study
+    np.testing.assert_array_equal(with_study.predict(seed=3).values, before.values)
+
+
+def test_load_against_other_data_fails_clearly(plain, tmp_path):
+    sim, model = plain
+    path = model.save(tmp_path / "fit.nc")
+    other = sim.table.copy()
+    other.loc[other.index[0], "climate"] += 1.0
+    with pytest.raises(DataMismatchError, match="was fitted to other data"):
+        ClimateGrowth.load(path, Study.from_frame(other, sim.roles))
+
+
+def test_posterior_predictive_reproduces_the_data_scale(plain):
+    _, model = plain
+    idata = model.sample_posterior_predictive(seed=1)
+    rep = idata.posterior_predictive["climate"]
+    y = idata.observed_data["climate"].values
+    assert rep.sizes["obs"] == y.size
+    assert abs(float(rep.mean()) - y.mean()) < 0.05
+    assert float(rep.std()) == pytest.approx(y.std(), rel=0.1)
+    # same seed, same replicates
+    again = model.sample_posterior_predictive(seed=1).posterior_predictive["climate"].values
+    np.testing.assert_array_equal(rep.values, again)
+
+
+def test_recovery_with_traits_time_varying_predictors_and_organizations():
+    truth = ClimateTruth(**NO_SCALE, gamma_lgo=0.2, gamma_support_within=0.15, gamma_support_between=0.25)
+    sharing = SharingTruth(support_trend=0.0)
+    sim = simulate_study(Design(communities=20, participants=10, sessions=5, predictor_missing=0.15),
+                         climate=truth, sharing=sharing, seed=4)
+    study = Study.from_frame(sim.table, sim.roles)
+    model = ClimateGrowth(study, {"outcome": "climate",
+                                 "options": {"traits": ["lgo"], "time_varying": ["support"]}})
+    idata = model.fit(**FAST, seed=2)
+    d = model.diagnostics()
+    assert d.divergences == 0
+    checks = {
+        "beta_intercept": truth.beta0, "beta_time": [truth.beta1], "gamma_trait": [truth.gamma_lgo],
+        "gamma_within": [truth.gamma_support_within], "gamma_between": [truth.gamma_support_between],
+        "tau_community": truth.tau_u, "tau_participant": truth.tau_r, "tau_organization": truth.tau_o,
+        "sigma": np.exp(truth.alpha0),
+    }
+    for name, value in checks.items():
+        ok, (lo, hi) = inside(idata, name, value)
+        assert ok, f"{name}: truth {value} outside 90% interval [{lo}, {hi}]"
+    # missing support values were imputed, not dropped
+    assert idata.posterior["within_missing"].sizes["within_missing_dim_0"] > 0
+
+
+def test_prior_override_and_prior_predictive():
+    sim = simulate_study(Design(communities=6, participants=5, sessions=4), seed=4)
+    study = Study.from_frame(sim.table, sim.roles)
+    model = ClimateGrowth(study, {"outcome": "climate",
+                                 "priors": {"sigma": {"dist": "Exponential", "lam": 10.0}}})
+    assert model.priors["sigma"].params == {"lam": 10.0}
+    prior = model.sample_prior_predictive(draws=400, seed=1)
+    sigma = prior.prior["sigma"].values
+    assert sigma.mean() == pytest.approx(0.1, rel=0.15)          # Exponential(10) has mean 0.1
+    assert prior.prior_predictive["climate"].sizes["obs"] == np.isfinite(study.values("climate")).sum()
+    with pytest.raises(ConfigError, match="prior for unknown parameter 'sigmaa'"):
+        ClimateGrowth(study, {"outcome": "climate", "priors": {"sigmaa": {"dist": "Exponential", "lam": 1}}})
+
+
+def test_options_are_validated():
+    sim = simulate_study(Design(communities=4, participants=4, sessions=4), seed=5)
+    study = Study.from_frame(sim.table, sim.roles)
+    with pytest.raises(ConfigError, match="unknown option of climate_growth 'trnd'. Did you mean 'trend'"):
+        ClimateGrowth(study, {"outcome": "climate", "options": {"trnd": "linear"}})
+    with pytest.raises(ConfigError, match="piecewise trend needs breakpoint"):
+        ClimateGrowth(study, {"outcome": "climate", "options": {"trend": "piecewise"}})
+    with pytest.raises(ConfigError, match="trait 'support' is session-level"):
+        ClimateGrowth(study, {"outcome": "climate", "options": {"traits": ["support"]}})
+    with pytest.raises(ConfigError, match="participant-level; growth needs a session-level outcome"):
+        ClimateGrowth(study, {"outcome": "learning"})
+    with pytest.raises(NotFittedError):
+        ClimateGrowth(study, {"outcome": "climate"}).summary()
+
+
+def test_time_basis_codings():
+    from lcbayes.models.components import time_basis
+
+    s = np.arange(5.0)
+    session = np.arange(1, 6)
+    names, b = time_basis(s, session, "piecewise", 2)
+    assert names == ["time", "transition", "recovery"]
+    assert b[1].tolist() == [0, 0, 1, 1, 1]
+    assert b[2].tolist() == [0, 0, 0, 1, 2]
+    names, b = time_basis(s, session, "quadratic", 0)
+    assert b[1].tolist() == [0, 1, 4, 9, 16]
+
+
+def test_piecewise_growth_recovers_a_level_shift():
+    """Discontinuous growth: a jump of +0.5 after session 3 is recovered by 'transition'."""
+    sim = simulate_study(Design(communities=12, participants=8, sessions=6),
+                         climate=ClimateTruth(**NO_SCALE, **NO_PREDICTORS), seed=6)
+    table = sim.table.copy()
+    table.loc[table["session"] > 3, "climate"] += 0.5
+    study = Study.from_frame(table, sim.roles)
+    model = ClimateGrowth(study, {"outcome": "climate", "options": {"trend": "piecewise", "breakpoint": 3}})
+    idata = model.fit(**FAST, backend="nutpie-jax", seed=1)
+    jump = idata.posterior["beta_time"].sel(time_term="transition").values.ravel()
+    assert np.quantile(jump, 0.05) < 0.5 < np.quantile(jump, 0.95)
+    assert pd.Series(jump).mean() > 0.3
