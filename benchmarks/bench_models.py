@@ -42,8 +42,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, pymc {pm.__version__}"
 
 
-def reference_study(scale: int = 1, seed: int = 1) -> Study:
-    truth = ClimateTruth(alpha1=0.0, alpha2=0.0, alpha3=0.0, alpha4=0.0)
+SPECS = {
+    "climate_growth": {"outcome": "climate"},
+    "consensus_emergence": {"outcome": "climate", "options": {
+        "composition": ["lgo_sd"], "scale_traits": ["psych_safety"], "learning": "learning"}},
+}
+
+
+def reference_study(scale: int = 1, seed: int = 1, emergence: bool = False) -> Study:
+    truth = ClimateTruth() if emergence else ClimateTruth(alpha1=0.0, alpha2=0.0, alpha3=0.0, alpha4=0.0)
     design = Design(communities=20 * scale, participants=12, sessions=6, attrition=0, late_join=0, missed=0)
     sim = simulate_study(design, climate=truth, seed=seed)
     return Study.from_frame(sim.table, sim.roles)
@@ -81,13 +88,13 @@ def naive_model(study: Study, outcome: str) -> pm.Model:
     s = (study.table["session"].to_numpy() - 1.0)[ok]
     c, p, o = (study.idx[k][ok] for k in ("community", "participant", "organization"))
     sd_y = y[ok].std()
-    with pm.Model(coords={k: study.coords[k] for k in ("community", "participant", "organization")}) as model:
+    with pm.Model(coords={"organization": study.coords["organization"]}) as model:
         b0 = pm.Normal("beta_intercept", y[ok].mean(), 2.5 * sd_y)
         b1 = pm.Normal("beta_time", 0, 2.5 * sd_y)
         chol_u, _, _ = pm.LKJCholeskyCov("chol_u", n=2, eta=2, sd_dist=pm.HalfNormal.dist(sd_y, shape=2))
-        u = pm.MvNormal("u", mu=np.zeros(2), chol=chol_u, dims=("community", None))
+        u = pm.MvNormal("u", mu=np.zeros(2), chol=chol_u, shape=(study.n("community"), 2))
         chol_r, _, _ = pm.LKJCholeskyCov("chol_r", n=2, eta=2, sd_dist=pm.HalfNormal.dist(sd_y, shape=2))
-        r = pm.MvNormal("r", mu=np.zeros(2), chol=chol_r, dims=("participant", None))
+        r = pm.MvNormal("r", mu=np.zeros(2), chol=chol_r, shape=(study.n("participant"), 2))
         tau_o = pm.HalfNormal("tau_organization", sd_y / 2)
         org = pm.Normal("organization_effect", 0, tau_o, dims="organization")
         sigma = pm.Exponential("sigma", 1 / sd_y)
@@ -116,9 +123,10 @@ def naive_row(study: Study, outcome: str) -> dict:
 def scaling_rows(name: str, spec: dict) -> list[dict]:
     rows = []
     for scale in (1, 4, 16):
-        study = reference_study(scale)
+        study = reference_study(scale, emergence=name == "consensus_emergence")
         row = lcbayes_row(study, name, spec, "nutpie", {}, f"default, x{scale} observations")
         rows.append({**row, "observations": int(np.isfinite(study.values(spec["outcome"])).sum())})
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -139,13 +147,15 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="time x1, x4, x16 observations instead")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    spec = {"outcome": "climate"}
-    study = reference_study()
+    spec = SPECS[args.model]
+    study = reference_study(emergence=args.model == "consensus_emergence")
     if args.scaling:
         rows = scaling_rows(args.model, spec)
     else:
-        rows = [lcbayes_row(study, args.model, spec, b, SAME, "same settings") for b in
-                ("nutpie", "nutpie-jax", "numpyro", "pymc")]
+        rows = []
+        for backend in ("nutpie", "nutpie-jax", "numpyro", "pymc"):
+            rows.append(lcbayes_row(study, args.model, spec, backend, SAME, "same settings"))
+            print(rows[-1], flush=True)
         rows.append(lcbayes_row(study, args.model, spec, "nutpie", {}, "lcbayes default settings"))
         if args.model == "climate_growth":
             rows.append(naive_row(study, "climate"))

@@ -49,6 +49,23 @@ class CompiledModel:
                 model, backend="jax" if jax else "numba", gradient_backend="jax" if jax else "pytensor",
                 var_names=self.var_names, freeze_model=False)  # keep pm.Data swappable
 
+    def data_of(self, other: pm.Model) -> dict[str, np.ndarray]:
+        """The ``pm.Data`` values of ``other``, a model built the same way on new data, checked
+        to fit this compiled model (same data names and shapes, same free variables, same
+        observed constants). Prior parameters are constants of the compiled graph: a refit
+        keeps the compiled model's priors, so build ``other`` with the same priors."""
+        mine = {v.name: v.get_value().shape for v in self.model.data_vars}
+        theirs = {v.name: v.get_value() for v in other.data_vars}
+        same_rvs = [(v.name, tuple(v.shape.eval())) for v in self.model.free_RVs] == \
+            [(v.name, tuple(v.shape.eval())) for v in other.free_RVs]
+        same_observed = len(self.model.observed_RVs) == len(other.observed_RVs) and all(
+            np.array_equal(_observed(self.model, a), _observed(other, b))  # constants of the compiled graph
+            for a, b in zip(self.model.observed_RVs, other.observed_RVs))
+        if set(mine) != set(theirs) or any(mine[k] != theirs[k].shape for k in mine) or not (same_rvs and same_observed):
+            raise ValueError("the new model differs in structure (data shapes, missing-value pattern or "
+                             "parameters) from the compiled one; compile it anew")
+        return theirs
+
     def sample(self, data: Mapping[str, np.ndarray] | None = None, seed: int | None = None) -> az.InferenceData:
         """Draw from the posterior (with ``data`` swapped in, if given); same seed, same draws."""
         s = self.settings
@@ -68,6 +85,11 @@ class CompiledModel:
             return pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=_cores(s.chains),
                              random_seed=seed, target_accept=s.target_accept, progressbar=s.progress,
                              var_names=self.var_names, compute_convergence_checks=False, **kwargs)
+
+
+def _observed(model: pm.Model, rv) -> np.ndarray:
+    value = model.rvs_to_values[rv]
+    return np.asarray(value.data if hasattr(value, "data") else value.eval())
 
 
 def sample(model: pm.Model, settings: SamplerSettings, var_names: Sequence[str] | None = None) -> az.InferenceData:

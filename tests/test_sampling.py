@@ -60,3 +60,30 @@ def test_spec_hash_changes_with_content_not_progress():
     assert a.hash() == b.hash() != c.hash()
     with pytest.raises(ConfigError, match="this spec is for model 'knowledge_sharing'"):
         ModelSpec.parse({**base, "model": "knowledge_sharing"}, "climate_growth", {})
+
+
+def test_refit_with_data_of_a_model_built_on_new_data():
+    """A model built on new data of the same design hands its data to the compiled one; a
+    model of another shape is refused instead of silently sampled with stale constants."""
+    from lcbayes.data.simulate import Design, simulate_study
+    from lcbayes.data.study import Study
+    from lcbayes.models import ConsensusEmergence
+
+    def model(seed, communities=6, priors=None):
+        sim = simulate_study(Design(communities=communities, participants=5, sessions=4), seed=seed)
+        return ConsensusEmergence(Study.from_frame(sim.table, sim.roles), {
+            "outcome": "climate", "options": {"organization": False, "composition": ["lgo_sd"]},
+            "priors": priors or {}})
+
+    first = model(1)
+    # priors are graph constants: the second model takes the first's (data-scaled) priors
+    second = model(2, priors={k: p.to_dict() for k, p in first.priors.items()})
+    compiled = CompiledModel(first.model, SamplerSettings(backend="nutpie-jax", chains=1, draws=200, tune=200))
+    data = compiled.data_of(second.model)
+    np.testing.assert_array_equal(data["y"], second.y)
+    np.testing.assert_array_equal(data["composition_z"], second.z)
+    refit = compiled.sample(data)
+    direct = CompiledModel(second.model, compiled.settings).sample()
+    np.testing.assert_allclose(refit.posterior["alpha_intercept"].values, direct.posterior["alpha_intercept"].values)
+    with pytest.raises(ValueError, match="differs in structure"):
+        compiled.data_of(model(3, communities=7).model)

@@ -81,17 +81,18 @@ class ClimateGrowth(BayesModel):
         sd_b = [float(b[obs].std()) or 1.0 for b in self.basis]
         sd_w, sd_bt = self.predictors.sds()
         slopes = bool(self.options["random_slopes"])
-        tau_scale = [sd_y, sd_y / sd_s] if slopes else [sd_y]
+        tau_scale = [sd_y, sd_y / sd_s]
         eta = float(self.options["lkj_eta"])
         priors = {
             "beta_intercept": Prior("Normal", {"mu": mean_y, "sigma": 2.5 * sd_y}),
             "beta_time": Prior("Normal", {"mu": 0.0, "sigma": [2.5 * sd_y / v for v in sd_b]}),
-            "tau_community": Prior("HalfNormal", {"sigma": tau_scale}),
-            "tau_participant": Prior("HalfNormal", {"sigma": tau_scale}),
+            "tau_community": Prior("HalfNormal", {"sigma": tau_scale[: 1 + slopes]}),
+            "tau_participant": Prior("HalfNormal", {"sigma": tau_scale[: 1 + self.participant_slopes()]}),
             "sigma": Prior("Exponential", {"lam": 1.0 / sd_y}),
         }
         if slopes:
             priors["rho_community"] = Prior("LKJ", {"eta": eta})
+        if self.participant_slopes():
             priors["rho_participant"] = Prior("LKJ", {"eta": eta})
         if self.use_org:
             priors["tau_organization"] = Prior("HalfNormal", {"sigma": sd_y / 2})
@@ -107,56 +108,80 @@ class ClimateGrowth(BayesModel):
     def coords(self) -> dict[str, list]:
         coords = super().coords
         coords["effect"] = ["intercept", "slope"] if self.options["random_slopes"] else ["intercept"]
+        coords["participant_effect"] = ["intercept", "slope"] if self.participant_slopes() else ["intercept"]
         coords["time_term"] = self.basis_names
         coords["trait"] = self.predictors.trait_names
         coords["predictor"] = self.predictors.tv_names
         return coords
 
+    def participant_slopes(self) -> bool:
+        """Whether participants have random time slopes (model A: with ``random_slopes``)."""
+        return bool(self.options["random_slopes"])
+
     def build(self) -> pm.Model:
-        slopes = bool(self.options["random_slopes"])
         with pm.Model(coords=self.coords) as model:
             y = pm.Data("y", self.y, dims=("participant", "session"))
             mask = pm.Data("mask", self.mask, dims=("participant", "session"))
             s = pm.Data("s", self.panel.time, dims=("participant", "session"))
-            basis = pm.Data("basis", self.basis, dims=("time_term", "participant", "session"))
-            # beta0 + sum_k beta_k B_k(s)
-            beta0 = self.prior("beta_intercept")
-            beta = self.prior("beta_time", dims="time_term")
-            mu = beta0 + pt.tensordot(beta, basis, axes=1)
-            # Gamma x: traits, within and between parts of time-varying predictors
-            p = self.predictors
-            if p.trait_names or p.tv_names:
-                mu = mu + p.add(
-                    self.mask,
-                    self.prior("gamma_trait", dims="trait") if p.trait_names else None,
-                    self.prior("gamma_within", dims="predictor") if p.tv_names else None,
-                    self.prior("gamma_between", dims="predictor") if p.tv_names else None,
-                    self.prior("sigma_within", dims="predictor") if p.tv_names else None,
-                )
-            # u0j + u1j s (non-centred, correlated)
-            tau_u = self.prior("tau_community", dims="effect")
-            rho_u = self.prior("rho_community") if slopes else 0.0
-            u0, u1 = correlated_effects("community", tau_u, rho_u, "community", slopes)
-            c = pm.Data("community_of", self.panel.community, dims="participant")
-            mu = mu + u0[c][:, None] + u1[c][:, None] * s
-            # o_org(i)
-            if self.use_org:
-                tau_o = self.prior("tau_organization")
-                z_o = pm.Normal("z_organization", 0.0, 1.0, dims="organization")
-                o = pm.Deterministic("u_organization", tau_o * z_o, dims="organization")
-                org = pm.Data("organization_of", self.panel.organization, dims="participant")
-                mu = mu + o[org][:, None]
-            # (r0ij, r1ij) integrated out; e ~ N(0, sigma)
-            tau_r = self.prior("tau_participant", dims="effect")
-            rho_r = self.prior("rho_participant") if slopes else 0.0
-            sigma = self.prior("sigma")
-            log_sigma = pt.log(sigma)
-            loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau_r[0], tau_r[1] if slopes else 0.0, rho_r, xp=pt)
-            pm.Potential("likelihood", loglik.sum())
-            pm.Deterministic("mu", mu, dims=("participant", "session"))
-            pm.Deterministic("log_sigma", log_sigma)
-            pm.Deterministic("loglik", loglik, dims="participant")
+            mu = self._location(s)
+            log_sigma = self._log_sigma(s)
+            self._likelihood(y, mask, s, mu, log_sigma)
+            self._extend(mu, log_sigma)
         return model
+
+    def _location(self, s: pt.TensorVariable) -> pt.TensorVariable:
+        """Cell means without participant effects, (P, T)."""
+        slopes = bool(self.options["random_slopes"])
+        basis = pm.Data("basis", self.basis, dims=("time_term", "participant", "session"))
+        # beta0 + sum_k beta_k B_k(s)
+        beta0 = self.prior("beta_intercept")
+        beta = self.prior("beta_time", dims="time_term")
+        mu = beta0 + pt.tensordot(beta, basis, axes=1)
+        # Gamma x: traits, within and between parts of time-varying predictors
+        p = self.predictors
+        if p.trait_names or p.tv_names:
+            mu = mu + p.add(
+                self.mask,
+                self.prior("gamma_trait", dims="trait") if p.trait_names else None,
+                self.prior("gamma_within", dims="predictor") if p.tv_names else None,
+                self.prior("gamma_between", dims="predictor") if p.tv_names else None,
+                self.prior("sigma_within", dims="predictor") if p.tv_names else None,
+            )
+        # u0j + u1j s (non-centred, correlated)
+        tau_u = self.prior("tau_community", dims="effect")
+        rho_u = self.prior("rho_community") if slopes else 0.0
+        u0, u1 = correlated_effects("community", tau_u, rho_u, "community", slopes)
+        c = pm.Data("community_of", self.panel.community, dims="participant")
+        mu = mu + u0[c][:, None]
+        if slopes:
+            mu = mu + u1[c][:, None] * s
+        # o_org(i)
+        if self.use_org:
+            tau_o = self.prior("tau_organization")
+            z_o = pm.Normal("z_organization", 0.0, 1.0, dims="organization")
+            o = pm.Deterministic("u_organization", tau_o * z_o, dims="organization")
+            org = pm.Data("organization_of", self.panel.organization, dims="participant")
+            mu = mu + o[org][:, None]
+        return mu
+
+    def _log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
+        """Log residual SD: log sigma, one value for all cells (model A)."""
+        return pt.log(self.prior("sigma"))
+
+    def _likelihood(self, y, mask, s, mu, log_sigma) -> None:
+        """(r0ij, r1ij) integrated out of y ~ N(mu + r0 + r1 s, sigma_tij)."""
+        slopes = self.participant_slopes()
+        tau_r = self.prior("tau_participant", dims="participant_effect")
+        rho_r = self.prior("rho_participant") if slopes else 0.0
+        loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau_r[0], tau_r[1] if slopes else None, rho_r, xp=pt)
+        pm.Potential("likelihood", loglik.sum())
+        pm.Deterministic("mu", mu, dims=("participant", "session"))
+        dims = ("participant", "session") if log_sigma.ndim == 2 else None
+        pm.Deterministic("log_sigma", log_sigma, dims=dims)
+        pm.Deterministic("loglik", loglik, dims="participant")
+
+    def _extend(self, mu, log_sigma) -> None:
+        """Further parts of the joint model (none in model A)."""
 
     @property
     def measures(self) -> list[str]:
@@ -166,7 +191,9 @@ class ClimateGrowth(BayesModel):
     def population(self) -> list[str]:
         names = ["beta_intercept", "beta_time", "tau_community", "tau_participant", "sigma"]
         if self.options["random_slopes"]:
-            names += ["rho_community", "rho_participant"]
+            names.append("rho_community")
+        if self.participant_slopes():
+            names.append("rho_participant")
         if self.use_org:
             names.append("tau_organization")
         if self.predictors.trait_names:
@@ -182,41 +209,56 @@ class ClimateGrowth(BayesModel):
         med = np.nanmedian(np.where(np.isnan(s).all(axis=0), self.panel.time, s), axis=0)
         return med
 
-    def derived(self, idata: az.InferenceData) -> xr.Dataset:
-        """Variance partition and community trajectories per session.
+    def session_grid(self) -> xr.DataArray:
+        """Typical time s of each session, as a DataArray over ``session``."""
+        return xr.DataArray(self.session_times(), dims="session", coords={"session": self.coords["session"]})
 
-        ``variance`` (session, level): community tau_u0^2 + 2 rho tau_u0 tau_u1 s + tau_u1^2 s^2,
-        participant likewise with tau_r, organization tau_o^2, residual sigma^2, at each
-        session's typical time s; ``variance_share`` the same as shares of their sum.
-        ``trajectory_community`` (community, session): beta0 + sum_k beta_k B_k(s) + u0j + u1j s
-        with predictors at their means (0).
-        """
-        post = idata.posterior
-        s = xr.DataArray(self.session_times(), dims="session", coords={"session": self.coords["session"]})
-
-        def level_var(tau: xr.DataArray, rho: xr.DataArray | float) -> xr.DataArray:
-            if tau.sizes["effect"] == 1:
-                return (tau.isel(effect=0) ** 2) + 0 * s
-            t0, t1 = tau.isel(effect=0), tau.isel(effect=1)
-            return t0**2 + 2 * rho * t0 * t1 * s + t1**2 * s**2
-
-        slopes = bool(self.options["random_slopes"])
-        comm = level_var(post["tau_community"], post["rho_community"] if slopes else 0.0)
-        part = level_var(post["tau_participant"], post["rho_participant"] if slopes else 0.0)
-        org = (post["tau_organization"] ** 2 if self.use_org else xr.zeros_like(post["sigma"])) + 0 * s
-        resid = post["sigma"] ** 2 + 0 * s
-        var = xr.concat([comm, part, org, resid], dim=xr.DataArray(LEVELS, dims="level", name="level"))
-        var = var.drop_vars([c for c in var.coords if c not in ("chain", "draw", "session", "level")])
+    def community_trajectories(self, post: xr.Dataset) -> xr.DataArray:
+        """beta0 + sum_k beta_k B_k(s) + u0j + u1j s per community and session, predictors at
+        their means (0): the latent community mean (climate *strength*)."""
+        s = self.session_grid()
         session_label = np.asarray(self.coords["session"])
         _, grid = time_basis(s.values[None], session_label[None], self.options["trend"], int(self.options["breakpoint"]))
         basis = xr.DataArray(grid[:, 0], dims=("time_term", "session"), coords={"session": self.coords["session"]})
         fixed = post["beta_intercept"] + (post["beta_time"] * basis).sum("time_term")
         u = post["u_community"]
         traj = fixed + u.sel(effect="intercept", drop=True)
-        if slopes:
+        if self.options["random_slopes"]:
             traj = traj + u.sel(effect="slope", drop=True) * s
+        return traj.transpose("chain", "draw", "community", "session")
+
+    def random_effect_variances(self, post: xr.Dataset) -> list[xr.DataArray]:
+        """Community, participant and organization variances at each session's time s:
+        tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2 (tau_o^2 for organizations)."""
+        s = self.session_grid()
+
+        def level_var(tau: xr.DataArray, rho: xr.DataArray | float) -> xr.DataArray:
+            tau = tau.rename({tau.dims[-1]: "effect"})
+            if tau.sizes["effect"] == 1:
+                return (tau.isel(effect=0, drop=True) ** 2) + 0 * s
+            t0, t1 = tau.isel(effect=0, drop=True), tau.isel(effect=1, drop=True)
+            return t0**2 + 2 * rho * t0 * t1 * s + t1**2 * s**2
+
+        comm = level_var(post["tau_community"], post["rho_community"] if self.options["random_slopes"] else 0.0)
+        part = level_var(post["tau_participant"], post["rho_participant"] if self.participant_slopes() else 0.0)
+        org = (post["tau_organization"] ** 2 if self.use_org else xr.zeros_like(comm)) + 0 * s
+        return [comm, part, org]
+
+    def derived(self, idata: az.InferenceData) -> xr.Dataset:
+        """Variance partition and community trajectories per session.
+
+        ``variance`` (session, level): community, participant and organization variances
+        (:meth:`random_effect_variances`) and the residual sigma^2 at each session's typical
+        time; ``variance_share`` the same as shares of their sum; ``trajectory_community``
+        (community, session) from :meth:`community_trajectories`.
+        """
+        post = idata.posterior
+        resid = post["sigma"] ** 2 + 0 * self.session_grid()
+        var = xr.concat(self.random_effect_variances(post) + [resid],
+                        dim=xr.DataArray(LEVELS, dims="level", name="level"))
+        var = var.drop_vars([c for c in var.coords if c not in ("chain", "draw", "session", "level")])
         return xr.Dataset({"variance": var, "variance_share": var / var.sum("level"),
-                           "trajectory_community": traj.transpose("chain", "draw", "community", "session")})
+                           "trajectory_community": self.community_trajectories(post)})
 
     def plot_trajectories(self, communities: list | None = None, hdi_prob: float = 0.9, ax=None):
         """Posterior community trajectories (mean and HDI band) with observed community means."""

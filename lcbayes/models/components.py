@@ -42,18 +42,18 @@ def time_basis(s: np.ndarray, session: np.ndarray, trend: str, breakpoint: int) 
 
 
 def correlated_effects(name: str, tau: pt.TensorVariable, rho: pt.TensorVariable | float, dim: str,
-                       slopes: bool) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+                       slopes: bool) -> tuple[pt.TensorVariable, pt.TensorVariable | None]:
     """Non-centred group intercepts and slopes (u0, u1) ~ MVN(0, diag(tau) Omega diag(tau)).
 
     u0 = tau0 z0,  u1 = tau1 (rho z0 + sqrt(1 - rho^2) z1): the Cholesky factor of the 2 x 2
     covariance written out. Stored as Deterministic ``u_<name>`` (group, effect); without
-    slopes the ``effect`` dimension holds the intercept only and u1 = 0.
+    slopes the ``effect`` dimension holds the intercept only and u1 is None.
     """
     z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(dim, "effect"))
     u0 = tau[0] * z[:, 0]
     if not slopes:
         pm.Deterministic(f"u_{name}", u0[:, None], dims=(dim, "effect"))
-        return u0, pt.zeros_like(u0)
+        return u0, None
     u1 = tau[1] * (rho * z[:, 0] + pt.sqrt(1 - rho**2) * z[:, 1])
     pm.Deterministic(f"u_{name}", pt.stack([u0, u1], axis=1), dims=(dim, "effect"))
     return u0, u1
@@ -113,11 +113,10 @@ class Predictors:
         in a cell whose outcome is observed N(0, sigma_within), the distribution the observed
         within values inform. Cells without an outcome do not enter the likelihood: 0 there.
         """
-        P, T = outcome_mask.shape
-        total = pt.zeros((P, T))
+        terms = []
         if self.trait_names:
-            x = _fill(self.traits, lambda n: pm.Normal("trait_missing", 0.0, 1.0, shape=n))
-            total = total + (x @ gamma_trait)[:, None]
+            x = fill_missing("traits", self.traits, lambda n: pm.Normal("trait_missing", 0.0, 1.0, shape=n))
+            terms.append((x @ gamma_trait)[:, None])
         if self.tv_names:
             used = (outcome_mask > 0)[..., None]
             within = np.where(used, self.within, 0.0)          # NaN only where used and missing
@@ -125,17 +124,19 @@ class Predictors:
                 seen = used[..., 0] & ~np.isnan(self.within[..., k])
                 pm.Normal(f"within_{name}", 0.0, sigma_within[k], observed=self.within[..., k][seen])
             which = np.nonzero(np.isnan(within))[2]
-            w = _fill(within, lambda n: pm.Normal("within_missing", 0.0, sigma_within[which], shape=n))
+            w = fill_missing("within", within, lambda n: pm.Normal("within_missing", 0.0, sigma_within[which], shape=n))
             sd_between = np.nanstd(self.between, axis=0)[np.nonzero(np.isnan(self.between))[1]]
-            b = _fill(self.between, lambda n: pm.Normal("between_missing", 0.0, sd_between, shape=n))
-            total = total + pt.tensordot(w, gamma_within, axes=[[2], [0]]) + (b @ gamma_between)[:, None]
-        return total
+            b = fill_missing("between", self.between, lambda n: pm.Normal("between_missing", 0.0, sd_between, shape=n))
+            terms += [pt.tensordot(w, gamma_within, axes=[[2], [0]]), (b @ gamma_between)[:, None]]
+        return sum(terms[1:], terms[0])
 
 
-def _fill(values: np.ndarray, latent) -> pt.TensorVariable:
-    """``values`` as a tensor with its NaN entries replaced by new latent parameters."""
+def fill_missing(name: str, values: np.ndarray, latent) -> pt.TensorVariable:
+    """``values`` as model data ``name`` with its NaN entries replaced by new latent parameters
+    (``latent(n)`` creates n of them). The observed values are swappable ``pm.Data``; the
+    positions of the missing ones are part of the graph."""
     missing = np.isnan(values)
-    data = pt.as_tensor_variable(np.where(missing, 0.0, values))
+    data = pm.Data(name, np.where(missing, 0.0, values))
     if not missing.any():
         return data
     return pt.set_subtensor(data[np.nonzero(missing)], latent(int(missing.sum())))

@@ -12,7 +12,9 @@ the matrix determinant lemma and the Woodbury identity give
     e'V_p^-1 e = c - b' M^-1 Sigma_r b
 
 so the marginal log likelihood needs only per-participant sums and a 2 x 2 solve, and stays
-finite when Sigma_r is singular (e.g. a zero slope SD: random intercept only). Sampling
+finite when Sigma_r is singular (e.g. a zero slope SD); a random intercept alone has its
+own scalar form (M = 1 + tau0^2 sum_t w_t), which keeps zero constants out of model graphs
+(PyTensor's algebraic rewrites stall on them). Sampling
 the ~2P participant effects is replaced by this exact integral, which removes the
 hierarchical funnel at the participant level; their posterior draws are recovered exactly
 afterwards from r_p | rest ~ N(M^-1 Sigma_r b, M^-1 Sigma_r).
@@ -52,14 +54,21 @@ def marginal_loglik(e: Any, mask: Any, log_sigma: Any, s: Any, tau0: Any, tau1: 
 
     ``e`` residuals y - mu and ``mask`` (1 = observed) are (..., P, T); ``log_sigma`` is the log
     residual SD per cell (broadcastable to e); ``s`` the time per cell; ``tau0``, ``tau1``,
-    ``rho`` the SDs and correlation of (r0, r1), broadcastable to (..., P); ``xp`` is ``numpy``
+    ``rho`` the SDs and correlation of (r0, r1), broadcastable to (..., P); ``tau1 = None``
+    means a random intercept only (then M = 1 + tau0^2 sum w, a scalar). ``xp`` is ``numpy``
     or ``pytensor.tensor`` (for ``exp`` and ``log``).
     """
     w = mask * xp.exp(-2 * log_sigma)
     e = e * mask
-    m, b, sb, c, _ = _moments(e, w, s, tau0, tau1, rho)
-    x, det = _solve(m, sb)
-    quad = c - (b[0] * x[0] + b[1] * x[1])
+    if tau1 is None:
+        s00 = tau0**2
+        a00, b0, c = w.sum(-1), (w * e).sum(-1), (w * e * e).sum(-1)
+        det = 1 + s00 * a00
+        quad = c - s00 * b0**2 / det
+    else:
+        m, b, sb, c, _ = _moments(e, w, s, tau0, tau1, rho)
+        x, det = _solve(m, sb)
+        quad = c - (b[0] * x[0] + b[1] * x[1])
     logdet = (mask * 2 * log_sigma).sum(-1) + xp.log(det)
     return -0.5 * (mask.sum(-1) * LOG_2PI + logdet + quad)
 
