@@ -202,3 +202,14 @@ def test_piecewise_growth_recovers_a_level_shift():
     jump = idata.posterior["beta_time"].sel(time_term="transition").values.ravel()
     assert np.quantile(jump, 0.05) < 0.5 < np.quantile(jump, 0.95)
     assert pd.Series(jump).mean() > 0.3
+
+
+def test_trajectory_plot_draws_every_community(plain):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _, model = plain
+    ax = model.plot_trajectories()
+    n = model.study.n("community")
+    assert len(ax.lines) == 2 * n                       # a mean line and observed dots per community
+    assert ax.get_ylabel() == "climate"

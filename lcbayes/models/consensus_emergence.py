@@ -20,7 +20,9 @@ at or below the SD equivalent of an r_wg threshold).
 Outcome submodel (same joint model): a participant-level learning outcome regressed on the
 strength and consensus of the participant's community at the last session and their
 product, with both centred at constants (the observed mean climate and mean within-community
-SD at the last session) for sampling; ``eta`` reports the coefficients on the uncentred scale.
+SD at the last session): ``eta_centred`` holds the effects at average strength and consensus
+(the ones to interpret when the interaction is present); ``eta`` the same model's
+coefficients on the uncentred scale (effects at strength 0 and SD 0, far outside the data).
 """
 
 from __future__ import annotations
@@ -259,7 +261,7 @@ class ConsensusEmergence(ClimateGrowth):
         if self.options["community_scale"]:
             names.append("tau_scale_community")
         if self.learning:
-            names += ["eta", "sigma_learning"]
+            names += ["eta_centred", "eta", "sigma_learning"]
         return names
 
     def consensus_sd_threshold(self) -> float:
