@@ -213,3 +213,15 @@ def test_trajectory_plot_draws_every_community(plain):
     n = model.study.n("community")
     assert len(ax.lines) == 2 * n                       # a mean line and observed dots per community
     assert ax.get_ylabel() == "climate"
+
+
+@pytest.mark.parametrize("backend", ["pymc", "numpyro", "nutpie-jax"])
+def test_every_backend_completes_the_inference_data(backend):
+    """PyMC-based back ends return observed/constant data groups of their own; fit replaces them."""
+    sim = simulate_study(Design(communities=5, participants=4, sessions=3), seed=8)
+    model = ClimateGrowth(Study.from_frame(sim.table, sim.roles),
+                          {"outcome": "climate", "options": {"time_varying": ["support"]}})
+    idata = model.fit(backend=backend, chains=1, draws=100, tune=100)
+    assert list(idata.observed_data.data_vars) == ["climate"]
+    assert "participant" in idata.constant_data and "support" in idata.constant_data
+    assert idata.posterior.sizes["draw"] == 100

@@ -60,7 +60,6 @@ def test_outcome_submodel_recovers_strength_and_consensus_effects(full):
 def test_derived_consensus_strength_and_time_to_consensus(full):
     sim, model = full
     post = model.idata.posterior
-    t = sim.truth.climate
     # consensus is exp(alpha0 + alpha1 s + alpha2 z + alpha3 z s) per draw
     z = sim.truth.communities.set_index("community")["z"].reindex(model.coords["community"]).to_numpy()
     s = model.session_times()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from lcbayes.data.io import read_table
 from lcbayes.data.roles import Roles
 from lcbayes.data.scoring import reliability_table, reverse_key, score_items
 from lcbayes.data.validation import validate
+
+if TYPE_CHECKING:
+    from lcbayes.data.summary import StudySummary
 
 GROUPINGS = ("community", "participant", "organization", "session")
 

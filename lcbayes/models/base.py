@@ -66,6 +66,7 @@ class BayesModel:
         self.prepare()
         self.priors: dict[str, Prior] = merge_priors(self.default_priors(), self.spec.priors)
         self.idata: az.InferenceData | None = None
+        self._cells: xr.Dataset | None = None   # posterior mu, log_sigma (computed on demand)
 
     # ------------------------------------------------------------------ subclass interface
     def prepare(self) -> None:
@@ -123,6 +124,9 @@ class BayesModel:
         cells = pm.compute_deterministics(idata.posterior, var_names=list(CELL_DETERMINISTICS), model=self.model,
                                           progressbar=False)
         loglik = cells["loglik"].rename(self.spec.outcome)
+        for group in ("observed_data", "constant_data", "log_likelihood"):  # PyMC's own, in panel layout
+            if group in idata.groups():
+                delattr(idata, group)
         idata.add_groups(log_likelihood=xr.Dataset({self.spec.outcome: loglik}),
                          observed_data=self._observed(), constant_data=self._constant())
         self.idata = idata
@@ -183,7 +187,7 @@ class BayesModel:
     def cell_deterministics(self) -> xr.Dataset:
         """Posterior ``mu`` and ``log_sigma`` per participant x session (computed once)."""
         idata = self._fitted()
-        if getattr(self, "_cells", None) is None:
+        if self._cells is None:
             self._cells = pm.compute_deterministics(idata.posterior, var_names=["mu", "log_sigma"],
                                                     model=self.model, progressbar=False)
         return self._cells
