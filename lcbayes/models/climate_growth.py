@@ -136,7 +136,7 @@ class ClimateGrowth(BayesModel):
         # beta0 + sum_k beta_k B_k(s)
         beta0 = self.prior("beta_intercept")
         beta = self.prior("beta_time", dims="time_term")
-        mu = beta0 + pt.tensordot(beta, basis, axes=1)
+        mu = beta0 + (beta[:, None, None] * basis).sum(0)   # elementwise, see components' docstring
         # Gamma x: traits, within and between parts of time-varying predictors
         p = self.predictors
         if p.trait_names or p.tv_names:

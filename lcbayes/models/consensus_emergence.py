@@ -183,10 +183,10 @@ class ConsensusEmergence(ClimateGrowth):
             z = pm.Data("composition_z", self.z, dims=("community", "composition"))[c]
             a2 = self.prior("alpha_composition", dims="composition")
             a3 = self.prior("alpha_composition_time", dims="composition")
-            log_sigma = log_sigma + (z @ a2)[:, None] + (z @ a3)[:, None] * s
+            log_sigma = log_sigma + (z * a2).sum(-1)[:, None] + (z * a3).sum(-1)[:, None] * s
         if self.scale_trait_names:
             w = fill_missing("scale_traits", self.w, lambda n: pm.Normal("scale_trait_missing", 0.0, 1.0, shape=n))
-            log_sigma = log_sigma + (w @ self.prior("alpha_trait", dims="scale_trait"))[:, None]
+            log_sigma = log_sigma + (w * self.prior("alpha_trait", dims="scale_trait")).sum(-1)[:, None]
         if self.options["community_scale"]:
             tau_v = self.prior("tau_scale_community", dims="effect_scale")
             z_v = pm.Normal("z_scale_community", 0.0, 1.0, dims=("community", "effect_scale"))
@@ -221,7 +221,7 @@ class ConsensusEmergence(ClimateGrowth):
         label = np.asarray(self.coords["session"])[-1:]
         _, b = time_basis(np.array([s_last]), label, self.options["trend"], int(self.options["breakpoint"]))
         u = model["u_community"]
-        strength = model["beta_intercept"] + pt.dot(model["beta_time"], b[:, 0]) + u[:, 0]
+        strength = model["beta_intercept"] + (model["beta_time"] * b[:, 0]).sum() + u[:, 0]
         if self.options["random_slopes"]:
             strength = strength + u[:, 1] * s_last
         return strength, pt.exp(self._community_log_sd(model, s_last))
@@ -239,7 +239,8 @@ class ConsensusEmergence(ClimateGrowth):
                 out = out + (z * model["alpha_composition"]).sum("composition") \
                     + (z * model["alpha_composition_time"]).sum("composition") * s
             else:
-                out = out + pt.dot(self.z, model["alpha_composition"]) + pt.dot(self.z, model["alpha_composition_time"]) * s
+                out = out + (self.z * model["alpha_composition"]).sum(-1) \
+                    + (self.z * model["alpha_composition_time"]).sum(-1) * s
         if self.options["community_scale"]:
             v = model["v_community"]
             if isinstance(model, xr.Dataset):
