@@ -272,7 +272,9 @@ class ConsensusEmergence(ClimateGrowth):
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """Per community x session ``strength``, ``consensus`` (SD), ``consensus_rwg``; per
         community ``time_to_consensus`` (session label, NaN = not reached); ``variance`` of the
-        random effects per session (community, participant, organization)."""
+        random effects per session (community, participant, organization). The two r_wg-based
+        quantities need the number of response options (``scale_points`` or the outcome's
+        range in the roles) and are left out when it is unknown."""
         post = idata.posterior
         s = self.session_grid()
         strength = self.community_trajectories(post)
