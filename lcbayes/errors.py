@@ -8,8 +8,9 @@ all problems in a table are reported at once rather than one per run.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
 MAX_ROWS_SHOWN = 5
 
@@ -60,3 +61,13 @@ class StudyValidationError(LcbayesError, ValueError):
 
 class ConfigError(LcbayesError, ValueError):
     """A roles file, spec or plan is malformed (unknown key, wrong type, missing entry)."""
+
+
+def reject_unknown(keys: Iterable, allowed: Sequence[str], where: str, fix: str = "") -> None:
+    """Raise :class:`ConfigError` for the first key not in ``allowed``, suggesting the closest."""
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown {where} '{key}'.{hint} Valid: {', '.join(allowed)}. "
+                              f"Fix: rename or remove '{key}'{fix}.")

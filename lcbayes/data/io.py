@@ -1,8 +1,11 @@
-"""Reading and writing study tables (CSV or Parquet, chosen by file extension)."""
+"""Reading and writing study tables (CSV or Parquet, chosen by file extension) and the TOML
+files (roles, specs) that describe them."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -45,3 +48,14 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     else:
         df.to_parquet(path, index=False)
     return path
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Read a TOML file; ``what`` names it in errors (e.g. "roles file")."""
+    try:
+        with Path(path).open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} '{path}' not found.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} '{path}' is not valid TOML: {exc}") from None

@@ -24,28 +24,20 @@ A roles mapping (a dict, or a TOML file with the same keys) looks like::
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from lcbayes.errors import ConfigError
+from lcbayes.data.io import read_toml
+from lcbayes.errors import ConfigError, reject_unknown
+
+FIX = " in the roles mapping"
 
 Level = Literal["session", "participant"]
 LEVELS: tuple[str, ...] = ("session", "participant")
 ID_ROLES: tuple[str, ...] = ("community", "participant", "organization", "session", "time")
 REQUIRED_ROLES: tuple[str, ...] = ("community", "participant", "session")
 ROLE_NAMES: tuple[str, ...] = ID_ROLES + ("variables", "scales")
-
-
-def _unknown_key_error(key: str, allowed: tuple[str, ...], where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    return ConfigError(
-        f"unknown {where} '{key}'.{hint} Valid names: {', '.join(allowed)}. "
-        f"Fix: rename or remove '{key}' in the roles mapping."
-    )
 
 
 def _check_range(name: str, value: Any) -> tuple[int, int] | None:
@@ -91,10 +83,7 @@ class Variable:
             raise ConfigError(
                 f"variable '{name}': expected a column name or a table with 'column', got {spec!r}."
             )
-        allowed = ("column", "level", "range")
-        for key in spec:
-            if key not in allowed:
-                raise _unknown_key_error(key, allowed, f"key of variable '{name}'")
+        reject_unknown(spec, ("column", "level", "range"), f"key of variable '{name}'", FIX)
         if "column" not in spec:
             raise ConfigError(f"variable '{name}': missing 'column'. Fix: add column = \"<name>\".")
         return cls(
@@ -131,10 +120,7 @@ class Scale:
     def parse(cls, name: str, spec: Any) -> "Scale":
         if not isinstance(spec, Mapping):
             raise ConfigError(f"scale '{name}': expected a table with 'items' and 'range'.")
-        allowed = ("items", "reverse", "range", "level", "min_share")
-        for key in spec:
-            if key not in allowed:
-                raise _unknown_key_error(key, allowed, f"key of scale '{name}'")
+        reject_unknown(spec, ("items", "reverse", "range", "level", "min_share"), f"key of scale '{name}'", FIX)
         items = spec.get("items")
         if not isinstance(items, (list, tuple)) or len(items) < 2:
             raise ConfigError(
@@ -193,9 +179,7 @@ class Roles:
             return mapping
         if not isinstance(mapping, Mapping):
             raise ConfigError(f"roles must be a mapping of role -> column, got {type(mapping).__name__}.")
-        for key in mapping:
-            if key not in ROLE_NAMES:
-                raise _unknown_key_error(str(key), ROLE_NAMES, "role name")
+        reject_unknown(mapping, ROLE_NAMES, "role name", FIX)
         missing = [r for r in REQUIRED_ROLES if not mapping.get(r)]
         if missing:
             raise ConfigError(
@@ -228,14 +212,7 @@ class Roles:
     @classmethod
     def from_toml(cls, path: str | Path) -> "Roles":
         """Read a roles TOML file."""
-        path = Path(path)
-        try:
-            with path.open("rb") as fh:
-                mapping = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"roles file '{path}' not found.") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"roles file '{path}' is not valid TOML: {exc}") from None
+        mapping = read_toml(path, "roles file")
         return cls.parse(mapping)
 
     def to_dict(self) -> dict[str, Any]:

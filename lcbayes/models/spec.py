@@ -20,36 +20,21 @@ Its SHA-256 (of the canonical JSON) identifies a fit together with the data hash
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from lcbayes.errors import ConfigError
+from lcbayes.data.io import read_toml
+from lcbayes.errors import ConfigError, reject_unknown
 
 BACKENDS = ("nutpie", "nutpie-jax", "numpyro", "pymc")
 
 
-def _reject_unknown(keys, allowed, where: str) -> None:
-    for key in keys:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown {where} '{key}'.{hint} Valid: {', '.join(allowed)}.")
-
-
 def read_spec(path: str | Path) -> dict[str, Any]:
     """Read a spec TOML file into a mapping (validated when given to a model)."""
-    try:
-        with Path(path).open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"spec file '{path}' not found.") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"spec file '{path}' is not valid TOML: {exc}") from None
+    return read_toml(path, "spec file")
 
 
 @dataclass(frozen=True)
@@ -74,7 +59,7 @@ class SamplerSettings:
             raise ConfigError(f"target_accept must lie in [0.5, 1), got {self.target_accept}.")
 
     def updated(self, **changes: Any) -> "SamplerSettings":
-        _reject_unknown(changes, [f.name for f in fields(self)], "sampler setting")
+        reject_unknown(changes, [f.name for f in fields(self)], "sampler setting")
         return replace(self, **changes)
 
 
@@ -93,15 +78,15 @@ class ModelSpec:
         """Validate ``spec`` for ``model``; options are completed with ``option_defaults``."""
         if isinstance(spec, ModelSpec):
             spec = spec.to_dict()
-        _reject_unknown(spec, ["model", "outcome", "options", "priors", "sampler"], "spec key")
+        reject_unknown(spec, ["model", "outcome", "options", "priors", "sampler"], "spec key")
         if spec.get("model", model) != model:
             raise ConfigError(f"this spec is for model '{spec['model']}', not '{model}'.")
         if not spec.get("outcome"):
             raise ConfigError("the spec names no outcome. Fix: outcome = \"<variable or scale>\".")
         options = dict(spec.get("options", {}))
-        _reject_unknown(options, list(option_defaults), f"option of {model}")
+        reject_unknown(options, list(option_defaults), f"option of {model}")
         sampler = dict(spec.get("sampler", {}))
-        _reject_unknown(sampler, [f.name for f in fields(SamplerSettings)], "sampler setting")
+        reject_unknown(sampler, [f.name for f in fields(SamplerSettings)], "sampler setting")
         return cls(model, str(spec["outcome"]), {**option_defaults, **options},
                    {k: dict(v) for k, v in spec.get("priors", {}).items()}, SamplerSettings(**sampler))
 
