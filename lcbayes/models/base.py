@@ -153,8 +153,11 @@ class BayesModel:
         """SHA-256 of the model's inputs: id columns, used measures and their levels."""
         t = self._used_table()
         text = t.to_csv(index=False, float_format="%.17g")
-        levels = {m: self.study.roles.level_of(m) for m in self.measures}
-        return hashlib.sha256((text + json.dumps(levels, sort_keys=True)).encode()).hexdigest()
+        return hashlib.sha256((text + json.dumps(self._levels(), sort_keys=True)).encode()).hexdigest()
+
+    def _levels(self) -> dict[str, str]:
+        """Measurement level of each measure the model uses."""
+        return {m: self.study.roles.level_of(m) for m in self.measures}
 
     def _provenance(self, settings: SamplerSettings) -> dict[str, Any]:
         n_missing = int(np.isnan(self.study.values(self.spec.outcome)).sum())
@@ -165,7 +168,7 @@ class BayesModel:
             "spec_hash": self.spec.hash(),
             "data_hash": self.data_hash(),
             "priors": json.dumps({k: p.to_dict() for k, p in self.priors.items()}),
-            "roles": json.dumps({m: self.study.roles.level_of(m) for m in self.measures}),
+            "roles": json.dumps(self._levels()),
             "sampler": json.dumps({**settings.__dict__}),
             "rows_without_outcome": n_missing,
         }
@@ -192,23 +195,19 @@ class BayesModel:
                                                     model=self.model, progressbar=False)
         return self._cells
 
-    def participant_effects(self, seed: int = 0, group: str = "posterior") -> xr.DataArray:
-        """Draws of the participant intercept and slope, (chain, draw, participant, effect).
+    def participant_effects(self, seed: int = 0) -> xr.DataArray:
+        """Draws of the participant intercept and slope, (chain, draw, participant, effect):
+        exact draws from their conditional posterior given each draw of the other parameters."""
+        ds = self._fitted().posterior.merge(self.cell_deterministics())
+        return self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], np.random.default_rng(seed))
 
-        Posterior: exact draws from their conditional posterior given each draw of the other
-        parameters. Prior (``group="prior"``): draws from N(0, Sigma_r).
-        """
-        rng = np.random.default_rng(seed)
-        if group == "prior":
-            ds = self.prior_idata.prior
-        else:
-            ds = self._fitted().posterior.merge(self.cell_deterministics())
+    def _draw_effects(self, ds: xr.Dataset, mask: np.ndarray, rng: np.random.Generator) -> xr.DataArray:
+        """Participant effects given the draws in ``ds`` (with ``mu`` and ``log_sigma``); an
+        all-zero ``mask`` conditions on no data, i.e. draws from N(0, Sigma_r)."""
         tau = ds["tau_participant"].values
         rho = ds["rho_participant"].values if "rho_participant" in ds else np.zeros(tau.shape[:2])
         tau0, tau1 = tau[..., 0:1], (tau[..., 1:2] if tau.shape[-1] > 1 else np.zeros_like(tau[..., 0:1]))
-        y, mask = self.panel.cells(self.spec.outcome)
-        if group == "prior":
-            mask = np.zeros_like(mask)
+        y, _ = self.panel.cells(self.spec.outcome)
         mu, log_sigma = ds["mu"].values, ds["log_sigma"].broadcast_like(ds["mu"]).values
         r = draw_effects(y - mu, mask, log_sigma, self.panel.time, tau0, tau1, rho[..., None], rng)
         return xr.DataArray(r, dims=("chain", "draw", "participant", "effect"),
@@ -240,7 +239,8 @@ class BayesModel:
         idata = self._fitted()
         rng = np.random.default_rng(seed)
         ds = idata.posterior.merge(self.cell_deterministics())
-        pp = self._replicate(ds, self.participant_effects(seed), rng)
+        r = self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], np.random.default_rng(seed))
+        pp = self._replicate(ds, r, rng)
         if "posterior_predictive" in idata.groups():
             del idata.posterior_predictive
         idata.add_groups(posterior_predictive=pp)
@@ -251,10 +251,10 @@ class BayesModel:
         ``prior_predictive``) as an InferenceData of its own."""
         with self.model:
             prior = pm.sample_prior_predictive(draws=draws, random_seed=seed).prior
-        self.prior_idata = az.InferenceData(prior=prior)
-        pp = self._replicate(prior, self.participant_effects(seed, group="prior"), np.random.default_rng(seed))
-        self.prior_idata.add_groups(prior_predictive=pp, observed_data=self._observed())
-        return self.prior_idata
+        no_data = np.zeros(self.panel.shape)
+        r = self._draw_effects(prior, no_data, np.random.default_rng(seed))
+        pp = self._replicate(prior, r, np.random.default_rng(seed))
+        return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
