@@ -46,12 +46,17 @@ SPECS = {
     "climate_growth": {"outcome": "climate"},
     "consensus_emergence": {"outcome": "climate", "options": {
         "composition": ["lgo_sd"], "scale_traits": ["psych_safety"], "learning": "learning"}},
+    "knowledge_sharing": {"outcome": "sharing"},
 }
 
 
-def reference_study(scale: int = 1, seed: int = 1, emergence: bool = False) -> Study:
+def reference_study(scale: int = 1, seed: int = 1, model: str = "climate_growth") -> Study:
+    """The reference design, complete panel. Model B's study has emergence; model C's has 10%
+    of predictor values missing (imputed as latent cells)."""
+    emergence = model == "consensus_emergence"
     truth = ClimateTruth() if emergence else ClimateTruth(alpha1=0.0, alpha2=0.0, alpha3=0.0, alpha4=0.0)
-    design = Design(communities=20 * scale, participants=12, sessions=6, attrition=0, late_join=0, missed=0)
+    design = Design(communities=20 * scale, participants=12, sessions=6, attrition=0, late_join=0, missed=0,
+                    predictor_missing=0.1 if model == "knowledge_sharing" else 0.0)
     sim = simulate_study(design, climate=truth, seed=seed)
     return Study.from_frame(sim.table, sim.roles)
 
@@ -123,7 +128,7 @@ def naive_row(study: Study, outcome: str) -> dict:
 def scaling_rows(name: str, spec: dict) -> list[dict]:
     rows = []
     for scale in (1, 4, 16):
-        study = reference_study(scale, emergence=name == "consensus_emergence")
+        study = reference_study(scale, model=name)
         row = lcbayes_row(study, name, spec, "nutpie", {}, f"default, x{scale} observations")
         rows.append({**row, "observations": int(np.isfinite(study.values(spec["outcome"])).sum())})
         print(rows[-1], flush=True)
@@ -145,23 +150,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="climate_growth", choices=sorted(MODELS))
     parser.add_argument("--scaling", action="store_true", help="time x1, x4, x16 observations instead")
+    parser.add_argument("--default-only", action="store_true", help="only the row at the model's default settings")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     spec = SPECS[args.model]
-    study = reference_study(emergence=args.model == "consensus_emergence")
+    study = reference_study(model=args.model)
     if args.scaling:
         rows = scaling_rows(args.model, spec)
     else:
         rows = []
-        for backend in ("nutpie", "nutpie-jax", "numpyro", "pymc"):
+        for backend in () if args.default_only else ("nutpie", "nutpie-jax", "numpyro", "pymc"):
             rows.append(lcbayes_row(study, args.model, spec, backend, SAME, "same settings"))
             print(rows[-1], flush=True)
-        rows.append(lcbayes_row(study, args.model, spec, "nutpie", {}, "lcbayes default settings"))
+        default = MODELS[args.model](study, spec).spec.sampler.backend
+        rows.append(lcbayes_row(study, args.model, spec, default, {}, "lcbayes default settings"))
         if args.model == "climate_growth":
             rows.append(naive_row(study, "climate"))
     print(f"machine: {machine()}\n")
     print(markdown(rows))
-    out = args.out or Path(__file__).with_name(f"results_{args.model}{'_scaling' if args.scaling else ''}.json")
+    out = args.out or Path(__file__).with_name(
+        f"results_{args.model}{'_scaling' if args.scaling else ''}{'_default' if args.default_only else ''}.json")
     out.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
 
 

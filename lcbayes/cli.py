@@ -1,4 +1,5 @@
-"""The ``lcbayes`` command line: simulate studies, check data, tabulate agreement."""
+"""The ``lcbayes`` command line: simulate studies, check data, tabulate agreement, fit models,
+run power analyses and simulation-based calibration."""
 
 from __future__ import annotations
 
@@ -174,3 +175,86 @@ def fit(
     typer.echo(summary[["mean", "sd", "hdi_5%", "hdi_95%", "ess_bulk", "ess_tail", "r_hat"]].to_string(
         float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"\n{model.diagnostics()}\n\nwrote {path} and {out / f'{name}_summary.csv'}")
+
+
+@app.command()
+@_reports_errors
+def power(
+    plan: Annotated[Path, typer.Argument(help="Power plan (TOML), e.g. plans/consensus_emergence.toml.")],
+    out: Annotated[Optional[Path], typer.Option(help="Results folder; default power/<plan name>.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes (1 = this process).")] = 1,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler.")] = None,
+    power_level: Annotated[float, typer.Option("--target-power", help="Power to look for in the designs.")] = 0.8,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run (or resume) a power plan and summarise it: power with exact 95% intervals, bias,
+    RMSE, coverage, interval width and diagnostic failures per design, scenario, target and
+    rule; writes <out>/summary.csv and <out>/power_<target>.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lcbayes.power import Plan, plot_power_curve, run, smallest_design, summarize
+
+    parsed = Plan.from_path(plan)
+    out = out or Path("power") / plan.stem
+    store = run(parsed, str(out), workers=workers, scheduler=scheduler, progress=not quiet)
+    summary = summarize(store.load())
+    summary.to_csv(out / "summary.csv", index=False)
+    typer.echo(_show(summary.drop(columns=["cell", "recompiled", "mean_fit_seconds"])))
+    x = next((c for c in ("communities", "participants", "sessions") if summary[c].nunique() > 1), None) \
+        if any(c in summary for c in ("communities", "participants", "sessions")) else None
+    for target in parsed.targets:
+        for rule in target.rules:
+            best = smallest_design(summary, target.parameter, rule.name, power_level)
+            found = "none reaches it" if best is None else ", ".join(
+                f"{c}={best[c]}" for c in summary.columns[1: summary.columns.get_loc("scenario") + 1])
+            typer.echo(f"\n{target.parameter} / {rule.name}: smallest design with power >= {power_level}: {found}")
+        if x is not None:
+            ax = plot_power_curve(summary, target.parameter, target.rules[0].name, x=x, target_power=power_level)
+            ax.figure.savefig(out / f"power_{target.variable}.png", dpi=120, bbox_inches="tight")
+    typer.echo(f"\nwrote {out / 'summary.csv'}")
+
+
+
+@app.command()
+@_reports_errors
+def sbc(
+    spec: Annotated[Path, typer.Argument(help="Model specification (TOML); its sampler settings are used.")],
+    communities: Annotated[int, typer.Option(help="Communities per simulated study.")] = 8,
+    participants: Annotated[int, typer.Option(help="Participants per community.")] = 6,
+    sessions: Annotated[int, typer.Option(help="Sessions.")] = 5,
+    replicates: Annotated[int, typer.Option(help="Prior draws (replicates).")] = 100,
+    seed: Annotated[int, typer.Option(help="Root seed.")] = 1,
+    min_ess: Annotated[float, typer.Option(help="ESS a fit needs to pass its diagnostics.")] = 400,
+    out: Annotated[Optional[Path], typer.Option(help="Results folder; default sbc/<spec name>.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes (1 = this process).")] = 1,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Simulation-based calibration of a model (resumable): ranks of prior-drawn true values
+    among posterior draws; writes <out>/sbc.csv and <out>/sbc_ecdf.png and prints, per
+    parameter, whether the rank ECDF stays inside the simultaneous 95% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lcbayes.models.spec import read_spec
+    from lcbayes.power import Plan, run
+    from lcbayes.power.sbc import plot_sbc, sbc_check, sbc_replicate
+
+    mapping = read_spec(spec)
+    raw = {"model": mapping.get("model"), "spec": mapping, "replicates": replicates, "seed": seed, "min_ess": min_ess,
+           "design": {"communities": communities, "participants": participants, "sessions": sessions,
+                      "organizations": communities * 2}}
+    plan = Plan.parse(raw, require_targets=False)
+    out = out or Path("sbc") / spec.stem
+    results = run(plan, str(out), workers=workers, scheduler=scheduler, progress=not quiet,
+                  task=sbc_replicate, kind="sbc").load()
+    check = sbc_check(results)
+    results.to_csv(out / "sbc.csv", index=False)
+    plot_sbc(results).savefig(out / "sbc_ecdf.png", dpi=110)
+    typer.echo(_show(check))
+    typer.echo(f"\n{int(check['inside_band'].sum())} of {len(check)} parameters inside the band; wrote {out / 'sbc.csv'}")
+
+
+if __name__ == "__main__":
+    app()

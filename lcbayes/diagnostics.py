@@ -57,8 +57,9 @@ class Diagnostics:
         return "\n".join(lines + [f"  hint: {h}" for h in self.hints()])
 
 
-def diagnose(idata: az.InferenceData, var_names: Sequence[str]) -> Diagnostics:
-    """Verdicts for the posterior variables ``var_names`` of ``idata``."""
+def diagnose(idata: az.InferenceData, var_names: Sequence[str], min_ess: float = MIN_ESS) -> Diagnostics:
+    """Verdicts for the posterior variables ``var_names`` of ``idata`` (bulk and tail ESS
+    must reach ``min_ess``)."""
     post = idata.posterior[list(var_names)]
     rhat = az.rhat(post)
     bulk = az.ess(post, method="bulk")
@@ -71,8 +72,8 @@ def diagnose(idata: az.InferenceData, var_names: Sequence[str]) -> Diagnostics:
         hint = ""
         if not r <= MAX_RHAT:
             hint = HINTS["r_hat"]
-        elif not min(b, t) >= MIN_ESS:
-            hint = HINTS["ess"].format(factor=MIN_ESS / max(min(b, t), 1.0))
+        elif not min(b, t) >= min_ess:
+            hint = HINTS["ess"].format(factor=min_ess / max(min(b, t), 1.0))
         rows.append({"group": name, "size": int(post[name].isel(chain=0, draw=0).size), "max_r_hat": r,
                      "min_ess_bulk": b, "min_ess_tail": t, "ok": not hint, "hint": hint})
     stats = idata.sample_stats

@@ -16,13 +16,14 @@ Back ends (``SamplerSettings.backend``):
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import arviz as az
 import numpy as np
 import pymc as pm
 
-from lcbayes.models.spec import SamplerSettings
+if TYPE_CHECKING:   # lcbayes.models imports this module
+    from lcbayes.models.spec import SamplerSettings
 
 
 def _cores(chains: int) -> int:
@@ -66,15 +67,21 @@ class CompiledModel:
                              "parameters) from the compiled one; compile it anew")
         return theirs
 
-    def sample(self, data: Mapping[str, np.ndarray] | None = None, seed: int | None = None) -> az.InferenceData:
-        """Draw from the posterior (with ``data`` swapped in, if given); same seed, same draws."""
+    def sample(self, data: Mapping[str, np.ndarray] | None = None, seed: int | None = None,
+               cores: int | None = None) -> az.InferenceData:
+        """Draw from the posterior (with ``data`` swapped in, if given); same seed, same draws.
+        ``cores``: chains run at once (default: as many as the machine has, up to ``chains``)."""
         s = self.settings
         seed = s.seed if seed is None else seed
+        cores = cores or _cores(s.chains)
         if self._nutpie is not None:
             import nutpie
 
-            compiled = self._nutpie.with_data(**data) if data else self._nutpie
-            return nutpie.sample(compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=_cores(s.chains),
+            # data the compiled functions never read (pruned from the graph) is not theirs to take
+            known = getattr(self._nutpie, "shared_data", None) or self._nutpie._shared_data  # numba / jax
+            used = {k: v for k, v in (data or {}).items() if k in known}
+            compiled = self._nutpie.with_data(**used) if used else self._nutpie
+            return nutpie.sample(compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores,
                                  seed=seed, target_accept=s.target_accept, progress_bar=s.progress,
                                  save_warmup=False)
         with self.model:
@@ -82,7 +89,7 @@ class CompiledModel:
                 pm.set_data(data)
             kwargs = {"nuts_sampler": "numpyro", "nuts_sampler_kwargs": {"chain_method": "parallel"}} \
                 if s.backend == "numpyro" else {}
-            return pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=_cores(s.chains),
+            return pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=cores,
                              random_seed=seed, target_accept=s.target_accept, progressbar=s.progress,
                              var_names=self.var_names, compute_convergence_checks=False, **kwargs)
 

@@ -99,24 +99,28 @@ def test_agreement_unknown_measure_is_a_clear_error():
     assert "'climat' is not a variable or scale of this study" in result.output
 
 
-def test_fit_writes_netcdf_and_summary(tmp_path):
-    """`lcbayes fit` with the bundled spec (small sampler settings) on a small simulated study."""
+@pytest.mark.parametrize("name, expected", [
+    ("climate_growth", {"beta_intercept", "gamma_trait[lgo]", "gamma_within[support]"}),
+    ("knowledge_sharing", {"gamma_support", "delta", "pi[motivation]", "support_walk[6]"}),
+])
+def test_fit_writes_netcdf_and_summary(tmp_path, name, expected):
+    """`lcbayes fit` with a bundled spec (small sampler settings) on a small simulated study."""
     from lcbayes.models import BayesModel
     from lcbayes.models.spec import read_spec
     import tomli_w
 
-    spec = read_spec(ROOT / "models" / "climate_growth.toml")
+    spec = read_spec(ROOT / "models" / f"{name}.toml")
     spec["sampler"].update(chains=2, draws=300, tune=300)
     (tmp_path / "spec.toml").write_text(tomli_w.dumps(spec))
     result = run("simulate", "--out", tmp_path / "s.csv", "--roles-out", tmp_path / "r.toml",
-                 "--communities", 6, "--participants", 5, "--sessions", 4, "--seed", 3)
+                 "--communities", 6, "--participants", 5, "--sessions", 6, "--seed", 3)
     assert result.exit_code == 0, result.output
     result = run("fit", tmp_path / "spec.toml", "--data", tmp_path / "s.csv", "--roles", tmp_path / "r.toml",
                  "--out", tmp_path / "fits", "--backend", "nutpie-jax")
     assert result.exit_code == 0, result.output
-    summary = pd.read_csv(tmp_path / "fits" / "climate_growth_summary.csv", index_col=0)
-    assert {"beta_intercept", "gamma_trait[lgo]", "gamma_within[support]"} <= set(summary.index)
-    model = BayesModel.load(tmp_path / "fits" / "climate_growth.nc")
+    summary = pd.read_csv(tmp_path / "fits" / f"{name}_summary.csv", index_col=0)
+    assert expected <= set(summary.index)
+    model = BayesModel.load(tmp_path / "fits" / f"{name}.nc")
     assert model.idata.posterior.sizes["draw"] == 300
     assert model.idata.attrs["spec_hash"] == model.spec.hash()
     assert "converged" in result.output

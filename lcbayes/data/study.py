@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -95,6 +95,19 @@ class Study:
             if role in table:
                 idx[role], coords[role] = _factorize(table[role])
         return cls(table, roles, items, coords, idx)
+
+    def with_values(self, values: Mapping[str, np.ndarray]) -> "Study":
+        """A copy whose measures ``values`` (name -> row-aligned array, NaN = missing) replace
+        the current ones; ids, sessions and everything else stay (used to put simulated
+        outcomes into a study's layout)."""
+        table = self.table.copy()
+        for name, v in values.items():
+            self.roles.level_of(name)
+            v = np.asarray(v, dtype=float)
+            if v.shape != (len(table),):
+                raise ValueError(f"values for '{name}' have shape {v.shape}, the study has {len(table)} rows")
+            table[name] = v
+        return replace(self, table=table)
 
     @classmethod
     def from_path(cls, path: str | Path, roles: Roles | Mapping[str, Any] | str | Path) -> "Study":

@@ -1,12 +1,10 @@
-"""What every lcbayes model shares: spec and priors, building, fitting, prediction, save/load.
+"""What every lcbayes model shares: spec and priors, building, fitting, provenance, save/load.
 
 A model subclass declares its ``name``, its ``option_defaults``, data-scaled
-``default_priors()``, the PyMC graph in ``build()`` and its ``population`` parameters. Models
-of the climate family (A, B) expose per cell (participant x session) the deterministics
-``mu`` (mean without participant effects) and ``log_sigma`` (log residual SD), plus the
-participant-effect SDs ``tau_participant`` and correlation ``rho_participant``; participant
-effects are integrated out of the likelihood (:mod:`lcbayes.models.marginal`) and drawn
-exactly afterwards.
+``default_priors()``, the PyMC graph in ``build()``, its ``population`` parameters, the
+pointwise log likelihood for LOO (``pointwise_loglik``) and its ``derived`` quantities.
+Prediction lives with each model family (climate models: participant effects drawn after
+marginalisation; knowledge sharing: latent states).
 """
 
 from __future__ import annotations
@@ -27,14 +25,12 @@ from lcbayes import __version__
 from lcbayes.data.study import Study
 from lcbayes.diagnostics import Diagnostics, diagnose
 from lcbayes.errors import LcbayesError
-from lcbayes.models.marginal import draw_effects
 from lcbayes.models.panel import Panel
 from lcbayes.models.priors import Prior, merge_priors
 from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec
 from lcbayes.sampling import sample
 
 ID_COLUMNS = ("community", "participant", "organization", "session", "time")
-CELL_DETERMINISTICS = ("mu", "log_sigma", "loglik")
 
 
 class DataMismatchError(LcbayesError):
@@ -50,6 +46,8 @@ class BayesModel:
 
     name: ClassVar[str]
     option_defaults: ClassVar[dict[str, Any]]
+    sampler_defaults: ClassVar[dict[str, Any]] = {}   # model-specific defaults over SamplerSettings
+    cell_vars: ClassVar[tuple[str, ...]] = ()   # per-cell deterministics computed after sampling, not stored
 
     def __init__(self, study: Study, spec: ModelSpec | Mapping[str, Any] | str | Path | None = None,
                  **options: Any):
@@ -59,14 +57,14 @@ class BayesModel:
         if options:
             spec["options"] = {**spec.get("options", {}), **options}
         self.study = study
-        self.spec = ModelSpec.parse(spec, self.name, self.option_defaults)
+        self.spec = ModelSpec.parse(spec, self.name, self.option_defaults, self.sampler_defaults)
         self.study.roles.level_of(self.spec.outcome)  # unknown outcome: clear KeyError
         self.options = self.spec.options
-        self.panel = Panel.from_study(study, time=self.options["time"], time_scale=float(self.options["time_scale"]))
+        self.panel = Panel.from_study(study, time=self.options.get("time", "session"),
+                                      time_scale=float(self.options.get("time_scale", 1.0)))
         self.prepare()
         self.priors: dict[str, Prior] = merge_priors(self.default_priors(), self.spec.priors)
         self.idata: az.InferenceData | None = None
-        self._cells: xr.Dataset | None = None   # posterior mu, log_sigma (computed on demand)
 
     # ------------------------------------------------------------------ subclass interface
     def prepare(self) -> None:
@@ -87,6 +85,17 @@ class BayesModel:
     def measures(self) -> list[str]:
         """Measures (outcome and predictors) the model reads from the study."""
         return [self.spec.outcome]
+
+    def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
+        """Log likelihood of the outcome per LOO unit and draw, from a raw sampler result
+        (which it may trim of variables too large to keep)."""
+        raise NotImplementedError
+
+    def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
+        """This study with its outcome (at the rows where it is observed) replaced by data
+        drawn from the model at parameters drawn from the prior, and those parameters (one
+        draw): one replicate of simulation-based calibration."""
+        raise NotImplementedError
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """Derived quantities added to the posterior after fitting (none by default)."""
@@ -109,7 +118,7 @@ class BayesModel:
     def stored_vars(self) -> list[str]:
         """Variables kept from sampling: all but the large per-cell deterministics."""
         return [v.name for v in self.model.free_RVs + self.model.deterministics
-                if v.name not in CELL_DETERMINISTICS]
+                if v.name not in self.cell_vars]
 
     def fit(self, **sampler: Any) -> az.InferenceData:
         """Sample the posterior (sampler settings from the spec, overridable here) and complete
@@ -121,16 +130,13 @@ class BayesModel:
 
     def complete(self, idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
         """Add what a raw sampler result lacks (shared by ``fit`` and compiled refits)."""
-        cells = pm.compute_deterministics(idata.posterior, var_names=list(CELL_DETERMINISTICS), model=self.model,
-                                          progressbar=False)
-        loglik = cells["loglik"].rename(self.spec.outcome)
+        loglik = self.pointwise_loglik(idata).rename(self.spec.outcome)
         for group in ("observed_data", "constant_data", "log_likelihood"):  # PyMC's own, in panel layout
             if group in idata.groups():
                 delattr(idata, group)
         idata.add_groups(log_likelihood=xr.Dataset({self.spec.outcome: loglik}),
                          observed_data=self._observed(), constant_data=self._constant())
         self.idata = idata
-        self._cells = cells[["mu", "log_sigma"]]
         idata.posterior = idata.posterior.merge(self.derived(idata))
         idata.attrs.update(self._provenance(settings))
         return idata
@@ -186,75 +192,6 @@ class BayesModel:
     def summary(self, hdi_prob: float = 0.9) -> pd.DataFrame:
         """Posterior mean, SD, HDI, MCSE, ESS and R-hat of the population parameters."""
         return az.summary(self._fitted(), var_names=self.population, hdi_prob=hdi_prob, round_to="none")
-
-    def cell_deterministics(self) -> xr.Dataset:
-        """Posterior ``mu`` and ``log_sigma`` per participant x session (computed once)."""
-        idata = self._fitted()
-        if self._cells is None:
-            self._cells = pm.compute_deterministics(idata.posterior, var_names=["mu", "log_sigma"],
-                                                    model=self.model, progressbar=False)
-        return self._cells
-
-    def participant_effects(self, seed: int = 0) -> xr.DataArray:
-        """Draws of the participant intercept and slope, (chain, draw, participant, effect):
-        exact draws from their conditional posterior given each draw of the other parameters."""
-        ds = self._fitted().posterior.merge(self.cell_deterministics())
-        return self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], np.random.default_rng(seed))
-
-    def _draw_effects(self, ds: xr.Dataset, mask: np.ndarray, rng: np.random.Generator) -> xr.DataArray:
-        """Participant effects given the draws in ``ds`` (with ``mu`` and ``log_sigma``); an
-        all-zero ``mask`` conditions on no data, i.e. draws from N(0, Sigma_r)."""
-        tau = ds["tau_participant"].values
-        rho = ds["rho_participant"].values if "rho_participant" in ds else np.zeros(tau.shape[:2])
-        tau0, tau1 = tau[..., 0:1], (tau[..., 1:2] if tau.shape[-1] > 1 else np.zeros_like(tau[..., 0:1]))
-        y, _ = self.panel.cells(self.spec.outcome)
-        mu, log_sigma = ds["mu"].values, ds["log_sigma"].broadcast_like(ds["mu"]).values
-        r = draw_effects(y - mu, mask, log_sigma, self.panel.time, tau0, tau1, rho[..., None], rng)
-        return xr.DataArray(r, dims=("chain", "draw", "participant", "effect"),
-                            coords={"participant": self.coords["participant"], "effect": ["intercept", "slope"]})
-
-    def _expected(self, ds: xr.Dataset, r: xr.DataArray) -> np.ndarray:
-        """Cell means with participant effects: mu + r0 + r1 s, shape (chain, draw, P, T)."""
-        r = r.values
-        return ds["mu"].values + r[..., 0:1] + r[..., 1:2] * self.panel.time
-
-    def predict(self, seed: int = 0) -> xr.DataArray:
-        """Expected outcome per participant x session including participant effects,
-        (chain, draw, participant, session); also for sessions a participant missed."""
-        cells = self.cell_deterministics()
-        return xr.DataArray(self._expected(cells, self.participant_effects(seed)), dims=cells["mu"].dims,
-                            coords=cells["mu"].coords, name="expected")
-
-    def _replicate(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> xr.Dataset:
-        """Replicated outcomes at the observed rows from cell means, effects and residual SDs."""
-        mean = self._expected(ds, r)
-        sd = np.exp(ds["log_sigma"].broadcast_like(ds["mu"]).values)
-        y = mean + sd * rng.standard_normal(mean.shape)
-        obs = self._observed()["obs"].values
-        pi, ti = self.study.idx["participant"][obs], self.study.idx["session"][obs]
-        return xr.Dataset({self.spec.outcome: (("chain", "draw", "obs"), y[..., pi, ti])}, coords={"obs": obs})
-
-    def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
-        """Add replicated outcomes (group ``posterior_predictive``) for the observed rows."""
-        idata = self._fitted()
-        rng = np.random.default_rng(seed)
-        ds = idata.posterior.merge(self.cell_deterministics())
-        r = self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], np.random.default_rng(seed))
-        pp = self._replicate(ds, r, rng)
-        if "posterior_predictive" in idata.groups():
-            del idata.posterior_predictive
-        idata.add_groups(posterior_predictive=pp)
-        return idata
-
-    def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
-        """Prior draws of the parameters and replicated outcomes (groups ``prior`` and
-        ``prior_predictive``) as an InferenceData of its own."""
-        with self.model:
-            prior = pm.sample_prior_predictive(draws=draws, random_seed=seed).prior
-        no_data = np.zeros(self.panel.shape)
-        r = self._draw_effects(prior, no_data, np.random.default_rng(seed))
-        pp = self._replicate(prior, r, np.random.default_rng(seed))
-        return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:

@@ -12,6 +12,7 @@ linear time without predictors it is ``lme4::lmer(y ~ time + (time|community) + 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import arviz as az
@@ -20,10 +21,11 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import BayesModel
 from lcbayes.models.components import Predictors, correlated_effects, time_basis
-from lcbayes.models.marginal import marginal_loglik
+from lcbayes.models.marginal import draw_effects, marginal_loglik
 from lcbayes.models.priors import Prior
 
 LEVELS = ["community", "participant", "organization", "residual"]
@@ -65,6 +67,7 @@ class ClimateGrowth(BayesModel):
         session_label = np.broadcast_to(np.asarray(study.coords["session"]), self.panel.shape)
         self.basis_names, self.basis = time_basis(self.panel.time, session_label, o["trend"], int(o["breakpoint"]))
         self.predictors = Predictors.from_study(study, self.panel.cells, list(o["traits"]), list(o["time_varying"]))
+        self._cells: xr.Dataset | None = None   # posterior mu, log_sigma (computed on demand)
 
     # ------------------------------------------------------------------ priors and graph
     def default_priors(self) -> dict[str, Prior]:
@@ -201,6 +204,94 @@ class ClimateGrowth(BayesModel):
         if self.predictors.tv_names:
             names += ["gamma_within", "gamma_between"]
         return names
+
+
+    # ------------------------------------------------------------------ per-cell results and prediction
+    cell_vars = ("mu", "log_sigma", "loglik")
+
+    def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
+        """Marginal log likelihood per participant (participant effects integrated out)."""
+        cells = pm.compute_deterministics(idata.posterior, var_names=list(self.cell_vars), model=self.model,
+                                          progressbar=False)
+        self._cells = cells[["mu", "log_sigma"]]
+        return cells["loglik"]
+
+    def cell_deterministics(self) -> xr.Dataset:
+        """Posterior ``mu`` and ``log_sigma`` per participant x session (computed once)."""
+        idata = self._fitted()
+        if self._cells is None:
+            self._cells = pm.compute_deterministics(idata.posterior, var_names=["mu", "log_sigma"],
+                                                    model=self.model, progressbar=False)
+        return self._cells
+
+    def participant_effects(self, seed: int = 0) -> xr.DataArray:
+        """Draws of the participant intercept and slope, (chain, draw, participant, effect):
+        exact draws from their conditional posterior given each draw of the other parameters."""
+        ds = self._fitted().posterior.merge(self.cell_deterministics())
+        return self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], np.random.default_rng(seed))
+
+    def _draw_effects(self, ds: xr.Dataset, mask: np.ndarray, rng: np.random.Generator) -> xr.DataArray:
+        """Participant effects given the draws in ``ds`` (with ``mu`` and ``log_sigma``); an
+        all-zero ``mask`` conditions on no data, i.e. draws from N(0, Sigma_r)."""
+        tau = ds["tau_participant"].values
+        rho = ds["rho_participant"].values if "rho_participant" in ds else np.zeros(tau.shape[:2])
+        tau0, tau1 = tau[..., 0:1], (tau[..., 1:2] if tau.shape[-1] > 1 else np.zeros_like(tau[..., 0:1]))
+        y, _ = self.panel.cells(self.spec.outcome)
+        mu, log_sigma = ds["mu"].values, ds["log_sigma"].broadcast_like(ds["mu"]).values
+        r = draw_effects(y - mu, mask, log_sigma, self.panel.time, tau0, tau1, rho[..., None], rng)
+        return xr.DataArray(r, dims=("chain", "draw", "participant", "effect"),
+                            coords={"participant": self.coords["participant"], "effect": ["intercept", "slope"]})
+
+    def _expected(self, ds: xr.Dataset, r: xr.DataArray) -> np.ndarray:
+        """Cell means with participant effects: mu + r0 + r1 s, shape (chain, draw, P, T)."""
+        r = r.values
+        return ds["mu"].values + r[..., 0:1] + r[..., 1:2] * self.panel.time
+
+    def predict(self, seed: int = 0) -> xr.DataArray:
+        """Expected outcome per participant x session including participant effects,
+        (chain, draw, participant, session); also for sessions a participant missed."""
+        cells = self.cell_deterministics()
+        return xr.DataArray(self._expected(cells, self.participant_effects(seed)), dims=cells["mu"].dims,
+                            coords=cells["mu"].coords, name="expected")
+
+    def _replicate(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> xr.Dataset:
+        """Replicated outcomes at the observed rows from cell means, effects and residual SDs."""
+        mean = self._expected(ds, r)
+        sd = np.exp(ds["log_sigma"].broadcast_like(ds["mu"]).values)
+        y = mean + sd * rng.standard_normal(mean.shape)
+        obs = self._observed()["obs"].values
+        pi, ti = self.study.idx["participant"][obs], self.study.idx["session"][obs]
+        return xr.Dataset({self.spec.outcome: (("chain", "draw", "obs"), y[..., pi, ti])}, coords={"obs": obs})
+
+    def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
+        """Add replicated outcomes (group ``posterior_predictive``) for the observed rows."""
+        idata = self._fitted()
+        rng = np.random.default_rng(seed)
+        ds = idata.posterior.merge(self.cell_deterministics())
+        r = self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], np.random.default_rng(seed))
+        pp = self._replicate(ds, r, rng)
+        if "posterior_predictive" in idata.groups():
+            del idata.posterior_predictive
+        idata.add_groups(posterior_predictive=pp)
+        return idata
+
+    def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
+        """Prior draws of the parameters and replicated outcomes (groups ``prior`` and
+        ``prior_predictive``) as an InferenceData of its own."""
+        with self.model, warnings.catch_warnings():   # the likelihood is a Potential: right to ignore
+            warnings.filterwarnings("ignore", message="The effect of Potentials")
+            prior = pm.sample_prior_predictive(draws=draws, random_seed=seed).prior
+        no_data = np.zeros(self.panel.shape)
+        r = self._draw_effects(prior, no_data, np.random.default_rng(seed))
+        pp = self._replicate(prior, r, np.random.default_rng(seed))
+        return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
+
+    def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
+        draw = self.sample_prior_predictive(draws=1, seed=seed)
+        y = np.full(self.study.n_obs, np.nan)
+        y[draw.prior_predictive["obs"].values] = draw.prior_predictive[self.spec.outcome].values[0, 0]
+        return self.study.with_values({self.spec.outcome: y}), draw.prior.isel(chain=0, draw=0)
+
 
     # ------------------------------------------------------------------ derived quantities
     def session_times(self) -> np.ndarray:

@@ -3,9 +3,10 @@
 >>> Prior("HalfNormal", {"sigma": 0.5}).to_dict()
 {'dist': 'HalfNormal', 'sigma': 0.5}
 
-Any univariate PyMC distribution can be named. ``LKJ`` is the prior of a 2 x 2 correlation
-matrix, whose single correlation rho has (rho + 1) / 2 ~ Beta(eta, eta) (Lewandowski,
-Kurowicka & Joe 2009); eta = 1 is uniform on (-1, 1), eta > 1 shrinks towards 0.
+Any univariate PyMC distribution can be named. ``LKJ`` is the prior of a correlation
+matrix (Lewandowski, Kurowicka & Joe 2009); eta = 1 is uniform, eta > 1 shrinks towards 0.
+For a 2 x 2 matrix, its single correlation rho has (rho + 1) / 2 ~ Beta(eta, eta); larger
+matrices use ``pm.LKJCholeskyCov`` in the model that needs them.
 """
 
 from __future__ import annotations
@@ -48,9 +49,19 @@ class Prior:
         if self.dist == "LKJ":
             eta = float(self.params.get("eta", 1.0))
             return pm.Deterministic(name, 2 * pm.Beta(f"{name}_unit", eta, eta) - 1)
+        return self._call(name, **kwargs)
+
+    def distribution(self, **kwargs: Any) -> Any:
+        """The prior as an unnamed PyMC distribution (e.g. the ``sd_dist`` of an LKJ covariance)."""
+        if self.dist == "LKJ":
+            raise ConfigError("an LKJ prior describes correlations; it cannot stand for a scalar distribution.")
+        return self._call(None, **kwargs)
+
+    def _call(self, name: str | None, **kwargs: Any) -> Any:
         params = {k: np.asarray(v, dtype=float) for k, v in self.params.items()}
+        dist = getattr(pm, self.dist)
         try:
-            return getattr(pm, self.dist)(name, **params, **kwargs)
+            return dist(name, **params, **kwargs) if name else dist.dist(**params, **kwargs)
         except TypeError as err:
             raise ConfigError(f"prior '{name}': {self.dist} does not take {sorted(params)} ({err}).") from None
 

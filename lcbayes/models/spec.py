@@ -74,8 +74,10 @@ class ModelSpec:
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
 
     @classmethod
-    def parse(cls, spec: "ModelSpec | Mapping[str, Any]", model: str, option_defaults: Mapping[str, Any]) -> "ModelSpec":
-        """Validate ``spec`` for ``model``; options are completed with ``option_defaults``."""
+    def parse(cls, spec: "ModelSpec | Mapping[str, Any]", model: str, option_defaults: Mapping[str, Any],
+              sampler_defaults: Mapping[str, Any] | None = None) -> "ModelSpec":
+        """Validate ``spec`` for ``model``; options are completed with ``option_defaults`` and
+        sampler settings with the model's ``sampler_defaults``, then :class:`SamplerSettings`'."""
         if isinstance(spec, ModelSpec):
             spec = spec.to_dict()
         reject_unknown(spec, ["model", "outcome", "options", "priors", "sampler"], "spec key")
@@ -88,7 +90,7 @@ class ModelSpec:
         sampler = dict(spec.get("sampler", {}))
         reject_unknown(sampler, [f.name for f in fields(SamplerSettings)], "sampler setting")
         return cls(model, str(spec["outcome"]), {**option_defaults, **options},
-                   {k: dict(v) for k, v in spec.get("priors", {}).items()}, SamplerSettings(**sampler))
+                   {k: dict(v) for k, v in spec.get("priors", {}).items()}, SamplerSettings(**{**(sampler_defaults or {}), **sampler}))
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "outcome": self.outcome, "options": dict(self.options),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+
+from coverage_table import coverage_report
 
 from lcbayes.data.simulate import ClimateTruth, Design, SharingTruth, simulate_study
 from lcbayes.data.study import Study
@@ -37,12 +38,7 @@ def test_interval_coverage_near_nominal():
                 lo, hi = np.quantile(draws[k], [0.05, 0.95])
                 rows.append({"seed": seed, "parameter": f"{name}[{k}]", "covered": lo <= v <= hi,
                              "mean": draws[k].mean(), "truth": v, "divergences": divergences})
-    table = pd.DataFrame(rows)
-    per_param = table.groupby("parameter").agg(coverage=("covered", "mean"), mean=("mean", "mean"),
-                                               truth=("truth", "first"))
-    print("\n" + per_param.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(f"overall coverage {table['covered'].mean():.3f} over {len(table)} intervals; "
-          f"fits with divergences: {(table.groupby('seed')['divergences'].first() > 0).mean():.2f}")
+    table, per_param, _ = coverage_report(rows)
     # 220 intervals at nominal 0.90: binomial SD 0.02
     assert 0.82 <= table["covered"].mean() <= 0.97
     assert (per_param["coverage"] >= 0.65).all()

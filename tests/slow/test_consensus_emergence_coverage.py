@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+
+from coverage_table import coverage_report
 
 from lcbayes.data.simulate import ClimateTruth, Design, simulate_study
 from lcbayes.data.study import Study
@@ -38,13 +39,7 @@ def test_emergence_and_composition_coverage_near_nominal():
             lo, hi = np.quantile(draws, [0.05, 0.95])
             rows.append({"seed": seed, "parameter": name, "covered": lo <= value <= hi, "mean": draws.mean(),
                          "truth": value, "divergences": divergences})
-    table = pd.DataFrame(rows)
-    per_param = table.groupby("parameter").agg(coverage=("covered", "mean"), mean=("mean", "mean"),
-                                               truth=("truth", "first"))
-    with_divergences = (table.groupby("seed")["divergences"].first() > 0).mean()
-    print("\n" + per_param.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(f"overall coverage {table['covered'].mean():.3f} over {len(table)} intervals; "
-          f"share of fits with divergences: {with_divergences:.2f}")
+    table, per_param, with_divergences = coverage_report(rows)
     # 120 intervals at nominal 0.90: binomial SD 0.027
     assert 0.80 <= table["covered"].mean() <= 0.98
     assert per_param.loc["alpha_time", "coverage"] >= 0.75

@@ -1,0 +1,496 @@
+"""Model C: knowledge sharing with time-varying predictors (DESIGN.md, "Model C").
+
+Latent mean centring as in dynamic SEM: each time-varying predictor v in {S, E, M}
+(supervisor support, self-efficacy, motivation to transfer) is a latent person mean plus a
+within-person deviation, and so is knowledge sharing K::
+
+    S_ti = muS_i + lambda (t - 1) + Sw_ti,   E_ti = muE_i + Ew_ti,   Sw ~ N(0, sdS), Ew ~ N(0, sdE)
+    M_ti = muM_i + Mw_ti,   Mw_ti = phiM Mw_(t-1)i + delta Kw_(t-1)i + theta Sw_ti + zeta_ti
+    K_ti = muK_i + Kw_ti,   Kw_ti = phi Kw_(t-1)i + betaS_i(t) Sw_ti + betaE Ew_ti
+                                    + betaSE Sw_ti Ew_ti + betaM Mw_(t-1)i + eps_ti
+    betaS_i(t) = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i,   f(1) = 0, f(t) = f(t-1) + sd_f z_t
+    muK_i = pi0 + pi1 (muS_i - mS) + pi2 (muE_i - mE) + pi3 (muM_i - mM) + a_org(i) + b_comm(i) + uK_i
+    (muS_i, muE_i, muM_i) ~ MVN(m, diag(tau) Omega diag(tau))
+
+The process starts at each community's first session (lags there are 0) and runs to the
+participant's last session in the table (their *window*). Every value in the window that
+is not observed (a missed session, a missing predictor value, a late joiner's sessions
+before joining) is a latent parameter, imputed by the model; nothing is dropped.
+
+Latent values live on a fixed participant x session x variable grid, with a standard-normal
+placeholder where a value is observed or outside the window, so the graph's shape depends
+on the design only and a compiled model takes another study of the same design by swapping
+data (power analysis). Placeholders are not stored after sampling.
+
+Person means of S, E, M and muK are centred parameters (each is informed by several
+sessions); ubeta, the organization and community intercepts and the random-walk steps are
+non-centred. ``centring = "observed"`` replaces the latent person means by observed ones
+(the classic two-step approach, biased with few sessions; kept for comparison).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from lcbayes.data.study import Study
+from lcbayes.errors import ConfigError
+from lcbayes.models.base import BayesModel
+from lcbayes.models.priors import Prior
+
+VARIABLES = ("S", "E", "M", "K")     # order of the latent grid's first axis
+EFFICACY_LEVELS = [-1.0, 0.0, 1.0]   # self-efficacy levels (SDs of muE) for the support effect
+SWITCHES = ("autoregression", "time_varying_support", "cross_level", "support_slopes", "interaction",
+            "spiral", "between", "support_trend", "community")
+
+
+class KnowledgeSharing(BayesModel):
+    """Knowledge sharing after each session with time-varying support, self-efficacy and motivation.
+
+    Options (``spec["options"]`` or keyword arguments):
+
+    - ``support``, ``self_efficacy``, ``motivation``: names of the session-level measures
+      (S, E, M); the spec's ``outcome`` is knowledge sharing K;
+    - ``centring``: ``"latent"`` person means (default) or ``"observed"`` person means;
+    - switches, each true by default, to compare simpler models with LOO:
+      ``autoregression`` (phi), ``time_varying_support`` (f), ``cross_level`` (gamma1),
+      ``support_slopes`` (ubeta), ``interaction`` (betaSE), ``spiral`` (betaM and delta:
+      off drops both paths between K and M), ``between`` (pi), ``support_trend`` (lambda),
+      ``community`` (b_comm); ``organization`` intercepts: true, false or ``"auto"``.
+    """
+
+    name = "knowledge_sharing"
+    option_defaults: dict[str, Any] = {
+        "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation",
+        "centring": "latent", "organization": "auto", "lkj_eta": 2.0,
+        **{switch: True for switch in SWITCHES},
+    }
+    # measured on the reference design (benchmarks/RESULTS.md): 0.9 leaves a few divergences;
+    # JAX samples this graph as fast as Numba and compiles in seconds instead of ~40 s
+    sampler_defaults = {"backend": "nutpie-jax", "target_accept": 0.95, "draws": 1000, "tune": 1000}
+    cell_vars = ("loglik", "expected")
+
+    # ------------------------------------------------------------------ data
+    def prepare(self) -> None:
+        o, study = self.options, self.study
+        for switch in SWITCHES:
+            if not isinstance(o[switch], bool):
+                raise ConfigError(f"option {switch} must be true or false, got {o[switch]!r}.")
+        if o["centring"] not in ("latent", "observed"):
+            raise ConfigError(f"option centring must be \"latent\" or \"observed\", got {o['centring']!r}.")
+        if o["organization"] not in ("auto", True, False):
+            raise ConfigError(f"option organization must be true, false or \"auto\", got {o['organization']!r}.")
+        if o["organization"] is True and "organization" not in study.idx:
+            raise ConfigError("option organization = true, but the study maps no organization column.")
+        self.use_org = "organization" in study.idx and o["organization"] is not False
+        for name in self.measures:
+            if study.roles.level_of(name) != "session":
+                raise ConfigError(f"'{name}' is participant-level; model C needs session-level measures "
+                                  f"for the outcome and the options support, self_efficacy and motivation.")
+        grids = [self.panel.cells(name) for name in self.measures]          # S, E, M, K
+        self.values = np.stack([v for v, _ in grids])                       # (4, P, T), 0 where missing
+        self.observed = np.stack([m for _, m in grids])                     # (4, P, T), 1 = observed
+        present = self.panel.present()
+        last = present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)   # last session in the table
+        self.window = (np.arange(present.shape[1])[None, :] <= last[:, None]).astype(float)
+        self.session_index = np.broadcast_to(np.arange(present.shape[1], dtype=float), present.shape).copy()
+        self.person_means = self._observed_means()[:3].T                    # (P, 3)
+        if o["centring"] == "observed":
+            if o["support_trend"]:
+                raise ConfigError("centring = \"observed\" uses plain person means, which a support trend would "
+                                  "bias. Fix: set support_trend = false, or use centring = \"latent\".")
+            empty = np.isnan(self.person_means)
+            if empty.any():
+                who = np.asarray(self.coords["participant"])[empty.any(axis=1)][:5]
+                raise ConfigError(f"centring = \"observed\" needs at least one value of each predictor per "
+                                  f"participant; participants {', '.join(map(str, who))} have none. "
+                                  "Fix: use centring = \"latent\", which treats their means as unknown.")
+
+    @property
+    def measures(self) -> list[str]:
+        o = self.options
+        return [o["support"], o["self_efficacy"], o["motivation"], self.spec.outcome]
+
+    @property
+    def predictors(self) -> list[str]:
+        return self.measures[:3]
+
+    def _observed_means(self) -> np.ndarray:
+        """Observed person means of S, E, M, K, shape (4, P), NaN for a participant without values."""
+        with np.errstate(invalid="ignore"):
+            return (self.values * self.observed).sum(-1) / self.observed.sum(-1)
+
+    def _scales(self) -> dict[str, np.ndarray]:
+        """Observed SDs for scaling priors: of all values, of within-person deviations from the
+        observed person mean, and of the observed person means, each for S, E, M, K."""
+        obs = self.observed > 0
+        means = self._observed_means()                                              # (4, P)
+        within = np.where(obs, self.values - means[..., None], np.nan)
+        total = np.array([self.values[k][obs[k]].std() for k in range(4)])
+        return {"mean": np.array([self.values[k][obs[k]].mean() for k in range(4)]), "total": total,
+                "within": np.nan_to_num(np.nanstd(within, axis=(1, 2)), nan=1.0) + 1e-9,
+                "between": np.nan_to_num(np.nanstd(means, axis=1), nan=1.0) + 1e-9}
+
+    # ------------------------------------------------------------------ priors and graph
+    def default_priors(self) -> dict[str, Prior]:
+        """Weakly informative priors on the data's scale.
+
+        With observed SDs sd (all values), sw (within persons) and sb (of person means) per
+        variable: means N(mean, 2.5 sd); person-mean SDs half-normal(sd), their correlations
+        LKJ(2); within SDs of S, E and the innovation SD of M half-normal(sw); autoregressions
+        phi, phiM N(0, 0.5); each other slope N(0, 2.5 x outcome scale / predictor scale)
+        (within slopes use sw, between slopes and gamma1 sb); random-walk step SD and ubeta SD
+        half-normal(sw_K / sw_S / 2); intercept SDs half-normal(sd_K / 2); residual SD of K
+        exponential(rate 1 / sw_K); support trend N(0, sd_S / 2) per session.
+        """
+        sc = self._scales()
+        sw, sb, sd = sc["within"], sc["between"], sc["total"]
+        S, E, M, K = range(4)
+        o = self.options
+        priors = {
+            "sigma_within": Prior("HalfNormal", {"sigma": list(sw[:3])}),
+            "sigma": Prior("Exponential", {"lam": 1.0 / sw[K]}),
+            "pi_intercept": Prior("Normal", {"mu": float(sc["mean"][K]), "sigma": 2.5 * sd[K]}),
+            "tau_sharing": Prior("HalfNormal", {"sigma": sd[K]}),
+            "gamma_support": Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / sw[S]}),
+            "beta_efficacy": Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / sw[E]}),
+            "theta_support": Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[M] / sw[S]}),
+        }
+        if o["centring"] == "latent":
+            priors["mean_predictor"] = Prior("Normal", {"mu": list(sc["mean"][:3]), "sigma": list(2.5 * sd[:3])})
+            priors["tau_predictor"] = Prior("HalfNormal", {"sigma": list(sd[:3])})
+            priors["corr_predictor"] = Prior("LKJ", {"eta": float(o["lkj_eta"])})
+        if o["support_trend"]:
+            priors["support_trend"] = Prior("Normal", {"mu": 0.0, "sigma": sd[S] / 2})
+        if o["autoregression"]:
+            priors["phi"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5})
+        priors["phi_motivation"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5})
+        if o["time_varying_support"]:
+            priors["sd_support_walk"] = Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})
+        if o["cross_level"]:
+            priors["gamma_efficacy"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / (sw[S] * sb[E])})
+        if o["support_slopes"]:
+            priors["tau_support_slope"] = Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})
+        if o["interaction"]:
+            priors["beta_interaction"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / (sw[S] * sw[E])})
+        if o["spiral"]:
+            priors["beta_motivation"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / sw[M]})
+            priors["delta"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[M] / sw[K]})
+        if o["between"]:
+            priors["pi"] = Prior("Normal", {"mu": 0.0, "sigma": list(2.5 * sd[K] / sb[:3])})
+        if self.use_org:
+            priors["tau_organization"] = Prior("HalfNormal", {"sigma": sd[K] / 2})
+        if o["community"]:
+            priors["tau_community"] = Prior("HalfNormal", {"sigma": sd[K] / 2})
+        return priors
+
+    @property
+    def coords(self) -> dict[str, list]:
+        coords = super().coords
+        coords["predictor"] = self.predictors
+        a, b, c = self.predictors
+        coords["predictor_pair"] = [f"{a}:{b}", f"{a}:{c}", f"{b}:{c}"]
+        coords["variable"] = list(VARIABLES)
+        coords["step"] = coords["session"][1:]
+        return coords
+
+    def build(self) -> pm.Model:
+        o = self.options
+        S, E, M, K = range(4)
+        with pm.Model(coords=self.coords) as model:
+            cell = ("participant", "session")
+            values = pm.Data("values", self.values, dims=("variable",) + cell)
+            observed = pm.Data("observed", self.observed, dims=("variable",) + cell)
+            window = pm.Data("window", self.window, dims=cell)
+
+            # person means (muS_i, muE_i, muM_i) ~ MVN(m, Sigma) and their centred versions
+            if o["centring"] == "latent":
+                m = self.prior("mean_predictor", dims="predictor")
+                chol, _, _ = pm.LKJCholeskyCov(
+                    "chol_predictor", n=3, eta=float(self.priors["corr_predictor"].params["eta"]),
+                    sd_dist=self.priors["tau_predictor"].distribution(shape=3), compute_corr=True,
+                    store_in_trace=False)
+                cov = chol @ chol.T
+                sd = pt.sqrt(pt.diag(cov))
+                pm.Deterministic("tau_predictor", sd, dims="predictor")
+                corr = cov / pt.outer(sd, sd)
+                pm.Deterministic("corr_predictor", pt.stack([corr[0, 1], corr[0, 2], corr[1, 2]]), dims="predictor_pair")
+                mu = pm.MvNormal("mu_person", mu=m, chol=chol, dims=("participant", "predictor"))
+            else:
+                mu = pm.Data("mu_person", self.person_means, dims=("participant", "predictor"))
+                m = mu.mean(0)
+            centred = mu - m                                                  # (P, 3)
+
+            # muK_i = pi0 + pi . (mu_i - m) + a_org(i) + b_comm(i) + uK_i   (centred in muK)
+            mu_k = self.prior("pi_intercept") + pt.zeros(self.panel.shape[0])
+            if o["between"]:
+                pi = self.prior("pi", dims="predictor")
+                mu_k = mu_k + (centred * pi).sum(-1)
+            if self.use_org:
+                mu_k = mu_k + self._intercepts("organization", self.panel.organization)
+            if o["community"]:
+                mu_k = mu_k + self._intercepts("community", self.panel.community)
+            mu_k = pm.Normal("mu_sharing", mu_k, self.prior("tau_sharing"), dims="participant")
+
+            # within parts: observed value minus person mean, else latent (placeholder N(0, 1) where unused)
+            latent = pm.Flat("latent", dims=("variable",) + cell)
+            trend = 0.0
+            if o["support_trend"]:   # lambda (t - 1)
+                trend = self.prior("support_trend") * pm.Data("session_index", self.session_index, dims=cell)
+            means = [mu[:, 0][:, None] + trend, mu[:, 1][:, None], mu[:, 2][:, None], mu_k[:, None]]
+            w = [observed[k] * (values[k] - means[k]) + (1 - observed[k]) * latent[k] for k in range(4)]
+            used = window[None] * (1 - observed)
+            pm.Potential("placeholders", -0.5 * ((1 - used) * latent**2).sum())
+            Sw, Ew, Mw, Kw = w
+            K_lag, M_lag = _lag(Kw), _lag(Mw)
+
+            # betaS_i(t) = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i
+            beta_s = self.prior("gamma_support") + pt.zeros((1, 1))
+            if o["time_varying_support"]:
+                z_f = pm.Normal("z_support_walk", 0.0, 1.0, dims="step")
+                f = pm.Deterministic("support_walk", pt.concatenate(
+                    [pt.zeros(1), pt.cumsum(self.prior("sd_support_walk") * z_f)]), dims="session")
+                beta_s = beta_s + f[None, :]
+            if o["cross_level"]:
+                beta_s = beta_s + (self.prior("gamma_efficacy") * centred[:, 1])[:, None]
+            if o["support_slopes"]:
+                z_b = pm.Normal("z_support_slope", 0.0, 1.0, dims="participant")
+                beta_s = beta_s + (self.prior("tau_support_slope") * z_b)[:, None]
+
+            # Kw_ti = phi Kw_(t-1) + betaS Sw + betaE Ew + betaSE Sw Ew + betaM Mw_(t-1) + eps
+            k_hat = beta_s * Sw + self.prior("beta_efficacy") * Ew
+            if o["autoregression"]:
+                k_hat = k_hat + self.prior("phi") * K_lag
+            if o["interaction"]:
+                k_hat = k_hat + self.prior("beta_interaction") * Sw * Ew
+            # Mw_ti = phiM Mw_(t-1) + delta Kw_(t-1) + theta Sw + zeta
+            m_hat = self.prior("phi_motivation") * M_lag + self.prior("theta_support") * Sw
+            if o["spiral"]:
+                k_hat = k_hat + self.prior("beta_motivation") * M_lag
+                m_hat = m_hat + self.prior("delta") * K_lag
+
+            sigma_w = self.prior("sigma_within", dims="predictor")
+            sigma = self.prior("sigma")
+            k_cell = _normal_logp(Kw - k_hat, sigma)
+            logp = (_normal_logp(Sw, sigma_w[0]) + _normal_logp(Ew, sigma_w[1])
+                    + _normal_logp(Mw - m_hat, sigma_w[2]) + k_cell)
+            pm.Potential("likelihood", (window * logp).sum())
+            pm.Deterministic("loglik", window * observed[K] * k_cell, dims=cell)
+            pm.Deterministic("expected", mu_k[:, None] + k_hat, dims=cell)
+        return model
+
+    def _intercepts(self, level: str, codes: np.ndarray) -> pt.TensorVariable:
+        """Non-centred intercepts a_g = tau z_g of ``level``, per participant (P,)."""
+        z = pm.Normal(f"z_{level}", 0.0, 1.0, dims=level)
+        a = pm.Deterministic(f"u_{level}", self.prior(f"tau_{level}") * z, dims=level)
+        return a[pm.Data(f"{level}_of", codes, dims="participant")]
+
+    @property
+    def population(self) -> list[str]:
+        names = [n for n in self.priors if n not in ("corr_predictor", "tau_predictor", "mean_predictor")]
+        if self.options["centring"] == "latent":
+            names += ["mean_predictor", "tau_predictor", "corr_predictor"]
+        if self.options["time_varying_support"]:
+            names.append("support_walk")
+        return names
+
+    # ------------------------------------------------------------------ after sampling
+    def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
+        """Log density of each observed K given its lags and predictors (one-step-ahead, as
+        brms computes it for autoregressive models), over ``obs`` like ``observed_data``.
+
+        Also keeps the one-step expected K at the observed rows (``expected`` over ``obs``)
+        and drops the latent grid from the posterior."""
+        post = idata.posterior
+        cells = pm.compute_deterministics(post, var_names=["loglik", "expected"], model=self.model,
+                                          progressbar=False)
+        obs = self._observed()["obs"].values
+        pi = xr.DataArray(self.study.idx["participant"][obs], dims="obs", coords={"obs": obs})
+        ti = xr.DataArray(self.study.idx["session"][obs], dims="obs", coords={"obs": obs})
+
+        def at_rows(v: xr.DataArray) -> xr.DataArray:
+            return v.isel(participant=pi, session=ti).drop_vars(["participant", "session"])
+
+        idata.posterior = post.drop_vars([v for v in ("latent",) if v in post]).assign(
+            expected=at_rows(cells["expected"]))
+        return at_rows(cells["loglik"])
+
+    def derived(self, idata: az.InferenceData) -> xr.Dataset:
+        """When and for whom support matters, the spiral, and within vs between effects.
+
+        - ``support_effect`` (efficacy_level, session): gamma0 + f(t) + gamma1 c tau_E for
+          self-efficacy c = -1, 0, +1 SDs of the latent person means around their mean;
+        - ``spiral_gain`` = delta betaM, the feedback K -> M -> K per two sessions;
+        - ``spectral_radius``: the largest |eigenvalue| of A = [[phi, betaM], [delta, phiM]],
+          the lag matrix of (Kw, Mw); the K-M system is stable (shocks die out) when < 1;
+          ``stable`` is 1 in draws where it is;
+        - ``within_between`` (predictor, effect): within effects (support: gamma0 + mean f,
+          the average over sessions; self-efficacy: betaE; motivation: betaM, lagged) beside
+          the between effects pi.
+        """
+        post, o = idata.posterior, self.options
+        zero = xr.zeros_like(post["gamma_support"])
+        sessions = xr.DataArray(self.coords["session"], dims="session", coords={"session": self.coords["session"]})
+        f = post["support_walk"] if o["time_varying_support"] else zero + 0 * sessions
+        level = xr.DataArray(EFFICACY_LEVELS, dims="efficacy_level", coords={"efficacy_level": EFFICACY_LEVELS})
+        sd_e = post["tau_predictor"].isel(predictor=1, drop=True) if o["centring"] == "latent" else \
+            float(np.std(self.person_means[:, 1]))
+        gamma1 = post["gamma_efficacy"] if o["cross_level"] else zero
+        effect = post["gamma_support"] + f + gamma1 * level * sd_e
+        phi = post["phi"] if o["autoregression"] else zero
+        beta_m = post["beta_motivation"] if o["spiral"] else zero
+        delta = post["delta"] if o["spiral"] else zero
+        radius = _spectral_radius(phi.values, beta_m.values, delta.values, post["phi_motivation"].values)
+        within = xr.concat([post["gamma_support"] + f.mean("session"), post["beta_efficacy"], beta_m], dim="predictor")
+        between = post["pi"] if o["between"] else xr.zeros_like(within)
+        wb = xr.concat([within.assign_coords(predictor=self.predictors), between.assign_coords(predictor=self.predictors)],
+                       dim=pd.Index(["within", "between"], name="effect"))
+        return xr.Dataset({
+            "support_effect": effect.transpose("chain", "draw", "efficacy_level", "session"),
+            "spiral_gain": delta * beta_m,
+            "spectral_radius": (("chain", "draw"), radius),
+            "stable": (("chain", "draw"), (radius < 1).astype(float)),
+            "within_between": wb.transpose("chain", "draw", "predictor", "effect"),
+        })
+
+    def support_effect_table(self, hdi_prob: float = 0.9) -> pd.DataFrame:
+        """Support effect per session and self-efficacy level: mean and HDI ("when and for whom")."""
+        return _table(self._fitted().posterior["support_effect"], hdi_prob)
+
+    def within_between_table(self, hdi_prob: float = 0.9) -> pd.DataFrame:
+        """Within- and between-person effects of each predictor side by side: mean and HDI."""
+        return _table(self._fitted().posterior["within_between"], hdi_prob)
+
+    def spiral(self) -> pd.Series:
+        """Posterior mean and 90% interval of the feedback gain, and the probability that the
+        K-M system is stable."""
+        post = self._fitted().posterior
+        gain = post["spiral_gain"].values.ravel()
+        return pd.Series({"gain_mean": gain.mean(), "gain_5%": np.quantile(gain, 0.05),
+                          "gain_95%": np.quantile(gain, 0.95),
+                          "spectral_radius_mean": float(post["spectral_radius"].mean()),
+                          "p_stable": float(post["stable"].mean())})
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self) -> xr.DataArray:
+        """One-step-ahead expected sharing at the observed rows given the latent states,
+        (chain, draw, obs)."""
+        return self._fitted().posterior["expected"]
+
+    def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
+        """Add replicated sharing at the observed rows (one-step-ahead: expected + N(0, sigma))."""
+        idata = self._fitted()
+        mean = idata.posterior["expected"]
+        rng = np.random.default_rng(seed)
+        rep = mean + idata.posterior["sigma"] * xr.DataArray(rng.standard_normal(mean.shape), dims=mean.dims)
+        if "posterior_predictive" in idata.groups():
+            del idata.posterior_predictive
+        idata.add_groups(posterior_predictive=xr.Dataset({self.spec.outcome: rep}))
+        return idata
+
+    def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
+        """Parameters drawn from the prior; S, E, M, K drawn from the model's equations at
+        them (process from session 1, lags 0 there) and kept where this study has values."""
+        names = [v.name for v in self.model.free_RVs if v.name != "latent"] + \
+            [v.name for v in self.model.deterministics if v.name not in self.cell_vars]
+        with self.model, warnings.catch_warnings():   # the likelihood is a Potential: right to ignore
+            warnings.filterwarnings("ignore", message="The effect of Potentials")
+            prior = pm.sample_prior_predictive(draws=1, var_names=names, random_seed=seed).prior
+        p = prior.isel(chain=0, draw=0)
+        o, rng = self.options, np.random.default_rng(seed)
+        P, T = self.panel.shape
+        get = lambda name, default=0.0: p[name].values if name in p else default
+        mu = get("mu_person", self.person_means)
+        centred = mu - (get("mean_predictor") if o["centring"] == "latent" else mu.mean(0))
+        sd_s, sd_e, sd_m = get("sigma_within")
+        f = get("support_walk", np.zeros(T)) * np.ones(T)
+        beta_s = (float(get("gamma_support")) + f[None, :] + (float(get("gamma_efficacy")) * centred[:, 1])[:, None]
+                  + (float(get("tau_support_slope")) * get("z_support_slope", np.zeros(P)))[:, None])
+        Sw, Ew = rng.normal(0, sd_s, (P, T)), rng.normal(0, sd_e, (P, T))
+        Kw, Mw = np.zeros((P, T)), np.zeros((P, T))
+        for t in range(T):
+            k_lag = Kw[:, t - 1] if t else 0.0
+            m_lag = Mw[:, t - 1] if t else 0.0
+            Mw[:, t] = (float(get("phi_motivation")) * m_lag + float(get("delta")) * k_lag
+                        + float(get("theta_support")) * Sw[:, t] + rng.normal(0, sd_m, P))
+            Kw[:, t] = (float(get("phi")) * k_lag + beta_s[:, t] * Sw[:, t] + float(get("beta_efficacy")) * Ew[:, t]
+                        + float(get("beta_interaction")) * Sw[:, t] * Ew[:, t] + float(get("beta_motivation")) * m_lag
+                        + rng.normal(0, float(get("sigma")), P))
+        grids = [mu[:, [0]] + float(get("support_trend")) * self.session_index + Sw, mu[:, [1]] + Ew,
+                 mu[:, [2]] + Mw, get("mu_sharing")[:, None] + Kw]
+        pi, ti = self.study.idx["participant"], self.study.idx["session"]
+        values = {name: np.where(np.isnan(self.study.values(name)), np.nan, grid[pi, ti])
+                  for name, grid in zip(self.measures, grids)}
+        return self.study.with_values(values), p
+
+    # ------------------------------------------------------------------ plots
+    def plot_support_effect(self, hdi_prob: float = 0.9, ax=None):
+        """Support effect over sessions for low, mean and high self-efficacy, with HDI bands."""
+        import matplotlib.pyplot as plt
+
+        table = self.support_effect_table(hdi_prob)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4.5))
+        colors = {-1.0: "tab:orange", 0.0: "tab:gray", 1.0: "tab:blue"}
+        for level, part in table.groupby("efficacy_level"):
+            label = {-1.0: "low (-1 SD)", 0.0: "mean", 1.0: "high (+1 SD)"}[level]
+            ax.fill_between(part["session"], part["lower"], part["upper"], color=colors[level], alpha=0.15, linewidth=0)
+            ax.plot(part["session"], part["mean"], "o-", color=colors[level], label=f"self-efficacy {label}")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xlabel("session")
+        ax.set_ylabel("effect of within-person support on sharing")
+        ax.set_title(f"When and for whom support matters ({int(hdi_prob * 100)}% HDI)")
+        ax.legend()
+        return ax
+
+    def plot_within_between(self, hdi_prob: float = 0.9, ax=None):
+        """Within- and between-person effect of each predictor side by side, with HDIs."""
+        import matplotlib.pyplot as plt
+
+        table = self.within_between_table(hdi_prob)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        offsets = {"within": -0.12, "between": 0.12}
+        for kind, part in table.groupby("effect", sort=False):
+            x = np.arange(len(part)) + offsets[kind]
+            ax.errorbar(x, part["mean"], yerr=[part["mean"] - part["lower"], part["upper"] - part["mean"]],
+                        fmt="o", capsize=3, label=kind)
+        ax.set_xticks(np.arange(len(self.predictors)), self.predictors)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylabel(f"effect on {self.spec.outcome}")
+        ax.set_title(f"Within vs between effects ({int(hdi_prob * 100)}% HDI)")
+        ax.legend()
+        return ax
+
+
+def _lag(x: pt.TensorVariable) -> pt.TensorVariable:
+    """x shifted one session later, 0 at the first session: (P, T) -> (P, T)."""
+    return pt.concatenate([pt.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
+
+
+def _normal_logp(x, sigma) -> pt.TensorVariable:
+    """log N(x; 0, sigma), elementwise."""
+    return -0.5 * (x / sigma) ** 2 - pt.log(sigma) - 0.5 * np.log(2 * np.pi)
+
+
+def _spectral_radius(phi: np.ndarray, beta_m: np.ndarray, delta: np.ndarray, phi_m: np.ndarray) -> np.ndarray:
+    """Largest |eigenvalue| of [[phi, beta_m], [delta, phi_m]], elementwise over draws."""
+    trace, det = phi + phi_m, phi * phi_m - beta_m * delta
+    root = np.sqrt((trace**2 - 4 * det).astype(complex))
+    return np.maximum(np.abs((trace + root) / 2), np.abs((trace - root) / 2))
+
+
+def _table(draws: xr.DataArray, hdi_prob: float) -> pd.DataFrame:
+    """Posterior mean and HDI of every element of ``draws``, one row each."""
+    hdi = az.hdi(draws.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
+    out = draws.mean(("chain", "draw")).to_dataframe(name="mean")
+    out["lower"] = hdi.sel(hdi="lower").to_series()
+    out["upper"] = hdi.sel(hdi="higher").to_series()
+    return out.reset_index()

@@ -1,0 +1,207 @@
+"""Power plans: which model, which designs and effect sizes, which targets and decision rules.
+
+A plan is data (TOML on disk)::
+
+    model = "consensus_emergence"
+    replicates = 100                   # per cell (design x scenario)
+    seed = 2026                        # root seed; each replicate's seed derives from it
+    interval = 0.9                     # central interval kept for coverage and width
+    min_ess = 400                      # a fit passes its diagnostics with bulk/tail ESS >= this,
+                                       # R-hat <= 1.01, no divergences, E-BFMI >= 0.3
+
+    [spec]                             # the model spec (as in models/*.toml), or spec = "path.toml"
+    outcome = "climate"
+    options = { composition = ["lgo_sd"], organization = false }
+    sampler = { chains = 2, draws = 500, tune = 500 }
+
+    [design]                           # every list is a grid axis; each combination is a design
+    communities = [10, 20]
+    participants = [8, 12]
+    sessions = [6]
+    attrition = [0.05]
+
+    [scenarios.small]                  # true values: overrides of the simulator's defaults
+    climate = { alpha1 = -0.05 }
+
+    [[targets]]
+    parameter = "alpha_time"           # posterior variable; an element as "pi[support]"
+    truth = "climate.alpha1"           # its true value in the scenario (sharing.f[3], sharing.pi[0], ...)
+    rules = [{ rule = "excludes_zero", prob = 0.95 },
+             { rule = "direction", sign = "negative", threshold = 0.975 }]
+
+Its SHA-256 (canonical JSON, ``replicates`` left out so a plan can be extended) identifies
+the results folder it writes to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from lcbayes.data.io import read_toml
+from lcbayes.data.simulate import ClimateTruth, Design, SharingTruth
+from lcbayes.errors import ConfigError, reject_unknown
+from lcbayes.power.rules import Rule
+
+TRUTH_GROUPS = {"climate": ClimateTruth, "sharing": SharingTruth}
+DESIGN_FIELDS = [f.name for f in fields(Design)]
+_ELEMENT = re.compile(r"^(\w+)(?:\[([^\]]+)\])?$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A posterior quantity to judge: ``parameter`` (``name`` or ``name[label]``), the path of
+    its true value in the scenario truth, and the decision rules applied to it."""
+
+    parameter: str
+    truth: str
+    rules: tuple[Rule, ...]
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> "Target":
+        reject_unknown(raw, ["parameter", "truth", "rules"], "target key")
+        for key in ("parameter", "truth"):
+            if key not in raw:
+                raise ConfigError(f"a target lacks '{key}'. Fix: e.g. parameter = \"alpha_time\", "
+                                  f"truth = \"climate.alpha1\".")
+        if not _ELEMENT.match(raw["parameter"]):
+            raise ConfigError(f"target parameter {raw['parameter']!r}: write name or name[label].")
+        rules = tuple(Rule.parse(r) for r in raw.get("rules", []))
+        if not rules:
+            raise ConfigError(f"target {raw['parameter']!r} has no rules. Fix: rules = [{{ rule = \"excludes_zero\" }}].")
+        return cls(str(raw["parameter"]), str(raw["truth"]), rules)
+
+    @property
+    def variable(self) -> str:
+        return _ELEMENT.match(self.parameter).group(1)
+
+    @property
+    def label(self) -> str | None:
+        return _ELEMENT.match(self.parameter).group(2)
+
+    def true_value(self, climate: ClimateTruth, sharing: SharingTruth, design: Design) -> float:
+        """The true value: ``group.field`` or ``group.field[i]`` of the scenario's truth."""
+        group, _, rest = self.truth.partition(".")
+        match = _ELEMENT.match(rest)
+        if group not in TRUTH_GROUPS or not match:
+            raise ConfigError(f"target truth {self.truth!r}: write climate.<field>[i] or sharing.<field>[i].")
+        obj = climate if group == "climate" else sharing
+        name, index = match.group(1), match.group(2)
+        if name == "f" and group == "sharing":
+            value = sharing.f_values(design.sessions)
+        elif name in {f.name for f in fields(obj)}:
+            value = getattr(obj, name)
+        else:
+            raise ConfigError(f"target truth {self.truth!r}: {type(obj).__name__} has no field {name!r}.")
+        return float(value[int(index)] if index is not None else value)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One design x scenario combination of a plan."""
+
+    design: dict[str, Any]
+    scenario: str
+
+    @property
+    def key(self) -> str:
+        """Stable identifier from the cell's content (not its position in the grid)."""
+        text = json.dumps({"design": self.design, "scenario": self.scenario}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.design.items()) + f", scenario={self.scenario}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated power plan (see the module docstring)."""
+
+    model: str
+    spec: dict[str, Any]
+    design: dict[str, list]
+    scenarios: dict[str, dict[str, dict[str, Any]]]
+    targets: tuple[Target, ...]
+    replicates: int
+    seed: int
+    interval: float = 0.9
+    min_ess: float = 400
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], base: Path | None = None, require_targets: bool = True) -> "Plan":
+        """Validate a plan mapping; a ``spec`` given as a path is read relative to ``base``.
+        Calibration plans (``require_targets=False``) rank every population parameter instead."""
+        raw = json.loads(json.dumps(raw))  # plain, detached copy
+        reject_unknown(raw, ["model", "spec", "design", "scenarios", "targets", "replicates", "seed", "interval",
+                                  "min_ess"],
+                       "plan key")
+        from lcbayes.models import MODELS
+
+        model = raw.get("model")
+        if model not in MODELS:
+            raise ConfigError(f"plan model {model!r} unknown. Valid: {', '.join(MODELS)}.")
+        spec = raw.get("spec", {})
+        if isinstance(spec, str):
+            from lcbayes.models.spec import read_spec
+
+            spec = read_spec((base or Path(".")) / spec)
+            raw["spec"] = spec
+        spec = {**spec, "model": model}
+        design = {k: (v if isinstance(v, list) else [v]) for k, v in raw.get("design", {}).items()}
+        reject_unknown(design, DESIGN_FIELDS, "design field")
+        scenarios = raw.get("scenarios") or {"default": {}}
+        for name, groups in scenarios.items():
+            reject_unknown(groups, list(TRUTH_GROUPS), f"truth group of scenario {name!r}")
+            for group, values in groups.items():
+                reject_unknown(values, [f.name for f in fields(TRUTH_GROUPS[group])], f"field of {group} truth")
+        targets = tuple(Target.parse(t) for t in raw.get("targets", []))
+        if not targets and require_targets:
+            raise ConfigError("the plan has no [[targets]]. Fix: add parameter, truth and rules.")
+        replicates, seed = int(raw.get("replicates", 100)), int(raw.get("seed", 0))
+        interval = float(raw.get("interval", 0.9))
+        if replicates < 1 or not 0 < interval < 1:
+            raise ConfigError("replicates must be >= 1 and interval in (0, 1).")
+        plan = cls(model, spec, design, scenarios, targets, replicates, seed, interval,
+                   float(raw.get("min_ess", 400)), raw)
+        for cell in plan.cells():   # every design valid, every truth path readable
+            d = plan.design_of(cell)
+            climate, sharing = plan.truth_of(cell)
+            for t in targets:
+                t.true_value(climate, sharing, d)
+        return plan
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "Plan":
+        path = Path(path)
+        return cls.parse(read_toml(path, "plan file"), base=path.parent)
+
+    def cells(self) -> list[Cell]:
+        """All design x scenario combinations, in grid order."""
+        names = list(self.design)
+        combos = itertools.product(*(self.design[n] for n in names)) if names else [()]
+        return [Cell(dict(zip(names, values)), s) for values in combos for s in self.scenarios]
+
+    def design_of(self, cell: Cell) -> Design:
+        try:
+            return Design(**{k: tuple(v) if isinstance(v, list) else v for k, v in cell.design.items()})
+        except ValueError as err:
+            raise ConfigError(f"design {cell.label()}: {err}") from None
+
+    def truth_of(self, cell: Cell) -> tuple[ClimateTruth, SharingTruth]:
+        groups = self.scenarios[cell.scenario]
+        to_tuple = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return ClimateTruth(**to_tuple(groups.get("climate", {}))), SharingTruth(**to_tuple(groups.get("sharing", {})))
+
+    def to_json(self) -> str:
+        return json.dumps(self.raw, sort_keys=True)
+
+    def hash(self) -> str:
+        """SHA-256 of the plan without ``replicates`` (more replicates extend a run)."""
+        core = {k: v for k, v in self.raw.items() if k != "replicates"}
+        return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,75 @@
+"""Resumable results folder of a power or calibration run.
+
+Layout::
+
+    <folder>/plan.json                          the plan (and its hash) the results belong to
+    <folder>/replicates/<cell key>/r000042.parquet   one file per finished replicate
+
+Each replicate file is written to a temporary name and renamed into place (atomic on POSIX
+file systems), so a killed run leaves only whole files; a rerun skips them. A folder that
+holds results of another plan is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from lcbayes.errors import LcbayesError
+
+
+class PlanChangedError(LcbayesError):
+    """The results folder belongs to a different plan."""
+
+
+class ResultStore:
+    """Results of one plan in ``folder``; ``kind`` is ``"power"`` or ``"sbc"``."""
+
+    def __init__(self, folder: str | Path, plan_json: str, plan_hash: str, kind: str = "power"):
+        self.folder = Path(folder)
+        self.kind = kind
+        marker = self.folder / "plan.json"
+        if marker.exists():
+            held = json.loads(marker.read_text())
+            if held["hash"] != plan_hash or held.get("kind", "power") != kind:
+                raise PlanChangedError(
+                    f"'{self.folder}' holds results of another {held.get('kind', 'power')} plan "
+                    f"(hash {held['hash'][:12]}...; this plan's is {plan_hash[:12]}...). Fix: write to a new "
+                    "folder (--out), or delete the old results to start over.")
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(marker, json.dumps({"kind": kind, "hash": plan_hash, "plan": json.loads(plan_json)},
+                                             indent=1, sort_keys=True).encode())
+
+    def path(self, cell_key: str, replicate: int) -> Path:
+        return self.folder / "replicates" / cell_key / f"r{replicate:06d}.parquet"
+
+    def done(self, cell_key: str, replicate: int) -> bool:
+        return self.path(cell_key, replicate).exists()
+
+    def write(self, cell_key: str, replicate: int, rows: pd.DataFrame) -> Path:
+        """Store one finished replicate (atomically)."""
+        path = self.path(cell_key, replicate)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+            rows.to_parquet(tmp.name, index=False)
+        os.replace(tmp.name, path)
+        return path
+
+    def load(self) -> pd.DataFrame:
+        """All finished replicates, sorted by cell, replicate and target (empty if none)."""
+        files = sorted((self.folder / "replicates").glob("*/r*.parquet"))
+        if not files:
+            return pd.DataFrame()
+        table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        return table.sort_values(["cell", "replicate", "target"], kind="stable").reset_index(drop=True)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(data)
+    os.replace(tmp.name, path)

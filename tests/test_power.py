@@ -1,0 +1,176 @@
+"""Power analysis: plans, seeds, decision rules, summaries on hand-made tables, and the
+runner (1 process, 2 local Dask workers, an existing Dask scheduler, a killed and resumed
+run) giving the same results."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lcbayes.data.io import read_toml
+from lcbayes.errors import ConfigError
+from lcbayes.power import Plan, PlanChangedError, Rule, clopper_pearson, replicate_seeds, run, smallest_design, summarize
+
+PLAN = Path(__file__).parent / "data" / "power_plan.toml"
+TIMING = ["fit_seconds"]
+
+
+def plan_dict(**changes) -> dict:
+    raw = read_toml(PLAN, "plan")
+    raw.update(changes)
+    return raw
+
+
+# ---------------------------------------------------------------- plans, seeds, rules
+def test_seeds_depend_on_position_not_order():
+    a = Plan.parse(plan_dict())
+    b = Plan.parse(plan_dict(design={"communities": [6, 4], "participants": 5, "sessions": 4}))
+    assert {c.key for c in a.cells()} == {c.key for c in b.cells()}          # grid order is irrelevant
+    assert [c.key for c in a.cells()] != [c.key for c in b.cells()]
+    cell = a.cells()[0]
+    assert replicate_seeds(7, cell.key, 3) == replicate_seeds(7, cell.key, 3)
+    seeds = {replicate_seeds(7, c.key, r) for c in a.cells() for r in range(50)}
+    assert len(seeds) == 100                                                   # all distinct
+    assert replicate_seeds(8, cell.key, 3) != replicate_seeds(7, cell.key, 3)
+
+
+def test_plan_hash_ignores_replicates_only():
+    base = Plan.parse(plan_dict())
+    assert Plan.parse(plan_dict(replicates=10)).hash() == base.hash()
+    assert Plan.parse(plan_dict(seed=8)).hash() != base.hash()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"design": {"cohorts": [3]}}, "design field 'cohorts'"),
+    ({"model": "growth"}, "plan model 'growth' unknown"),
+    ({"scenarios": {"s": {"climate": {"beta9": 1.0}}}}, "field of climate truth 'beta9'"),
+    ({"targets": [{"parameter": "beta_time", "truth": "climate.nope", "rules": [{"rule": "excludes_zero"}]}]},
+     "ClimateTruth has no field 'nope'"),
+    ({"targets": [{"parameter": "beta_time", "truth": "climate.beta1", "rules": [{"rule": "significant"}]}]},
+     "decision rule 'significant' unknown"),
+    ({"targets": [{"parameter": "beta_time", "truth": "climate.beta1", "rules": [{"rule": "rope", "low": 0}]}]},
+     "rule rope needs high"),
+    ({"targets": []}, "no \\[\\[targets\\]\\]"),
+])
+def test_bad_plans_are_rejected_with_a_clear_message(change, message):
+    with pytest.raises(ConfigError, match=message):
+        Plan.parse(plan_dict(**change))
+
+
+def test_decision_rules_on_known_draws():
+    draws = np.linspace(0.01, 1.01, 1001)            # 2.5% / 97.5% quantiles 0.035 / 0.985
+    assert Rule.parse({"rule": "excludes_zero"}).decide(draws)
+    assert not Rule.parse({"rule": "excludes_zero"}).decide(draws - 0.5)
+    assert Rule.parse({"rule": "direction", "threshold": 0.99}).decide(draws)
+    shifted = draws - 0.03                           # P(> 0) = 0.98
+    assert Rule.parse({"rule": "direction", "threshold": 0.975}).decide(shifted)
+    assert not Rule.parse({"rule": "direction", "threshold": 0.99}).decide(shifted)
+    assert Rule.parse({"rule": "direction", "sign": "negative"}).decide(-draws)
+    assert Rule.parse({"rule": "rope", "low": -1, "high": 0.02}).decide(draws)            # outside
+    assert not Rule.parse({"rule": "rope", "low": -1, "high": 0.5}).decide(draws)
+    assert Rule.parse({"rule": "rope", "low": 0, "high": 1.1, "outside": False}).decide(draws)
+    assert Rule.parse({"rule": "width", "max": 0.95}).decide(draws)                 # 90% width 0.9
+    assert not Rule.parse({"rule": "width", "max": 0.85}).decide(draws)
+    assert Rule.parse({"rule": "width", "max": 0.85}).name == "width_le_0.85_90"
+
+
+# ---------------------------------------------------------------- summaries
+def test_clopper_pearson_matches_the_beta_quantiles_and_edges():
+    assert clopper_pearson(0, 10) == (0.0, pytest.approx(1 - 0.025 ** (1 / 10)))
+    assert clopper_pearson(10, 10) == (pytest.approx(0.025 ** (1 / 10)), 1.0)
+    lo, hi = clopper_pearson(7, 20)
+    ci = stats.binomtest(7, 20).proportion_ci(0.95, method="exact")
+    assert (lo, hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def hand_made_results() -> pd.DataFrame:
+    rows = []
+    for cell, communities, decisions, means in [("a", 10, [1, 0, 0, 1], [0.1, 0.3, 0.2, 0.2]),
+                                                ("b", 20, [1, 1, 1, 1], [0.24, 0.16, 0.2, 0.2])]:
+        for r, (d, m) in enumerate(zip(decisions, means)):
+            rows.append({"cell": cell, "communities": communities, "sessions": 6, "scenario": "s", "replicate": r,
+                         "target": "x", "truth": 0.2, "mean": m, "lower": m - 0.05, "upper": m + 0.05,
+                         "covered": abs(m - 0.2) <= 0.05, "width": 0.1, "diagnostics_passed": r != 0,
+                         "recompiled": False, "fit_seconds": 1.0, "rule_excludes_zero_95": bool(d)})
+    return pd.DataFrame(rows)
+
+
+def test_summaries_on_a_hand_made_table():
+    s = summarize(hand_made_results()).set_index("communities")
+    assert s.loc[10, "power"] == 0.5 and s.loc[20, "power"] == 1.0
+    assert s.loc[10, "bias"] == pytest.approx(0.0)
+    assert s.loc[10, "rmse"] == pytest.approx(np.sqrt((0.01 + 0.01 + 0 + 0) / 4))
+    assert s.loc[20, "rmse"] == pytest.approx(np.sqrt((0.0016 * 2) / 4))
+    assert s.loc[10, "coverage"] == 0.5 and s.loc[20, "coverage"] == 1.0
+    assert s.loc[10, "failed_diagnostics"] == 0.25                 # counted, not dropped
+    assert (s.loc[10, "power_lower"], s.loc[10, "power_upper"]) == pytest.approx(clopper_pearson(2, 4))
+    best = smallest_design(s.reset_index(), "x", "excludes_zero_95", power=0.8)
+    assert best["communities"] == 20
+    assert smallest_design(s.reset_index(), "x", "excludes_zero_95", power=0.4)["communities"] == 10
+    assert smallest_design(s.reset_index(), "x", "excludes_zero_95", power=1.01) is None
+
+
+# ---------------------------------------------------------------- the runner
+def comparable(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=TIMING).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial")
+    return run(Plan.from_path(PLAN), str(out), workers=1, progress=False).load()
+
+
+def test_serial_run_stores_every_replicate_with_diagnostics(serial):
+    plan = Plan.from_path(PLAN)
+    assert len(serial) == len(plan.cells()) * plan.replicates * len(plan.targets)
+    assert serial.groupby(["cell", "replicate"]).size().eq(len(plan.targets)).all()
+    assert {"r_hat", "ess_bulk", "ess_tail", "divergences", "diagnostics_passed", "fit_seconds"} <= set(serial)
+    assert not serial["recompiled"].any()                          # one compile per cell
+    growth = serial[serial["target"] == "beta_time[time]"]
+    assert (growth["truth"] == 0.1).all() and growth["mean"].between(-0.2, 0.4).all()
+
+
+def test_local_dask_workers_and_a_dask_scheduler_give_the_same_results(serial, tmp_path):
+    from dask.distributed import LocalCluster
+
+    two = run(Plan.from_path(PLAN), str(tmp_path / "two"), workers=2, progress=False).load()
+    pd.testing.assert_frame_equal(comparable(two), comparable(serial))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = run(Plan.from_path(PLAN), str(tmp_path / "remote"), scheduler=cluster.scheduler_address,
+                     progress=False).load()
+    pd.testing.assert_frame_equal(comparable(remote), comparable(serial))
+
+
+def test_killed_run_resumes_to_the_same_results(serial, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "lcbayes.cli", "power", str(PLAN), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(out.glob("replicates/*/*.parquet"))) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list(out.glob("replicates/*/*.parquet")))
+    assert 2 <= finished < 6, "the run was to be killed part-way"
+    resumed = run(Plan.from_path(PLAN), str(out), progress=False).load()
+    pd.testing.assert_frame_equal(comparable(resumed), comparable(serial))
+
+
+def test_changed_plan_is_refused_and_more_replicates_extend(serial, tmp_path):
+    out = tmp_path / "grow"
+    run(Plan.parse(plan_dict(replicates=1), base=PLAN.parent), str(out), progress=False)
+    with pytest.raises(PlanChangedError, match="another power plan"):
+        run(Plan.parse(plan_dict(replicates=1, seed=99)), str(out), progress=False)
+    grown = run(Plan.from_path(PLAN), str(out), progress=False).load()
+    pd.testing.assert_frame_equal(comparable(grown), comparable(serial))
+    assert json.loads((out / "plan.json").read_text())["hash"] == Plan.from_path(PLAN).hash()
