@@ -182,7 +182,8 @@ def fit(
 def power(
     plan: Annotated[Path, typer.Argument(help="Power plan (TOML), e.g. plans/consensus_emergence.toml.")],
     out: Annotated[Optional[Path], typer.Option(help="Results folder; default power/<plan name>.")] = None,
-    workers: Annotated[int, typer.Option(help="Local worker processes (1 = this process).")] = 1,
+    workers: Annotated[Optional[int], typer.Option(
+        help="Local worker processes (1 = this process; default: cores // chains).")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler.")] = None,
     power_level: Annotated[float, typer.Option("--target-power", help="Power to look for in the designs.")] = 0.8,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -227,7 +228,8 @@ def sbc(
     seed: Annotated[int, typer.Option(help="Root seed.")] = 1,
     min_ess: Annotated[float, typer.Option(help="ESS a fit needs to pass its diagnostics.")] = 400,
     out: Annotated[Optional[Path], typer.Option(help="Results folder; default sbc/<spec name>.")] = None,
-    workers: Annotated[int, typer.Option(help="Local worker processes (1 = this process).")] = 1,
+    workers: Annotated[Optional[int], typer.Option(
+        help="Local worker processes (1 = this process; default: cores // chains).")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:

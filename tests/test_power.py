@@ -125,9 +125,15 @@ def comparable(table: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory):
+def serial_folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("serial")
-    return run(Plan.from_path(PLAN), str(out), workers=1, progress=False).load()
+    run(Plan.from_path(PLAN), str(out), workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def serial(serial_folder):
+    return run(Plan.from_path(PLAN), str(serial_folder), progress=False).load()     # all done: no refits
 
 
 def test_serial_run_stores_every_replicate_with_diagnostics(serial):
@@ -174,3 +180,19 @@ def test_changed_plan_is_refused_and_more_replicates_extend(serial, tmp_path):
     grown = run(Plan.from_path(PLAN), str(out), progress=False).load()
     pd.testing.assert_frame_equal(comparable(grown), comparable(serial))
     assert json.loads((out / "plan.json").read_text())["hash"] == Plan.from_path(PLAN).hash()
+
+
+def test_cli_summarises_a_finished_run_without_refitting(serial_folder, serial):
+    from typer.testing import CliRunner
+
+    from lcbayes.cli import app
+
+    before = {f: f.stat().st_mtime_ns for f in serial_folder.glob("replicates/*/*.parquet")}
+    result = CliRunner().invoke(app, ["power", str(PLAN), "--out", str(serial_folder), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert before == {f: f.stat().st_mtime_ns for f in serial_folder.glob("replicates/*/*.parquet")}
+    written = pd.read_csv(serial_folder / "summary.csv")
+    expected = summarize(serial)
+    np.testing.assert_allclose(written["power"], expected["power"])
+    assert "smallest design with power >= 0.8" in result.output
+    assert (serial_folder / "power_beta_time.png").stat().st_size > 10_000

@@ -8,8 +8,9 @@ whole cell), and refits it to every replicate of that cell it is given by swappi
 replicate whose data differ in structure (e.g. another number of organizations) gets a
 model compiled for it, with the same priors, and is flagged ``recompiled``.
 
-Execution: ``workers = 1`` runs in this process; more workers start a local Dask cluster
-(one process per worker); ``scheduler = "tcp://host:8786"`` uses an existing Dask cluster
+Execution: local and parallel by default (as many worker processes as the cores allow with
+each fit's chains in parallel); ``workers = 1`` runs in this process, more start a local
+Dask cluster (one process per worker); ``scheduler = "tcp://host:8786"`` uses an existing Dask cluster
 (for SLURM, see the README's power section). Finished replicates are written by this process as
 they arrive, so killing the run loses only the replicates in flight.
 """
@@ -144,11 +145,16 @@ def power_replicate(plan_json: str, cell: Cell, replicate: int, cores: int | Non
     return pd.DataFrame(rows)
 
 
-def run(plan: Plan, out: str, workers: int = 1, scheduler: str | None = None, progress: bool = True,
+def run(plan: Plan, out: str, workers: int | None = None, scheduler: str | None = None, progress: bool = True,
         task: Callable[..., pd.DataFrame] = power_replicate, kind: str = "power") -> ResultStore:
     """Run every unfinished replicate of ``plan`` into the results folder ``out``.
 
-    Returns the store; ``store.load()`` gives all finished replicates (this run's and earlier)."""
+    ``workers``: local processes; None = as many as the cores allow with each fit running its
+    chains in parallel (cores // chains, at least 1). Returns the store; ``store.load()``
+    gives all finished replicates (this run's and earlier)."""
+    if workers is None:
+        chains = int(plan.spec.get("sampler", {}).get("chains", 4))
+        workers = max(1, (os.cpu_count() or 1) // chains)
     store = ResultStore(out, plan.to_json(), plan.hash(), kind)
     todo = [(cell, r) for cell in plan.cells() for r in range(plan.replicates) if not store.done(cell.key, r)]
     if not todo:
