@@ -202,8 +202,8 @@ def power(
     summary = summarize(store.load())
     summary.to_csv(out / "summary.csv", index=False)
     typer.echo(_show(summary.drop(columns=["cell", "recompiled", "mean_fit_seconds"])))
-    x = next((c for c in ("communities", "participants", "sessions") if summary[c].nunique() > 1), None) \
-        if any(c in summary for c in ("communities", "participants", "sessions")) else None
+    x = next((c for c in ("communities", "participants", "sessions") if c in summary and summary[c].nunique() > 1),
+             None)   # the first design axis the plan varies, if any
     for target in parsed.targets:
         for rule in target.rules:
             best = smallest_design(summary, target.parameter, rule.name, power_level)
