@@ -1,5 +1,5 @@
 """The ``lcbayes`` command line: simulate studies, check data, tabulate agreement, fit models,
-run power analyses and simulation-based calibration."""
+build reproducible reports, run power analyses and simulation-based calibration."""
 
 from __future__ import annotations
 
@@ -175,6 +175,39 @@ def fit(
     typer.echo(summary[["mean", "sd", "hdi_5%", "hdi_95%", "ess_bulk", "ess_tail", "r_hat"]].to_string(
         float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"\n{model.diagnostics()}\n\nwrote {path} and {out / f'{name}_summary.csv'}")
+
+
+@app.command()
+@_reports_errors
+def report(
+    config: Annotated[Path, typer.Argument(help="Report configuration (TOML), e.g. reports/example.toml.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output folder; default: the configuration's out.")] = None,
+    verify: Annotated[Optional[Path], typer.Option(
+        help="Folder of an earlier report: rerun and compare its results.json with the new one.")] = None,
+) -> None:
+    """Validate the data, tabulate agreement, fit every model of CONFIG and write a
+    self-contained report.html, results.json, manifest.json and fits/ to the output folder.
+    With --verify DIR the rerun is compared with DIR's results (exit status 1 if it does not
+    reproduce them; the rerun goes to DIR-rerun unless --out is given)."""
+    from lcbayes.report.build import build_report
+    from lcbayes.report.config import ReportConfig
+    from lcbayes.report.verify import read_outputs
+    from lcbayes.report.verify import verify as compare
+
+    parsed = ReportConfig.from_path(config)
+    earlier = read_outputs(verify) if verify is not None else None
+    target = out or parsed.out
+    if verify is not None and out is None and target.resolve() == verify.resolve():
+        target = verify.parent / f"{verify.name}-rerun"
+    html = build_report(parsed, target, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"report: {html}")
+    if earlier is not None:
+        outcome = compare(earlier, read_outputs(target))
+        outcome.differences.to_csv(target / "verify.csv")
+        typer.echo(str(outcome))
+        typer.echo(f"differences: {target / 'verify.csv'}")
+        if not outcome.passed:
+            raise typer.Exit(1)
 
 
 @app.command()

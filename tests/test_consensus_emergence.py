@@ -57,6 +57,27 @@ def test_outcome_submodel_recovers_strength_and_consensus_effects(full):
     assert inside[1:].all(), (lo, hi, truth)          # the three effects
 
 
+def test_learning_log_likelihood_equals_the_graph_term(full):
+    """The per-learner log densities (used to power-scale the likelihood) sum to the joint
+    model's learning likelihood term at posterior draws."""
+    model = full[1]
+    terms = model.log_likelihood_terms()
+    assert set(terms.data_vars) == {"climate", "learning"}
+    assert terms.sizes["learner"] == int(model.learning_mask.sum())
+    potential = next(p for p in model.model.potentials if p.name == "learning_likelihood")
+    value_vars = model.model.value_vars
+    fn = model.model.compile_fn(model.model.replace_rvs_by_values([potential])[0], inputs=value_vars,
+                                on_unused_input="ignore")
+    for draw in (0, 57):
+        post = model.idata.posterior.isel(chain=1, draw=draw)
+        point = {}
+        for rv in model.model.free_RVs:
+            value, transform = post[rv.name].values, model.model.rvs_to_transforms.get(rv)
+            name = model.model.rvs_to_values[rv].name
+            point[name] = value if transform is None else transform.forward(value, *rv.owner.inputs).eval()
+        assert float(terms["learning"].isel(chain=1, draw=draw).sum()) == pytest.approx(float(fn(point)), rel=1e-9)
+
+
 def test_derived_consensus_strength_and_time_to_consensus(full):
     sim, model = full
     post = model.idata.posterior

@@ -185,6 +185,11 @@ class BayesModel:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first.")
         return self.idata
 
+    def log_likelihood_terms(self) -> xr.Dataset:
+        """Pointwise log likelihood of every observed part of the model, one variable per
+        part (LOO uses the outcome's alone; power-scaling the likelihood scales them all)."""
+        return self._fitted().log_likelihood
+
     def diagnostics(self) -> Diagnostics:
         """Convergence verdicts for the population parameters."""
         return diagnose(self._fitted(), self.population)

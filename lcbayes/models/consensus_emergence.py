@@ -291,6 +291,28 @@ class ConsensusEmergence(ClimateGrowth):
         out["variance"] = var.drop_vars([c for c in var.coords if c not in ("chain", "draw", "session", "level")])
         return xr.Dataset(out)
 
+    def log_likelihood_terms(self) -> xr.Dataset:
+        """The outcome's log likelihood per participant and, with a learning outcome, its log
+        density per participant who has one (``learning``, over ``learner``)."""
+        idata = self._fitted()
+        if not self.learning:
+            return idata.log_likelihood
+        post = idata.posterior
+        level, spread = self._last_session_climate()
+        sc = post["strength"].isel(session=-1, drop=True) - float(level.mean())
+        cc = post["consensus"].isel(session=-1, drop=True) - float(spread.mean())
+        learners = np.flatnonzero(self.learning_mask > 0)
+        comm = xr.DataArray(self.study.participant_community[learners], dims="learner")
+        sc, cc = sc.isel(community=comm, drop=True), cc.isel(community=comm, drop=True)
+        eta = post["eta_centred"]
+        mean = eta.isel(outcome_term=0) + eta.isel(outcome_term=1) * sc + eta.isel(outcome_term=2) * cc \
+            + eta.isel(outcome_term=3) * sc * cc
+        y = xr.DataArray(self.learning_values[learners], dims="learner")
+        sigma = post["sigma_learning"]
+        logp = -0.5 * ((y - mean) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
+        logp = logp.drop_vars([c for c in logp.coords if c not in ("chain", "draw")])
+        return idata.log_likelihood.assign(learning=logp.transpose("chain", "draw", "learner"))
+
     def emergence_evidence(self) -> pd.DataFrame:
         """Posterior probability that alpha1 < 0 (spread shrinks) and alpha1's summary."""
         a1 = self._fitted().posterior["alpha_time"].values.ravel()

@@ -398,13 +398,29 @@ class KnowledgeSharing(BayesModel):
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
         """Parameters drawn from the prior; S, E, M, K drawn from the model's equations at
         them (process from session 1, lags 0 there) and kept where this study has values."""
+        p = self._prior_draws(1, seed).isel(chain=0, draw=0)
+        return self.study.with_values(self._simulate(p, np.random.default_rng(seed))), p
+
+    def sample_prior_predictive(self, draws: int = 200, seed: int = 0) -> az.InferenceData:
+        """Prior draws of the parameters and the sharing values they generate at the observed
+        rows (groups ``prior``, ``prior_predictive`` and ``observed_data``)."""
+        prior = self._prior_draws(draws, seed)
+        rng = np.random.default_rng(seed)
+        obs = self._observed()["obs"].values
+        k = np.stack([self._simulate(prior.isel(chain=0, draw=d), rng)[self.spec.outcome][obs] for d in range(draws)])
+        pp = xr.Dataset({self.spec.outcome: (("chain", "draw", "obs"), k[None])}, coords={"obs": obs})
+        return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
+
+    def _prior_draws(self, draws: int, seed: int) -> xr.Dataset:
         names = [v.name for v in self.model.free_RVs if v.name != "latent"] + \
             [v.name for v in self.model.deterministics if v.name not in self.cell_vars]
         with self.model, warnings.catch_warnings():   # the likelihood is a Potential: right to ignore
             warnings.filterwarnings("ignore", message="The effect of Potentials")
-            prior = pm.sample_prior_predictive(draws=1, var_names=names, random_seed=seed).prior
-        p = prior.isel(chain=0, draw=0)
-        o, rng = self.options, np.random.default_rng(seed)
+            return pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=seed).prior
+
+    def _simulate(self, p: xr.Dataset, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """S, E, M, K per row of the study (NaN where the study has none) from one parameter draw."""
+        o = self.options
         P, T = self.panel.shape
         get = lambda name, default=0.0: p[name].values if name in p else default
         mu = get("mu_person", self.person_means)
@@ -426,9 +442,8 @@ class KnowledgeSharing(BayesModel):
         grids = [mu[:, [0]] + float(get("support_trend")) * self.session_index + Sw, mu[:, [1]] + Ew,
                  mu[:, [2]] + Mw, get("mu_sharing")[:, None] + Kw]
         pi, ti = self.study.idx["participant"], self.study.idx["session"]
-        values = {name: np.where(np.isnan(self.study.values(name)), np.nan, grid[pi, ti])
-                  for name, grid in zip(self.measures, grids)}
-        return self.study.with_values(values), p
+        return {name: np.where(np.isnan(self.study.values(name)), np.nan, grid[pi, ti])
+                for name, grid in zip(self.measures, grids)}
 
     # ------------------------------------------------------------------ plots
     def plot_support_effect(self, hdi_prob: float = 0.9, ax=None):

@@ -1,0 +1,114 @@
+"""``lcbayes report``: validate the data, tabulate agreement, fit every model of a report
+configuration and write ``report.html`` (self-contained), ``results.json`` (the key
+numbers; byte-identical for the same configuration, data, seed and versions),
+``manifest.json`` (provenance) and ``fits/<model>.nc`` to the output folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from lcbayes.agreement import climate_table, study_icc  # noqa: E402
+from lcbayes.data.study import Study  # noqa: E402
+from lcbayes.errors import ConfigError  # noqa: E402
+from lcbayes.report.config import ReportConfig  # noqa: E402
+from lcbayes.report.html import render  # noqa: E402
+from lcbayes.report.manifest import manifest  # noqa: E402
+from lcbayes.report.model_section import ModelSection, analyse_model  # noqa: E402
+
+RESULTS, MANIFEST, HTML = "results.json", "manifest.json", "report.html"
+
+
+def build_report(config: ReportConfig, out: Path | None = None,
+                 log: Callable[[str], None] = print) -> Path:
+    """Run the whole analysis of ``config`` and write its outputs to ``out`` (default:
+    the configuration's ``out``); returns the path of the HTML report."""
+    out = Path(out or config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    log(f"validating {config.data}")
+    study = Study.from_path(config.data, config.roles)
+    data = data_section(study, config)
+    sections: list[ModelSection] = []
+    for entry in config.models:
+        sections.append(analyse_model(entry, study, config.seed, config.prior_draws, log))
+        sections[-1].model.save(out / "fits" / f"{entry.key}.nc")
+    power = pd.read_csv(config.power / "summary.csv") if config.power is not None else None
+
+    results = {"title": config.title, "data": data["results"],
+               "models": {s.entry.key: s.results for s in sections}}
+    write_json(out / RESULTS, results)
+    prov = manifest(config, {s.entry.key: _model_provenance(s) for s in sections})
+    prov["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+    html = render(config, data, sections, power, prov)
+    (out / HTML).write_text(html, encoding="utf-8")
+    write_json(out / MANIFEST, prov)
+    log(f"wrote {out / HTML}, {out / RESULTS} and {out / MANIFEST} in {prov['elapsed_seconds']:.0f} s")
+    return out / HTML
+
+
+def data_section(study: Study, config: ReportConfig) -> dict[str, Any]:
+    """Design summary, reliability, the agreement (climate) table and ICCs."""
+    summary = study.summary()
+    measure = config.measure or next(iter(study.roles.scales), None)
+    if measure is None:
+        raise ConfigError("the roles define no scale; name the agreement measure in [agreement] measure = \"...\".")
+    table = climate_table(study, measure, null=config.null)
+    icc = study_icc(study, measure)
+    per_session = table.groupby("session")[["mean", "sd", "rwg_j", "rwg_star_j", "awg", "ad_mean"]].median()
+    results = {
+        "rows": summary.n_rows, "communities": summary.n_communities, "participants": summary.n_participants,
+        "organizations": summary.n_organizations, "sessions": summary.n_sessions,
+        "late_joiners": summary.late_joiners, "dropouts": summary.dropouts, "missed_sessions": summary.missed_sessions,
+        "agreement_measure": measure,
+        "agreement_median_per_session": {str(s): {k: _number(v) for k, v in row.items()}
+                                         for s, row in per_session.iterrows()},
+        "icc": {str(r.session): {"icc1": _number(r.icc1), "icc2": _number(r.icc2)} for r in icc.itertuples()},
+    }
+    reliability = study.reliability()
+    return {"summary": summary, "measure": measure, "agreement": table, "agreement_per_session": per_session,
+            "icc": icc, "reliability": reliability[reliability["session"] == "all"].drop(columns="session"),
+            "results": results}
+
+
+def _model_provenance(section: ModelSection) -> dict[str, Any]:
+    model = section.model
+    return {
+        "model": model.name, "label": section.entry.label, "spec_path": str(section.entry.spec_path),
+        "spec": model.spec.to_dict(), "spec_hash": model.spec.hash(), "data_hash": model.data_hash(),
+        "priors": {k: p.to_dict() for k, p in model.priors.items()},
+        "sampler": model.spec.to_dict()["sampler"],
+        "variants": {v.label: v.options for v in section.entry.variants},
+        "fit": f"fits/{section.entry.key}.nc",
+    }
+
+
+def _number(v: Any) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def write_json(path: Path, content: Any) -> None:
+    """Canonical JSON (sorted keys, full float precision, NaN as null) so equal content gives
+    equal bytes."""
+    path.write_text(json.dumps(_finite(content), indent=1, sort_keys=True, allow_nan=False) + "\n",
+                    encoding="utf-8")
+
+
+def _finite(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _finite(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_finite(v) for v in tree]
+    if isinstance(tree, float) and not np.isfinite(tree):
+        return None
+    return tree

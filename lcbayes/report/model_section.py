@@ -1,0 +1,255 @@
+"""One model's part of a report, in the order of the Bayesian analysis reporting guidelines
+(Kruschke 2021): model and priors, prior predictive check, fit and convergence diagnostics
+for every reported quantity, posterior summaries and derived quantities, posterior
+predictive check, model comparison (LOO) and prior sensitivity, then what to conclude."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from lcbayes.data.study import Study
+from lcbayes.diagnostics import MAX_RHAT, MIN_ESS
+from lcbayes.models import MODELS
+from lcbayes.models.base import BayesModel
+from lcbayes.report.config import ModelEntry
+from lcbayes.report.families import FAMILIES, HDI
+from lcbayes.report.sensitivity import THRESHOLD, prior_sensitivity
+
+PPC_DRAWS = 500          # posterior draws used for predictive statistics and plots (thinned evenly)
+SUMMARY_COLUMNS = ["mean", "sd", "hdi_5%", "hdi_95%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
+
+
+@dataclass
+class ModelSection:
+    """Everything the report shows of one model: ``results`` (JSON-ready key numbers),
+    tables (DataFrames), figures (matplotlib figures with captions), text and warnings."""
+
+    entry: ModelEntry
+    model: BayesModel
+    results: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    extra_tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    extra_figures: list[tuple[str, Any]] = field(default_factory=list)
+    conclusions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    comparison_text: str = ""
+
+    @property
+    def options_table(self) -> pd.DataFrame:
+        return pd.DataFrame({"value": [str(v) for v in self.model.options.values()]}, index=list(self.model.options))
+
+    @property
+    def priors_table(self) -> pd.DataFrame:
+        return pd.DataFrame([{"parameter": k, "distribution": p.dist,
+                              "arguments": ", ".join(f"{a} = {v}" for a, v in p.to_dict().items() if a != "dist")}
+                             for k, p in self.model.priors.items()])
+
+    @property
+    def equations(self) -> str:
+        """The model's equations and notes, from its module docstring."""
+        return inspect.getdoc(inspect.getmodule(type(self.model))) or ""
+
+
+def analyse_model(entry: ModelEntry, study: Study, seed: int, prior_draws: int,
+                  log: Callable[[str], None] = print) -> ModelSection:
+    """Fit one model of a report and compute every section (see the module docstring)."""
+    model = MODELS[entry.spec["model"]](study, entry.spec)
+    section = ModelSection(entry, model)
+    family = FAMILIES[model.name]
+
+    log(f"{entry.key}: prior predictive check ({prior_draws} draws)")
+    _prior_predictive(section, prior_draws, seed)
+    log(f"{entry.key}: fitting ({_sampler_text(model)})")
+    model.fit()
+    _diagnostics(section)
+    _posterior(section, family.derived(model))
+    log(f"{entry.key}: posterior predictive check, LOO, prior sensitivity")
+    _posterior_predictive(section, seed)
+    _loo(section)
+    _compare(section, study, log)
+    _sensitivity(section)
+    section.extra_figures = family.figures(model)
+    section.extra_tables = family.tables(model)
+    section.conclusions = family.conclusions(model) + _closing(section)
+    plt.close("all")
+    return section
+
+
+def _sampler_text(model: BayesModel) -> str:
+    s = model.spec.sampler
+    return f"{s.backend}, {s.chains} chains x ({s.tune} tuning + {s.draws} draws), target_accept {s.target_accept}"
+
+
+# ---------------------------------------------------------------- sections
+def _prior_predictive(section: ModelSection, draws: int, seed: int) -> None:
+    model = section.model
+    prior = model.sample_prior_predictive(draws=draws, seed=seed)
+    y_obs = prior.observed_data[model.spec.outcome].values
+    y_rep = prior.prior_predictive[model.spec.outcome].values.ravel()
+    y_rep = y_rep[np.isfinite(y_rep)]
+    lo, hi = float(y_obs.min()), float(y_obs.max())
+    width = hi - lo
+    q = np.quantile(y_rep, [0.05, 0.5, 0.95])
+    section.results["prior_predictive"] = {
+        "draws": draws, "observed_min": lo, "observed_max": hi,
+        "q05": float(q[0]), "median": float(q[1]), "q95": float(q[2]),
+        "share_beyond_range": float(((y_rep < lo - width) | (y_rep > hi + width)).mean()),
+    }
+    ax = az.plot_ppc(prior, group="prior", observed=True, num_pp_samples=min(draws, 100), random_seed=seed,
+                     figsize=(7, 3.5))
+    ax = np.ravel(ax)[0]
+    ax.set_xlim(lo - 2 * width, hi + 2 * width)
+    section.figures["prior_predictive"] = (
+        f"Prior predictive check: densities of {model.spec.outcome} in datasets drawn from the priors "
+        "(blue) against the observed data (black), cut at twice the observed range either side.", ax.figure)
+
+
+def _diagnostics(section: ModelSection) -> None:
+    model = section.model
+    diag = model.diagnostics()
+    section.results["diagnostics"] = {
+        "converged": diag.passed, "divergences": diag.divergences, "min_ebfmi": diag.min_ebfmi,
+        "max_r_hat": float(diag.table["max_r_hat"].max()),
+        "min_ess_bulk": float(diag.table["min_ess_bulk"].min()),
+        "min_ess_tail": float(diag.table["min_ess_tail"].min()),
+    }
+    section.tables["diagnostics"] = diag.table.drop(columns="hint")
+    if not diag.passed:
+        section.warnings += [f"Convergence: {h}" for h in diag.hints()]
+    worst = diag.table.sort_values("min_ess_bulk")["group"].head(3).tolist()
+    axes = az.plot_rank(model.idata, var_names=worst, kind="vlines", figsize=(9, 2.2 * len(worst)))
+    section.figures["rank"] = (
+        f"Rank plots of the three parameter groups with the lowest bulk ESS ({', '.join(worst)}): with mixed "
+        "chains every chain's ranks are uniform (points near the dashed line).", np.ravel(axes)[0].figure)
+
+
+def _summary(draws: xr.Dataset) -> pd.DataFrame:
+    table = az.summary(az.convert_to_inference_data(draws), hdi_prob=HDI, round_to="none")
+    return table[SUMMARY_COLUMNS]
+
+
+def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
+    model = section.model
+    params = _summary(model.idata.posterior[model.population])
+    section.tables["parameters"] = params
+    section.results["parameters"] = _records(params)
+    section.tables["derived"] = _summary(derived) if len(derived.data_vars) else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    section.results["derived"] = _records(section.tables["derived"])
+    for name, table in (("parameter", params), ("derived quantity", section.tables["derived"])):
+        bad = table[(table["r_hat"] > MAX_RHAT) | (table[["ess_bulk", "ess_tail"]].min(axis=1) < MIN_ESS)]
+        if len(bad):
+            section.warnings.append(f"{len(bad)} {name} element(s) miss R-hat <= {MAX_RHAT} or ESS >= {MIN_ESS}: "
+                                    + ", ".join(bad.index[:8]) + (" ..." if len(bad) > 8 else ""))
+    axes = az.plot_forest(model.idata, var_names=model.population, combined=True, hdi_prob=HDI,
+                          figsize=(7, 0.28 * len(params) + 1.2))
+    section.figures["forest"] = ("Posterior means and 90% HDIs of the population parameters.",
+                                 np.ravel(axes)[0].figure)
+
+
+def _thinned(idata: az.InferenceData, group: str) -> xr.Dataset:
+    ds = getattr(idata, group)
+    step = max(1, ds.sizes["chain"] * ds.sizes["draw"] // PPC_DRAWS)
+    return ds.isel(draw=slice(None, None, step))
+
+
+def _posterior_predictive(section: ModelSection, seed: int) -> None:
+    model = section.model
+    idata = model.sample_posterior_predictive(seed=seed)
+    y = idata.observed_data[model.spec.outcome]
+    rep = _thinned(idata, "posterior_predictive")[model.spec.outcome]
+    obs = y["obs"].values
+    groups = pd.Series(obs).groupby([model.study.idx["community"][obs], model.study.idx["session"][obs]]).indices
+    stats = {
+        "mean": lambda v: v.mean(-1),
+        "sd": lambda v: v.std(-1, ddof=1),
+        "mean community x session SD": lambda v: np.mean(
+            [v[..., i].std(-1, ddof=1) for i in groups.values() if len(i) > 1], axis=0),
+    }
+    rows = {}
+    for name, stat in stats.items():
+        observed, replicated = float(stat(y.values)), np.asarray(stat(rep.values)).ravel()
+        rows[name] = {"observed": observed, "replicated_mean": float(replicated.mean()),
+                      "p_value": float((replicated >= observed).mean())}
+    table = pd.DataFrame(rows).T
+    section.tables["ppc"] = table
+    section.results["posterior_predictive"] = {k: dict(v) for k, v in rows.items()}
+    extreme = table[(table["p_value"] < 0.025) | (table["p_value"] > 0.975)]
+    if len(extreme):
+        section.warnings.append("Posterior predictive check: the data's " + ", ".join(extreme.index)
+                                + " lie in the tails of the replicated data (p < 0.025 or > 0.975).")
+    ax = az.plot_ppc(idata, num_pp_samples=100, random_seed=seed, figsize=(7, 3.5))
+    section.figures["ppc"] = (
+        f"Posterior predictive check: densities of {model.spec.outcome} replicated from 100 posterior draws "
+        "against the observed data.", np.ravel(ax)[0].figure)
+
+
+def _loo(section: ModelSection) -> None:
+    loo = az.loo(section.model.idata, pointwise=True)
+    k = np.asarray(loo.pareto_k)
+    section.results["loo"] = {"elpd_loo": float(loo.elpd_loo), "se": float(loo.se), "p_loo": float(loo.p_loo),
+                              "pareto_k_above_0.7": int((k > 0.7).sum()), "n": int(k.size)}
+    if (k > 0.7).any():
+        section.warnings.append(f"LOO: {(k > 0.7).sum()} of {k.size} Pareto k values above 0.7; the "
+                                "PSIS estimate is unreliable for them (moment matching or K-fold would help).")
+
+
+def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) -> None:
+    entry, model = section.entry, section.model
+    if not entry.variants:
+        return
+    fits = {entry.label: model.idata}
+    for variant in entry.variants:
+        log(f"{entry.key}: refitting variant '{variant.label}' for the LOO comparison")
+        other = type(model)(study, entry.variant_spec(variant))
+        other.fit()
+        if not other.diagnostics().passed:
+            section.warnings.append(f"Comparison variant '{variant.label}' did not pass the convergence checks.")
+        fits[variant.label] = other.idata
+    table = az.compare(fits, ic="loo")
+    section.tables["comparison"] = table.drop(columns=["scale"], errors="ignore")
+    section.results["comparison"] = {
+        str(label): {"rank": int(r["rank"]), "elpd_loo": float(r["elpd_loo"]), "p_loo": float(r["p_loo"]),
+                     "elpd_diff": float(r["elpd_diff"]), "dse": float(r["dse"]), "weight": float(r["weight"])}
+        for label, r in table.iterrows()}
+    best = table.index[0]
+    runner = table.iloc[1]
+    clear = runner["elpd_diff"] > 2 * runner["dse"]
+    section.comparison_text = (
+        f"LOO prefers '{best}' over '{table.index[1]}' by {runner['elpd_diff']:.1f} elpd (SE {runner['dse']:.1f}); "
+        + ("a clear difference (more than 2 SE)." if clear else "within 2 SE, so the models predict about equally well."))
+
+
+def _sensitivity(section: ModelSection) -> None:
+    table = prior_sensitivity(section.model)
+    section.tables["sensitivity"] = table
+    section.results["prior_sensitivity"] = {k: {"prior": float(r["prior"]), "likelihood": float(r["likelihood"]),
+                                                "diagnosis": r["diagnosis"]} for k, r in table.iterrows()}
+    flagged = table[table["diagnosis"] != ""]
+    if len(flagged):
+        section.warnings.append(
+            f"Prior sensitivity (power-scaling >= {THRESHOLD}): " + "; ".join(
+                f"{k} ({r['diagnosis']})" for k, r in flagged.iterrows())
+            + ". Report these with their priors, or check them with refits under wider priors.")
+
+
+def _closing(section: ModelSection) -> list[str]:
+    out = [section.comparison_text] if section.comparison_text else []
+    if not section.results["diagnostics"]["converged"]:
+        out.append("The sampler did not pass every convergence check: treat these conclusions as provisional "
+                   "until a longer run passes.")
+    return out
+
+
+def _records(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Summary rows as {element: {statistic: value}} (NaN as None) for results.json."""
+    return {str(k): {c: (float(v) if np.isfinite(v) else None) for c, v in row.items()} for k, row in table.iterrows()}

@@ -1,0 +1,236 @@
+"""Reproducible reports: outputs, byte-identical reruns, --verify, power-scaling, and the HTML
+in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from lcbayes.cli import app
+from lcbayes.errors import ConfigError
+from lcbayes.models import ClimateGrowth
+from lcbayes.report.build import build_report
+from lcbayes.report.config import ReportConfig
+from lcbayes.report.sensitivity import log_prior, prior_sensitivity
+from lcbayes.report.verify import Verification, differences, verify
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "tests" / "data" / "report_small.toml"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """The small report built twice with the same seed: once directly, once through
+    `lcbayes report --verify` against the first."""
+    first = tmp_path_factory.mktemp("first")
+    build_report(ReportConfig.from_path(CONFIG), first, log=lambda line: None)
+    second = tmp_path_factory.mktemp("second")
+    result = runner.invoke(app, ["report", str(CONFIG), "--out", str(second), "--verify", str(first)])
+    return first, second, result
+
+
+def test_same_seed_gives_byte_identical_results_and_verify_passes(reports):
+    first, second, result = reports
+    assert result.exit_code == 0, result.output
+    assert (first / "results.json").read_bytes() == (second / "results.json").read_bytes()
+    assert "byte-identical" in result.output
+    assert f"report: {second / 'report.html'}" in result.output
+
+
+def test_verify_flags_a_changed_config(reports, tmp_path):
+    first, _, _ = reports
+    text = CONFIG.read_text().replace("seed = 7", "seed = 8")
+    text = re.sub(r'"\.\./\.\./([^"]+)"', lambda m: f'"{ROOT / m.group(1)}"', text)   # absolute paths in tmp
+    changed = tmp_path / "changed.toml"
+    changed.write_text(text)
+    result = runner.invoke(app, ["report", str(changed), "--out", str(tmp_path / "out"), "--verify", str(first)])
+    assert result.exit_code == 1, result.output
+    assert "config SHA-256" in result.output and "seed 7 -> 8" in result.output
+    assert "NOT verified" in result.output
+    table = pd.read_csv(tmp_path / "out" / "verify.csv", index_col=0)
+    judged = table.dropna(subset=["z"])
+    assert len(judged) > 20                       # means and SDs compared against their MCSE
+    assert (judged["z"] < 6).mean() > 0.9         # another seed: differences are Monte Carlo noise
+
+
+def test_outputs_manifest_and_results(reports):
+    first, _, _ = reports
+    manifest = json.loads((first / "manifest.json").read_text())
+    data = ROOT / "data" / "example_study.csv"
+    assert manifest["data"]["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert manifest["config"]["sha256"] == hashlib.sha256(CONFIG.read_bytes()).hexdigest()
+    assert manifest["seed"] == 7
+    model = manifest["models"]["climate_growth"]
+    assert model["sampler"]["seed"] == 7 and model["sampler"]["backend"] == "nutpie-jax"
+    assert model["variants"] == {"no random slopes": {"random_slopes": False}}
+    for package in ("pymc", "arviz", "nutpie", "lcbayes"):
+        assert manifest["packages"][package]
+    assert (first / "fits" / "climate_growth.nc").is_file()
+
+    results = json.loads((first / "results.json").read_text())
+    assert results["data"]["rows"] == 1140 and results["data"]["communities"] == 20
+    fitted = results["models"]["climate_growth"]
+    beta = fitted["parameters"]["beta_time[time]"]
+    truth = json.loads((ROOT / "data" / "example_truth.json").read_text())["climate"]["beta1"]
+    assert beta["hdi_5%"] - 3 * beta["mcse_mean"] < truth < beta["hdi_95%"] + 3 * beta["mcse_mean"]
+    assert set(fitted["comparison"]) == {"Climate growth", "no random slopes"}
+    assert 0 <= fitted["prior_predictive"]["share_beyond_range"] <= 1
+    assert fitted["posterior_predictive"]["mean"]["p_value"] == pytest.approx(0.5, abs=0.45)
+    shares = [v["mean"] for k, v in fitted["derived"].items() if re.fullmatch(r"variance_share\[\w+, 1\]", k)]
+    assert len(shares) == 4
+    assert sum(shares) == pytest.approx(1.0, abs=1e-9)    # variance shares of one session add up to 1
+
+
+def test_html_is_self_contained_and_follows_barg(reports):
+    html = (reports[0] / "report.html").read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    images = re.findall(r'<img[^>]* src="([^"]+)"', html)
+    assert len(images) >= 5 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert "<script" not in html
+    for heading in ("Data and design", "Model and priors", "Prior predictive check", "Convergence diagnostics",
+                    "Posterior summaries and derived quantities", "Posterior predictive check",
+                    "Model comparison (LOO)", "Prior sensitivity", "What to conclude", "Reproducing this report"):
+        assert heading in html, heading
+    # short chains in the test config: the report must say the fit failed its checks
+    assert "NOT converged" in html and "provisional" in html
+
+
+def test_report_renders_in_headless_chromium(reports):
+    """A real browser loads the report with no console errors and no network requests."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "Chromium is not installed: apt-get install chromium (.ci/run does this)"
+    page_path = reports[0] / "report.html"
+    shot = reports[0] / "screenshot.png"
+    messages, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(page_path.as_uri(), wait_until="load")
+        broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
+        n_images = page.evaluate("document.images.length")
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert messages == []
+    assert requests == [page_path.as_uri()]        # the file itself; images are inline data
+    assert n_images >= 5 and broken == 0
+    with shot.open("rb") as fh:
+        head = fh.read(24)
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and width == 1200 and height > 3000
+
+
+# ---------------------------------------------------------------- verification logic
+def _results(mean: float, mcse: float) -> dict:
+    return {"data": {"rows": 10}, "models": {"m": {"parameters": {"b": {"mean": mean, "mcse_mean": mcse, "r_hat": 1.0}}}}}
+
+
+def _manifest(**changes) -> dict:
+    m = {"config": {"sha256": "c"}, "data": {"sha256": "d"}, "roles": {"sha256": "r"}, "seed": 1,
+         "packages": {"pymc": "5.28.5"},
+         "models": {"m": {"spec_hash": "s", "data_hash": "h", "priors": {}, "variants": {}}}}
+    m.update(changes)
+    return m
+
+
+def _run(results: dict, manifest: dict) -> tuple[bytes, dict]:
+    return json.dumps(results, sort_keys=True).encode(), manifest
+
+
+def test_verify_judges_differences_against_monte_carlo_error():
+    old = _run(_results(1.0, 0.01), _manifest())
+    assert verify(old, old).identical
+    small = verify(old, _run(_results(1.02, 0.01), _manifest(packages={"pymc": "5.28.6"})))
+    assert not small.identical and small.differences.loc["models/m/parameters/b/mean", "ok"]
+    assert small.changed_inputs == ["package versions (pymc 5.28.5 -> 5.28.6)"]
+    assert not small.passed                      # other versions: reported as a changed input
+    same_inputs = Verification(False, [], small.differences)
+    assert same_inputs.passed                    # 1.4 combined MCSE: Monte Carlo noise
+    large = verify(old, _run(_results(1.10, 0.01), _manifest()))
+    assert large.differences.loc["models/m/parameters/b/mean", "z"] == pytest.approx(0.1 / np.hypot(0.01, 0.01))
+    assert not large.passed and "NOT verified" in str(large)
+
+
+def test_verify_requires_sampling_free_numbers_to_be_equal():
+    old = _results(1.0, 0.01)
+    new = json.loads(json.dumps(old))
+    new["data"]["rows"] = 11
+    table = differences(old, new)
+    assert table.loc["data/rows", "ok"] == False  # noqa: E712 (a numpy bool)
+
+
+# ---------------------------------------------------------------- configuration errors
+@pytest.mark.parametrize("text, message", [
+    ('data = "x.csv"\nroles = "r.toml"\nmodles = []', "Did you mean 'models'"),
+    ('roles = "../../data/example_roles.toml"', "names no data"),
+    ('data = "missing.csv"\nroles = "../../data/example_roles.toml"', "missing.csv' not found"),
+    ('data = "../../data/example_study.csv"\nroles = "../../data/example_roles.toml"', "lists no models"),
+    ('data = "../../data/example_study.csv"\nroles = "../../data/example_roles.toml"\n'
+     '[[models]]\nspec = "../../models/climate_growth.toml"\n[[models]]\nspec = "../../models/climate_growth.toml"',
+     "distinct name"),
+    ('data = "../../data/example_study.csv"\nroles = "../../data/example_roles.toml"\n'
+     '[[models]]\nspec = "../../models/climate_growth.toml"\nsampler = { seed = 3 }', "report's seed"),
+])
+def test_bad_configurations_are_explained(tmp_path, text, message):
+    folder = tmp_path / "a" / "b"
+    folder.mkdir(parents=True)
+    for name in ("data", "models"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    path = folder / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ReportConfig.from_path(path)
+
+
+# ---------------------------------------------------------------- power-scaling sensitivity
+@pytest.fixture(scope="module")
+def small_fit():
+    from lcbayes.data.simulate import Design, simulate_study
+    from lcbayes.data.study import Study
+
+    sim = simulate_study(Design(communities=8, participants=6, sessions=4), seed=3)
+    study = Study.from_frame(sim.table, sim.roles)
+    sampler = dict(backend="nutpie-jax", chains=2, draws=400, tune=400, seed=1)
+    vague = ClimateGrowth(study, {"outcome": "climate", "options": {"random_slopes": False, "organization": False}})
+    vague.fit(**sampler)
+    truth = sim.truth.climate.beta1
+    tight = ClimateGrowth(study, {"outcome": "climate", "options": {"random_slopes": False, "organization": False},
+                                  "priors": {"beta_time": {"dist": "Normal", "mu": truth + 0.5, "sigma": 0.02}}})
+    tight.fit(**sampler)
+    return vague, tight
+
+
+def test_log_prior_matches_scipy(small_fit):
+    model = small_fit[0]
+    post, lp, priors = model.idata.posterior, log_prior(model), model.priors
+    sigma = post["sigma"].values
+    assert np.allclose(lp["sigma"], stats.expon.logpdf(sigma, scale=1 / priors["sigma"].params["lam"]))
+    tau = post["tau_community"].values
+    expected = stats.halfnorm.logpdf(tau, scale=np.asarray(priors["tau_community"].params["sigma"])).sum(-1)
+    assert np.allclose(lp["tau_community"], expected)
+    beta = priors["beta_intercept"].params
+    assert np.allclose(lp["beta_intercept"],
+                       stats.norm.logpdf(post["beta_intercept"].values, beta["mu"], beta["sigma"]))
+
+
+def test_power_scaling_flags_a_conflicting_prior_only(small_fit):
+    vague, tight = (prior_sensitivity(m) for m in small_fit)
+    assert vague.loc["beta_time[time]", "diagnosis"] == ""
+    assert tight.loc["beta_time[time]", "diagnosis"] == "prior-data conflict"
+    assert tight.loc["beta_time[time]", "prior"] > 0.05 and vague.loc["beta_time[time]", "prior"] < 0.05
