@@ -65,7 +65,7 @@ def _growth_conclusions(model: BayesModel) -> list[str]:
 # ---------------------------------------------------------------- model B: consensus emergence
 def _emergence_derived(model: BayesModel) -> xr.Dataset:
     post = model.idata.posterior
-    out = {"variance_share": post["variance"] / post["variance"].sum("level")} if "variance" in post else {}
+    out = {}
     if "alpha_time" in post:
         out["p_emergence"] = (post["alpha_time"] < 0).astype(float)
     out["consensus_sd_mean"] = post["consensus"].mean("community")
