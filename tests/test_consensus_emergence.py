@@ -55,6 +55,15 @@ def test_outcome_submodel_recovers_strength_and_consensus_effects(full):
     assert terms == ["intercept", "strength", "consensus", "strength_x_consensus"]
     inside = (lo <= truth) & (truth <= hi)
     assert inside[1:].all(), (lo, hi, truth)          # the three effects
+    # effects at the average latent strength and consensus (no interaction in the truth: equal to the truth)
+    post = model.idata.posterior
+    s_bar = post["strength"].values[..., -1].mean(-1)
+    c_bar = post["consensus"].values[..., -1].mean(-1)
+    eta = post["eta"].values
+    assert np.allclose(post["eta_average"].values[..., 1], eta[..., 1] + eta[..., 3] * c_bar)
+    assert np.allclose(post["eta_average"].values[..., 2], eta[..., 2] + eta[..., 3] * s_bar)
+    lo, hi = interval(model.idata, "eta_average")
+    assert lo[1] <= t.eta_strength <= hi[1] and lo[2] <= t.eta_consensus <= hi[2], (lo, hi)
 
 
 def test_learning_log_likelihood_equals_the_graph_term(full):

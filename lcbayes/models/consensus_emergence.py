@@ -274,7 +274,14 @@ class ConsensusEmergence(ClimateGrowth):
         community ``time_to_consensus`` (session label, NaN = not reached); ``variance`` of the
         random effects per session (community, participant, organization). The two r_wg-based
         quantities need the number of response options (``scale_points`` or the outcome's
-        range in the roles) and are left out when it is unknown."""
+        range in the roles) and are left out when it is unknown.
+
+        With a learning outcome, ``eta_average`` (outcome_term) holds the outcome model at the
+        communities' average latent strength and consensus at the last session, per draw:
+        the expected outcome there, the effect of strength at average consensus, the effect of
+        consensus at average strength, and the interaction. These are the effects to
+        interpret; ``eta_centred`` centres at observed constants (the observed within-community
+        SD includes participant differences, so it lies above the latent consensus SD)."""
         post = idata.posterior
         s = self.session_grid()
         strength = self.community_trajectories(post)
@@ -289,6 +296,13 @@ class ConsensusEmergence(ClimateGrowth):
         var = xr.concat(self.random_effect_variances(post),
                         dim=xr.DataArray(["community", "participant", "organization"], dims="level", name="level"))
         out["variance"] = var.drop_vars([c for c in var.coords if c not in ("chain", "draw", "session", "level")])
+        if self.learning:
+            s_bar = strength.isel(session=-1, drop=True).mean("community")
+            c_bar = consensus.isel(session=-1, drop=True).mean("community")
+            e0, e1, e2, e3 = (post["eta"].isel(outcome_term=k, drop=True) for k in range(4))
+            out["eta_average"] = xr.concat(
+                [e0 + e1 * s_bar + e2 * c_bar + e3 * s_bar * c_bar, e1 + e3 * c_bar, e2 + e3 * s_bar, e3],
+                dim=post["outcome_term"]).transpose("chain", "draw", "outcome_term")
         return xr.Dataset(out)
 
     def log_likelihood_terms(self) -> xr.Dataset:

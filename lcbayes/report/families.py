@@ -68,6 +68,8 @@ def _emergence_derived(model: BayesModel) -> xr.Dataset:
     out = {}
     if "alpha_time" in post:
         out["p_emergence"] = (post["alpha_time"] < 0).astype(float)
+    if "eta_average" in post:
+        out["eta_average"] = post["eta_average"]
     out["consensus_sd_mean"] = post["consensus"].mean("community")
     if "consensus_rwg" in post:
         out["consensus_rwg_mean"] = post["consensus_rwg"].mean("community")
@@ -91,9 +93,9 @@ def _emergence_conclusions(model: BayesModel) -> list[str]:
     if "alpha_composition_time" in post:
         out += [describe(f"Composition x time, alpha3 ({c}; negative = faster emergence)",
                          post["alpha_composition_time"].sel(composition=c)) for c in post["composition"].values]
-    if "eta_centred" in post:
-        out += [describe(f"Learning outcome on {t} (at average strength and consensus)",
-                         post["eta_centred"].sel(outcome_term=t)) for t in post["outcome_term"].values[1:]]
+    if "eta_average" in post:
+        out += [describe(f"Learning outcome on {t} (at the communities' average latent strength and consensus)",
+                         post["eta_average"].sel(outcome_term=t)) for t in post["outcome_term"].values[1:]]
     if "consensus_rwg" in post:
         reached = post["time_to_consensus"].notnull().mean("community")
         out.append(f"Communities reaching consensus (r_wg >= {model.options['consensus_rwg']}) by the last "

@@ -1,8 +1,14 @@
 """Slow: simulation-based calibration of each model at a small design. Ranks of the
 prior-drawn true values must stay inside the simultaneous bands; with k parameters the
-band level is 1 - 0.05 / k (Bonferroni), so the family of checks errs 5% of the time."""
+band level is 1 - 0.05 / k (Bonferroni), so the family of checks errs 5% of the time.
+
+Set LCBAYES_SBC_OUT to a folder to keep the replicates there: a killed run then resumes
+where it stopped (the power store skips finished replicates)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +31,8 @@ def test_ranks_are_uniform(model, tmp_path):
     plan = Plan.parse({"model": model, "spec": spec, "replicates": replicates, "seed": 11, "min_ess": 100,
                        "design": {"communities": 8, "participants": 6, "sessions": 5, "predictor_missing": 0.1}},
                       require_targets=False)
-    results = run(plan, str(tmp_path), progress=False, task=sbc_replicate, kind="sbc").load()
+    out = Path(os.environ["LCBAYES_SBC_OUT"]) / model if "LCBAYES_SBC_OUT" in os.environ else tmp_path
+    results = run(plan, str(out), progress=False, task=sbc_replicate, kind="sbc").load()
     k = results["target"].nunique()
     check = sbc_check(results, prob=1 - 0.05 / k)
     nominal = sbc_check(results, prob=0.95)
