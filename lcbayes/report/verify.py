@@ -4,7 +4,7 @@ Same configuration, data, seed and package versions must give byte-identical
 ``results.json``. Otherwise every number is compared: posterior means and SDs against
 their Monte Carlo error (|difference| <= Z x the combined MCSE of both runs), numbers that
 do not depend on sampling (the data and agreement section) exactly; the rest (interval
-bounds, ESS, LOO, sensitivities) is listed without a verdict. Changed inputs (configuration,
+bounds, ESS, LOO, sensitivities and the verdicts drawn from them) is listed without a verdict. Changed inputs (configuration,
 data, roles, spec, priors, seeds) are reported as such: a rerun of a changed analysis
 does not verify.
 """
@@ -92,7 +92,7 @@ def changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> pd.DataFrame:
-    """Every number that differs, with its Monte Carlo verdict where one applies."""
+    """Every value that differs, with its verdict where one applies (None: listed only)."""
     a, b = dict(_leaves(old)), dict(_leaves(new))
     rows = {}
     for path in sorted(set(a) | set(b)):
@@ -100,17 +100,16 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> pd.DataFrame:
         if x == y:
             continue
         row = {"old": x, "new": y, "difference": None, "mcse": None, "z": None, "ok": None}
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
+        if numbers:
             row["difference"] = y - x
-            parent, _, stat = path.rpartition("/")
-            if stat in JUDGED and parent.split("/")[2:3] and parent.split("/")[2] in ("parameters", "derived"):
-                se = np.hypot(a.get(f"{parent}/{JUDGED[stat]}") or 0.0, b.get(f"{parent}/{JUDGED[stat]}") or 0.0)
-                row["mcse"], row["z"] = se, abs(y - x) / se if se > 0 else np.inf
-                row["ok"] = row["z"] <= Z
-            elif path.startswith("data/"):
-                row["ok"] = False        # no sampling involved: must be equal
-        else:
-            row["ok"] = False            # a number appeared, vanished or changed type
+        parent, _, stat = path.rpartition("/")
+        if path.startswith("data/"):
+            row["ok"] = False            # no sampling involved: must be equal
+        elif numbers and stat in JUDGED and parent.split("/")[2:3] in (["parameters"], ["derived"]):
+            se = np.hypot(a.get(f"{parent}/{JUDGED[stat]}") or 0.0, b.get(f"{parent}/{JUDGED[stat]}") or 0.0)
+            row["mcse"], row["z"] = se, abs(y - x) / se if se > 0 else np.inf
+            row["ok"] = row["z"] <= Z
         rows[path] = row
     return pd.DataFrame.from_dict(rows, orient="index", columns=["old", "new", "difference", "mcse", "z", "ok"])
 
