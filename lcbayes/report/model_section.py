@@ -6,7 +6,6 @@ predictive check, model comparison (LOO) and prior sensitivity, then what to con
 from __future__ import annotations
 
 import inspect
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
