@@ -57,6 +57,12 @@ class Diagnostics:
         return "\n".join(lines + [f"  hint: {h}" for h in self.hints()])
 
 
+def failing_elements(summary: pd.DataFrame, min_ess: float = MIN_ESS) -> pd.Series:
+    """Per row of an ``az.summary`` table: whether R-hat exceeds 1.01 or bulk or tail ESS
+    falls below ``min_ess`` (rows without a defined R-hat or ESS, e.g. constants, pass)."""
+    return (summary["r_hat"] > MAX_RHAT) | (summary[["ess_bulk", "ess_tail"]].min(axis=1) < min_ess)
+
+
 def diagnose(idata: az.InferenceData, var_names: Sequence[str], min_ess: float = MIN_ESS) -> Diagnostics:
     """Verdicts for the posterior variables ``var_names`` of ``idata`` (bulk and tail ESS
     must reach ``min_ess``)."""

@@ -70,9 +70,9 @@ def data_section(study: Study, config: ReportConfig) -> dict[str, Any]:
         "organizations": summary.n_organizations, "sessions": summary.n_sessions,
         "late_joiners": summary.late_joiners, "dropouts": summary.dropouts, "missed_sessions": summary.missed_sessions,
         "agreement_measure": measure,
-        "agreement_median_per_session": {str(s): {k: _number(v) for k, v in row.items()}
+        "agreement_median_per_session": {str(s): {k: float(v) for k, v in row.items()}
                                          for s, row in per_session.iterrows()},
-        "icc": {str(r.session): {"icc1": _number(r.icc1), "icc2": _number(r.icc2)} for r in icc.itertuples()},
+        "icc": {str(r.session): {"icc1": float(r.icc1), "icc2": float(r.icc2)} for r in icc.itertuples()},
     }
     reliability = study.reliability()
     return {"summary": summary, "measure": measure, "agreement": table, "agreement_per_session": per_session,
@@ -90,11 +90,6 @@ def _model_provenance(section: ModelSection) -> dict[str, Any]:
         "variants": {v.label: v.options for v in section.entry.variants},
         "fit": f"fits/{section.entry.key}.nc",
     }
-
-
-def _number(v: Any) -> float | None:
-    v = float(v)
-    return v if np.isfinite(v) else None
 
 
 def write_json(path: Path, content: Any) -> None:

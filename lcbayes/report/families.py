@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -18,8 +19,6 @@ HDI = 0.9
 
 def describe(label: str, draws: xr.DataArray | np.ndarray, unit: str = "") -> str:
     """'label: mean (90% HDI lo to hi; P(> 0) = p)' from posterior draws."""
-    import arviz as az
-
     x = np.asarray(draws).ravel()
     lo, hi = az.hdi(x, hdi_prob=HDI)
     verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"

@@ -12,7 +12,7 @@ import jinja2
 import pandas as pd
 
 from lcbayes import __version__
-from lcbayes.diagnostics import MAX_RHAT, MIN_ESS
+from lcbayes.diagnostics import failing_elements
 from lcbayes.report.config import ReportConfig
 from lcbayes.report.model_section import ModelSection
 
@@ -31,8 +31,7 @@ def table(df: pd.DataFrame, index: bool = True, digits: int = 3) -> str:
     the convergence thresholds are marked."""
     df = df.copy()
     if {"r_hat", "ess_bulk", "ess_tail"} <= set(df.columns):
-        bad = (df["r_hat"] > MAX_RHAT) | (df[["ess_bulk", "ess_tail"]].min(axis=1) < MIN_ESS)
-        df.insert(0, "check", ["fails" if b else "ok" for b in bad])
+        df.insert(0, "check", ["fails" if b else "ok" for b in failing_elements(df)])
     return df.to_html(index=index, border=0, classes="table", na_rep="–",
                       float_format=lambda v: f"{v:.{digits}f}" if abs(v) < 1e5 else f"{v:.3g}")
 

@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from lcbayes.data.study import Study
-from lcbayes.diagnostics import MAX_RHAT, MIN_ESS
+from lcbayes.diagnostics import MAX_RHAT, MIN_ESS, failing_elements
 from lcbayes.models import MODELS
 from lcbayes.models.base import BayesModel
 from lcbayes.report.config import ModelEntry
@@ -145,7 +145,7 @@ def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
     section.tables["derived"] = _summary(derived) if len(derived.data_vars) else pd.DataFrame(columns=SUMMARY_COLUMNS)
     section.results["derived"] = _records(section.tables["derived"])
     for name, table in (("parameter", params), ("derived quantity", section.tables["derived"])):
-        bad = table[(table["r_hat"] > MAX_RHAT) | (table[["ess_bulk", "ess_tail"]].min(axis=1) < MIN_ESS)]
+        bad = table[failing_elements(table)]
         if len(bad):
             section.warnings.append(f"{len(bad)} {name} element(s) miss R-hat <= {MAX_RHAT} or ESS >= {MIN_ESS}: "
                                     + ", ".join(bad.index[:8]) + (" ..." if len(bad) > 8 else ""))
@@ -250,5 +250,5 @@ def _closing(section: ModelSection) -> list[str]:
 
 
 def _records(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    """Summary rows as {element: {statistic: value}} (NaN as None) for results.json."""
-    return {str(k): {c: (float(v) if np.isfinite(v) else None) for c, v in row.items()} for k, row in table.iterrows()}
+    """Summary rows as {element: {statistic: value}} for results.json."""
+    return {str(k): {c: float(v) for c, v in row.items()} for k, row in table.iterrows()}
