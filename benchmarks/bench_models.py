@@ -2,7 +2,8 @@
 
 Run from the repository root (takes ~10 minutes on 2 cores):
 
-    .venv/bin/python benchmarks/bench_models.py [--model climate_growth] [--scaling] [--out benchmarks/results_climate_growth.json]
+    .venv/bin/python benchmarks/bench_models.py [--model climate_growth] [--scaling] \
+        [--out benchmarks/results_climate_growth.json]
 
 For the reference design (20 communities x 12 participants x 6 sessions, complete panel,
 1,440 rows) it fits the model with every back end at the same settings (2 chains x 1000
@@ -140,7 +141,10 @@ def markdown(rows: list[dict]) -> str:
             "min_ess_bulk", "min_ess_tail", "divergences", "ess_per_s_with_compile", "ess_per_s_sampling"]
     if any("observations" in r for r in rows):
         cols.insert(2, "observations")
-    fmt = lambda v: f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    def fmt(v: object) -> str:
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)

@@ -37,8 +37,8 @@ import pytensor.tensor as pt
 
 from lcbayes.data.composition import community_composition
 from lcbayes.diagnostics import diagnose
-from lcbayes.power import Plan, run
 from lcbayes.models import MODELS
+from lcbayes.power import Plan, run
 from lcbayes.power.runner import simulate_replicate
 
 PLAN = Path(__file__).with_name("power_plan.toml")
@@ -116,7 +116,8 @@ def main() -> None:
         row.setdefault("all_fits_per_min", row["fits"] / row["wall_s"] * 60)
         print(json.dumps(row))
     ratios = [rows[0]["fits_per_min"] / max(r["all_fits_per_min"], 1e-9) for r in rows[1:]]
-    print("\n| row | fits | passed | wall_s | counted fits/min | all fits/min | divergences |\n|---|---|---|---|---|---|---|")
+    print("\n| row | fits | passed | wall_s | counted fits/min | all fits/min | divergences |"
+          "\n|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['row']} | {r['fits']} | {r['passed']} | {r['wall_s']:.1f} | {r['fits_per_min']:.2f} | "
               f"{r['all_fits_per_min']:.2f} | {r['divergences']} |")

@@ -32,22 +32,23 @@ and :func:`icc_table` apply them to every group of a long-format DataFrame.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from numbers import Integral, Real
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from lcbayes.errors import LcbayesError
 
 if TYPE_CHECKING:
     from lcbayes.data.study import Study
 
-ArrayLike = Sequence[float] | np.ndarray | pd.Series | pd.DataFrame
-NullSpec = str | Sequence[float] | float
-Labels = Sequence[object] | np.ndarray | pd.Series
+ArrayLike: TypeAlias = Sequence[float] | np.ndarray | pd.Series | pd.DataFrame
+NullSpec: TypeAlias = str | Sequence[float] | float
+Labels: TypeAlias = Sequence[object] | np.ndarray | pd.Series
 
 #: Null (random-response) distributions for 5-point scales, LeBreton & Senter (2008, Table 2).
 NAMED_NULLS: dict[str, tuple[float, ...]] = {
@@ -185,7 +186,7 @@ def null_variance(n_options: int, null: NullSpec = "uniform") -> float:
                 f"got n_options={a}; pass a probability vector of length {a} instead"
             )
         return _probability_variance(NAMED_NULLS[null], a)
-    if np.ndim(null) == 0:
+    if isinstance(null, (int, float)) or np.ndim(null) == 0:
         if isinstance(null, bool) or not isinstance(null, Real) or not np.isfinite(null) or null <= 0:
             raise AgreementInputError(f"a null variance given as a number must be positive and finite, got {null!r}")
         return float(null)
@@ -328,6 +329,68 @@ def ad_cutoff(n_options: int) -> float:
     return _check_n_options(n_options) / 6
 
 
+# --------------------------------------------------------------------------- registry of indices
+
+
+@dataclass(frozen=True)
+class AgreementIndex:
+    """One agreement index of the tables: its column ``name``, the array-level ``function``
+    computing it from one group's ratings, and what that function needs.
+
+    ``items``: ``"single"`` (one item; ``function`` gets the ``(n_raters,)`` ratings),
+    ``"multi"`` (J >= 2 items) or ``"any"`` (both; ``function`` gets ``(n_raters, J)``).
+    ``null``: ``function(ratings, n_options, null_variance)`` (the r_wg family);
+    ``scale_range``: ``function(ratings, (low, high))``; neither: ``function(ratings)``.
+    ``summary``: reported as a per-session median in ``lcbayes report``'s data section.
+    ``label``: the name in help texts.
+    """
+
+    name: str
+    function: Callable[..., float]
+    items: Literal["single", "multi", "any"] = "any"
+    null: bool = False
+    scale_range: bool = False
+    summary: bool = True
+    label: str = ""
+
+    def applies_to(self, n_items: int) -> bool:
+        """Whether the index is defined for a measure of ``n_items`` items."""
+        return self.items == "any" or (self.items == "single") == (n_items == 1)
+
+    def __call__(self, ratings: np.ndarray, n_options: int, sigma2: float,
+                 scale_range: tuple[float, float]) -> float:
+        """The index of one group's ``(n_raters, J)`` ratings; ``sigma2`` is the null variance."""
+        x = ratings[:, 0] if self.items == "single" else ratings
+        if self.null:
+            return self.function(x, n_options, sigma2)
+        if self.scale_range:
+            return self.function(x, scale_range)
+        return self.function(x)
+
+
+#: The agreement indices of :func:`agreement_table`, in column order: a new index is one
+#: array-level function plus one entry here.
+INDICES: dict[str, AgreementIndex] = {index.name: index for index in (
+    AgreementIndex("rwg", rwg, "single", null=True, label="r_wg"),
+    AgreementIndex("rwg_j", rwg_j, "multi", null=True, label="r_wg(J)"),
+    AgreementIndex("rwg_star_j", rwg_star_j, "multi", null=True, label="r*_wg(J)"),
+    AgreementIndex("awg", awg, scale_range=True, label="a_wg"),
+    AgreementIndex("ad_mean", partial(ad_index, center="mean"), label="AD_M"),
+    AgreementIndex("ad_median", partial(ad_index, center="median"), summary=False, label="AD_Md"),
+)}
+
+
+def indices_for(n_items: int) -> list[AgreementIndex]:
+    """The registered indices defined for a measure of ``n_items`` items, in column order."""
+    return [index for index in INDICES.values() if index.applies_to(n_items)]
+
+
+def index_labels(n_items: int | None = None) -> str:
+    """The labels of the indices (for ``n_items`` items, or all), comma-separated, for help texts."""
+    chosen = INDICES.values() if n_items is None else indices_for(n_items)
+    return ", ".join(index.label or index.name for index in chosen)
+
+
 # --------------------------------------------------------------------------- ICC
 
 
@@ -374,6 +437,9 @@ def icc(values: ArrayLike, groups: Labels, group_size: str = "mean") -> ICCResul
     needed, else :class:`AgreementInputError`. ICC(1) can be negative; when MSW or MSB is
     0 the ratios follow IEEE arithmetic (inf or NaN).
     """
+    # imported here, not at import time: the CLI reads this module's registry for its help
+    from scipy import stats
+
     if group_size not in _ICC_GROUP_SIZES:
         raise AgreementInputError(f"group_size must be one of {_ICC_GROUP_SIZES}, got {group_size!r}")
     y = _as_vector(values)
@@ -417,7 +483,8 @@ def _require_columns(df: pd.DataFrame, names: Sequence[str]) -> None:
 
 
 def _group_agreement(ratings: np.ndarray, n_options: int, sigma2: float, low: int, high: int) -> dict[str, float]:
-    """Descriptives and agreement indices of one group's ``(n_raters, J)`` ratings."""
+    """Descriptives and the registered agreement indices (:data:`INDICES`) of one group's
+    ``(n_raters, J)`` ratings."""
     answered = ratings[~np.all(np.isnan(ratings), axis=1)]
     rater_means = np.nanmean(answered, axis=1)
     n = rater_means.size
@@ -426,14 +493,8 @@ def _group_agreement(ratings: np.ndarray, n_options: int, sigma2: float, low: in
         "mean": float(rater_means.mean()) if n else np.nan,
         "sd": float(rater_means.std(ddof=1)) if n >= 2 else np.nan,
     }
-    if ratings.shape[1] == 1:
-        row["rwg"] = rwg(ratings[:, 0], n_options, sigma2)
-    else:
-        row["rwg_j"] = rwg_j(ratings, n_options, sigma2)
-        row["rwg_star_j"] = rwg_star_j(ratings, n_options, sigma2)
-    row["awg"] = awg(ratings, (low, high))
-    row["ad_mean"] = ad_index(ratings, "mean")
-    row["ad_median"] = ad_index(ratings, "median")
+    for index in indices_for(ratings.shape[1]):
+        row[index.name] = index(ratings, n_options, sigma2, (low, high))
     return row
 
 
@@ -456,8 +517,9 @@ def agreement_table(
 
     * ``n``: raters with at least one non-missing item; ``mean``: mean of the per-rater
       means of the available items; ``sd``: their SD (ddof=1, NaN when n < 2);
-    * one item: ``rwg``, ``awg``, ``ad_mean``, ``ad_median``;
-    * several items: ``rwg_j``, ``rwg_star_j``, ``awg``, ``ad_mean``, ``ad_median``
+    * the registered indices (:data:`INDICES`) defined for the number of items; as
+      registered, one item: ``rwg``, ``awg``, ``ad_mean``, ``ad_median``; several items:
+      ``rwg_j``, ``rwg_star_j``, ``awg``, ``ad_mean``, ``ad_median``
 
     computed by :func:`rwg`, :func:`rwg_j`, :func:`rwg_star_j`, :func:`awg` and
     :func:`ad_index` on each group's ``(n_raters, J)`` rating matrix.
@@ -466,19 +528,19 @@ def agreement_table(
     if not columns or not by:
         raise AgreementInputError("agreement_table needs at least one item column and one grouping column")
     _require_columns(df, columns + by)
-    low, high = _check_scale_range(scale_range, integer=True)
+    low, high = map(int, _check_scale_range(scale_range, integer=True))
     n_options = high - low + 1
     sigma2 = null_variance(n_options, null)
     non_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
     if non_numeric:
         raise AgreementInputError(f"item columns must be numeric, got non-numeric {non_numeric}")
     _check_within_scale(df[columns].to_numpy(dtype=float), low, high)
-    indices = ["rwg"] if len(columns) == 1 else ["rwg_j", "rwg_star_j"]
+    indices = [index.name for index in indices_for(len(columns))]
     rows = [
-        dict(zip(by, keys)) | _group_agreement(group.to_numpy(dtype=float), n_options, sigma2, low, high)
+        dict(zip(by, keys, strict=True)) | _group_agreement(group.to_numpy(dtype=float), n_options, sigma2, low, high)
         for keys, group in df.groupby(by, sort=True)[columns]
     ]
-    return pd.DataFrame(rows, columns=[*by, "n", "mean", "sd", *indices, "awg", "ad_mean", "ad_median"])
+    return pd.DataFrame(rows, columns=[*by, "n", "mean", "sd", *indices])
 
 
 def icc_table(
@@ -504,12 +566,12 @@ def icc_table(
         try:
             result = icc(sub[column], sub[group], group_size)
         except AgreementInputError as err:
-            raise AgreementInputError(f"at {dict(zip(by, keys))}: {err}") from err
-        rows.append(dict(zip(by, keys)) | asdict(result))
+            raise AgreementInputError(f"at {dict(zip(by, keys, strict=True))}: {err}") from err
+        rows.append(dict(zip(by, keys, strict=True)) | asdict(result))
     return pd.DataFrame(rows)
 
 
-def climate_table(study: "Study", measure: str, by: str | Sequence[str] = ("community", "session"),
+def climate_table(study: Study, measure: str, by: str | Sequence[str] = ("community", "session"),
                   null: NullSpec = "uniform") -> pd.DataFrame:
     """Climate table of a study: per group (default community x session) the level (mean,
     the climate *strength*), SD, n and the agreement indices of :func:`agreement_table`.
@@ -518,6 +580,7 @@ def climate_table(study: "Study", measure: str, by: str | Sequence[str] = ("comm
     community only. A multi-item scale uses its reverse-keyed items (r_wg(J), r*_wg(J), a_wg, AD over items);
     a single-item variable needs a declared response ``range`` in the roles.
     """
+    scale_range: tuple[int, int] | None
     if measure in study.roles.scales:
         items, scale_range = study.items[measure], study.roles.scales[measure].range
     elif measure in study.roles.variables:
@@ -540,8 +603,8 @@ def climate_table(study: "Study", measure: str, by: str | Sequence[str] = ("comm
     return agreement_table(frame, list(items.columns), by, scale_range, null)
 
 
-def study_icc(study: "Study", measure: str, by: str | Sequence[str] | None = "session",
+def study_icc(study: Study, measure: str, by: str | Sequence[str] | None = "session",
               group_size: str = "mean") -> pd.DataFrame:
     """ICC(1) and ICC(2) of a measure's scores with communities as groups, per session by default."""
-    study.roles.level_of(measure)  # clear KeyError for unknown names
+    study.roles.level_of(measure)  # an unknown name: UnknownMeasureError listing the known ones
     return icc_table(study.table, measure, "community", by, group_size)

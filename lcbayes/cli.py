@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import pandas as pd
 import typer
 
+from lcbayes.agreement import index_labels
 from lcbayes.errors import LcbayesError
 
 app = typer.Typer(
@@ -19,20 +21,30 @@ app = typer.Typer(
     help="Bayesian models for inter-organizational learning communities.",
 )
 
-# the warning concerns PyTensor's C backend, which lcbayes uses only for small post-processing graphs
-warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+# Warnings the commands silence (inside each command, not process-wide): PyTensor's C backend
+# without BLAS, which lcbayes uses only for small post-processing graphs.
+QUIET_WARNINGS = ("PyTensor could not link to a BLAS",)
+# SBC studies draw from 2 organizations per community by default: with 3-5 organizations per
+# community (the Design default) each organization then recurs in about two communities, so
+# the crossed organization effect is identified (the Design default of 30 would leave most
+# organizations in one community of a small SBC study).
+SBC_ORGANIZATIONS_PER_COMMUNITY = 2
 
 DataArg = Annotated[Path, typer.Argument(help="Study table (.csv or .parquet), one row per participant x session.")]
 RolesOpt = Annotated[Path, typer.Option("--roles", "-r", help="Roles file (TOML) mapping columns to roles.")]
 
 
 def _reports_errors(command: Callable) -> Callable:
-    """Print lcbayes errors as plain messages (no traceback) and exit with status 1."""
+    """Run a command with :data:`QUIET_WARNINGS` silenced (for its duration only); print
+    lcbayes errors as plain messages (no traceback) and exit with status 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                for message in QUIET_WARNINGS:
+                    warnings.filterwarnings("ignore", message=message)
+                return command(*args, **kwargs)
         except LcbayesError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
@@ -58,8 +70,8 @@ def _show(df: pd.DataFrame) -> str:
 @_reports_errors
 def simulate(
     out: Annotated[Path, typer.Option(help="Where to write the table (.csv or .parquet).")],
-    truth: Annotated[Optional[Path], typer.Option(help="Where to write the true values (JSON).")] = None,
-    roles_out: Annotated[Optional[Path], typer.Option(help="Where to write the roles file (TOML).")] = None,
+    truth: Annotated[Path | None, typer.Option(help="Where to write the true values (JSON).")] = None,
+    roles_out: Annotated[Path | None, typer.Option(help="Where to write the roles file (TOML).")] = None,
     communities: Annotated[int, typer.Option(help="Number of learning communities.")] = 20,
     participants: Annotated[str, typer.Option(help="Participants per community: 12, or a range 10-14.")] = "12",
     sessions: Annotated[int, typer.Option(help="Sessions per community.")] = 6,
@@ -69,7 +81,9 @@ def simulate(
     late_join: Annotated[float, typer.Option(help="Share of participants joining at session 2 or 3.")] = 0.10,
     missed: Annotated[float, typer.Option(help="Probability of missing a session in between.")] = 0.10,
     predictor_missing: Annotated[float, typer.Option(help="Share of missing time-varying predictor values.")] = 0.0,
-    likert: Annotated[Optional[int], typer.Option(help="Measure constructs with k-point items (omit: continuous).")] = None,
+    likert: Annotated[
+        int | None, typer.Option(help="Measure constructs with k-point items (omit: continuous).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Root seed; the same seed gives the same table.")] = 0,
 ) -> None:
     """Draw a synthetic study from the three generative models (see lcbayes.data.simulate)."""
@@ -110,19 +124,20 @@ def check(data: DataArg, roles: RolesOpt) -> None:
         typer.echo(_show(reliability[reliability["session"] == "all"].drop(columns="session")))
 
 
-@app.command()
+@app.command(help=f"Climate table: per community x session the mean (strength), SD, n and the agreement "
+                  f"indices ({index_labels()}; single-item or multi-item ones as the measure has one "
+                  "or several items); then ICC(1) and ICC(2) per session.")
 @_reports_errors
 def agreement(
     data: DataArg,
     roles: RolesOpt,
-    measure: Annotated[Optional[str], typer.Option(help="Variable or scale (default: the first scale).")] = None,
+    measure: Annotated[str | None, typer.Option(help="Variable or scale (default: the first scale).")] = None,
     by: Annotated[str, typer.Option(help="Grouping, comma-separated.")] = "community,session",
     null: Annotated[str, typer.Option(help="Null distribution: uniform, slight_skew, moderate_skew, "
                                            "heavy_skew, triangular, normal.")] = "uniform",
-    out: Annotated[Optional[Path], typer.Option(help="Also write the table (.csv or .parquet).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the table (.csv or .parquet).")] = None,
 ) -> None:
-    """Climate table: per community x session the mean (strength), SD, n, r_wg(J), r*_wg(J), a_wg, AD;
-    then ICC(1) and ICC(2) per session."""
+    """Climate table and ICCs of a measure (help text: from the registry lcbayes.agreement.INDICES)."""
     from lcbayes.agreement import climate_table, study_icc
     from lcbayes.data.io import write_table
     from lcbayes.data.study import Study
@@ -151,21 +166,20 @@ def fit(
     data: Annotated[Path, typer.Option("--data", "-d", help="Study table (.csv or .parquet).")],
     roles: RolesOpt,
     out: Annotated[Path, typer.Option(help="Folder for the fitted netCDF and the summary table.")] = Path("fits"),
-    backend: Annotated[Optional[str], typer.Option(help="Override the spec's sampler back end.")] = None,
-    draws: Annotated[Optional[int], typer.Option(help="Override the spec's draws per chain.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Override the spec's seed.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Override the spec's sampler back end.")] = None,
+    draws: Annotated[int | None, typer.Option(help="Override the spec's draws per chain.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the spec's seed.")] = None,
 ) -> None:
     """Fit a model to a study; write <out>/<model>.nc (InferenceData with provenance) and
     <out>/<model>_summary.csv, and print the summary and convergence verdicts."""
     from lcbayes.data.study import Study
-    from lcbayes.models import MODELS
+    from lcbayes.models import model_class
     from lcbayes.models.spec import read_spec
 
     mapping = read_spec(spec)
-    name = mapping.get("model")
-    if name not in MODELS:
-        raise typer.BadParameter(f"spec names model {name!r}; available: {', '.join(MODELS)}")
-    model = MODELS[name](Study.from_path(data, roles), mapping)
+    model_cls = model_class(mapping.get("model"))   # an unknown model fails before the data are read
+    name = model_cls.name
+    model = model_cls(Study.from_path(data, roles), mapping)
     overrides = {k: v for k, v in {"backend": backend, "draws": draws, "seed": seed}.items() if v is not None}
     model.fit(**overrides)
     path = model.save(out / f"{name}.nc")
@@ -181,8 +195,8 @@ def fit(
 @_reports_errors
 def report(
     config: Annotated[Path, typer.Argument(help="Report configuration (TOML), e.g. reports/example.toml.")],
-    out: Annotated[Optional[Path], typer.Option(help="Output folder; default: the configuration's out.")] = None,
-    verify: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(help="Output folder; default: the configuration's out.")] = None,
+    verify: Annotated[Path | None, typer.Option(
         help="Folder of an earlier report: rerun and compare its results.json with the new one.")] = None,
 ) -> None:
     """Validate the data, tabulate agreement, fit every model of CONFIG and write a
@@ -213,21 +227,22 @@ def report(
 @app.command()
 @_reports_errors
 def power(
-    plan: Annotated[Path, typer.Argument(help="Power plan (TOML), e.g. plans/consensus_emergence.toml.")],
-    out: Annotated[Optional[Path], typer.Option(help="Results folder; default power/<plan name>.")] = None,
-    workers: Annotated[Optional[int], typer.Option(
+    plan: Annotated[Path, typer.Argument(help="Power plan (TOML), e.g. benchmarks/power_plan.toml.")],
+    out: Annotated[Path | None, typer.Option(help="Results folder; default power/<plan name>.")] = None,
+    workers: Annotated[int | None, typer.Option(
         help="Local worker processes (1 = this process; default: cores // chains).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a running Dask scheduler.")] = None,
     power_level: Annotated[float, typer.Option("--target-power", help="Power to look for in the designs.")] = 0.8,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run (or resume) a power plan and summarise it: power with exact 95% intervals, bias,
     RMSE, coverage, interval width and diagnostic failures per design, scenario, target and
     rule; writes <out>/summary.csv and <out>/power_<target>.png."""
-    import matplotlib
+    import matplotlib.pyplot as plt
 
-    matplotlib.use("Agg")
+    from lcbayes.compat import agg_backend
     from lcbayes.power import Plan, plot_power_curve, run, smallest_design, summarize
+    from lcbayes.power.summary import design_columns
 
     parsed = Plan.from_path(plan)
     out = out or Path("power") / plan.stem
@@ -237,15 +252,18 @@ def power(
     typer.echo(_show(summary.drop(columns=["cell", "recompiled", "mean_fit_seconds"])))
     x = next((c for c in ("communities", "participants", "sessions") if c in summary and summary[c].nunique() > 1),
              None)   # the first design axis the plan varies, if any
+    shown = design_columns(summary) + ["scenario"]
     for target in parsed.targets:
         for rule in target.rules:
             best = smallest_design(summary, target.parameter, rule.name, power_level)
-            found = "none reaches it" if best is None else ", ".join(
-                f"{c}={best[c]}" for c in summary.columns[1: summary.columns.get_loc("scenario") + 1])
+            found = "none reaches it" if best is None else ", ".join(f"{c}={best[c]}" for c in shown)
             typer.echo(f"\n{target.parameter} / {rule.name}: smallest design with power >= {power_level}: {found}")
         if x is not None:
-            ax = plot_power_curve(summary, target.parameter, target.rules[0].name, x=x, target_power=power_level)
-            ax.figure.savefig(out / f"power_{target.variable}.png", dpi=120, bbox_inches="tight")
+            with agg_backend():
+                ax = plot_power_curve(summary, target.parameter, target.rules[0].name, x=x,
+                                      target_power=power_level)
+                ax.figure.savefig(out / f"power_{target.variable}.png", dpi=120, bbox_inches="tight")
+                plt.close(ax.figure)
     typer.echo(f"\nwrote {out / 'summary.csv'}")
 
 
@@ -257,21 +275,24 @@ def sbc(
     communities: Annotated[int, typer.Option(help="Communities per simulated study.")] = 8,
     participants: Annotated[int, typer.Option(help="Participants per community.")] = 6,
     sessions: Annotated[int, typer.Option(help="Sessions.")] = 5,
+    organizations: Annotated[int | None, typer.Option(
+        help=f"Organizations the communities draw from (default: {SBC_ORGANIZATIONS_PER_COMMUNITY} per community, "
+             "so that each recurs in about two communities).")] = None,
     replicates: Annotated[int, typer.Option(help="Prior draws (replicates).")] = 100,
     seed: Annotated[int, typer.Option(help="Root seed.")] = 1,
     min_ess: Annotated[float, typer.Option(help="ESS a fit needs to pass its diagnostics.")] = 400,
-    out: Annotated[Optional[Path], typer.Option(help="Results folder; default sbc/<spec name>.")] = None,
-    workers: Annotated[Optional[int], typer.Option(
+    out: Annotated[Path | None, typer.Option(help="Results folder; default sbc/<spec name>.")] = None,
+    workers: Annotated[int | None, typer.Option(
         help="Local worker processes (1 = this process; default: cores // chains).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a running Dask scheduler.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Simulation-based calibration of a model (resumable): ranks of prior-drawn true values
     among posterior draws; writes <out>/sbc.csv and <out>/sbc_ecdf.png and prints, per
     parameter, whether the rank ECDF stays inside the simultaneous 95% band."""
-    import matplotlib
+    import matplotlib.pyplot as plt
 
-    matplotlib.use("Agg")
+    from lcbayes.compat import agg_backend
     from lcbayes.models.spec import read_spec
     from lcbayes.power import Plan, run
     from lcbayes.power.sbc import plot_sbc, sbc_check, sbc_replicate
@@ -279,16 +300,20 @@ def sbc(
     mapping = read_spec(spec)
     raw = {"model": mapping.get("model"), "spec": mapping, "replicates": replicates, "seed": seed, "min_ess": min_ess,
            "design": {"communities": communities, "participants": participants, "sessions": sessions,
-                      "organizations": communities * 2}}
+                      "organizations": organizations or SBC_ORGANIZATIONS_PER_COMMUNITY * communities}}
     plan = Plan.parse(raw, require_targets=False)
     out = out or Path("sbc") / spec.stem
     results = run(plan, str(out), workers=workers, scheduler=scheduler, progress=not quiet,
                   task=sbc_replicate, kind="sbc").load()
     check = sbc_check(results)
     results.to_csv(out / "sbc.csv", index=False)
-    plot_sbc(results).savefig(out / "sbc_ecdf.png", dpi=110)
+    with agg_backend():
+        figure = plot_sbc(results)
+        figure.savefig(out / "sbc_ecdf.png", dpi=110)
+        plt.close(figure)
     typer.echo(_show(check))
-    typer.echo(f"\n{int(check['inside_band'].sum())} of {len(check)} parameters inside the band; wrote {out / 'sbc.csv'}")
+    inside = int(check["inside_band"].sum())
+    typer.echo(f"\n{inside} of {len(check)} parameters inside the band; wrote {out / 'sbc.csv'}")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ no divergent transitions, E-BFMI >= 0.3 in every chain.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import arviz as az
 import numpy as np
@@ -26,33 +26,45 @@ HINTS = {
                    "if they remain, reparameterise (non-centred effects) or tighten priors on scales.",
     "ebfmi": "low E-BFMI: the sampler explores the energy distribution poorly; reparameterise "
              "scale parameters (non-centred) or use more informative priors on them.",
+    "no_energy": "not checked: the sampler stored no energy statistic; the other checks decide "
+                 "(use a back end that reports energy to check it).",
 }
 
 
 @dataclass(frozen=True)
 class Diagnostics:
     """Per parameter group: size, max R-hat, min bulk/tail ESS, verdict and hint; plus the
-    sampler-wide divergences and minimum E-BFMI over chains."""
+    sampler-wide divergences and minimum E-BFMI over chains (NaN when the sampler stored no
+    ``energy`` statistic: E-BFMI is then not checked and the other checks decide)."""
 
     table: pd.DataFrame
     divergences: int
     min_ebfmi: float
 
     @property
+    def ebfmi_checked(self) -> bool:
+        """Whether E-BFMI was computed (the sampler stored its energy statistic)."""
+        return not np.isnan(self.min_ebfmi)
+
+    @property
     def passed(self) -> bool:
-        return bool(self.table["ok"].all()) and self.divergences == 0 and self.min_ebfmi >= MIN_EBFMI
+        ebfmi_ok = self.min_ebfmi >= MIN_EBFMI or not self.ebfmi_checked
+        return bool(self.table["ok"].all()) and self.divergences == 0 and ebfmi_ok
 
     def hints(self) -> list[str]:
         out = [f"{row.group}: {row.hint}" for row in self.table.itertuples() if not row.ok]
         if self.divergences:
             out.append(f"{self.divergences} divergences: {HINTS['divergences']}")
-        if self.min_ebfmi < MIN_EBFMI:
+        if not self.ebfmi_checked:
+            out.append(f"E-BFMI: {HINTS['no_energy']}")
+        elif self.min_ebfmi < MIN_EBFMI:
             out.append(f"E-BFMI {self.min_ebfmi:.2f}: {HINTS['ebfmi']}")
         return out
 
     def __str__(self) -> str:
         head = "converged" if self.passed else "NOT converged"
-        lines = [f"{head}: {self.divergences} divergences, min E-BFMI {self.min_ebfmi:.2f}",
+        ebfmi = f"min E-BFMI {self.min_ebfmi:.2f}" if self.ebfmi_checked else "E-BFMI not checked"
+        lines = [f"{head}: {self.divergences} divergences, {ebfmi}",
                  self.table.drop(columns="hint").to_string(index=False, float_format=lambda v: f"{v:.3f}")]
         return "\n".join(lines + [f"  hint: {h}" for h in self.hints()])
 

@@ -9,8 +9,8 @@ all problems in a table are reported at once rather than one per run.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 MAX_ROWS_SHOWN = 5
 
@@ -61,6 +61,14 @@ class StudyValidationError(LcbayesError, ValueError):
 
 class ConfigError(LcbayesError, ValueError):
     """A roles file, spec or plan is malformed (unknown key, wrong type, missing entry)."""
+
+
+class UnknownMeasureError(LcbayesError, KeyError):
+    """A variable or scale name (a spec's outcome, a measure, a predictor) that the study's
+    roles do not define. Also a :class:`KeyError`, as a failed look-up by name."""
+
+    def __str__(self) -> str:   # the message as is (KeyError would show it quoted)
+        return str(self.args[0]) if self.args else ""
 
 
 def reject_unknown(keys: Iterable, allowed: Sequence[str], where: str, fix: str = "") -> None:

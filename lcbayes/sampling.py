@@ -16,14 +16,45 @@ Back ends (``SamplerSettings.backend``):
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import arviz as az
 import numpy as np
 import pymc as pm
 
-if TYPE_CHECKING:   # lcbayes.models imports this module
-    from lcbayes.models.spec import SamplerSettings
+from lcbayes.compat import nutpie_data_names
+from lcbayes.errors import ConfigError, reject_unknown
+
+BACKENDS = ("nutpie", "nutpie-jax", "numpyro", "pymc")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How to sample: back end (see :data:`BACKENDS`), chains, draws and tuning steps per
+    chain, target acceptance rate, seed; ``progress`` shows a progress bar."""
+
+    backend: str = "nutpie"
+    chains: int = 4
+    draws: int = 2000
+    tune: int = 1000
+    target_accept: float = 0.9
+    seed: int = 1
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"sampler backend '{self.backend}' unknown. Valid: {', '.join(BACKENDS)}.")
+        if min(self.chains, self.draws) < 1 or self.tune < 0:
+            raise ConfigError("sampler chains and draws must be >= 1 and tune >= 0.")
+        if not 0.5 <= self.target_accept < 1:
+            raise ConfigError(f"target_accept must lie in [0.5, 1), got {self.target_accept}.")
+
+    def updated(self, **changes: Any) -> SamplerSettings:
+        """A copy with ``changes`` (setting name -> value); unknown names are a :class:`ConfigError`."""
+        reject_unknown(changes, [f.name for f in fields(self)], "sampler setting")
+        return replace(self, **changes)
 
 
 def _cores(chains: int) -> int:
@@ -61,8 +92,9 @@ class CompiledModel:
             [(v.name, tuple(v.shape.eval())) for v in other.free_RVs]
         same_observed = len(self.model.observed_RVs) == len(other.observed_RVs) and all(
             np.array_equal(_observed(self.model, a), _observed(other, b))  # constants of the compiled graph
-            for a, b in zip(self.model.observed_RVs, other.observed_RVs))
-        if set(mine) != set(theirs) or any(mine[k] != theirs[k].shape for k in mine) or not (same_rvs and same_observed):
+            for a, b in zip(self.model.observed_RVs, other.observed_RVs, strict=True))
+        same_data = set(mine) == set(theirs) and all(mine[k] == theirs[k].shape for k in mine)
+        if not (same_data and same_rvs and same_observed):
             raise ValueError("the new model differs in structure (data shapes, missing-value pattern or "
                              "parameters) from the compiled one; compile it anew")
         return theirs
@@ -78,7 +110,7 @@ class CompiledModel:
             import nutpie
 
             # data the compiled functions never read (pruned from the graph) is not theirs to take
-            known = getattr(self._nutpie, "shared_data", None) or self._nutpie._shared_data  # numba / jax
+            known = nutpie_data_names(self._nutpie)
             used = {k: v for k, v in (data or {}).items() if k in known}
             compiled = self._nutpie.with_data(**used) if used else self._nutpie
             return nutpie.sample(compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores,

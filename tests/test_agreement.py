@@ -375,7 +375,7 @@ def test_agreement_table_scale_by_hand(two_by_two):
     assert list(table.columns) == [
         "team", "session", "n", "mean", "sd", "rwg_j", "rwg_star_j", "awg", "ad_mean", "ad_median"
     ]  # fmt: skip
-    assert list(zip(table.team, table.session)) == [("A", 1), ("A", 2), ("B", 1), ("B", 2)]
+    assert list(zip(table.team, table.session, strict=True)) == [("A", 1), ("A", 2), ("B", 1), ("B", 2)]
     assert table["n"].tolist() == [3, 3, 3, 3]
     a1 = table.iloc[0]
     # A/1: q1 = 4,4,5 and q2 = 3,4,4, each var 1/3 -> s-bar^2 = 1/3, ratio 1/6
@@ -437,3 +437,51 @@ def test_agreement_table_bad_arguments(two_by_two):
         agreement_table(two_by_two, ["q1"], ["team"], (1, 7), null="heavy_skew")
     with pytest.raises(ValueError, match="numeric"):
         agreement_table(two_by_two, ["team"], ["session"], (1, 5))
+
+
+# --------------------------------------------------------------------------- the registry of indices
+
+
+def test_a_registered_index_becomes_a_column(two_by_two, monkeypatch):
+    """A new index is one function plus one registry entry: the table grows its column."""
+    from lcbayes import agreement
+
+    spread = agreement.AgreementIndex("range", lambda x: float(np.nanmax(x) - np.nanmin(x)), label="range")
+    monkeypatch.setitem(agreement.INDICES, "range", spread)
+    table = agreement_table(two_by_two, ["q1"], ["team", "session"], (1, 5))
+    assert list(table.columns)[-1] == "range"
+    assert table.iloc[3]["range"] == approx(4.0)          # B/2: q1 = 1,5,3
+    assert "range" in agreement.index_labels()
+
+
+def test_registry_declares_items_and_needs():
+    from lcbayes.agreement import INDICES, indices_for
+
+    assert [i.name for i in indices_for(1)] == ["rwg", "awg", "ad_mean", "ad_median"]
+    assert [i.name for i in indices_for(3)] == ["rwg_j", "rwg_star_j", "awg", "ad_mean", "ad_median"]
+    assert {n for n, i in INDICES.items() if i.null} == {"rwg", "rwg_j", "rwg_star_j"}
+    assert {n for n, i in INDICES.items() if i.scale_range} == {"awg"}
+
+
+def test_report_data_section_of_a_single_item_measure():
+    """Defect D1: the report's per-session medians asked for rwg_j, rwg_star_j, which a
+    single-item measure does not have (KeyError); they now follow the registry."""
+    import tomllib
+    import types
+    from pathlib import Path
+
+    from lcbayes.data.study import Study
+    from lcbayes.report.build import data_section
+
+    root = Path(__file__).resolve().parents[1]
+    roles = tomllib.loads((root / "data" / "example_roles.toml").read_text())
+    roles.setdefault("variables", {})["item"] = {"column": "climate_1", "range": [1, 5]}
+    study = Study.from_path(root / "data" / "example_study.csv", roles)
+    data = data_section(study, types.SimpleNamespace(measure="item", null="uniform"))
+    per_session = data["agreement_per_session"]
+    assert list(per_session.columns) == ["mean", "sd", "rwg", "awg", "ad_mean"]
+    expected = data["agreement"].groupby("session")["rwg"].median()
+    np.testing.assert_allclose(per_session["rwg"], expected)
+    assert set(data["results"]["agreement_median_per_session"]["1"]) == {"mean", "sd", "rwg", "awg", "ad_mean"}
+    scale = data_section(study, types.SimpleNamespace(measure="climate", null="uniform"))
+    assert list(scale["agreement_per_session"].columns) == ["mean", "sd", "rwg_j", "rwg_star_j", "awg", "ad_mean"]

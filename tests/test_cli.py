@@ -22,11 +22,34 @@ def run(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command", [[], ["simulate"], ["check"], ["agreement"], ["fit"]])
+@pytest.mark.parametrize("command", [[], ["simulate"], ["check"], ["agreement"], ["fit"], ["report"], ["power"],
+                                     ["sbc"]])
 def test_help_everywhere(command):
     result = run(*command, "--help")
     assert result.exit_code == 0
     assert "Usage" in result.output
+
+
+def test_agreement_help_lists_the_registered_indices():
+    from lcbayes.agreement import INDICES
+
+    text = " ".join(run("agreement", "--help").output.split())   # undo the help's line wrapping
+    assert all(index.label in text for index in INDICES.values())
+
+
+def test_power_help_names_the_bundled_plan():
+    assert "benchmarks/power_plan.toml" in run("power", "--help").output
+    assert (ROOT / "benchmarks" / "power_plan.toml").exists()
+
+
+def test_importing_the_cli_leaves_the_warning_filters_alone():
+    import subprocess
+    import sys
+
+    code = ("import warnings, numpy, pandas, typer; before = list(warnings.filters); import lcbayes.cli; "
+            "assert warnings.filters == before, warnings.filters[:3]")   # dependencies add their own
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_bundled_example_is_what_its_documented_command_makes(tmp_path):
@@ -105,9 +128,10 @@ def test_agreement_unknown_measure_is_a_clear_error():
 ])
 def test_fit_writes_netcdf_and_summary(tmp_path, name, expected):
     """`lcbayes fit` with a bundled spec (small sampler settings) on a small simulated study."""
+    import tomli_w
+
     from lcbayes.models import BayesModel
     from lcbayes.models.spec import read_spec
-    import tomli_w
 
     spec = read_spec(ROOT / "models" / f"{name}.toml")
     spec["sampler"].update(chains=2, draws=300, tune=300)
@@ -123,11 +147,21 @@ def test_fit_writes_netcdf_and_summary(tmp_path, name, expected):
     model = BayesModel.load(tmp_path / "fits" / f"{name}.nc")
     assert model.idata.posterior.sizes["draw"] == 300
     assert model.idata.attrs["spec_hash"] == model.spec.hash()
-    assert "converged" in result.output
+    verdict = "converged" if model.diagnostics().passed else "NOT converged"    # the saved fit's own verdict
+    assert f"\n{verdict}: " in result.output
 
 
 def test_fit_rejects_unknown_model(tmp_path):
     (tmp_path / "spec.toml").write_text('model = "nope"\noutcome = "climate"\n')
     result = run("fit", tmp_path / "spec.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES)
-    assert result.exit_code != 0
-    assert "available: climate_growth" in result.output
+    assert result.exit_code == 1
+    assert "unknown model 'nope'. Valid: climate_growth" in result.output
+
+
+def test_fit_with_an_unknown_outcome_prints_the_error_not_a_traceback(tmp_path):
+    (tmp_path / "spec.toml").write_text('model = "climate_growth"\noutcome = "climat"\n')
+    result = run("fit", tmp_path / "spec.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)     # handled, no traceback
+    assert "error: 'climat' is not a variable or scale of this study. Did you mean 'climate'?" in result.output
+    assert "scales: climate" in result.output and "Fix: " in result.output
+    assert "Traceback" not in result.output

@@ -178,7 +178,7 @@ def test_options_are_validated():
 
 
 def test_time_basis_codings():
-    from lcbayes.models.components import time_basis
+    from lcbayes.processes import time_basis
 
     s = np.arange(5.0)
     session = np.arange(1, 6)

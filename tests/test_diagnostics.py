@@ -62,3 +62,18 @@ def test_divergences_and_low_ebfmi_are_reported():
     hints = " ".join(d.hints())
     assert "raise target_accept" in hints and "E-BFMI" in hints
     assert str(d).startswith("NOT converged: 3 divergences")
+
+
+def test_missing_energy_is_not_checked_rather_than_failed():
+    """Without an energy sample stat E-BFMI is unknown: the other checks decide, and the
+    verdict says E-BFMI was not checked."""
+    rng = np.random.default_rng(4)
+    d = diagnose(idata_from({"a": rng.normal(size=(4, 1000))}, diverging=np.zeros((4, 1000), bool)), ["a"])
+    assert np.isnan(d.min_ebfmi) and not d.ebfmi_checked
+    assert d.passed, str(d)
+    assert str(d).startswith("converged: 0 divergences, E-BFMI not checked")
+    assert any("no energy statistic" in h for h in d.hints())
+    diverging = np.zeros((4, 1000), bool)
+    diverging[0, 0] = True                           # the other checks still fail a fit
+    failed = diagnose(idata_from({"a": rng.normal(size=(4, 1000))}, diverging=diverging), ["a"])
+    assert not failed.passed and str(failed).startswith("NOT converged: 1 divergences, E-BFMI not checked")

@@ -18,7 +18,16 @@ from scipy import stats
 
 from lcbayes.data.io import read_toml
 from lcbayes.errors import ConfigError
-from lcbayes.power import Plan, PlanChangedError, Rule, clopper_pearson, replicate_seeds, run, smallest_design, summarize
+from lcbayes.power import (
+    Plan,
+    PlanChangedError,
+    Rule,
+    clopper_pearson,
+    replicate_seeds,
+    run,
+    smallest_design,
+    summarize,
+)
 
 PLAN = Path(__file__).parent / "data" / "power_plan.toml"
 TIMING = ["fit_seconds"]
@@ -51,7 +60,7 @@ def test_plan_hash_ignores_replicates_only():
 
 @pytest.mark.parametrize("change, message", [
     ({"design": {"cohorts": [3]}}, "design field 'cohorts'"),
-    ({"model": "growth"}, "plan model 'growth' unknown"),
+    ({"model": "growth"}, "unknown model 'growth'. Valid: climate_growth"),
     ({"scenarios": {"s": {"climate": {"beta9": 1.0}}}}, "field of climate truth 'beta9'"),
     ({"targets": [{"parameter": "beta_time", "truth": "climate.nope", "rules": [{"rule": "excludes_zero"}]}]},
      "ClimateTruth has no field 'nope'"),
@@ -64,6 +73,50 @@ def test_plan_hash_ignores_replicates_only():
 def test_bad_plans_are_rejected_with_a_clear_message(change, message):
     with pytest.raises(ConfigError, match=message):
         Plan.parse(plan_dict(**change))
+
+
+def test_parsed_plan_pickles_for_the_workers():
+    import pickle
+
+    plan = Plan.parse(plan_dict())
+    again = pickle.loads(pickle.dumps(plan))
+    assert again == plan and again.hash() == plan.hash() and again.raw == plan.raw
+
+
+def test_truths_are_keyed_by_process_and_read_through_field_value():
+    from lcbayes.data.simulate import TRUTHS, ClimateTruth, SharingTruth
+    from lcbayes.power import Target
+
+    plan = Plan.parse(plan_dict(scenarios={"s": {"sharing": {"f": [0.0, 0.1, -0.2, 0.3]}}}))
+    cell = plan.cells()[0]
+    truths = plan.truth_of(cell)
+    assert set(truths) == set(TRUTHS)
+    assert truths["climate"] == ClimateTruth() and truths["sharing"] == SharingTruth(f=(0.0, 0.1, -0.2, 0.3))
+    design = plan.design_of(cell)
+
+    def target(path):
+        return Target.parse({"parameter": "x", "truth": path, "rules": [{"rule": "excludes_zero"}]})
+
+    assert target("sharing.f[2]").true_value(truths, design) == -0.2          # resolved per session
+    assert target("climate.tau_u[1]").true_value(truths, design) == ClimateTruth().tau_u[1]
+    with pytest.raises(ConfigError, match="write climate.<field>\\[i\\] or sharing.<field>\\[i\\]"):
+        target("weather.beta1").true_value(truths, design)
+
+
+def test_fitter_cache_keeps_the_two_most_recent_cells(monkeypatch):
+    from lcbayes.power import runner
+
+    assert not hasattr(runner, "_FITTERS")                                      # no module-level cache
+    built = []
+    monkeypatch.setattr(runner, "CellFitter", lambda plan, cell, cores=None: built.append(cell.key) or cell.key)
+    plan = Plan.parse(plan_dict(design={"communities": [4, 5, 6], "participants": 5, "sessions": 4}))
+    a, b, c = plan.cells()
+    cache = runner.FitterCache()
+    assert [cache.fitter(plan, cell) for cell in (a, b, a, c, a, b)] == [a.key, b.key, a.key, c.key, a.key, b.key]
+    assert built == [a.key, b.key, c.key, b.key]                                # b was the least recent when c came
+    assert len(cache) == 2
+    assert runner.worker_cache(cache) is cache
+    assert isinstance(runner.worker_cache(), runner.FitterCache)                # outside a Dask worker: a new one
 
 
 def test_decision_rules_on_known_draws():
@@ -96,7 +149,7 @@ def hand_made_results() -> pd.DataFrame:
     rows = []
     for cell, communities, decisions, means in [("a", 10, [1, 0, 0, 1], [0.1, 0.3, 0.2, 0.2]),
                                                 ("b", 20, [1, 1, 1, 1], [0.24, 0.16, 0.2, 0.2])]:
-        for r, (d, m) in enumerate(zip(decisions, means)):
+        for r, (d, m) in enumerate(zip(decisions, means, strict=True)):
             rows.append({"cell": cell, "communities": communities, "sessions": 6, "scenario": "s", "replicate": r,
                          "target": "x", "truth": 0.2, "mean": m, "lower": m - 0.05, "upper": m + 0.05,
                          "covered": abs(m - 0.2) <= 0.05, "width": 0.1, "diagnostics_passed": r != 0,

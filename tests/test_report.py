@@ -143,7 +143,8 @@ def test_report_renders_in_headless_chromium(reports):
 
 # ---------------------------------------------------------------- verification logic
 def _results(mean: float, mcse: float) -> dict:
-    return {"data": {"rows": 10}, "models": {"m": {"parameters": {"b": {"mean": mean, "mcse_mean": mcse, "r_hat": 1.0}}}}}
+    parameter = {"mean": mean, "mcse_mean": mcse, "r_hat": 1.0}
+    return {"data": {"rows": 10}, "models": {"m": {"parameters": {"b": parameter}}}}
 
 
 def _manifest(**changes) -> dict:

@@ -8,7 +8,12 @@ import pytest
 
 from lcbayes.data.roles import Roles
 from lcbayes.data.study import Study
-from lcbayes.errors import ConfigError, StudyValidationError
+from lcbayes.errors import (
+    ConfigError,
+    LcbayesError,
+    StudyValidationError,
+    UnknownMeasureError,
+)
 
 ROLES = {
     "community": "lc",
@@ -86,6 +91,17 @@ def test_participant_values_and_time():
         study.participant_values("support")
     with pytest.raises(KeyError, match="not a variable or scale"):
         study.values("nonsense")
+
+
+def test_unknown_measure_is_a_typed_error_naming_the_known_ones():
+    study = Study.from_frame(small_table(), ROLES)
+    with pytest.raises(UnknownMeasureError) as info:
+        study.roles.level_of("climat")
+    assert isinstance(info.value, LcbayesError) and isinstance(info.value, KeyError)
+    message = str(info.value)
+    assert message.startswith("'climat' is not a variable or scale of this study. Did you mean 'climate'?")
+    assert "Variables: lgo, support; scales: climate." in message
+    assert "Fix: " in message and "[variables] or [scales]" in message
 
 
 def test_time_defaults_to_session():

@@ -10,7 +10,7 @@ the form in which the consensus emergence model uses them and the simulator defi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -24,12 +24,14 @@ A roles mapping (a dict, or a TOML file with the same keys) looks like::
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from lcbayes.data.io import read_toml
-from lcbayes.errors import ConfigError, reject_unknown
+from lcbayes.errors import ConfigError, UnknownMeasureError, reject_unknown
 
 FIX = " in the roles mapping"
 
@@ -76,7 +78,7 @@ class Variable:
     range: tuple[int, int] | None = None  # declared response range, if a rating
 
     @classmethod
-    def parse(cls, name: str, spec: Any) -> "Variable":
+    def parse(cls, name: str, spec: Any) -> Variable:
         if isinstance(spec, str):
             return cls(name, spec)
         if not isinstance(spec, Mapping):
@@ -117,7 +119,7 @@ class Scale:
         return self.range[1] - self.range[0] + 1
 
     @classmethod
-    def parse(cls, name: str, spec: Any) -> "Scale":
+    def parse(cls, name: str, spec: Any) -> Scale:
         if not isinstance(spec, Mapping):
             raise ConfigError(f"scale '{name}': expected a table with 'items' and 'range'.")
         reject_unknown(spec, ("items", "reverse", "range", "level", "min_share"), f"key of scale '{name}'", FIX)
@@ -127,7 +129,8 @@ class Scale:
                 f"scale '{name}': 'items' must list at least two item columns. "
                 "Fix: a single-item measure belongs under [variables]."
             )
-        if "range" not in spec:
+        scale_range = _check_range(name, spec.get("range"))
+        if scale_range is None:
             raise ConfigError(
                 f"scale '{name}': missing 'range'. Fix: add range = [low, high], e.g. [1, 5]."
             )
@@ -144,7 +147,7 @@ class Scale:
         return cls(
             name,
             tuple(str(i) for i in items),
-            _check_range(name, spec["range"]),
+            scale_range,
             tuple(str(r) for r in reverse),
             _check_level(name, spec.get("level", "session")),
             min_share,
@@ -173,7 +176,7 @@ class Roles:
     scales: dict[str, Scale] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, mapping: "Roles | Mapping[str, Any]") -> "Roles":
+    def parse(cls, mapping: Roles | Mapping[str, Any]) -> Roles:
         """Build from a plain mapping, rejecting unknown role names with a suggestion."""
         if isinstance(mapping, Roles):
             return mapping
@@ -210,7 +213,7 @@ class Roles:
         )
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "Roles":
+    def from_toml(cls, path: str | Path) -> Roles:
         """Read a roles TOML file."""
         mapping = read_toml(path, "roles file")
         return cls.parse(mapping)
@@ -241,11 +244,17 @@ class Roles:
         return list(self.variables) + list(self.scales)
 
     def level_of(self, name: str) -> Level:
-        """Measurement level of the variable or scale ``name``."""
+        """Measurement level of the variable or scale ``name``; an unknown name is an
+        :class:`~lcbayes.errors.UnknownMeasureError` listing the known ones."""
         if name in self.variables:
             return self.variables[name].level
         if name in self.scales:
             return self.scales[name].level
-        raise KeyError(
-            f"'{name}' is not a variable or scale of this study; known: {', '.join(self.measures)}"
+        close = difflib.get_close_matches(str(name), self.measures, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UnknownMeasureError(
+            f"'{name}' is not a variable or scale of this study.{hint} "
+            f"Variables: {', '.join(self.variables) or 'none'}; scales: {', '.join(self.scales) or 'none'}. "
+            f"Fix: use one of these names (e.g. the spec's outcome), or declare '{name}' under "
+            "[variables] or [scales] in the roles file."
         )

@@ -1,4 +1,5 @@
-"""Study simulator: synthetic learning-community studies drawn from DESIGN.md's models.
+"""Study simulator: synthetic learning-community studies drawn from the models' equations
+(:mod:`lcbayes.processes`; ``docs/models.md``).
 
 :func:`simulate_study` draws one complete study (the long table, its roles and the truth)
 from a :class:`Design` and true parameter values (:class:`ClimateTruth` for models A and B,
@@ -43,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from lcbayes.data.roles import Roles
+from lcbayes.processes import climate_log_sd, climate_strength, learning_mean, sharing_paths, support_slope, time_basis
 
 STREAMS = ("design", "traits", "climate", "sharing", "outcome", "measurement", "missingness")
 TRAITS = ("lgo", "help_seeking", "help_giving", "psych_safety")
@@ -151,6 +153,10 @@ class ClimateTruth:
     eta_interaction: float = 0.0
     sigma_learning: float = 0.5
 
+    def field_value(self, name: str, design: Design) -> Any:
+        """The true value of field ``name`` (the same for every design)."""
+        return getattr(self, name)
+
 
 @dataclass(frozen=True)
 class SharingTruth:
@@ -186,6 +192,10 @@ class SharingTruth:
     theta: float = 0.20
     sigma_m: float = 0.4
 
+    def field_value(self, name: str, design: Design) -> Any:
+        """The true value of field ``name`` in ``design`` (``f`` resolved per session)."""
+        return self.f_values(design.sessions) if name == "f" else getattr(self, name)
+
     def f_values(self, sessions: int) -> np.ndarray:
         """The support-effect deviation per session, shape ``(sessions,)``, f[0] = 0."""
         if self.f is None:
@@ -194,6 +204,10 @@ class SharingTruth:
         if f.shape != (sessions,) or f[0] != 0:
             raise ValueError(f"SharingTruth.f must have {sessions} values starting with 0, got {self.f}")
         return f
+
+
+# truth groups by process name: the keyword of simulate_study and the prefix of a plan's truth paths
+TRUTHS: dict[str, type] = {"climate": ClimateTruth, "sharing": SharingTruth}
 
 
 @dataclass
@@ -309,16 +323,11 @@ def _sharing(people: pd.DataFrame, truth: SharingTruth, T: int, rng: np.random.G
             + b_comm[people["j"].to_numpy()] + rng.normal(0, truth.tau_k, size=n))
     u_beta = rng.normal(0, truth.tau_beta, size=n)
     f = truth.f_values(T)
-    beta_s = truth.gamma0 + f[None, :] + (truth.gamma1 * centred[:, 1] + u_beta)[:, None]
+    beta_s = support_slope(truth.gamma0, f[None, :], (truth.gamma1 * centred[:, 1] + u_beta)[:, None])
     eps = rng.normal(0, truth.sigma_k, size=(n, T))
     zeta = rng.normal(0, truth.sigma_m, size=(n, T))
-    Kw, Mw = np.zeros((n, T)), np.zeros((n, T))
-    for t in range(T):
-        k_lag = Kw[:, t - 1] if t else 0.0
-        m_lag = Mw[:, t - 1] if t else 0.0
-        Mw[:, t] = truth.phi_m * m_lag + truth.delta * k_lag + truth.theta * Sw[:, t] + zeta[:, t]
-        Kw[:, t] = (truth.phi * k_lag + beta_s[:, t] * Sw[:, t] + truth.beta_e * Ew[:, t]
-                    + truth.beta_se * Sw[:, t] * Ew[:, t] + truth.beta_m * m_lag + eps[:, t])
+    Kw, Mw = sharing_paths(Sw, Ew, eps, zeta, beta_s, beta_e=truth.beta_e, theta=truth.theta, phi=truth.phi,
+                           beta_se=truth.beta_se, beta_m=truth.beta_m, phi_m=truth.phi_m, delta=truth.delta)
     return {
         "support": means[:, [0]] + truth.support_trend * s + Sw,
         "self_efficacy": means[:, [1]] + Ew,
@@ -342,10 +351,11 @@ def _climate(people: pd.DataFrame, truth: ClimateTruth, T: int, lgo_obs: np.ndar
     lgo_sd = pd.Series(lgo_obs).groupby(j).std().to_numpy()
     z = _standardize(lgo_sd)
     w = _standardize(safety_obs)
-    mean_path = truth.beta0 + truth.beta1 * s + truth.beta2 * s**2                       # (T,)
-    strength = mean_path[None, :] + u[:, [0]] + u[:, [1]] * s                            # (J, T)
-    log_sd_comm = (truth.alpha0 + truth.alpha1 * s[None, :] + (truth.alpha2 * z)[:, None]
-                   + (truth.alpha3 * z)[:, None] * s + v[:, [0]] + v[:, [1]] * s)          # (J, T)
+    _, basis = time_basis(s, s + 1, "quadratic")                                         # s, s^2
+    strength = climate_strength(truth.beta0, [(truth.beta1, basis[0]), (truth.beta2, basis[1])],
+                                u[:, [0]], u[:, [1]], s)                                   # (J, T)
+    log_sd_comm = climate_log_sd(truth.alpha0, s, truth.alpha1, (truth.alpha2 * z)[:, None],
+                                 (truth.alpha3 * z)[:, None], None, v[:, [0]], v[:, [1]])  # (J, T)
     sigma = np.exp(log_sd_comm[j] + (truth.alpha4 * w)[:, None])                         # (n, T)
     location = (strength[j] + r[:, [0]] + r[:, [1]] * s + o[org_codes][:, None]
                 + truth.gamma_lgo * _standardize(lgo_obs)[:, None]
@@ -401,7 +411,8 @@ def simulate_study(design: Design | None = None, climate: ClimateTruth | None = 
     describing it and the :class:`Truth`. Same arguments and seed: the same table, bit for bit.
     """
     design, climate, sharing = design or Design(), climate or ClimateTruth(), sharing or SharingTruth()
-    rng = dict(zip(STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS)))))
+    streams = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS)))
+    rng = dict(zip(STREAMS, streams, strict=True))
     T = design.sessions
     people, weeks = _layout(design, rng["design"])
     n = len(people)
@@ -415,9 +426,8 @@ def simulate_study(design: Design | None = None, climate: ClimateTruth | None = 
                     sharing.mu[0], rng["climate"])
     j = people["j"].to_numpy()
     last = T - 1
-    learning = (climate.eta0 + climate.eta_strength * clim["strength"][j, last]
-                + climate.eta_consensus * clim["consensus"][j, last]
-                + climate.eta_interaction * clim["strength"][j, last] * clim["consensus"][j, last]
+    eta = (climate.eta0, climate.eta_strength, climate.eta_consensus, climate.eta_interaction)
+    learning = (learning_mean(eta, clim["strength"][j, last], clim["consensus"][j, last])
                 + rng["outcome"].normal(0, climate.sigma_learning, n))
     learning[people["leave"].to_numpy() <= T] = np.nan       # dropouts give no end-of-study outcome
     latent = {"learning": learning, "climate": clim["y"], **{k: proc[k] for k in TIME_VARYING_PREDICTORS},
@@ -467,7 +477,7 @@ def _long_table(people: pd.DataFrame, weeks: np.ndarray, columns: dict[str, dict
         "session": session[ti],
         "week": weeks[people["j"].to_numpy()[pi], ti],
     })
-    for construct, observed in columns.items():
+    for observed in columns.values():
         for column, values in observed.items():
             table[column] = values[pi, ti] if values.ndim == 2 else values[pi]
     for construct in TIME_VARYING_PREDICTORS:

@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,7 @@ class Study:
     idx: dict[str, np.ndarray]
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, roles: Roles | Mapping[str, Any]) -> "Study":
+    def from_frame(cls, df: pd.DataFrame, roles: Roles | Mapping[str, Any]) -> Study:
         """Validate ``df`` against ``roles`` and build the study.
 
         Raises :class:`~lcbayes.errors.StudyValidationError` listing every problem (column,
@@ -96,7 +97,7 @@ class Study:
                 idx[role], coords[role] = _factorize(table[role])
         return cls(table, roles, items, coords, idx)
 
-    def with_values(self, values: Mapping[str, np.ndarray]) -> "Study":
+    def with_values(self, values: Mapping[str, np.ndarray]) -> Study:
         """A copy whose measures ``values`` (name -> row-aligned array, NaN = missing) replace
         the current ones; ids, sessions and everything else stay (used to put simulated
         outcomes into a study's layout)."""
@@ -110,7 +111,7 @@ class Study:
         return replace(self, table=table)
 
     @classmethod
-    def from_path(cls, path: str | Path, roles: Roles | Mapping[str, Any] | str | Path) -> "Study":
+    def from_path(cls, path: str | Path, roles: Roles | Mapping[str, Any] | str | Path) -> Study:
         """Read a CSV/Parquet table and a roles mapping or roles TOML file, then validate."""
         if isinstance(roles, (str, Path)):
             roles = Roles.from_toml(roles)
@@ -171,7 +172,7 @@ class Study:
         columns = ["scale", "session", "n", "alpha", "omega"]
         return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
-    def summary(self) -> "StudySummary":
+    def summary(self) -> StudySummary:
         """Design, attrition and missingness of the study (see :class:`StudySummary`)."""
         from lcbayes.data.summary import StudySummary
 

@@ -42,7 +42,7 @@ class StudySummary:
     community_sizes: pd.DataFrame
 
     @classmethod
-    def of(cls, study: "Study") -> "StudySummary":
+    def of(cls, study: Study) -> StudySummary:
         t = study.table
         span = t.groupby("community")["session"].agg(["min", "max"])
         person = t.groupby("participant").agg(
@@ -53,8 +53,10 @@ class StudySummary:
         person["dropped"] = person["last"] < span.loc[person["community"], "max"].to_numpy()
         sessions_held = t.groupby("community")["session"].unique()
         person["missed"] = [
-            sum(1 for s in sessions_held[c] if f <= s <= l) - r
-            for c, f, l, r in zip(person["community"], person["first"], person["last"], person["rows"])
+            sum(1 for s in sessions_held[c] if first <= s <= last) - r
+            for c, first, last, r in zip(
+                person["community"], person["first"], person["last"], person["rows"], strict=True
+            )
         ]
         per_session = t.groupby("session").agg(
             participants=("participant", "nunique"), communities=("community", "nunique"))

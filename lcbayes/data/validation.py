@@ -142,14 +142,13 @@ def _community_sizes(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     )]
 
 
-def _time(df: pd.DataFrame, roles: Roles, session: pd.Series) -> tuple[pd.Series | None, list[Problem]]:
-    if roles.time is None:
-        return None, []
-    time, problems = _numeric(df, roles.time, "time")
-    missing = time.isna() & df[roles.time].isna()
+def _time(df: pd.DataFrame, roles: Roles, column: str, session: pd.Series) -> tuple[pd.Series, list[Problem]]:
+    """The numeric time ``column`` and its problems (missing, not increasing with session)."""
+    time, problems = _numeric(df, column, "time")
+    missing = time.isna() & df[column].isna()
     if missing.any():
         problems.append(problem_at(
-            roles.time, f"time is missing in {int(missing.sum())} row(s).",
+            column, f"time is missing in {int(missing.sum())} row(s).",
             "give the timing of every observed session, or drop the 'time' role to use session.",
             df.index[missing],
         ))
@@ -159,7 +158,7 @@ def _time(df: pd.DataFrame, roles: Roles, session: pd.Series) -> tuple[pd.Series
     bad = order.index[step <= 0]
     if len(bad):
         problems.append(problem_at(
-            roles.time,
+            column,
             "time does not increase with session within participant "
             f"({len(bad)} row(s) not later than the participant's previous session).",
             "check the timing of these sessions (a session must happen after the previous one).",
@@ -223,9 +222,9 @@ def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
     session, found = _session(df, roles)
     problems += found
     numeric[roles.session] = session
-    time, found = _time(df, roles, session)
-    problems += found
-    if time is not None:
+    if roles.time is not None:
+        time, found = _time(df, roles, roles.time, session)
+        problems += found
         numeric[roles.time] = time
     for var in roles.variables.values():
         values, found = _numeric(df, var.column, f"variable '{var.name}'")

@@ -1,16 +1,20 @@
-"""What every lcbayes model shares: spec and priors, building, fitting, provenance, save/load.
+"""The model contract: what every lcbayes model provides, and what they share (spec and
+priors, building, fitting, provenance, save/load).
 
-A model subclass declares its ``name``, its ``option_defaults``, data-scaled
-``default_priors()``, the PyMC graph in ``build()``, its ``population`` parameters, the
-pointwise log likelihood for LOO (``pointwise_loglik``) and its ``derived`` quantities.
-Prediction lives with each model family (climate models: participant effects drawn after
-marginalisation; knowledge sharing: latent states).
+A model is a :class:`BayesModel` subclass in a module of its own, registered in
+:data:`lcbayes.models.MODELS`. It declares ``name`` and ``option_defaults`` and implements the
+abstract methods below; the report (:mod:`lcbayes.report`), the power runner and SBC
+(:mod:`lcbayes.power`) call nothing else. The generative equations themselves live in
+:mod:`lcbayes.processes`; tables and plots are functions of InferenceData
+(:mod:`lcbayes.tables`, :mod:`lcbayes.plots`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -41,8 +45,38 @@ class NotFittedError(LcbayesError):
     """A method needs a fitted model; call ``fit()`` (or ``load()``) first."""
 
 
-class BayesModel:
-    """Base of the lcbayes models; see the module docstring for what subclasses provide."""
+@dataclass
+class ReportContent:
+    """What a report shows of one fitted model beyond the shared sections: derived
+    quantities (posterior draws, summarised with MCSE like the parameters), figures and
+    tables (each with its caption), and the sentences of "what to conclude"."""
+
+    derived: xr.Dataset
+    figures: list[tuple[str, Any]] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    conclusions: list[str] = field(default_factory=list)
+
+
+class BayesModel(ABC):
+    """Base of the lcbayes models.
+
+    Class attributes: ``name`` (the spec's ``model``), ``option_defaults`` (every option
+    and its default; others are rejected), ``sampler_defaults`` (over
+    :class:`~lcbayes.sampling.SamplerSettings`), ``cell_vars`` (per-cell deterministics
+    recomputed after sampling instead of stored).
+
+    What subclasses implement (abstract): :meth:`default_priors`, :meth:`build`,
+    :attr:`population`, :meth:`pointwise_loglik`, :meth:`sample_prior_predictive`,
+    :meth:`sample_posterior_predictive`, :meth:`predict`, :meth:`prior_study` and
+    :meth:`report_content`. Optional hooks: :meth:`prepare` (option checks and arrays),
+    :attr:`measures`, :meth:`derived`, :meth:`trim`, :meth:`log_likelihood_terms`.
+
+    Who calls what: the report calls ``sample_prior_predictive``, ``fit``,
+    ``diagnostics``, ``sample_posterior_predictive``, ``log_likelihood_terms``, ``priors``,
+    ``population`` and ``report_content``; the power runner builds ``model`` (the PyMC
+    graph), refits it through :class:`~lcbayes.sampling.CompiledModel` and reads
+    ``population`` and ``derived``; SBC calls ``prior_study``.
+    """
 
     name: ClassVar[str]
     option_defaults: ClassVar[dict[str, Any]]
@@ -58,7 +92,7 @@ class BayesModel:
             spec["options"] = {**spec.get("options", {}), **options}
         self.study = study
         self.spec = ModelSpec.parse(spec, self.name, self.option_defaults, self.sampler_defaults)
-        self.study.roles.level_of(self.spec.outcome)  # unknown outcome: clear KeyError
+        self.study.roles.level_of(self.spec.outcome)  # an unknown outcome: a typed error naming it
         self.options = self.spec.options
         self.panel = Panel.from_study(study, time=self.options.get("time", "session"),
                                       time_scale=float(self.options.get("time_scale", 1.0)))
@@ -66,36 +100,60 @@ class BayesModel:
         self.priors: dict[str, Prior] = merge_priors(self.default_priors(), self.spec.priors)
         self.idata: az.InferenceData | None = None
 
-    # ------------------------------------------------------------------ subclass interface
+    # ------------------------------------------------------------------ the contract
     def prepare(self) -> None:
         """Check options against the study and derive the arrays the graph needs."""
 
+    @abstractmethod
     def default_priors(self) -> dict[str, Prior]:
-        raise NotImplementedError
+        """Data-scaled default priors of every parameter, by name."""
 
+    @abstractmethod
     def build(self) -> pm.Model:
-        raise NotImplementedError
+        """The PyMC model (``pm.Data`` for every array a refit may swap)."""
 
     @property
+    @abstractmethod
     def population(self) -> list[str]:
         """Population-level parameters: summarised, diagnosed and checked for recovery."""
-        raise NotImplementedError
 
     @property
     def measures(self) -> list[str]:
         """Measures (outcome and predictors) the model reads from the study."""
         return [self.spec.outcome]
 
+    @abstractmethod
     def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
         """Log likelihood of the outcome per LOO unit and draw, from a raw sampler result
-        (which it may trim of variables too large to keep)."""
-        raise NotImplementedError
+        (pure: it changes nothing)."""
 
+    @abstractmethod
+    def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
+        """Parameters drawn from the prior and outcomes replicated at the observed rows:
+        groups ``prior``, ``prior_predictive`` and ``observed_data``."""
+
+    @abstractmethod
+    def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
+        """Add replicated outcomes at the observed rows (group ``posterior_predictive``) to the fit."""
+
+    @abstractmethod
+    def predict(self) -> xr.DataArray:
+        """Expected outcome (posterior draws) at the fitted data."""
+
+    @abstractmethod
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
         """This study with its outcome (at the rows where it is observed) replaced by data
         drawn from the model at parameters drawn from the prior, and those parameters (one
         draw): one replicate of simulation-based calibration."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def report_content(self) -> ReportContent:
+        """What the report shows of this fitted model beyond the shared sections."""
+
+    def trim(self, posterior: xr.Dataset) -> xr.Dataset:
+        """The posterior as kept after sampling (by default unchanged; a model with a large
+        latent grid drops it here)."""
+        return posterior
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """Derived quantities added to the posterior after fitting (none by default)."""
@@ -131,6 +189,7 @@ class BayesModel:
     def complete(self, idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
         """Add what a raw sampler result lacks (shared by ``fit`` and compiled refits)."""
         loglik = self.pointwise_loglik(idata).rename(self.spec.outcome)
+        idata.posterior = self.trim(idata.posterior)
         for group in ("observed_data", "constant_data", "log_likelihood"):  # PyMC's own, in panel layout
             if group in idata.groups():
                 delattr(idata, group)

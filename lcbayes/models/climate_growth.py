@@ -1,4 +1,4 @@
-"""Model A: three-level growth of learning-climate perceptions (DESIGN.md, "Model A").
+"""Model A: three-level growth of learning-climate perceptions (``docs/models.md``, model A).
 
     y_tij = beta0 + sum_k beta_k B_k(s) + Gamma x + u0j + u1j s + r0ij + r1ij s [+ o_org(i)] + e_tij
     (u0j, u1j) ~ MVN(0, diag(tau_u) Omega_u diag(tau_u)),   Omega_u ~ LKJ(eta)
@@ -23,10 +23,13 @@ import xarray as xr
 
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
-from lcbayes.models.base import BayesModel
-from lcbayes.models.components import Predictors, correlated_effects, time_basis
+from lcbayes import plots
+from lcbayes.models.base import BayesModel, ReportContent
+from lcbayes.models.components import Predictors, correlated_effects, predictive_streams, uses_organization
 from lcbayes.models.marginal import draw_effects, marginal_loglik
-from lcbayes.models.priors import Prior
+from lcbayes.models.priors import Prior, normal_scaled
+from lcbayes.processes import climate_strength, time_basis
+from lcbayes.tables import HDI, describe
 
 LEVELS = ["community", "participant", "organization", "residual"]
 
@@ -55,19 +58,13 @@ class ClimateGrowth(BayesModel):
 
     def prepare(self) -> None:
         o, study = self.options, self.study
-        if o["organization"] not in ("auto", True, False):
-            raise ConfigError(f"option organization must be true, false or \"auto\", got {o['organization']!r}.")
-        has_org = "organization" in study.idx
-        if o["organization"] is True and not has_org:
-            raise ConfigError("option organization = true, but the study maps no organization column.")
-        self.use_org = has_org and o["organization"] is not False
+        self.use_org = uses_organization(o["organization"], study)
         if study.roles.level_of(self.spec.outcome) != "session":
             raise ConfigError(f"outcome '{self.spec.outcome}' is participant-level; growth needs a session-level outcome.")
         self.y, self.mask = self.panel.cells(self.spec.outcome)
         session_label = np.broadcast_to(np.asarray(study.coords["session"]), self.panel.shape)
         self.basis_names, self.basis = time_basis(self.panel.time, session_label, o["trend"], int(o["breakpoint"]))
-        self.predictors = Predictors.from_study(study, self.panel.cells, list(o["traits"]), list(o["time_varying"]))
-        self._cells: xr.Dataset | None = None   # posterior mu, log_sigma (computed on demand)
+        self.predictors = Predictors.from_study(self.panel, list(o["traits"]), list(o["time_varying"]))
 
     # ------------------------------------------------------------------ priors and graph
     def default_priors(self) -> dict[str, Prior]:
@@ -87,8 +84,8 @@ class ClimateGrowth(BayesModel):
         tau_scale = [sd_y, sd_y / sd_s]
         eta = float(self.options["lkj_eta"])
         priors = {
-            "beta_intercept": Prior("Normal", {"mu": mean_y, "sigma": 2.5 * sd_y}),
-            "beta_time": Prior("Normal", {"mu": 0.0, "sigma": [2.5 * sd_y / v for v in sd_b]}),
+            "beta_intercept": normal_scaled(mean_y, sd_y),
+            "beta_time": normal_scaled(0.0, sd_y, sd_b),
             "tau_community": Prior("HalfNormal", {"sigma": tau_scale[: 1 + slopes]}),
             "tau_participant": Prior("HalfNormal", {"sigma": tau_scale[: 1 + self.participant_slopes()]}),
             "sigma": Prior("Exponential", {"lam": 1.0 / sd_y}),
@@ -100,10 +97,10 @@ class ClimateGrowth(BayesModel):
         if self.use_org:
             priors["tau_organization"] = Prior("HalfNormal", {"sigma": sd_y / 2})
         if self.predictors.trait_names:
-            priors["gamma_trait"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sd_y})
+            priors["gamma_trait"] = normal_scaled(0.0, sd_y)
         if self.predictors.tv_names:
-            priors["gamma_within"] = Prior("Normal", {"mu": 0.0, "sigma": list(2.5 * sd_y / sd_w)})
-            priors["gamma_between"] = Prior("Normal", {"mu": 0.0, "sigma": list(2.5 * sd_y / sd_bt)})
+            priors["gamma_within"] = normal_scaled(0.0, sd_y, sd_w)
+            priors["gamma_between"] = normal_scaled(0.0, sd_y, sd_bt)
             priors["sigma_within"] = Prior("HalfNormal", {"sigma": list(2 * sd_w)})
         return priors
 
@@ -139,11 +136,12 @@ class ClimateGrowth(BayesModel):
         # beta0 + sum_k beta_k B_k(s)
         beta0 = self.prior("beta_intercept")
         beta = self.prior("beta_time", dims="time_term")
-        mu = beta0 + (beta[:, None, None] * basis).sum(0)   # elementwise, see components' docstring
+        trend = [(beta[k], basis[k]) for k in range(len(self.basis_names))]   # elementwise, see components
         # Gamma x: traits, within and between parts of time-varying predictors
         p = self.predictors
+        gamma_x = None
         if p.trait_names or p.tv_names:
-            mu = mu + p.add(
+            gamma_x = p.add(
                 self.mask,
                 self.prior("gamma_trait", dims="trait") if p.trait_names else None,
                 self.prior("gamma_within", dims="predictor") if p.tv_names else None,
@@ -155,9 +153,9 @@ class ClimateGrowth(BayesModel):
         rho_u = self.prior("rho_community") if slopes else 0.0
         u0, u1 = correlated_effects("community", tau_u, rho_u, "community", slopes)
         c = pm.Data("community_of", self.panel.community, dims="participant")
-        mu = mu + u0[c][:, None]
-        if slopes:
-            mu = mu + u1[c][:, None] * s
+        mu = climate_strength(beta0, trend, u0[c][:, None], u1[c][:, None] if slopes else None, s)
+        if gamma_x is not None:
+            mu = mu + gamma_x
         # o_org(i)
         if self.use_org:
             tau_o = self.prior("tau_organization")
@@ -211,24 +209,22 @@ class ClimateGrowth(BayesModel):
 
     def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
         """Marginal log likelihood per participant (participant effects integrated out)."""
-        cells = pm.compute_deterministics(idata.posterior, var_names=list(self.cell_vars), model=self.model,
-                                          progressbar=False)
-        self._cells = cells[["mu", "log_sigma"]]
-        return cells["loglik"]
+        return self._cells(idata.posterior, ["loglik"])["loglik"]
+
+    def _cells(self, post: xr.Dataset, names: list[str]) -> xr.Dataset:
+        """Per-cell deterministics ``names`` of the graph at the draws in ``post``."""
+        return pm.compute_deterministics(post, var_names=names, model=self.model, progressbar=False)
 
     def cell_deterministics(self) -> xr.Dataset:
-        """Posterior ``mu`` and ``log_sigma`` per participant x session (computed once)."""
-        idata = self._fitted()
-        if self._cells is None:
-            self._cells = pm.compute_deterministics(idata.posterior, var_names=["mu", "log_sigma"],
-                                                    model=self.model, progressbar=False)
-        return self._cells
+        """Posterior ``mu`` and ``log_sigma`` per participant x session."""
+        return self._cells(self._fitted().posterior, ["mu", "log_sigma"])
 
     def participant_effects(self, seed: int = 0) -> xr.DataArray:
         """Draws of the participant intercept and slope, (chain, draw, participant, effect):
-        exact draws from their conditional posterior given each draw of the other parameters."""
+        exact draws from their conditional posterior given each draw of the other parameters
+        (the same draws ``sample_posterior_predictive(seed)`` uses)."""
         ds = self._fitted().posterior.merge(self.cell_deterministics())
-        return self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], np.random.default_rng(seed))
+        return self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], predictive_streams(seed)[0])
 
     def _draw_effects(self, ds: xr.Dataset, mask: np.ndarray, rng: np.random.Generator) -> xr.DataArray:
         """Participant effects given the draws in ``ds`` (with ``mu`` and ``log_sigma``); an
@@ -266,10 +262,10 @@ class ClimateGrowth(BayesModel):
     def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
         """Add replicated outcomes (group ``posterior_predictive``) for the observed rows."""
         idata = self._fitted()
-        rng = np.random.default_rng(seed)
+        effects_rng, noise_rng = predictive_streams(seed)
         ds = idata.posterior.merge(self.cell_deterministics())
-        r = self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], np.random.default_rng(seed))
-        pp = self._replicate(ds, r, rng)
+        r = self._draw_effects(ds, self.panel.cells(self.spec.outcome)[1], effects_rng)
+        pp = self._replicate(ds, r, noise_rng)
         if "posterior_predictive" in idata.groups():
             del idata.posterior_predictive
         idata.add_groups(posterior_predictive=pp)
@@ -281,17 +277,17 @@ class ClimateGrowth(BayesModel):
         with self.model, warnings.catch_warnings():   # the likelihood is a Potential: right to ignore
             warnings.filterwarnings("ignore", message="The effect of Potentials")
             prior = pm.sample_prior_predictive(draws=draws, random_seed=seed).prior
-        no_data = np.zeros(self.panel.shape)
-        r = self._draw_effects(prior, no_data, np.random.default_rng(seed))
-        pp = self._replicate(prior, r, np.random.default_rng(seed))
+        effects_rng, noise_rng = predictive_streams(seed)
+        r = self._draw_effects(prior, np.zeros(self.panel.shape), effects_rng)
+        pp = self._replicate(prior, r, noise_rng)
         return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
 
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
+        """This study with its outcome replaced by one prior predictive draw, and its parameters."""
         draw = self.sample_prior_predictive(draws=1, seed=seed)
         y = np.full(self.study.n_obs, np.nan)
         y[draw.prior_predictive["obs"].values] = draw.prior_predictive[self.spec.outcome].values[0, 0]
         return self.study.with_values({self.spec.outcome: y}), draw.prior.isel(chain=0, draw=0)
-
 
     # ------------------------------------------------------------------ derived quantities
     def session_times(self) -> np.ndarray:
@@ -311,11 +307,11 @@ class ClimateGrowth(BayesModel):
         session_label = np.asarray(self.coords["session"])
         _, grid = time_basis(s.values[None], session_label[None], self.options["trend"], int(self.options["breakpoint"]))
         basis = xr.DataArray(grid[:, 0], dims=("time_term", "session"), coords={"session": self.coords["session"]})
-        fixed = post["beta_intercept"] + (post["beta_time"] * basis).sum("time_term")
+        trend = [(post["beta_time"].isel(time_term=k, drop=True), basis.isel(time_term=k, drop=True))
+                 for k in range(basis.sizes["time_term"])]
         u = post["u_community"]
-        traj = fixed + u.sel(effect="intercept", drop=True)
-        if self.options["random_slopes"]:
-            traj = traj + u.sel(effect="slope", drop=True) * s
+        u1 = u.sel(effect="slope", drop=True) if self.options["random_slopes"] else None
+        traj = climate_strength(post["beta_intercept"], trend, u.sel(effect="intercept", drop=True), u1, s)
         return traj.transpose("chain", "draw", "community", "session")
 
     def random_effect_variances(self, post: xr.Dataset) -> list[xr.DataArray]:
@@ -351,24 +347,20 @@ class ClimateGrowth(BayesModel):
         return xr.Dataset({"variance": var, "variance_share": var / var.sum("level"),
                            "trajectory_community": self.community_trajectories(post)})
 
-    def plot_trajectories(self, communities: list | None = None, hdi_prob: float = 0.9, ax=None):
-        """Posterior community trajectories (mean and HDI band) with observed community means."""
-        import matplotlib.pyplot as plt
+    def plot_trajectories(self, communities: list | None = None, hdi_prob: float = HDI, ax: Any = None) -> Any:
+        """Community trajectories with observed means (:func:`lcbayes.plots.plot_trajectories`)."""
+        return plots.plot_trajectories(self._fitted(), communities, hdi_prob, ax)
 
-        post = self._fitted().posterior["trajectory_community"]
-        chosen = communities or self.coords["community"]
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4.5))
-        sessions = np.asarray(self.coords["session"])
-        observed = self.study.table.groupby(["community", "session"])[self.spec.outcome].mean()
-        colors = plt.cm.viridis(np.linspace(0, 0.9, len(chosen)))
-        for color, comm in zip(colors, chosen):
-            draws = post.sel(community=comm)
-            band = az.hdi(draws, hdi_prob=hdi_prob)["trajectory_community"].values
-            ax.fill_between(sessions, band[:, 0], band[:, 1], color=color, alpha=0.15, linewidth=0)
-            ax.plot(sessions, draws.mean(("chain", "draw")).values, color=color, linewidth=1.5)
-            ax.plot(observed.loc[comm].index, observed.loc[comm].values, "o", color=color, markersize=3)
-        ax.set_xlabel("session")
-        ax.set_ylabel(self.spec.outcome)
-        ax.set_title(f"{self.spec.outcome}: community trajectories ({int(hdi_prob * 100)}% HDI), dots = observed means")
-        return ax
+    def report_content(self) -> ReportContent:
+        post = self._fitted().posterior
+        out = [describe(f"Change in {self.spec.outcome} per unit of time ({term})", post["beta_time"].sel(time_term=term))
+               for term in post["time_term"].values]
+        share = post["variance_share"].sel(level="community")
+        out.append(f"Share of variance between communities: {float(share.isel(session=0).mean()):.2f} at the first "
+                   f"session, {float(share.isel(session=-1).mean()):.2f} at the last (posterior means).")
+        for name, dim in (("gamma_trait", "trait"), ("gamma_within", "predictor"), ("gamma_between", "predictor")):
+            if name in post:
+                out += [describe(f"{name} ({v})", post[name].sel({dim: v})) for v in post[dim].values]
+        figure = ("Community trajectories: posterior mean and 90% HDI; dots are observed community means.",
+                  self.plot_trajectories().figure)
+        return ReportContent(xr.Dataset({"variance_share": post["variance_share"]}), [figure], [], out)

@@ -1,4 +1,4 @@
-"""Building blocks shared by the climate models: time coding, group effects, predictors.
+"""Building blocks shared by the models: options, random streams, group effects, predictors.
 
 Each function adds variables to the PyMC model in context and returns tensors shaped for
 the participant x session layout of :class:`~lcbayes.models.panel.Panel`. Linear
@@ -17,31 +17,25 @@ import pytensor.tensor as pt
 
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
+from lcbayes.models.panel import Panel
 
-TRENDS = ("linear", "quadratic", "piecewise")
+def uses_organization(option: object, study: Study) -> bool:
+    """Whether a model adds organization effects: the ``organization`` option is true, false or
+    ``"auto"`` (when the study maps an organization column)."""
+    if option not in ("auto", True, False):
+        raise ConfigError(f"option organization must be true, false or \"auto\", got {option!r}.")
+    has_org = "organization" in study.idx
+    if option is True and not has_org:
+        raise ConfigError("option organization = true, but the study maps no organization column. "
+                          "Fix: map it in the roles, or set organization = false.")
+    return has_org and option is not False
 
 
-def time_basis(s: np.ndarray, session: np.ndarray, trend: str, breakpoint: int) -> tuple[list[str], np.ndarray]:
-    """Columns of the fixed time trend, shape (K, ...) like ``s``.
-
-    linear: s; quadratic: s, s^2; piecewise (discontinuous growth, Bliese & Lang 2016):
-    s, transition = 1[session > breakpoint], recovery = (s - s_b) * transition, where s_b is
-    the time of the first session after the breakpoint (a level shift and a change of slope).
-    ``session`` holds the session label of each cell.
-    """
-    if trend == "linear":
-        return ["time"], s[None]
-    if trend == "quadratic":
-        return ["time", "time_sq"], np.stack([s, s**2])
-    if trend == "piecewise":
-        if not breakpoint or breakpoint >= session.max() or breakpoint < session.min():
-            raise ConfigError(
-                f"piecewise trend needs breakpoint = the last session before the transition, between "
-                f"{int(session.min())} and {int(session.max()) - 1}; got {breakpoint!r}.")
-        after = (session > breakpoint).astype(float)
-        s_b = np.min(np.where(after > 0, s, np.inf))
-        return ["time", "transition", "recovery"], np.stack([s, after, (s - s_b) * after])
-    raise ConfigError(f"trend must be one of {', '.join(TRENDS)}, got {trend!r}.")
+def predictive_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Two independent generators from one seed: for random effects and for residual noise
+    (one generator per purpose, so that no draw repeats another's normals)."""
+    effects, noise = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(effects), np.random.default_rng(noise)
 
 
 def correlated_effects(name: str, tau: pt.TensorVariable, rho: pt.TensorVariable | float, dim: str,
@@ -79,7 +73,10 @@ class Predictors:
     between: np.ndarray
 
     @classmethod
-    def from_study(cls, study: Study, panel_cells, traits: list[str], time_varying: list[str]) -> "Predictors":
+    def from_study(cls, panel: Panel, traits: list[str], time_varying: list[str]) -> "Predictors":
+        """The predictors named in ``traits`` (participant-level) and ``time_varying``
+        (session-level) from the study of ``panel``."""
+        study = panel.study
         for name in traits:
             if study.roles.level_of(name) != "participant":
                 raise ConfigError(f"trait '{name}' is session-level; list it under time_varying instead.")
@@ -92,7 +89,7 @@ class Predictors:
         x = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0) if x.shape[1] else x
         within, between = [], []
         for name in time_varying:
-            values, mask = panel_cells(name)
+            values, mask = panel.cells(name)
             v = np.where(mask > 0, values, np.nan)
             with np.errstate(invalid="ignore"):
                 person = np.nanmean(np.where(mask.any(axis=1, keepdims=True), v, 0.0), axis=1)

@@ -1,5 +1,5 @@
 """Model B: consensus emergence as a Bayesian mixed-effects location-scale model
-(DESIGN.md, "Model B"; Lang, Bliese & de Voogt 2018).
+(``docs/models.md``, model B; Lang, Bliese & de Voogt 2018).
 
     y_tij = beta0 + beta1 s + u0j + u1j s + r0ij [+ r1ij s] [+ o_org(i)] [+ Gamma x] + e_tij
     e_tij ~ N(0, sigma_tij)
@@ -39,9 +39,13 @@ import xarray as xr
 from lcbayes.agreement import uniform_null_variance
 from lcbayes.data.composition import community_composition, standardize
 from lcbayes.errors import ConfigError
+from lcbayes import plots, tables
+from lcbayes.models.base import ReportContent
 from lcbayes.models.climate_growth import ClimateGrowth
-from lcbayes.models.components import fill_missing, time_basis
-from lcbayes.models.priors import Prior
+from lcbayes.models.components import fill_missing
+from lcbayes.models.priors import Prior, normal_scaled
+from lcbayes.tables import HDI, describe
+from lcbayes.processes import climate_log_sd, climate_strength, learning_mean, normal_logpdf, time_basis
 
 COMPOSITION_COLUMNS = ("size", "n_organizations", "largest_org_share")
 OUTCOME_TERMS = ["intercept", "strength", "consensus", "strength_x_consensus"]
@@ -72,6 +76,8 @@ class ConsensusEmergence(ClimateGrowth):
         "participant_slopes": False, "emergence": True, "composition": [], "scale_traits": [],
         "community_scale": False, "learning": "", "scale_points": 0, "consensus_rwg": 0.7,
     }
+
+    cell_vars = ClimateGrowth.cell_vars + ("learning_loglik",)
 
     def participant_slopes(self) -> bool:
         return bool(self.options["participant_slopes"])
@@ -155,10 +161,8 @@ class ConsensusEmergence(ClimateGrowth):
             v = self.learning_values[self.learning_mask > 0]
             sd_l = float(v.std()) or 1.0
             sd_strength, sd_consensus = float(level.std()) or sd_y, float(spread.std()) or sd_y
-            priors["eta_centred"] = Prior("Normal", {
-                "mu": [float(v.mean()), 0.0, 0.0, 0.0],
-                "sigma": [2.5 * sd_l, 2.5 * sd_l / sd_strength, 2.5 * sd_l / sd_consensus,
-                          2.5 * sd_l / (sd_strength * sd_consensus)]})
+            priors["eta_centred"] = normal_scaled([float(v.mean()), 0.0, 0.0, 0.0], sd_l,
+                                                  [1.0, sd_strength, sd_consensus, sd_strength * sd_consensus])
             priors["sigma_learning"] = Prior("Exponential", {"lam": 1.0 / sd_l})
         return priors
 
@@ -176,22 +180,23 @@ class ConsensusEmergence(ClimateGrowth):
     def _log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
         """log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i [+ v0j + v1j s]."""
         c = self._community_of()
-        log_sigma = self.prior("alpha_intercept")
-        if self.options["emergence"]:
-            log_sigma = log_sigma + self.prior("alpha_time") * s
+        alpha0 = self.prior("alpha_intercept")
+        alpha1 = self.prior("alpha_time") if self.options["emergence"] else None
+        composition = composition_time = trait = v0 = v1 = None
         if self.composition_names:
             z = pm.Data("composition_z", self.z, dims=("community", "composition"))[c]
-            a2 = self.prior("alpha_composition", dims="composition")
-            a3 = self.prior("alpha_composition_time", dims="composition")
-            log_sigma = log_sigma + (z * a2).sum(-1)[:, None] + (z * a3).sum(-1)[:, None] * s
+            composition = (z * self.prior("alpha_composition", dims="composition")).sum(-1)[:, None]
+            composition_time = (z * self.prior("alpha_composition_time", dims="composition")).sum(-1)[:, None]
         if self.scale_trait_names:
             w = fill_missing("scale_traits", self.w, lambda n: pm.Normal("scale_trait_missing", 0.0, 1.0, shape=n))
-            log_sigma = log_sigma + (w * self.prior("alpha_trait", dims="scale_trait")).sum(-1)[:, None]
+            trait = (w * self.prior("alpha_trait", dims="scale_trait")).sum(-1)[:, None]
         if self.options["community_scale"]:
             tau_v = self.prior("tau_scale_community", dims="effect_scale")
             z_v = pm.Normal("z_scale_community", 0.0, 1.0, dims=("community", "effect_scale"))
             v = pm.Deterministic("v_community", tau_v * z_v, dims=("community", "effect_scale"))
-            log_sigma = log_sigma + v[c, 0][:, None] + v[c, 1][:, None] * s
+            v0, v1 = v[c, 0][:, None], v[c, 1][:, None]
+        log_sigma = climate_log_sd(alpha0, s, alpha1, composition, composition_time,
+                                   trait, v0, v1)
         return pt.broadcast_to(log_sigma, self.panel.shape)
 
     def _extend(self, mu, log_sigma) -> None:
@@ -205,13 +210,14 @@ class ConsensusEmergence(ClimateGrowth):
         level, spread = self._last_session_climate()
         s_bar, c_bar = float(level.mean()), float(spread.mean())
         eta = self.prior("eta_centred", dims="outcome_term")
-        sc, cc = strength - s_bar, consensus - c_bar
         c = self._community_of()
-        mean = eta[0] + eta[1] * sc[c] + eta[2] * cc[c] + eta[3] * sc[c] * cc[c]
+        mean = learning_mean((eta[0], eta[1], eta[2], eta[3]), (strength - s_bar)[c], (consensus - c_bar)[c])
         sigma_l = self.prior("sigma_learning")
         y = pm.Data("learning", self.learning_values, dims="participant")
         m = pm.Data("learning_mask", self.learning_mask, dims="participant")
-        pm.Potential("learning_likelihood", (m * pm.logp(pm.Normal.dist(mean, sigma_l), y)).sum())
+        loglik = m * normal_logpdf(y - mean, sigma_l, log=pt.log)
+        pm.Potential("learning_likelihood", loglik.sum())
+        pm.Deterministic("learning_loglik", loglik, dims="participant")
         pm.Deterministic("eta", pt.stack([
             eta[0] - eta[1] * s_bar - eta[2] * c_bar + eta[3] * s_bar * c_bar,
             eta[1] - eta[3] * c_bar, eta[2] - eta[3] * s_bar, eta[3]]), dims="outcome_term")
@@ -221,33 +227,27 @@ class ConsensusEmergence(ClimateGrowth):
         label = np.asarray(self.coords["session"])[-1:]
         _, b = time_basis(np.array([s_last]), label, self.options["trend"], int(self.options["breakpoint"]))
         u = model["u_community"]
-        strength = model["beta_intercept"] + (model["beta_time"] * b[:, 0]).sum() + u[:, 0]
-        if self.options["random_slopes"]:
-            strength = strength + u[:, 1] * s_last
-        return strength, pt.exp(self._community_log_sd(model, s_last))
+        trend = [(model["beta_time"][k], float(b[k, 0])) for k in range(len(b))]
+        u1 = u[:, 1] if self.options["random_slopes"] else None
+        strength = climate_strength(model["beta_intercept"], trend, u[:, 0], u1, s_last)
+        return strength, pt.broadcast_to(pt.exp(self._community_log_sd(model, s_last)), strength.shape)
 
     def _community_log_sd(self, model, s):
-        """alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + v0j + v1j s, per community (w = 0);
-        works on graph variables (``model``) and on posterior Datasets alike."""
-        out = model["alpha_intercept"]
-        if self.options["emergence"]:
-            out = out + model["alpha_time"] * s
+        """:func:`~lcbayes.processes.climate_log_sd` per community (w = 0), on graph variables
+        (``model``) or a posterior Dataset alike."""
+        draws = isinstance(model, xr.Dataset)
+        composition = composition_time = v0 = v1 = None
         if self.composition_names:
-            if isinstance(model, xr.Dataset):
-                z = xr.DataArray(self.z, dims=("community", "composition"),
-                                 coords={"community": self.coords["community"], "composition": self.composition_names})
-                out = out + (z * model["alpha_composition"]).sum("composition") \
-                    + (z * model["alpha_composition_time"]).sum("composition") * s
-            else:
-                out = out + (self.z * model["alpha_composition"]).sum(-1) \
-                    + (self.z * model["alpha_composition_time"]).sum(-1) * s
+            z = xr.DataArray(self.z, dims=("community", "composition"), coords={
+                "community": self.coords["community"], "composition": self.composition_names}) if draws else self.z
+            dot = (lambda a: (z * a).sum("composition")) if draws else (lambda a: (z * a).sum(-1))
+            composition, composition_time = dot(model["alpha_composition"]), dot(model["alpha_composition_time"])
         if self.options["community_scale"]:
             v = model["v_community"]
-            if isinstance(model, xr.Dataset):
-                out = out + v.isel(effect_scale=0, drop=True) + v.isel(effect_scale=1, drop=True) * s
-            else:
-                out = out + v[:, 0] + v[:, 1] * s
-        return out
+            v0, v1 = (v.isel(effect_scale=0, drop=True), v.isel(effect_scale=1, drop=True)) if draws \
+                else (v[:, 0], v[:, 1])
+        alpha1 = model["alpha_time"] if self.options["emergence"] else None
+        return climate_log_sd(model["alpha_intercept"], s, alpha1, composition, composition_time, None, v0, v1)
 
     # ------------------------------------------------------------------ results
     @property
@@ -288,6 +288,8 @@ class ConsensusEmergence(ClimateGrowth):
         consensus = np.exp(self._community_log_sd(post, s)).broadcast_like(strength).transpose(*strength.dims)
         out = {"strength": strength, "consensus": consensus}
         if self.n_options:
+            consensus.attrs.update(threshold_sd=self.consensus_sd_threshold(),
+                                   threshold_rwg=float(self.options["consensus_rwg"]))
             out["consensus_rwg"] = (1 - consensus**2 / uniform_null_variance(self.n_options)).clip(0, 1)
             reached = consensus <= self.consensus_sd_threshold()
             first = reached.argmax("session")
@@ -301,7 +303,7 @@ class ConsensusEmergence(ClimateGrowth):
             c_bar = consensus.isel(session=-1, drop=True).mean("community")
             e0, e1, e2, e3 = (post["eta"].isel(outcome_term=k, drop=True) for k in range(4))
             out["eta_average"] = xr.concat(
-                [e0 + e1 * s_bar + e2 * c_bar + e3 * s_bar * c_bar, e1 + e3 * c_bar, e2 + e3 * s_bar, e3],
+                [learning_mean((e0, e1, e2, e3), s_bar, c_bar), e1 + e3 * c_bar, e2 + e3 * s_bar, e3],
                 dim=post["outcome_term"]).transpose("chain", "draw", "outcome_term")
         return xr.Dataset(out)
 
@@ -311,28 +313,14 @@ class ConsensusEmergence(ClimateGrowth):
         idata = self._fitted()
         if not self.learning:
             return idata.log_likelihood
-        post = idata.posterior
-        level, spread = self._last_session_climate()
-        sc = post["strength"].isel(session=-1, drop=True) - float(level.mean())
-        cc = post["consensus"].isel(session=-1, drop=True) - float(spread.mean())
+        logp = self._cells(idata.posterior, ["learning_loglik"])["learning_loglik"]
         learners = np.flatnonzero(self.learning_mask > 0)
-        comm = xr.DataArray(self.study.participant_community[learners], dims="learner")
-        sc, cc = sc.isel(community=comm, drop=True), cc.isel(community=comm, drop=True)
-        eta = post["eta_centred"]
-        mean = eta.isel(outcome_term=0) + eta.isel(outcome_term=1) * sc + eta.isel(outcome_term=2) * cc \
-            + eta.isel(outcome_term=3) * sc * cc
-        y = xr.DataArray(self.learning_values[learners], dims="learner")
-        sigma = post["sigma_learning"]
-        logp = -0.5 * ((y - mean) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
-        logp = logp.drop_vars([c for c in logp.coords if c not in ("chain", "draw")])
+        logp = logp.isel(participant=learners).rename(participant="learner").drop_vars("learner")
         return idata.log_likelihood.assign(learning=logp.transpose("chain", "draw", "learner"))
 
     def emergence_evidence(self) -> pd.DataFrame:
-        """Posterior probability that alpha1 < 0 (spread shrinks) and alpha1's summary."""
-        a1 = self._fitted().posterior["alpha_time"].values.ravel()
-        lo, hi = np.quantile(a1, [0.05, 0.95])
-        return pd.DataFrame({"mean": [a1.mean()], "q5": [lo], "q95": [hi], "p_emergence": [(a1 < 0).mean()]},
-                            index=["alpha_time"])
+        """Posterior of alpha1 and P(alpha1 < 0) (:func:`lcbayes.tables.emergence_evidence`)."""
+        return tables.emergence_evidence(self._fitted())
 
     def compare_emergence(self, **sampler: Any) -> pd.DataFrame:
         """LOO (leave one participant out) of this model against the same model without
@@ -343,48 +331,38 @@ class ConsensusEmergence(ClimateGrowth):
         constant.fit(**sampler)
         return az.compare({"emergence": self._fitted(), "no_emergence": constant.idata}, ic="loo")
 
-    # ------------------------------------------------------------------ plots
-    def plot_consensus(self, hdi_prob: float = 0.9, ax=None):
-        """Latent within-community SD over sessions per community, with HDI bands."""
-        import matplotlib.pyplot as plt
+    # ------------------------------------------------------------------ plots and report
+    def plot_consensus(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
+        """Latent within-community SD per community over sessions (:func:`lcbayes.plots.plot_consensus`)."""
+        return plots.plot_consensus(self._fitted(), hdi_prob, ax)
 
-        post = self._fitted().posterior["consensus"]
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4.5))
-        sessions = np.asarray(self.coords["session"])
-        colors = plt.cm.viridis(np.linspace(0, 0.9, post.sizes["community"]))
-        for color, comm in zip(colors, self.coords["community"]):
-            draws = post.sel(community=comm)
-            band = az.hdi(draws, hdi_prob=hdi_prob)["consensus"].values
-            ax.fill_between(sessions, band[:, 0], band[:, 1], color=color, alpha=0.08, linewidth=0)
-            ax.plot(sessions, draws.mean(("chain", "draw")).values, color=color, linewidth=1.2)
-        if self.n_options:
-            ax.axhline(self.consensus_sd_threshold(), color="grey", linestyle="--", linewidth=1,
-                       label=f"r_wg = {self.options['consensus_rwg']}")
-            ax.legend(frameon=False)
-        ax.set_xlabel("session")
-        ax.set_ylabel("within-community SD (consensus)")
-        ax.set_title(f"Consensus emergence: latent SD per community ({int(hdi_prob * 100)}% HDI)")
-        return ax
+    def plot_strength_consensus(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
+        """Strength against consensus at the last session (:func:`lcbayes.plots.plot_strength_consensus`)."""
+        return plots.plot_strength_consensus(self._fitted(), hdi_prob, ax)
 
-    def plot_strength_consensus(self, hdi_prob: float = 0.9, ax=None):
-        """Strength against consensus per community at the last session, with HDIs."""
-        import matplotlib.pyplot as plt
-
+    def report_content(self) -> ReportContent:
         post = self._fitted().posterior
-        last = self.coords["session"][-1]
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 5))
-        x = post["strength"].sel(session=last)
-        y = post["consensus"].sel(session=last)
-        hx = az.hdi(x, hdi_prob=hdi_prob)["strength"].values
-        hy = az.hdi(y, hdi_prob=hdi_prob)["consensus"].values
-        mx, my = x.mean(("chain", "draw")).values, y.mean(("chain", "draw")).values
-        ax.errorbar(mx, my, xerr=[mx - hx[:, 0], hx[:, 1] - mx], yerr=[my - hy[:, 0], hy[:, 1] - my],
-                    fmt="o", color="#3b528b", ecolor="#9fb3d9", elinewidth=1, markersize=4)
-        for label, a, b in zip(self.coords["community"], mx, my):
-            ax.annotate(str(label), (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel(f"climate strength (latent mean) at session {last}")
-        ax.set_ylabel("consensus (latent within-community SD)")
-        ax.set_title(f"Strength and consensus per community ({int(hdi_prob * 100)}% HDI)")
-        return ax
+        derived = {"consensus_sd_mean": post["consensus"].mean("community")}
+        out = []
+        if "alpha_time" in post:
+            derived["p_emergence"] = (post["alpha_time"] < 0).astype(float)
+            p = float((post["alpha_time"] < 0).mean())
+            trend = "shrinks" if p >= 0.95 else "grows" if p <= 0.05 else "may or may not change"
+            out.append(describe("Emergence, alpha1 (change in log within-community SD per unit of time)",
+                                post["alpha_time"]) + f". P(alpha1 < 0) = {p:.2f}: the spread within communities {trend}.")
+        if "alpha_composition_time" in post:
+            out += [describe(f"Composition x time, alpha3 ({c}; negative = faster emergence)",
+                             post["alpha_composition_time"].sel(composition=c)) for c in post["composition"].values]
+        if "eta_average" in post:
+            derived["eta_average"] = post["eta_average"]
+            out += [describe(f"Learning outcome on {t} (at the communities' average latent strength and consensus)",
+                             post["eta_average"].sel(outcome_term=t)) for t in post["outcome_term"].values[1:]]
+        if "consensus_rwg" in post:
+            derived["consensus_rwg_mean"] = post["consensus_rwg"].mean("community")
+            reached = post["time_to_consensus"].notnull().mean("community").astype(float)
+            derived["share_reaching_consensus"] = reached
+            out.append(f"Communities reaching consensus (r_wg >= {self.options['consensus_rwg']}) by the last "
+                       f"session: {float(reached.mean()):.0%} (posterior mean).")
+        figures = [("Consensus (within-community SD) per community over sessions.", self.plot_consensus().figure),
+                   ("Strength and consensus at the last session.", self.plot_strength_consensus().figure)]
+        return ReportContent(xr.Dataset(derived), figures, [], out)

@@ -1,4 +1,4 @@
-"""Model C: knowledge sharing with time-varying predictors (DESIGN.md, "Model C").
+"""Model C: knowledge sharing with time-varying predictors (``docs/models.md``, model C).
 
 Latent mean centring as in dynamic SEM: each time-varying predictor v in {S, E, M}
 (supervisor support, self-efficacy, motivation to transfer) is a latent person mean plus a
@@ -42,8 +42,12 @@ import xarray as xr
 
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
-from lcbayes.models.base import BayesModel
-from lcbayes.models.priors import Prior
+from lcbayes import plots, tables
+from lcbayes.models.base import BayesModel, ReportContent
+from lcbayes.models.components import uses_organization
+from lcbayes.models.priors import Prior, normal_scaled
+from lcbayes.tables import HDI, describe
+from lcbayes.processes import normal_logpdf, sharing_paths, sharing_step, spectral_radius, support_slope
 
 VARIABLES = ("S", "E", "M", "K")     # order of the latent grid's first axis
 EFFICACY_LEVELS = [-1.0, 0.0, 1.0]   # self-efficacy levels (SDs of muE) for the support effect
@@ -85,11 +89,7 @@ class KnowledgeSharing(BayesModel):
                 raise ConfigError(f"option {switch} must be true or false, got {o[switch]!r}.")
         if o["centring"] not in ("latent", "observed"):
             raise ConfigError(f"option centring must be \"latent\" or \"observed\", got {o['centring']!r}.")
-        if o["organization"] not in ("auto", True, False):
-            raise ConfigError(f"option organization must be true, false or \"auto\", got {o['organization']!r}.")
-        if o["organization"] is True and "organization" not in study.idx:
-            raise ConfigError("option organization = true, but the study maps no organization column.")
-        self.use_org = "organization" in study.idx and o["organization"] is not False
+        self.use_org = uses_organization(o["organization"], study)
         for name in self.measures:
             if study.roles.level_of(name) != "session":
                 raise ConfigError(f"'{name}' is participant-level; model C needs session-level measures "
@@ -157,14 +157,14 @@ class KnowledgeSharing(BayesModel):
         priors = {
             "sigma_within": Prior("HalfNormal", {"sigma": list(sw[:3])}),
             "sigma": Prior("Exponential", {"lam": 1.0 / sw[K]}),
-            "pi_intercept": Prior("Normal", {"mu": float(sc["mean"][K]), "sigma": 2.5 * sd[K]}),
+            "pi_intercept": normal_scaled(sc["mean"][K], sd[K]),
             "tau_sharing": Prior("HalfNormal", {"sigma": sd[K]}),
-            "gamma_support": Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / sw[S]}),
-            "beta_efficacy": Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / sw[E]}),
-            "theta_support": Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[M] / sw[S]}),
+            "gamma_support": normal_scaled(0.0, sw[K], sw[S]),
+            "beta_efficacy": normal_scaled(0.0, sw[K], sw[E]),
+            "theta_support": normal_scaled(0.0, sw[M], sw[S]),
         }
         if o["centring"] == "latent":
-            priors["mean_predictor"] = Prior("Normal", {"mu": list(sc["mean"][:3]), "sigma": list(2.5 * sd[:3])})
+            priors["mean_predictor"] = normal_scaled(sc["mean"][:3], sd[:3])
             priors["tau_predictor"] = Prior("HalfNormal", {"sigma": list(sd[:3])})
             priors["corr_predictor"] = Prior("LKJ", {"eta": float(o["lkj_eta"])})
         if o["support_trend"]:
@@ -175,16 +175,16 @@ class KnowledgeSharing(BayesModel):
         if o["time_varying_support"]:
             priors["sd_support_walk"] = Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})
         if o["cross_level"]:
-            priors["gamma_efficacy"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / (sw[S] * sb[E])})
+            priors["gamma_efficacy"] = normal_scaled(0.0, sw[K], sw[S] * sb[E])
         if o["support_slopes"]:
             priors["tau_support_slope"] = Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})
         if o["interaction"]:
-            priors["beta_interaction"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / (sw[S] * sw[E])})
+            priors["beta_interaction"] = normal_scaled(0.0, sw[K], sw[S] * sw[E])
         if o["spiral"]:
-            priors["beta_motivation"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[K] / sw[M]})
-            priors["delta"] = Prior("Normal", {"mu": 0.0, "sigma": 2.5 * sw[M] / sw[K]})
+            priors["beta_motivation"] = normal_scaled(0.0, sw[K], sw[M])
+            priors["delta"] = normal_scaled(0.0, sw[M], sw[K])
         if o["between"]:
-            priors["pi"] = Prior("Normal", {"mu": 0.0, "sigma": list(2.5 * sd[K] / sb[:3])})
+            priors["pi"] = normal_scaled(0.0, sd[K], sb[:3])
         if self.use_org:
             priors["tau_organization"] = Prior("HalfNormal", {"sigma": sd[K] / 2})
         if o["community"]:
@@ -264,27 +264,29 @@ class KnowledgeSharing(BayesModel):
                 z_b = pm.Normal("z_support_slope", 0.0, 1.0, dims="participant")
                 beta_s = beta_s + (self.prior("tau_support_slope") * z_b)[:, None]
 
-            # Kw_ti = phi Kw_(t-1) + betaS Sw + betaE Ew + betaSE Sw Ew + betaM Mw_(t-1) + eps
-            k_hat = beta_s * Sw + self.prior("beta_efficacy") * Ew
-            if o["autoregression"]:
-                k_hat = k_hat + self.prior("phi") * K_lag
-            if o["interaction"]:
-                k_hat = k_hat + self.prior("beta_interaction") * Sw * Ew
-            # Mw_ti = phiM Mw_(t-1) + delta Kw_(t-1) + theta Sw + zeta
-            m_hat = self.prior("phi_motivation") * M_lag + self.prior("theta_support") * Sw
-            if o["spiral"]:
-                k_hat = k_hat + self.prior("beta_motivation") * M_lag
-                m_hat = m_hat + self.prior("delta") * K_lag
+            # Kw_ti = Kw_hat + eps, Mw_ti = Mw_hat + zeta (lcbayes.processes.sharing_step)
+            k_hat, m_hat = sharing_step(Sw, Ew, K_lag, M_lag, beta_s,
+                                        **{symbol: self.prior(name) for symbol, name in self._coefficients().items()})
 
             sigma_w = self.prior("sigma_within", dims="predictor")
             sigma = self.prior("sigma")
-            k_cell = _normal_logp(Kw - k_hat, sigma)
-            logp = (_normal_logp(Sw, sigma_w[0]) + _normal_logp(Ew, sigma_w[1])
-                    + _normal_logp(Mw - m_hat, sigma_w[2]) + k_cell)
+            k_cell = normal_logpdf(Kw - k_hat, sigma, log=pt.log)
+            logp = (normal_logpdf(Sw, sigma_w[0], log=pt.log) + normal_logpdf(Ew, sigma_w[1], log=pt.log)
+                    + normal_logpdf(Mw - m_hat, sigma_w[2], log=pt.log) + k_cell)
             pm.Potential("likelihood", (window * logp).sum())
             pm.Deterministic("loglik", window * observed[K] * k_cell, dims=cell)
             pm.Deterministic("expected", mu_k[:, None] + k_hat, dims=cell)
         return model
+
+    def _coefficients(self) -> dict[str, str]:
+        """The coefficients of :func:`~lcbayes.processes.sharing_step` in this model (paths the
+        options switch off are left out), as argument -> parameter name, in graph order."""
+        o = self.options
+        names = {"beta_e": "beta_efficacy", "phi": "phi", "beta_se": "beta_interaction", "phi_m": "phi_motivation",
+                 "theta": "theta_support", "beta_m": "beta_motivation", "delta": "delta"}
+        off = {"phi": not o["autoregression"], "beta_se": not o["interaction"], "beta_m": not o["spiral"],
+               "delta": not o["spiral"]}
+        return {k: v for k, v in names.items() if not off.get(k, False)}
 
     def _intercepts(self, level: str, codes: np.ndarray) -> pt.TensorVariable:
         """Non-centred intercepts a_g = tau z_g of ``level``, per participant (P,)."""
@@ -304,23 +306,24 @@ class KnowledgeSharing(BayesModel):
     # ------------------------------------------------------------------ after sampling
     def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
         """Log density of each observed K given its lags and predictors (one-step-ahead, as
-        brms computes it for autoregressive models), over ``obs`` like ``observed_data``.
+        brms computes it for autoregressive models), over ``obs`` like ``observed_data``."""
+        return self._at_rows(self._cell("loglik", idata.posterior))
 
-        Also keeps the one-step expected K at the observed rows (``expected`` over ``obs``)
-        and drops the latent grid from the posterior."""
-        post = idata.posterior
-        cells = pm.compute_deterministics(post, var_names=["loglik", "expected"], model=self.model,
-                                          progressbar=False)
+    def trim(self, posterior: xr.Dataset) -> xr.Dataset:
+        """The posterior to keep: without the latent grid, with the one-step expected K at the
+        observed rows (``expected`` over ``obs``)."""
+        expected = self._at_rows(self._cell("expected", posterior))
+        return posterior.drop_vars([v for v in ("latent",) if v in posterior]).assign(expected=expected)
+
+    def _cell(self, name: str, posterior: xr.Dataset) -> xr.DataArray:
+        return pm.compute_deterministics(posterior, var_names=[name], model=self.model, progressbar=False)[name]
+
+    def _at_rows(self, cells: xr.DataArray) -> xr.DataArray:
+        """(..., participant, session) values at the rows with an observed outcome, over ``obs``."""
         obs = self._observed()["obs"].values
         pi = xr.DataArray(self.study.idx["participant"][obs], dims="obs", coords={"obs": obs})
         ti = xr.DataArray(self.study.idx["session"][obs], dims="obs", coords={"obs": obs})
-
-        def at_rows(v: xr.DataArray) -> xr.DataArray:
-            return v.isel(participant=pi, session=ti).drop_vars(["participant", "session"])
-
-        idata.posterior = post.drop_vars([v for v in ("latent",) if v in post]).assign(
-            expected=at_rows(cells["expected"]))
-        return at_rows(cells["loglik"])
+        return cells.isel(participant=pi, session=ti).drop_vars(["participant", "session"])
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """When and for whom support matters, the spiral, and within vs between effects.
@@ -347,7 +350,7 @@ class KnowledgeSharing(BayesModel):
         phi = post["phi"] if o["autoregression"] else zero
         beta_m = post["beta_motivation"] if o["spiral"] else zero
         delta = post["delta"] if o["spiral"] else zero
-        radius = _spectral_radius(phi.values, beta_m.values, delta.values, post["phi_motivation"].values)
+        radius = spectral_radius(phi.values, beta_m.values, delta.values, post["phi_motivation"].values)
         within = xr.concat([post["gamma_support"] + f.mean("session"), post["beta_efficacy"], beta_m], dim="predictor")
         between = post["pi"] if o["between"] else xr.zeros_like(within)
         wb = xr.concat([within.assign_coords(predictor=self.predictors), between.assign_coords(predictor=self.predictors)],
@@ -360,23 +363,17 @@ class KnowledgeSharing(BayesModel):
             "within_between": wb.transpose("chain", "draw", "predictor", "effect"),
         })
 
-    def support_effect_table(self, hdi_prob: float = 0.9) -> pd.DataFrame:
-        """Support effect per session and self-efficacy level: mean and HDI ("when and for whom")."""
-        return _table(self._fitted().posterior["support_effect"], hdi_prob)
+    def support_effect_table(self, hdi_prob: float = HDI) -> pd.DataFrame:
+        """Support effect per session and self-efficacy level (:func:`lcbayes.tables.support_effect_table`)."""
+        return tables.support_effect_table(self._fitted(), hdi_prob)
 
-    def within_between_table(self, hdi_prob: float = 0.9) -> pd.DataFrame:
-        """Within- and between-person effects of each predictor side by side: mean and HDI."""
-        return _table(self._fitted().posterior["within_between"], hdi_prob)
+    def within_between_table(self, hdi_prob: float = HDI) -> pd.DataFrame:
+        """Within- and between-person effects (:func:`lcbayes.tables.within_between_table`)."""
+        return tables.within_between_table(self._fitted(), hdi_prob)
 
     def spiral(self) -> pd.Series:
-        """Posterior mean and 90% interval of the feedback gain, and the probability that the
-        K-M system is stable."""
-        post = self._fitted().posterior
-        gain = post["spiral_gain"].values.ravel()
-        return pd.Series({"gain_mean": gain.mean(), "gain_5%": np.quantile(gain, 0.05),
-                          "gain_95%": np.quantile(gain, 0.95),
-                          "spectral_radius_mean": float(post["spectral_radius"].mean()),
-                          "p_stable": float(post["stable"].mean())})
+        """Feedback gain and stability of the K-M system (:func:`lcbayes.tables.spiral`)."""
+        return tables.spiral(self._fitted())
 
     # ------------------------------------------------------------------ prediction
     def predict(self) -> xr.DataArray:
@@ -419,93 +416,67 @@ class KnowledgeSharing(BayesModel):
             return pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=seed).prior
 
     def _simulate(self, p: xr.Dataset, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """S, E, M, K per row of the study (NaN where the study has none) from one parameter draw."""
+        """S, E, M, K per row of the study (NaN where the study has none) from one parameter
+        draw ``p``, by :func:`~lcbayes.processes.sharing_paths` from session 1 (lags 0 there)."""
         o = self.options
         P, T = self.panel.shape
-        get = lambda name, default=0.0: p[name].values if name in p else default
-        mu = get("mu_person", self.person_means)
-        centred = mu - (get("mean_predictor") if o["centring"] == "latent" else mu.mean(0))
-        sd_s, sd_e, sd_m = get("sigma_within")
-        f = get("support_walk", np.zeros(T)) * np.ones(T)
-        beta_s = (float(get("gamma_support")) + f[None, :] + (float(get("gamma_efficacy")) * centred[:, 1])[:, None]
-                  + (float(get("tau_support_slope")) * get("z_support_slope", np.zeros(P)))[:, None])
+
+        def value(name: str, default: Any = None) -> Any:
+            """Parameter ``name`` of the draw; ``default`` for a path the options switch off."""
+            return p[name].values if name in p else default
+
+        mu = value("mu_person", self.person_means)
+        centred = mu - (value("mean_predictor") if o["centring"] == "latent" else mu.mean(0))
+        sd_s, sd_e, sd_m = value("sigma_within")
+        gamma1 = value("gamma_efficacy")
+        tau_b = value("tau_support_slope")
+        beta_s = support_slope(float(value("gamma_support")), value("support_walk", np.zeros(T))[None, :],
+                               None if gamma1 is None else (float(gamma1) * centred[:, 1])[:, None],
+                               None if tau_b is None else (float(tau_b) * value("z_support_slope"))[:, None])
+        beta_s = np.broadcast_to(beta_s, (P, T))
         Sw, Ew = rng.normal(0, sd_s, (P, T)), rng.normal(0, sd_e, (P, T))
-        Kw, Mw = np.zeros((P, T)), np.zeros((P, T))
-        for t in range(T):
-            k_lag = Kw[:, t - 1] if t else 0.0
-            m_lag = Mw[:, t - 1] if t else 0.0
-            Mw[:, t] = (float(get("phi_motivation")) * m_lag + float(get("delta")) * k_lag
-                        + float(get("theta_support")) * Sw[:, t] + rng.normal(0, sd_m, P))
-            Kw[:, t] = (float(get("phi")) * k_lag + beta_s[:, t] * Sw[:, t] + float(get("beta_efficacy")) * Ew[:, t]
-                        + float(get("beta_interaction")) * Sw[:, t] * Ew[:, t] + float(get("beta_motivation")) * m_lag
-                        + rng.normal(0, float(get("sigma")), P))
-        grids = [mu[:, [0]] + float(get("support_trend")) * self.session_index + Sw, mu[:, [1]] + Ew,
-                 mu[:, [2]] + Mw, get("mu_sharing")[:, None] + Kw]
+        eps, zeta = rng.normal(0, float(value("sigma")), (P, T)), rng.normal(0, sd_m, (P, T))
+        Kw, Mw = sharing_paths(Sw, Ew, eps, zeta, beta_s,
+                               **{k: float(value(name)) for k, name in self._coefficients().items()})
+        grids = [mu[:, [0]] + float(value("support_trend", 0.0)) * self.session_index + Sw, mu[:, [1]] + Ew,
+                 mu[:, [2]] + Mw, value("mu_sharing")[:, None] + Kw]
         pi, ti = self.study.idx["participant"], self.study.idx["session"]
         return {name: np.where(np.isnan(self.study.values(name)), np.nan, grid[pi, ti])
                 for name, grid in zip(self.measures, grids)}
 
-    # ------------------------------------------------------------------ plots
-    def plot_support_effect(self, hdi_prob: float = 0.9, ax=None):
-        """Support effect over sessions for low, mean and high self-efficacy, with HDI bands."""
-        import matplotlib.pyplot as plt
+    # ------------------------------------------------------------------ plots and report
+    def plot_support_effect(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
+        """Support effect over sessions by self-efficacy (:func:`lcbayes.plots.plot_support_effect`)."""
+        return plots.plot_support_effect(self._fitted(), hdi_prob, ax)
 
-        table = self.support_effect_table(hdi_prob)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4.5))
-        colors = {-1.0: "tab:orange", 0.0: "tab:gray", 1.0: "tab:blue"}
-        for level, part in table.groupby("efficacy_level"):
-            label = {-1.0: "low (-1 SD)", 0.0: "mean", 1.0: "high (+1 SD)"}[level]
-            ax.fill_between(part["session"], part["lower"], part["upper"], color=colors[level], alpha=0.15, linewidth=0)
-            ax.plot(part["session"], part["mean"], "o-", color=colors[level], label=f"self-efficacy {label}")
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xlabel("session")
-        ax.set_ylabel("effect of within-person support on sharing")
-        ax.set_title(f"When and for whom support matters ({int(hdi_prob * 100)}% HDI)")
-        ax.legend()
-        return ax
+    def plot_within_between(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
+        """Within vs between effects (:func:`lcbayes.plots.plot_within_between`)."""
+        return plots.plot_within_between(self._fitted(), hdi_prob, ax)
 
-    def plot_within_between(self, hdi_prob: float = 0.9, ax=None):
-        """Within- and between-person effect of each predictor side by side, with HDIs."""
-        import matplotlib.pyplot as plt
-
-        table = self.within_between_table(hdi_prob)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
-        offsets = {"within": -0.12, "between": 0.12}
-        for kind, part in table.groupby("effect", sort=False):
-            x = np.arange(len(part)) + offsets[kind]
-            ax.errorbar(x, part["mean"], yerr=[part["mean"] - part["lower"], part["upper"] - part["mean"]],
-                        fmt="o", capsize=3, label=kind)
-        ax.set_xticks(np.arange(len(self.predictors)), self.predictors)
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_ylabel(f"effect on {self.spec.outcome}")
-        ax.set_title(f"Within vs between effects ({int(hdi_prob * 100)}% HDI)")
-        ax.legend()
-        return ax
+    def report_content(self) -> ReportContent:
+        post = self._fitted().posterior
+        derived = post[[n for n in ("support_effect", "within_between", "spiral_gain", "spectral_radius") if n in post]]
+        derived = derived.assign(p_stable=post["stable"].astype(float))
+        out = [describe("Support effect at session 1 and average self-efficacy, gamma0", post["gamma_support"]),
+               describe("Support effect at the last session (average self-efficacy)",
+                        post["support_effect"].sel(efficacy_level=0).isel(session=-1))]
+        if "gamma_efficacy" in post:
+            out.append(describe("Cross-level moderation by mean self-efficacy, gamma1", post["gamma_efficacy"]))
+        out.append(describe("Spiral gain delta x betaM (sharing -> motivation -> sharing)", post["spiral_gain"])
+                   + f". P(the sharing-motivation system is stable) = {float(post['stable'].mean()):.2f}.")
+        wb = post["within_between"]
+        for v in wb["predictor"].values:
+            out.append(describe(f"{v}: within-person effect", wb.sel(predictor=v, effect="within")) + "; "
+                       + describe("between-person effect", wb.sel(predictor=v, effect="between")))
+        figures = [("Support effect over sessions at low (-1 SD), mean and high (+1 SD) self-efficacy, 90% HDI.",
+                    self.plot_support_effect().figure),
+                   ("Within- and between-person effects of each predictor, 90% HDI.", self.plot_within_between().figure)]
+        report_tables = [("Support effect per session and self-efficacy level", self.support_effect_table()),
+                         ("Within- and between-person effects", self.within_between_table()),
+                         ("Spiral (motivation <-> sharing) and stability", self.spiral().to_frame("value"))]
+        return ReportContent(derived, figures, report_tables, out)
 
 
 def _lag(x: pt.TensorVariable) -> pt.TensorVariable:
     """x shifted one session later, 0 at the first session: (P, T) -> (P, T)."""
     return pt.concatenate([pt.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
-
-
-def _normal_logp(x, sigma) -> pt.TensorVariable:
-    """log N(x; 0, sigma), elementwise."""
-    return -0.5 * (x / sigma) ** 2 - pt.log(sigma) - 0.5 * np.log(2 * np.pi)
-
-
-def _spectral_radius(phi: np.ndarray, beta_m: np.ndarray, delta: np.ndarray, phi_m: np.ndarray) -> np.ndarray:
-    """Largest |eigenvalue| of [[phi, beta_m], [delta, phi_m]], elementwise over draws."""
-    trace, det = phi + phi_m, phi * phi_m - beta_m * delta
-    root = np.sqrt((trace**2 - 4 * det).astype(complex))
-    return np.maximum(np.abs((trace + root) / 2), np.abs((trace - root) / 2))
-
-
-def _table(draws: xr.DataArray, hdi_prob: float) -> pd.DataFrame:
-    """Posterior mean and HDI of every element of ``draws``, one row each."""
-    hdi = az.hdi(draws.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
-    out = draws.mean(("chain", "draw")).to_dataframe(name="mean")
-    out["lower"] = hdi.sel(hdi="lower").to_series()
-    out["upper"] = hdi.sel(hdi="higher").to_series()
-    return out.reset_index()

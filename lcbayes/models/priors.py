@@ -69,10 +69,21 @@ class Prior:
 def _plain(value: Any) -> Any:
     """JSON/TOML-friendly numbers (lists for arrays, floats for numpy scalars)."""
     if isinstance(value, (np.ndarray, list, tuple)):
-        return [float(v) for v in np.asarray(value, dtype=float).ravel()]
+        return np.asarray(value, dtype=float).tolist()   # nested lists keep a matrix's shape
     if isinstance(value, (np.floating, np.integer)):
         return float(value)
     return value
+
+
+SCALE = 2.5   # outcome SDs per predictor SD in a weakly informative coefficient prior
+
+
+def normal_scaled(mean: Any, sd_out: Any, sd_in: Any = 1.0) -> Prior:
+    """Normal(mean, 2.5 sd_out / sd_in): the weakly informative prior of an intercept or
+    coefficient on the data's scale (Gelman, Jakulin, Pittau & Su 2008; the auto-scaling of
+    rstanarm and Bambi). ``sd_out`` is the outcome's SD, ``sd_in`` the predictor's (1 for an
+    intercept or a standardised predictor); arrays give one prior per element."""
+    return Prior("Normal", {"mu": _plain(mean), "sigma": _plain(SCALE * np.asarray(sd_out) / np.asarray(sd_in))})
 
 
 def merge_priors(defaults: Mapping[str, Prior], overrides: Mapping[str, Any] | None) -> dict[str, Prior]:

@@ -22,45 +22,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lcbayes.data.io import read_toml
 from lcbayes.errors import ConfigError, reject_unknown
+from lcbayes.sampling import BACKENDS, SamplerSettings
 
-BACKENDS = ("nutpie", "nutpie-jax", "numpyro", "pymc")
+# BACKENDS and SamplerSettings describe the sampler and live in lcbayes.sampling; re-exported here
+__all__ = ["BACKENDS", "ModelSpec", "SamplerSettings", "read_spec"]
 
 
 def read_spec(path: str | Path) -> dict[str, Any]:
     """Read a spec TOML file into a mapping (validated when given to a model)."""
     return read_toml(path, "spec file")
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """How to sample: back end (see :data:`BACKENDS`), chains, draws and tuning steps per
-    chain, target acceptance rate, seed; ``progress`` shows a progress bar."""
-
-    backend: str = "nutpie"
-    chains: int = 4
-    draws: int = 2000
-    tune: int = 1000
-    target_accept: float = 0.9
-    seed: int = 1
-    progress: bool = False
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"sampler backend '{self.backend}' unknown. Valid: {', '.join(BACKENDS)}.")
-        if min(self.chains, self.draws) < 1 or self.tune < 0:
-            raise ConfigError("sampler chains and draws must be >= 1 and tune >= 0.")
-        if not 0.5 <= self.target_accept < 1:
-            raise ConfigError(f"target_accept must lie in [0.5, 1), got {self.target_accept}.")
-
-    def updated(self, **changes: Any) -> "SamplerSettings":
-        reject_unknown(changes, [f.name for f in fields(self)], "sampler setting")
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -74,8 +51,8 @@ class ModelSpec:
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
 
     @classmethod
-    def parse(cls, spec: "ModelSpec | Mapping[str, Any]", model: str, option_defaults: Mapping[str, Any],
-              sampler_defaults: Mapping[str, Any] | None = None) -> "ModelSpec":
+    def parse(cls, spec: ModelSpec | Mapping[str, Any], model: str, option_defaults: Mapping[str, Any],
+              sampler_defaults: Mapping[str, Any] | None = None) -> ModelSpec:
         """Validate ``spec`` for ``model``; options are completed with ``option_defaults`` and
         sampler settings with the model's ``sampler_defaults``, then :class:`SamplerSettings`'."""
         if isinstance(spec, ModelSpec):

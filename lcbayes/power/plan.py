@@ -39,16 +39,16 @@ import hashlib
 import itertools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lcbayes.data.io import read_toml
-from lcbayes.data.simulate import ClimateTruth, Design, SharingTruth
+from lcbayes.data.simulate import TRUTHS, Design
 from lcbayes.errors import ConfigError, reject_unknown
 from lcbayes.power.rules import Rule
 
-TRUTH_GROUPS = {"climate": ClimateTruth, "sharing": SharingTruth}
 DESIGN_FIELDS = [f.name for f in fields(Design)]
 _ELEMENT = re.compile(r"^(\w+)(?:\[([^\]]+)\])?$")
 
@@ -63,7 +63,7 @@ class Target:
     rules: tuple[Rule, ...]
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> "Target":
+    def parse(cls, raw: Mapping[str, Any]) -> Target:
         reject_unknown(raw, ["parameter", "truth", "rules"], "target key")
         for key in ("parameter", "truth"):
             if key not in raw:
@@ -73,31 +73,36 @@ class Target:
             raise ConfigError(f"target parameter {raw['parameter']!r}: write name or name[label].")
         rules = tuple(Rule.parse(r) for r in raw.get("rules", []))
         if not rules:
-            raise ConfigError(f"target {raw['parameter']!r} has no rules. Fix: rules = [{{ rule = \"excludes_zero\" }}].")
+            raise ConfigError(
+                f"target {raw['parameter']!r} has no rules. Fix: rules = [{{ rule = \"excludes_zero\" }}].")
         return cls(str(raw["parameter"]), str(raw["truth"]), rules)
 
     @property
     def variable(self) -> str:
-        return _ELEMENT.match(self.parameter).group(1)
+        return self._element().group(1)
 
     @property
     def label(self) -> str | None:
-        return _ELEMENT.match(self.parameter).group(2)
+        return self._element().group(2)
 
-    def true_value(self, climate: ClimateTruth, sharing: SharingTruth, design: Design) -> float:
-        """The true value: ``group.field`` or ``group.field[i]`` of the scenario's truth."""
+    def _element(self) -> re.Match[str]:
+        match = _ELEMENT.match(self.parameter)
+        if match is None:
+            raise ConfigError(f"target parameter {self.parameter!r}: write name or name[label].")
+        return match
+
+    def true_value(self, truths: Mapping[str, Any], design: Design) -> float:
+        """The true value: ``group.field`` or ``group.field[i]`` of the scenario's truths
+        (``truths``: process name -> truth, as :meth:`Plan.truth_of` gives them), as a float."""
         group, _, rest = self.truth.partition(".")
         match = _ELEMENT.match(rest)
-        if group not in TRUTH_GROUPS or not match:
-            raise ConfigError(f"target truth {self.truth!r}: write climate.<field>[i] or sharing.<field>[i].")
-        obj = climate if group == "climate" else sharing
-        name, index = match.group(1), match.group(2)
-        if name == "f" and group == "sharing":
-            value = sharing.f_values(design.sessions)
-        elif name in {f.name for f in fields(obj)}:
-            value = getattr(obj, name)
-        else:
+        if group not in truths or not match:
+            forms = " or ".join(f"{g}.<field>[i]" for g in truths)
+            raise ConfigError(f"target truth {self.truth!r}: write {forms}.")
+        obj, name, index = truths[group], match.group(1), match.group(2)
+        if name not in {f.name for f in fields(obj)}:
             raise ConfigError(f"target truth {self.truth!r}: {type(obj).__name__} has no field {name!r}.")
+        value = obj.field_value(name, design)
         return float(value[int(index)] if index is not None else value)
 
 
@@ -134,50 +139,47 @@ class Plan:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any], base: Path | None = None, require_targets: bool = True) -> "Plan":
+    def parse(cls, raw: Mapping[str, Any], base: Path | None = None, require_targets: bool = True) -> Plan:
         """Validate a plan mapping; a ``spec`` given as a path is read relative to ``base``.
         Calibration plans (``require_targets=False``) rank every population parameter instead."""
-        raw = json.loads(json.dumps(raw))  # plain, detached copy
-        reject_unknown(raw, ["model", "spec", "design", "scenarios", "targets", "replicates", "seed", "interval",
-                                  "min_ess"],
+        plain: dict[str, Any] = json.loads(json.dumps(raw))  # plain, detached copy
+        reject_unknown(plain, ["model", "spec", "design", "scenarios", "targets", "replicates", "seed", "interval",
+                               "min_ess"],
                        "plan key")
-        from lcbayes.models import MODELS
+        from lcbayes.models import model_class
 
-        model = raw.get("model")
-        if model not in MODELS:
-            raise ConfigError(f"plan model {model!r} unknown. Valid: {', '.join(MODELS)}.")
-        spec = raw.get("spec", {})
+        model = model_class(plain.get("model")).name
+        spec = plain.get("spec", {})
         if isinstance(spec, str):
             from lcbayes.models.spec import read_spec
 
             spec = read_spec((base or Path(".")) / spec)
-            raw["spec"] = spec
+            plain["spec"] = spec
         spec = {**spec, "model": model}
-        design = {k: (v if isinstance(v, list) else [v]) for k, v in raw.get("design", {}).items()}
+        design = {k: (v if isinstance(v, list) else [v]) for k, v in plain.get("design", {}).items()}
         reject_unknown(design, DESIGN_FIELDS, "design field")
-        scenarios = raw.get("scenarios") or {"default": {}}
+        scenarios = plain.get("scenarios") or {"default": {}}
         for name, groups in scenarios.items():
-            reject_unknown(groups, list(TRUTH_GROUPS), f"truth group of scenario {name!r}")
+            reject_unknown(groups, list(TRUTHS), f"truth group of scenario {name!r}")
             for group, values in groups.items():
-                reject_unknown(values, [f.name for f in fields(TRUTH_GROUPS[group])], f"field of {group} truth")
-        targets = tuple(Target.parse(t) for t in raw.get("targets", []))
+                reject_unknown(values, [f.name for f in fields(TRUTHS[group])], f"field of {group} truth")
+        targets = tuple(Target.parse(t) for t in plain.get("targets", []))
         if not targets and require_targets:
             raise ConfigError("the plan has no [[targets]]. Fix: add parameter, truth and rules.")
-        replicates, seed = int(raw.get("replicates", 100)), int(raw.get("seed", 0))
-        interval = float(raw.get("interval", 0.9))
+        replicates, seed = int(plain.get("replicates", 100)), int(plain.get("seed", 0))
+        interval = float(plain.get("interval", 0.9))
         if replicates < 1 or not 0 < interval < 1:
             raise ConfigError("replicates must be >= 1 and interval in (0, 1).")
         plan = cls(model, spec, design, scenarios, targets, replicates, seed, interval,
-                   float(raw.get("min_ess", 400)), raw)
+                   float(plain.get("min_ess", 400)), plain)
         for cell in plan.cells():   # every design valid, every truth path readable
-            d = plan.design_of(cell)
-            climate, sharing = plan.truth_of(cell)
+            cell_design, truths = plan.design_of(cell), plan.truth_of(cell)
             for t in targets:
-                t.true_value(climate, sharing, d)
+                t.true_value(truths, cell_design)
         return plan
 
     @classmethod
-    def from_path(cls, path: str | Path) -> "Plan":
+    def from_path(cls, path: str | Path) -> Plan:
         path = Path(path)
         return cls.parse(read_toml(path, "plan file"), base=path.parent)
 
@@ -185,18 +187,20 @@ class Plan:
         """All design x scenario combinations, in grid order."""
         names = list(self.design)
         combos = itertools.product(*(self.design[n] for n in names)) if names else [()]
-        return [Cell(dict(zip(names, values)), s) for values in combos for s in self.scenarios]
+        return [Cell(dict(zip(names, values, strict=True)), s) for values in combos for s in self.scenarios]
 
     def design_of(self, cell: Cell) -> Design:
         try:
-            return Design(**{k: tuple(v) if isinstance(v, list) else v for k, v in cell.design.items()})
+            values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in cell.design.items()}
+            return Design(**values)
         except ValueError as err:
             raise ConfigError(f"design {cell.label()}: {err}") from None
 
-    def truth_of(self, cell: Cell) -> tuple[ClimateTruth, SharingTruth]:
+    def truth_of(self, cell: Cell) -> dict[str, Any]:
+        """The true values of ``cell``'s scenario: process name (a key of
+        :data:`~lcbayes.data.simulate.TRUTHS`) -> truth, defaults overridden by the scenario."""
         groups = self.scenarios[cell.scenario]
-        to_tuple = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return ClimateTruth(**to_tuple(groups.get("climate", {}))), SharingTruth(**to_tuple(groups.get("sharing", {})))
+        return {group: truth(**_tuples(groups.get(group, {}))) for group, truth in TRUTHS.items()}
 
     def to_json(self) -> str:
         return json.dumps(self.raw, sort_keys=True)
@@ -205,3 +209,8 @@ class Plan:
         """SHA-256 of the plan without ``replicates`` (more replicates extend a run)."""
         core = {k: v for k, v in self.raw.items() if k != "replicates"}
         return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
+
+
+def _tuples(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Lists (from TOML/JSON) as tuples, as the frozen truth dataclasses hold them."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}

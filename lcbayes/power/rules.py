@@ -12,14 +12,15 @@ Each rule has a ``name`` (a column of the results); by default one is made from 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from lcbayes.errors import ConfigError, reject_unknown
 
-SETTINGS = {
+SETTINGS: dict[str, dict[str, Any]] = {
     "excludes_zero": {"prob": 0.95},
     "direction": {"sign": "positive", "threshold": 0.975},
     "rope": {"low": None, "high": None, "outside": True, "prob": 0.95},
@@ -36,7 +37,7 @@ class Rule:
     name: str = ""
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> "Rule":
+    def parse(cls, raw: Mapping[str, Any]) -> Rule:
         kind = raw.get("rule")
         if kind not in SETTINGS:
             raise ConfigError(f"decision rule {kind!r} unknown. Valid: {', '.join(SETTINGS)}.")
@@ -78,7 +79,9 @@ def central_interval(draws: np.ndarray, prob: float) -> tuple[float, float]:
 
 
 def _default_name(kind: str, s: dict[str, Any]) -> str:
-    pct = lambda p: f"{float(p) * 100:g}"
+    def pct(p: Any) -> str:
+        return f"{float(p) * 100:g}"
+
     if kind == "excludes_zero":
         return f"excludes_zero_{pct(s['prob'])}"
     if kind == "direction":

@@ -13,16 +13,21 @@ each fit's chains in parallel); ``workers = 1`` runs in this process, more start
 Dask cluster (one process per worker); ``scheduler = "tcp://host:8786"`` uses an existing Dask cluster
 (for SLURM, see the README's power section). Finished replicates are written by this process as
 they arrive, so killing the run loses only the replicates in flight.
+
+Tasks receive the parsed :class:`Plan` (pickled to Dask workers) and a :class:`FitterCache` of
+compiled cells: :func:`run` makes one for a serial run; a Dask worker keeps its own on the
+worker object, so no compiled model lives in a module global.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+import arviz as az
 import numpy as np
 import pandas as pd
 
@@ -30,13 +35,13 @@ from lcbayes.data.simulate import simulate_study
 from lcbayes.data.study import Study
 from lcbayes.diagnostics import diagnose
 from lcbayes.errors import ConfigError
+from lcbayes.models import BayesModel, create
 from lcbayes.power.plan import Cell, Plan
 from lcbayes.power.rules import central_interval
 from lcbayes.power.store import ResultStore
 from lcbayes.sampling import CompiledModel
 
-_FITTERS: OrderedDict[tuple[str, str], "CellFitter"] = OrderedDict()   # per process, most recent last
-_KEEP = 2                                                                  # compiled cells kept per process
+KEEP = 2   # compiled cells a FitterCache holds (a worker is given the replicates of a cell or two at once)
 
 
 def replicate_seeds(root: int, cell_key: str, replicate: int) -> tuple[int, int]:
@@ -48,8 +53,7 @@ def replicate_seeds(root: int, cell_key: str, replicate: int) -> tuple[int, int]
 def simulate_replicate(plan: Plan, cell: Cell, replicate: int) -> Study:
     """The simulated study of one replicate (its data seed from :func:`replicate_seeds`)."""
     data_seed, _ = replicate_seeds(plan.seed, cell.key, replicate)
-    climate, sharing = plan.truth_of(cell)
-    sim = simulate_study(plan.design_of(cell), climate, sharing, seed=data_seed)
+    sim = simulate_study(plan.design_of(cell), **plan.truth_of(cell), seed=data_seed)
     return Study.from_frame(sim.table, sim.roles)
 
 
@@ -57,13 +61,10 @@ class CellFitter:
     """The compiled model of one cell, and how to build a replicate's model with its priors."""
 
     def __init__(self, plan: Plan, cell: Cell, cores: int | None = None):
-        from lcbayes.models import MODELS
-
         self.plan, self.cell, self.cores = plan, cell, cores
-        self.model_cls = MODELS[plan.model]
         self.design = plan.design_of(cell)
-        self.climate, self.sharing = plan.truth_of(cell)
-        base = self.model_cls(self.simulate(0), plan.spec)
+        self.truths = plan.truth_of(cell)
+        base = create(plan.spec, self.simulate(0))
         self.priors = {k: p.to_dict() for k, p in base.priors.items()}
         self.settings = base.spec.sampler
         self.compiled = CompiledModel(base.model, self.settings, base.stored_vars())
@@ -71,10 +72,11 @@ class CellFitter:
     def simulate(self, replicate: int) -> Study:
         return simulate_replicate(self.plan, self.cell, replicate)
 
-    def model(self, study: Study):
-        return self.model_cls(study, {**self.plan.spec, "priors": self.priors})
+    def model(self, study: Study) -> BayesModel:
+        """The plan's model on ``study``, with the priors of the cell's compiled model."""
+        return create({**self.plan.spec, "priors": self.priors}, study)
 
-    def fit(self, study: Study, seed: int):
+    def fit(self, study: Study, seed: int) -> tuple[BayesModel, az.InferenceData, bool]:
         """(model, raw InferenceData, recompiled) for one study."""
         model = self.model(study)
         try:
@@ -85,22 +87,51 @@ class CellFitter:
         return model, self.compiled.sample(data, seed=seed, cores=self.cores), False
 
 
-def fitter(plan: Plan, cell: Cell, cores: int | None = None) -> CellFitter:
-    """This process's compiled fitter for ``cell`` (built on first use)."""
-    key = (plan.hash(), cell.key)
-    if key not in _FITTERS:
-        _FITTERS[key] = CellFitter(plan, cell, cores)
-        while len(_FITTERS) > _KEEP:
-            _FITTERS.popitem(last=False)
-    _FITTERS.move_to_end(key)
-    return _FITTERS[key]
+class FitterCache:
+    """Compiled cells of one process, the ``size`` most recently used kept (compiling costs
+    seconds to a minute, so a worker reuses a cell's model for all its replicates)."""
+
+    def __init__(self, size: int = KEEP):
+        self.size = size
+        self._fitters: OrderedDict[tuple[str, str], CellFitter] = OrderedDict()   # most recent last
+
+    def __len__(self) -> int:
+        return len(self._fitters)
+
+    def fitter(self, plan: Plan, cell: Cell, cores: int | None = None) -> CellFitter:
+        """The compiled fitter of ``cell`` (built on first use)."""
+        key = (plan.hash(), cell.key)
+        if key not in self._fitters:
+            self._fitters[key] = CellFitter(plan, cell, cores)
+            while len(self._fitters) > self.size:
+                self._fitters.popitem(last=False)
+        self._fitters.move_to_end(key)
+        return self._fitters[key]
+
+
+def worker_cache(cache: FitterCache | None = None) -> FitterCache:
+    """``cache`` if given; else the cache of the Dask worker running this task (kept on the
+    worker object, made on first use); outside a worker, a new one."""
+    if cache is not None:
+        return cache
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):   # not in a Dask worker
+        return FitterCache()
+    cache = getattr(worker, "lcbayes_fitters", None)
+    if not isinstance(cache, FitterCache):
+        cache = FitterCache()
+        worker.lcbayes_fitters = cache  # type: ignore[attr-defined]  # our own attribute on dask's Worker, by design
+    return cache
 
 
 def target_draws(post, target):
     """Posterior draws of a target (its element selected by label), a (chain, draw) DataArray."""
     draws = post[target.variable]
     if target.label is not None:
-        dim = [d for d in draws.dims if d not in ("chain", "draw")][0]
+        dim = next(d for d in draws.dims if d not in ("chain", "draw"))
         labels = [str(c) for c in draws.coords[dim].values]
         if target.label not in labels:
             raise ConfigError(f"target {target.parameter!r}: {target.variable} has no {dim} {target.label!r}; "
@@ -109,12 +140,11 @@ def target_draws(post, target):
     return draws
 
 
-def power_replicate(plan_json: str, cell: Cell, replicate: int, cores: int | None = None) -> pd.DataFrame:
-    """Simulate, fit and judge one replicate; one row per target (runs in a worker)."""
-    import arviz as az
-
-    plan = Plan.parse(json.loads(plan_json))
-    fit = fitter(plan, cell, cores)
+def power_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = None,
+                    cache: FitterCache | None = None) -> pd.DataFrame:
+    """Simulate, fit and judge one replicate; one row per target (runs in a worker).
+    ``cores``: chains sampled at once; ``cache``: compiled cells (default: the worker's)."""
+    fit = worker_cache(cache).fitter(plan, cell, cores)
     _, sampler_seed = replicate_seeds(plan.seed, cell.key, replicate)
     t0 = time.perf_counter()
     study = fit.simulate(replicate)
@@ -128,7 +158,7 @@ def power_replicate(plan_json: str, cell: Cell, replicate: int, cores: int | Non
     for target in plan.targets:
         draws = target_draws(post, target)
         flat = draws.values.ravel()
-        truth = target.true_value(fit.climate, fit.sharing, fit.design)
+        truth = target.true_value(fit.truths, fit.design)
         lo, hi = central_interval(flat, plan.interval)
         single = draws.to_dataset(name="x")
         row: dict[str, Any] = {
@@ -160,18 +190,18 @@ def run(plan: Plan, out: str, workers: int | None = None, scheduler: str | None 
     if not todo:
         return store
     bar = _progress(len(todo), progress, f"{kind}: {len(plan.cells())} cells x {plan.replicates} replicates")
-    plan_json = plan.to_json()
     if workers <= 1 and scheduler is None:
+        cache = FitterCache()
         for cell, r in todo:
-            store.write(cell.key, r, task(plan_json, cell, r))
+            store.write(cell.key, r, task(plan, cell, r, None, cache))
             bar.update()
     else:
-        _run_dask(plan_json, todo, store, workers, scheduler, bar, task)
+        _run_dask(plan, todo, store, workers, scheduler, bar, task)
     bar.close()
     return store
 
 
-def _run_dask(plan_json: str, todo: list, store: ResultStore, workers: int, scheduler: str | None, bar,
+def _run_dask(plan: Plan, todo: list, store: ResultStore, workers: int, scheduler: str | None, bar,
               task: Callable[..., pd.DataFrame]) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -182,7 +212,7 @@ def _run_dask(plan_json: str, todo: list, store: ResultStore, workers: int, sche
     else:
         cores, cluster, client = None, None, Client(scheduler)
     try:
-        futures = {client.submit(task, plan_json, cell, r, cores, pure=False): (cell, r) for cell, r in todo}
+        futures = {client.submit(task, plan, cell, r, cores, pure=False): (cell, r) for cell, r in todo}
         for future in as_completed(futures):
             cell, r = futures[future]
             store.write(cell.key, r, future.result())

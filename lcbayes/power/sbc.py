@@ -10,15 +10,15 @@ bands (Saeilynoja, Buerkner & Vehtari 2022, as computed by ArviZ).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lcbayes.compat import ecdf_confidence_band
 from lcbayes.diagnostics import diagnose
 from lcbayes.power.plan import Cell, Plan
-from lcbayes.power.runner import fitter, replicate_seeds
+from lcbayes.power.runner import FitterCache, replicate_seeds, worker_cache
 
 THINNED = 99   # L: posterior draws each truth is ranked among
 
@@ -42,10 +42,11 @@ def scalar_elements(ds, names: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def sbc_replicate(plan_json: str, cell: Cell, replicate: int, cores: int | None = None) -> pd.DataFrame:
-    """One SBC replicate: prior draw, data, refit, ranks (runs in a worker)."""
-    plan = Plan.parse(json.loads(plan_json), require_targets=False)
-    fit = fitter(plan, cell, cores)
+def sbc_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = None,
+                  cache: FitterCache | None = None) -> pd.DataFrame:
+    """One SBC replicate: prior draw, data, refit, ranks (runs in a worker).
+    ``cores``: chains sampled at once; ``cache``: compiled cells (default: the worker's)."""
+    fit = worker_cache(cache).fitter(plan, cell, cores)
     data_seed, sampler_seed = replicate_seeds(plan.seed, cell.key, replicate)
     template = fit.model(fit.simulate(replicate))
     study, truth = template.prior_study(data_seed)
@@ -81,14 +82,12 @@ def sbc_check(results: pd.DataFrame, prob: float = 0.95) -> pd.DataFrame:
 
 def _rank_ecdf(group: pd.DataFrame, prob: float):
     """Rank ECDF at 0..L-1, the uniform CDF there and the simultaneous band."""
-    from arviz.stats.ecdf_utils import ecdf_confidence_band
-
     L = int(group["n_draws"].iloc[0])
     k = np.arange(L)
     ranks = group["rank"].to_numpy()
     ecdf = (ranks[None, :] <= k[:, None]).mean(axis=1)
     cdf = (k + 1) / (L + 1)
-    lower, upper = ecdf_confidence_band(len(ranks), k, cdf, prob=prob, method="optimized")
+    lower, upper = ecdf_confidence_band(len(ranks), k, cdf, prob=prob)
     return ecdf, cdf, lower, upper
 
 
@@ -99,7 +98,7 @@ def plot_sbc(results: pd.DataFrame, prob: float = 0.95, columns: int = 4):
     names = sorted(results["target"].unique())
     rows = int(np.ceil(len(names) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharey=True)
-    for ax, name in zip(axes.ravel(), names):
+    for ax, name in zip(axes.ravel(), names, strict=False):  # the grid may have spare axes
         ecdf, cdf, lower, upper = _rank_ecdf(results[results["target"] == name], prob)
         ax.fill_between(cdf, lower - cdf, upper - cdf, color="tab:blue", alpha=0.2, step="post", linewidth=0)
         ax.step(cdf, ecdf - cdf, where="post", color="tab:blue")

@@ -37,7 +37,7 @@ def summarize(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     rows = []
     for key, group in results.groupby(keys, sort=False):
         err = group["mean"] - group["truth"]
-        base = dict(zip(keys, key)) | {
+        base = dict(zip(keys, key, strict=True)) | {
             "replicates": len(group), "truth": group["truth"].iloc[0], "bias": err.mean(),
             "rmse": float(np.sqrt((err**2).mean())), "coverage": group["covered"].mean(),
             "mean_width": group["width"].mean(), "failed_diagnostics": 1 - group["diagnostics_passed"].mean(),
@@ -84,13 +84,13 @@ def plot_power_curve(summary: pd.DataFrame, target: str, rule: str, x: str = "co
     import matplotlib.pyplot as plt
 
     rows = summary[(summary["target"] == target) & (summary["rule"] == rule)]
-    design = [c for c in summary.columns[1: summary.columns.get_loc("scenario")] if c != x]
+    design = [c for c in design_columns(summary) if c != x]
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
     for key, line in rows.groupby(design + ["scenario"], sort=False):
         line = line.sort_values(x)
         key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{k}={v}" for k, v in zip(design + ["scenario"], key))
+        label = ", ".join(f"{k}={v}" for k, v in zip(design + ["scenario"], key, strict=True))
         err = [line["power"] - line["power_lower"], line["power_upper"] - line["power"]]
         ax.errorbar(line[x], line["power"], yerr=err, marker="o", capsize=3, label=label)
     if target_power is not None:

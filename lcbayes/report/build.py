@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from lcbayes.agreement import climate_table, study_icc  # noqa: E402
-from lcbayes.data.study import Study  # noqa: E402
-from lcbayes.errors import ConfigError  # noqa: E402
-from lcbayes.report.config import ReportConfig  # noqa: E402
-from lcbayes.report.html import render  # noqa: E402
-from lcbayes.report.manifest import manifest  # noqa: E402
-from lcbayes.report.model_section import ModelSection, analyse_model  # noqa: E402
+from lcbayes.agreement import INDICES, climate_table, study_icc
+from lcbayes.compat import agg_backend
+from lcbayes.data.study import Study
+from lcbayes.errors import ConfigError
+from lcbayes.report.config import ReportConfig
+from lcbayes.report.html import render
+from lcbayes.report.manifest import manifest
+from lcbayes.report.model_section import ModelSection, analyse_model
 
 RESULTS, MANIFEST, HTML = "results.json", "manifest.json", "report.html"
 
@@ -31,7 +29,13 @@ RESULTS, MANIFEST, HTML = "results.json", "manifest.json", "report.html"
 def build_report(config: ReportConfig, out: Path | None = None,
                  log: Callable[[str], None] = print) -> Path:
     """Run the whole analysis of ``config`` and write its outputs to ``out`` (default:
-    the configuration's ``out``); returns the path of the HTML report."""
+    the configuration's ``out``); returns the path of the HTML report. Figures are drawn
+    with matplotlib's Agg backend; the caller's backend is back afterwards."""
+    with agg_backend():
+        return _build_report(config, out, log)
+
+
+def _build_report(config: ReportConfig, out: Path | None, log: Callable[[str], None]) -> Path:
     out = Path(out or config.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -64,7 +68,8 @@ def data_section(study: Study, config: ReportConfig) -> dict[str, Any]:
         raise ConfigError("the roles define no scale; name the agreement measure in [agreement] measure = \"...\".")
     table = climate_table(study, measure, null=config.null)
     icc = study_icc(study, measure)
-    per_session = table.groupby("session")[["mean", "sd", "rwg_j", "rwg_star_j", "awg", "ad_mean"]].median()
+    summarised = ["mean", "sd"] + [i.name for i in INDICES.values() if i.summary and i.name in table]
+    per_session = table.groupby("session")[summarised].median()
     results = {
         "rows": summary.n_rows, "communities": summary.n_communities, "participants": summary.n_participants,
         "organizations": summary.n_organizations, "sessions": summary.n_sessions,

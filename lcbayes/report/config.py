@@ -27,9 +27,10 @@ or in the files it names, so the configuration's SHA-256 and theirs identify a r
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lcbayes.data.io import read_toml
 from lcbayes.errors import ConfigError, reject_unknown
@@ -80,12 +81,12 @@ class ReportConfig:
     power: Path | None
 
     @classmethod
-    def from_path(cls, path: str | Path) -> "ReportConfig":
+    def from_path(cls, path: str | Path) -> ReportConfig:
         path = Path(path).resolve()
         return cls.parse(read_toml(path, "report configuration"), path)
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any], path: Path) -> "ReportConfig":
+    def parse(cls, raw: Mapping[str, Any], path: Path) -> ReportConfig:
         reject_unknown(raw, KEYS, "report key")
         here = path.parent
         for key in ("data", "roles"):

@@ -17,11 +17,11 @@ import xarray as xr
 
 from lcbayes.data.study import Study
 from lcbayes.diagnostics import MAX_RHAT, MIN_ESS, failing_elements
-from lcbayes.models import MODELS
+from lcbayes.models import create
 from lcbayes.models.base import BayesModel
 from lcbayes.report.config import ModelEntry
-from lcbayes.report.families import FAMILIES, HDI
 from lcbayes.report.sensitivity import THRESHOLD, prior_sensitivity
+from lcbayes.tables import HDI
 
 PPC_DRAWS = 500          # posterior draws used for predictive statistics and plots (thinned evenly)
 SUMMARY_COLUMNS = ["mean", "sd", "hdi_5%", "hdi_95%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
@@ -62,24 +62,24 @@ class ModelSection:
 def analyse_model(entry: ModelEntry, study: Study, seed: int, prior_draws: int,
                   log: Callable[[str], None] = print) -> ModelSection:
     """Fit one model of a report and compute every section (see the module docstring)."""
-    model = MODELS[entry.spec["model"]](study, entry.spec)
+    model = create(entry.spec, study)
     section = ModelSection(entry, model)
-    family = FAMILIES[model.name]
 
     log(f"{entry.key}: prior predictive check ({prior_draws} draws)")
     _prior_predictive(section, prior_draws, seed)
     log(f"{entry.key}: fitting ({_sampler_text(model)})")
     model.fit()
     _diagnostics(section)
-    _posterior(section, family.derived(model))
+    content = model.report_content()
+    _posterior(section, content.derived)
     log(f"{entry.key}: posterior predictive check, LOO, prior sensitivity")
     _posterior_predictive(section, seed)
     _loo(section)
     _compare(section, study, log)
     _sensitivity(section)
-    section.extra_figures = family.figures(model)
-    section.extra_tables = family.tables(model)
-    section.conclusions = family.conclusions(model) + _closing(section)
+    section.extra_figures = content.figures
+    section.extra_tables = content.tables
+    section.conclusions = content.conclusions + _closing(section)
     plt.close("all")
     return section
 

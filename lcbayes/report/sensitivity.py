@@ -4,8 +4,8 @@ The posterior is re-weighted (Pareto-smoothed importance sampling) as if the pri
 likelihood, were raised to a power near 1; the cumulative Jensen–Shannon distance between
 the scaled and the actual posterior, per unit of log-power, is the sensitivity (ArviZ
 ``psens``). As in the R package priorsense, the scaled prior is the joint density of the
-model's top-level priors (the ones listed in the spec's ``[priors]``; hierarchical
-effects count as likelihood), and a sensitivity of at least 0.05 is flagged:
+model's top-level priors (the ones listed in the spec's ``[priors]``, evaluated by PyMC;
+hierarchical effects count as likelihood), and a sensitivity of at least 0.05 is flagged:
 
 - prior and likelihood sensitive: prior-data conflict;
 - prior sensitive, likelihood not: the prior dominates a weak likelihood.
@@ -19,6 +19,9 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+from pytensor.graph.replace import vectorize_graph
 import xarray as xr
 
 from lcbayes.models.base import BayesModel
@@ -26,27 +29,34 @@ from lcbayes.models.base import BayesModel
 THRESHOLD = 0.05
 
 
+def prior_variables(model: BayesModel) -> list[str]:
+    """The free variables that carry the model's top-level priors (``model.priors``): the
+    parameter itself, the ``<name>_unit`` Beta of a single correlation, or the
+    ``chol_<suffix>`` LKJ Cholesky factor that carries ``corr_<suffix>`` and ``tau_<suffix>``."""
+    names = set(model.priors)
+    return [rv.name for rv in model.model.free_RVs
+            if rv.name in names or rv.name.removesuffix("_unit") in names
+            or (rv.name.startswith("chol_") and f"corr_{rv.name[5:]}" in names)]
+
+
 def log_prior(model: BayesModel) -> xr.Dataset:
     """Log density of each top-level prior at every posterior draw, (chain, draw) per
-    parameter. LKJ priors of a single correlation r are Beta(eta, eta) on (r + 1) / 2;
-    correlations taken from an LKJ matrix of more than 2 variables have no such scalar
-    density and are left out (their scale parameters stay in)."""
+    variable of :func:`prior_variables`, from PyMC's own densities (``pm.logp`` of each
+    variable; LKJ correlation matrices of any size included).
+
+    ``pm.compute_log_prior`` would do the same but clones the model first, which fails for
+    an ``LKJCholeskyCov`` with ``store_in_trace=False`` (model C) in PyMC 5.28; top-level
+    priors have constant parameters, so their densities need no clone."""
     post = model.idata.posterior
-    out = {}
-    for name, prior in model.priors.items():
-        if name not in post:
-            continue
-        value = post[name].values
-        if prior.dist == "LKJ":
-            if value.ndim > 2:
-                continue
-            eta = float(prior.params.get("eta", 1.0))
-            dist, value = pm.Beta.dist(eta, eta), (value + 1) / 2
-        else:
-            dist = prior.distribution()
-        lp = pm.logp(dist, value).eval()
-        out[name] = (("chain", "draw"), np.broadcast_to(lp, value.shape).reshape(value.shape[:2] + (-1,)).sum(-1))
-    return xr.Dataset(out, coords={"chain": post["chain"], "draw": post["draw"]})
+    names = prior_variables(model)
+    values = [model.model[name].type() for name in names]
+    logps = [pm.logp(model.model[name], v, warn_rvs=False).sum() for name, v in zip(names, values)]
+    batched = [pt.tensor(dtype=v.dtype, shape=(None, *v.type.shape)) for v in values]   # one row per draw
+    fn = pytensor.function(batched, vectorize_graph(logps, replace=dict(zip(values, batched))))
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    draws = [post[name].values.reshape(-1, *post[name].shape[2:]) for name in names]
+    return xr.Dataset({name: (("chain", "draw"), np.asarray(lp).reshape(shape)) for name, lp in zip(names, fn(*draws))},
+                      coords={"chain": post["chain"], "draw": post["draw"]})
 
 
 def prior_sensitivity(model: BayesModel) -> pd.DataFrame:

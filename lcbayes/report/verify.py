@@ -4,9 +4,9 @@ Same configuration, data, seed and package versions must give byte-identical
 ``results.json``. Otherwise every number is compared: posterior means and SDs against
 their Monte Carlo error (|difference| <= Z x the combined MCSE of both runs), numbers that
 do not depend on sampling (the data and agreement section) exactly; the rest (interval
-bounds, ESS, LOO, sensitivities and the verdicts drawn from them) is listed without a verdict. Changed inputs (configuration,
-data, roles, spec, priors, seeds) are reported as such: a rerun of a changed analysis
-does not verify.
+bounds, ESS, LOO, sensitivities and the verdicts drawn from them) is listed without a verdict.
+Changed inputs (configuration, data, roles, spec, priors, seeds) are reported as such: a
+rerun of a changed analysis does not verify.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             out.append(f"model '{key}' {'added' if a is None else 'removed'}")
             continue
         out += [f"{key}: {part}" for part in ("spec_hash", "data_hash", "priors", "variants") if a[part] != b[part]]
-    versions = [f"{p} {old['packages'].get(p)} -> {v}" for p, v in new["packages"].items() if old["packages"].get(p) != v]
+    versions = [f"{p} {old['packages'].get(p)} -> {v}"
+                for p, v in new["packages"].items() if old["packages"].get(p) != v]
     if versions:
         out.append("package versions (" + ", ".join(versions) + ")")
     return out
@@ -99,19 +100,23 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> pd.DataFrame:
         x, y = a.get(path), b.get(path)
         if x == y:
             continue
-        row = {"old": x, "new": y, "difference": None, "mcse": None, "z": None, "ok": None}
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
-        if numbers:
-            row["difference"] = y - x
+        old_number, new_number = _number(x), _number(y)
+        difference = new_number - old_number if old_number is not None and new_number is not None else None
+        row: dict[str, Any] = {"old": x, "new": y, "difference": difference, "mcse": None, "z": None, "ok": None}
         parent, _, stat = path.rpartition("/")
         if path.startswith("data/"):
             row["ok"] = False            # no sampling involved: must be equal
-        elif numbers and stat in JUDGED and parent.split("/")[2:3] in (["parameters"], ["derived"]):
+        elif difference is not None and stat in JUDGED and parent.split("/")[2:3] in (["parameters"], ["derived"]):
             se = np.hypot(a.get(f"{parent}/{JUDGED[stat]}") or 0.0, b.get(f"{parent}/{JUDGED[stat]}") or 0.0)
-            row["mcse"], row["z"] = se, abs(y - x) / se if se > 0 else np.inf
-            row["ok"] = row["z"] <= Z
+            z = abs(difference) / se if se > 0 else np.inf
+            row["mcse"], row["z"], row["ok"] = se, z, z <= Z
         rows[path] = row
     return pd.DataFrame.from_dict(rows, orient="index", columns=["old", "new", "difference", "mcse", "z", "ok"])
+
+
+def _number(value: Any) -> int | float | None:
+    """``value`` when it is a JSON number (bools excluded), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _leaves(tree: Any, prefix: str = ""):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coverage_table import coverage_report
-
 from lcbayes.data.simulate import ClimateTruth, Design, SharingTruth, simulate_study
 from lcbayes.data.study import Study
 from lcbayes.models import ClimateGrowth
+
+from coverage_table import coverage_report
 
 SEEDS = range(100, 120)
 

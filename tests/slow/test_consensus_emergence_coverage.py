@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coverage_table import coverage_report
-
 from lcbayes.data.simulate import ClimateTruth, Design, simulate_study
 from lcbayes.data.study import Study
 from lcbayes.models import ConsensusEmergence
 from lcbayes.sampling import CompiledModel
+
+from coverage_table import coverage_report
 
 SEEDS = range(200, 220)
 OPTIONS = {"organization": False, "composition": ["lgo_sd"], "scale_traits": ["psych_safety"]}

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coverage_table import coverage_report
-
 from lcbayes.data.simulate import Design, SharingTruth, simulate_study
 from lcbayes.data.study import Study
 from lcbayes.models import KnowledgeSharing
 from lcbayes.sampling import CompiledModel
+
+from coverage_table import coverage_report
 
 SEEDS = range(300, 320)
 
@@ -25,7 +25,7 @@ def test_dynamics_and_effects_coverage_near_nominal():
               "beta_interaction": truth.beta_se, "delta": truth.delta, "beta_motivation": truth.beta_m,
               "beta_efficacy": truth.beta_e, "phi_motivation": truth.phi_m, "theta_support": truth.theta,
               **{f"support_walk[{t + 1}]": v for t, v in enumerate(truth.f_values(6)) if t},
-              **{f"pi[{k}]": v for k, v in zip(("support", "self_efficacy", "motivation"), truth.pi)}}
+              **{f"pi[{k}]": v for k, v in zip(("support", "self_efficacy", "motivation"), truth.pi, strict=True)}}
     compiled, priors, rows = None, None, []
     for seed in SEEDS:
         sim = simulate_study(Design(communities=20, participants=10, sessions=6, predictor_missing=0.15),
@@ -72,11 +72,12 @@ def test_latent_centring_removes_the_bias_of_observed_person_means():
         sim = simulate_study(design, sharing=truth, seed=seed)
         study = Study.from_frame(sim.table, sim.roles)
         for centring in ("latent", "observed"):
-            model = KnowledgeSharing(study, {"outcome": "sharing", "priors": priors.get(centring, {}),
-                                             "options": {"centring": centring, "support_trend": False, "organization": False}})
+            options = {"centring": centring, "support_trend": False, "organization": False}
+            spec = {"outcome": "sharing", "priors": priors.get(centring, {}), "options": options}
+            model = KnowledgeSharing(study, spec)
             if centring not in compiled:
-                compiled[centring] = CompiledModel(model.model, model.spec.sampler.updated(chains=2, draws=600, tune=600),
-                                                   model.stored_vars())
+                sampler = model.spec.sampler.updated(chains=2, draws=600, tune=600)
+                compiled[centring] = CompiledModel(model.model, sampler, model.stored_vars())
                 priors[centring] = {k: p.to_dict() for k, p in model.priors.items()}
             c = compiled[centring]
             idata = c.sample(c.data_of(model.model), seed=seed)

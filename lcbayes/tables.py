@@ -1,0 +1,77 @@
+"""Tables and sentences from posterior draws: functions of an InferenceData (a fit in memory
+or a saved ``.nc`` read with ``arviz.from_netcdf``), so no model has to be rebuilt.
+
+``HDI`` is the interval every table and sentence reports (90%, as in the report).
+"""
+
+from __future__ import annotations
+
+import json
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+HDI = 0.9
+
+
+def outcome_of(idata: az.InferenceData) -> str:
+    """The outcome a saved lcbayes fit models (from its provenance attributes)."""
+    return str(json.loads(idata.attrs["spec"])["outcome"])
+
+
+def describe(label: str, draws: xr.DataArray | np.ndarray, unit: str = "") -> str:
+    """'label: mean (90% HDI lo to hi, excludes/includes 0; P(> 0) = p)' from draws."""
+    x = np.asarray(draws).ravel()
+    lo, hi = az.hdi(x, hdi_prob=HDI)
+    verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
+    return (f"{label}: {x.mean():.3f}{unit} (90% HDI {lo:.3f} to {hi:.3f}, {verdict}; "
+            f"P(> 0) = {(x > 0).mean():.2f})")
+
+
+def hdi_table(draws: xr.DataArray, hdi_prob: float = HDI) -> pd.DataFrame:
+    """Posterior mean and HDI (``lower``, ``upper``) of every element of ``draws``, one row
+    each, with the element's coordinates as columns."""
+    hdi = az.hdi(draws.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
+    out = draws.mean(("chain", "draw")).to_dataframe(name="mean")
+    out["lower"] = hdi.sel(hdi="lower").to_series()
+    out["upper"] = hdi.sel(hdi="higher").to_series()
+    return out.reset_index()
+
+
+# ---------------------------------------------------------------- model B
+def emergence_evidence(idata: az.InferenceData) -> pd.DataFrame:
+    """Posterior of alpha1 (mean, 5% and 95% quantiles) and the probability that it is
+    negative (the within-community spread shrinks)."""
+    from lcbayes.errors import ConfigError
+
+    if "alpha_time" not in idata.posterior:
+        raise ConfigError("this fit has no alpha_time: it was fitted with emergence = false, which fixes "
+                          "alpha1 = 0. Fix: fit with emergence = true, or compare both with compare_emergence().")
+    a1 = idata.posterior["alpha_time"].values.ravel()
+    lo, hi = np.quantile(a1, [0.05, 0.95])
+    return pd.DataFrame({"mean": [a1.mean()], "q5": [lo], "q95": [hi], "p_emergence": [(a1 < 0).mean()]},
+                        index=["alpha_time"])
+
+
+# ---------------------------------------------------------------- model C
+def support_effect_table(idata: az.InferenceData, hdi_prob: float = HDI) -> pd.DataFrame:
+    """Support effect per session and self-efficacy level: mean and HDI ("when and for whom")."""
+    return hdi_table(idata.posterior["support_effect"], hdi_prob)
+
+
+def within_between_table(idata: az.InferenceData, hdi_prob: float = HDI) -> pd.DataFrame:
+    """Within- and between-person effects of each predictor side by side: mean and HDI."""
+    return hdi_table(idata.posterior["within_between"], hdi_prob)
+
+
+def spiral(idata: az.InferenceData) -> pd.Series:
+    """Posterior mean and 90% interval of the feedback gain delta betaM, the mean spectral
+    radius and the probability that the K-M system is stable."""
+    post = idata.posterior
+    gain = post["spiral_gain"].values.ravel()
+    return pd.Series({"gain_mean": gain.mean(), "gain_5%": np.quantile(gain, 0.05),
+                      "gain_95%": np.quantile(gain, 0.95),
+                      "spectral_radius_mean": float(post["spectral_radius"].mean()),
+                      "p_stable": float(post["stable"].mean())})

@@ -1,0 +1,44 @@
+"""The report's posterior predictive check computes p-values that can flag a misfit."""
+
+from __future__ import annotations
+
+import types
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+from lcbayes.report.model_section import ModelSection, _posterior_predictive
+
+
+def section_with(shift: float, scale: float) -> ModelSection:
+    """A section whose model replicates y (community x session groups of 5) as N(mean + shift, scale * sd)."""
+    rng = np.random.default_rng(0)
+    n, draws = 200, 400
+    y = rng.normal(3.0, 0.5, n)
+    rep = 3.0 + shift + scale * 0.5 * rng.standard_normal((1, draws, n))
+    obs = np.arange(n)
+    idata = az.InferenceData(observed_data=xr.Dataset({"y": ("obs", y)}, coords={"obs": obs}),
+                             posterior_predictive=xr.Dataset({"y": (("chain", "draw", "obs"), rep)},
+                                                             coords={"obs": obs}))
+    study = types.SimpleNamespace(idx={"community": obs // 20, "session": (obs // 5) % 4})
+    model = types.SimpleNamespace(spec=types.SimpleNamespace(outcome="y"), study=study,
+                                  sample_posterior_predictive=lambda seed: idata)
+    return ModelSection(entry=None, model=model)
+
+
+def test_p_values_are_central_for_a_model_that_fits_and_extreme_for_one_that_does_not():
+    good = section_with(0.0, 1.0)
+    _posterior_predictive(good, seed=1)
+    p = good.tables["ppc"]["p_value"]
+    assert (p.between(0.1, 0.9)).all(), p
+    assert not good.warnings
+
+    shifted = section_with(0.3, 1.0)        # replicated means 0.3 above the data (SE of the mean 0.035)
+    _posterior_predictive(shifted, seed=1)
+    assert shifted.tables["ppc"].loc["mean", "p_value"] > 0.99
+    too_wide = section_with(0.0, 1.5)       # replicated spread 50% too large
+    _posterior_predictive(too_wide, seed=1)
+    p = too_wide.tables["ppc"]["p_value"]
+    assert p["sd"] > 0.99 and p["mean community x session SD"] > 0.99
+    assert any("Posterior predictive check" in w for w in too_wide.warnings)
