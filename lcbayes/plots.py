@@ -21,9 +21,9 @@ def _axes(ax: Any, size: tuple[float, float]) -> Any:
 
 
 def _colors(n: int) -> np.ndarray:
-    import matplotlib.pyplot as plt
+    import matplotlib
 
-    return plt.cm.viridis(np.linspace(0, 0.9, n))
+    return matplotlib.colormaps["viridis"](np.linspace(0, 0.9, n))
 
 
 def plot_trajectories(idata: az.InferenceData, communities: list | None = None, hdi_prob: float = HDI,
@@ -38,7 +38,7 @@ def plot_trajectories(idata: az.InferenceData, communities: list | None = None, 
     sessions = np.asarray(draws_all["session"].values)
     table = idata.constant_data[["community", "session", outcome]].to_dataframe()
     observed = table.groupby(["community", "session"])[outcome].mean()
-    for color, comm in zip(_colors(len(chosen)), chosen):
+    for color, comm in zip(_colors(len(chosen)), chosen, strict=True):
         draws = draws_all.sel(community=comm)
         band = az.hdi(draws, hdi_prob=hdi_prob)[draws.name].values
         ax.fill_between(sessions, band[:, 0], band[:, 1], color=color, alpha=0.15, linewidth=0)
@@ -57,7 +57,7 @@ def plot_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any = Non
     post = idata.posterior["consensus"]
     ax = _axes(ax, (7, 4.5))
     sessions = np.asarray(post["session"].values)
-    for color, comm in zip(_colors(post.sizes["community"]), post["community"].values):
+    for color, comm in zip(_colors(post.sizes["community"]), post["community"].values, strict=True):
         draws = post.sel(community=comm)
         band = az.hdi(draws, hdi_prob=hdi_prob)["consensus"].values
         ax.fill_between(sessions, band[:, 0], band[:, 1], color=color, alpha=0.08, linewidth=0)
@@ -83,7 +83,7 @@ def plot_strength_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: 
     mx, my = x.mean(("chain", "draw")).values, y.mean(("chain", "draw")).values
     ax.errorbar(mx, my, xerr=[mx - hx[:, 0], hx[:, 1] - mx], yerr=[my - hy[:, 0], hy[:, 1] - my],
                 fmt="o", color="#3b528b", ecolor="#9fb3d9", elinewidth=1, markersize=4)
-    for label, a, b in zip(post["community"].values, mx, my):
+    for label, a, b in zip(post["community"].values, mx, my, strict=True):
         ax.annotate(str(label), (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(f"climate strength (latent mean) at session {last}")
     ax.set_ylabel("consensus (latent within-community SD)")

@@ -12,7 +12,8 @@ constants in model graphs, where they would cost evaluations).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,8 @@ def sharing_step(Sw: Any, Ew: Any, k_lag: Any, m_lag: Any, beta_s: Any, beta_e: 
 
     Kw = Kw_hat + eps, Mw = Mw_hat + zeta. ``k_lag``/``m_lag`` are the previous session's
     Kw and Mw (0 before the first)."""
-    k_hat = _sum(_times(phi, k_lag), beta_s * Sw, beta_e * Ew, None if beta_se is None else beta_se * Sw * Ew, _times(beta_m, m_lag))
+    interaction = None if beta_se is None else beta_se * Sw * Ew
+    k_hat = _sum(_times(phi, k_lag), beta_s * Sw, beta_e * Ew, interaction, _times(beta_m, m_lag))
     m_hat = _sum(_times(phi_m, m_lag), _times(delta, k_lag), theta * Sw)
     return k_hat, m_hat
 

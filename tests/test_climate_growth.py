@@ -171,7 +171,7 @@ def test_options_are_validated():
         ClimateGrowth(study, {"outcome": "climate", "options": {"trend": "piecewise"}})
     with pytest.raises(ConfigError, match="trait 'support' is session-level"):
         ClimateGrowth(study, {"outcome": "climate", "options": {"traits": ["support"]}})
-    with pytest.raises(ConfigError, match="participant-level; growth needs a session-level outcome"):
+    with pytest.raises(ConfigError, match="participant-level; the climate models need a session-level outcome"):
         ClimateGrowth(study, {"outcome": "learning"})
     with pytest.raises(NotFittedError):
         ClimateGrowth(study, {"outcome": "climate"}).summary()

@@ -81,14 +81,14 @@ class CommunityMeans(BayesModel):
                                 observed_data=self._observed())
 
     def sample_posterior_predictive(self, seed=0):
-        idata = self._fitted()
+        idata = self.fitted()
         if "posterior_predictive" in idata.groups():
             del idata.posterior_predictive
         idata.add_groups(posterior_predictive=self._replicate(idata.posterior, seed))
         return idata
 
     def predict(self):
-        post = self._fitted().posterior
+        post = self.fitted().posterior
         return post["mu"] + post["u"]
 
     def prior_study(self, seed):
@@ -98,7 +98,7 @@ class CommunityMeans(BayesModel):
         return self.study.with_values({self.spec.outcome: y}), draw.prior.isel(chain=0, draw=0)
 
     def report_content(self) -> ReportContent:
-        post = self._fitted().posterior
+        post = self.fitted().posterior
         return ReportContent(xr.Dataset({"icc": post["tau"] ** 2 / (post["tau"] ** 2 + post["sigma"] ** 2)}),
                              conclusions=[describe("Grand mean", post["mu"])])
 

@@ -42,3 +42,26 @@ def test_p_values_are_central_for_a_model_that_fits_and_extreme_for_one_that_doe
     p = too_wide.tables["ppc"]["p_value"]
     assert p["sd"] > 0.99 and p["mean community x session SD"] > 0.99
     assert any("Posterior predictive check" in w for w in too_wide.warnings)
+
+
+def test_predictive_streams_are_independent_and_reproducible():
+    """Random effects and residual noise come from different streams of one seed (the same
+    seed used to give both the same normals)."""
+    from lcbayes.models.components import predictive_streams
+
+    effects, noise = predictive_streams(3)
+    a, b = effects.standard_normal(1000), noise.standard_normal(1000)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.1
+    again, _ = predictive_streams(3)
+    np.testing.assert_array_equal(again.standard_normal(1000), a)
+
+
+def test_emergence_evidence_without_emergence_is_a_clear_error():
+    import pytest
+
+    from lcbayes.errors import ConfigError
+    from lcbayes.tables import emergence_evidence
+
+    fit = az.InferenceData(posterior=xr.Dataset({"alpha_intercept": (("chain", "draw"), np.zeros((1, 5)))}))
+    with pytest.raises(ConfigError, match="emergence = false"):
+        emergence_evidence(fit)

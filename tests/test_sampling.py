@@ -80,7 +80,7 @@ def test_refit_with_data_of_a_model_built_on_new_data():
     second = model(2, priors={k: p.to_dict() for k, p in first.priors.items()})
     compiled = CompiledModel(first.model, SamplerSettings(backend="nutpie-jax", chains=1, draws=200, tune=200))
     data = compiled.data_of(second.model)
-    np.testing.assert_array_equal(data["y"], second.y)
+    np.testing.assert_array_equal(data["y"], second.location.y)
     np.testing.assert_array_equal(data["composition_z"], second.z)
     refit = compiled.sample(data)
     direct = CompiledModel(second.model, compiled.settings).sample()

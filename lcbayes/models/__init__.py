@@ -6,8 +6,9 @@ call (here, or in the module that defines it) and one spec TOML.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import BayesModel, DataMismatchError, NotFittedError

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import arviz as az
 import numpy as np
@@ -101,7 +102,7 @@ class BayesModel(ABC):
         self.idata: az.InferenceData | None = None
 
     # ------------------------------------------------------------------ the contract
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 (an optional hook: most models need it, some do not)
         """Check options against the study and derive the arrays the graph needs."""
 
     @abstractmethod
@@ -239,7 +240,8 @@ class BayesModel(ABC):
         }
 
     # ------------------------------------------------------------------ results
-    def _fitted(self) -> az.InferenceData:
+    def fitted(self) -> az.InferenceData:
+        """The fit (``fit()`` or ``load()``); a :class:`NotFittedError` before either."""
         if self.idata is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first.")
         return self.idata
@@ -247,26 +249,26 @@ class BayesModel(ABC):
     def log_likelihood_terms(self) -> xr.Dataset:
         """Pointwise log likelihood of every observed part of the model, one variable per
         part (LOO uses the outcome's alone; power-scaling the likelihood scales them all)."""
-        return self._fitted().log_likelihood
+        return self.fitted().log_likelihood
 
     def diagnostics(self) -> Diagnostics:
         """Convergence verdicts for the population parameters."""
-        return diagnose(self._fitted(), self.population)
+        return diagnose(self.fitted(), self.population)
 
     def summary(self, hdi_prob: float = 0.9) -> pd.DataFrame:
         """Posterior mean, SD, HDI, MCSE, ESS and R-hat of the population parameters."""
-        return az.summary(self._fitted(), var_names=self.population, hdi_prob=hdi_prob, round_to="none")
+        return az.summary(self.fitted(), var_names=self.population, hdi_prob=hdi_prob, round_to="none")
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the fit (posterior, data, provenance) to a netCDF file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fitted().to_netcdf(str(path))
+        self.fitted().to_netcdf(str(path))
         return path
 
     @classmethod
-    def load(cls, path: str | Path, study: Study | None = None) -> "BayesModel":
+    def load(cls, path: str | Path, study: Study | None = None) -> BayesModel:
         """Restore a saved fit. Without ``study``, the data stored in the file are used; with
         it, the study must be the one the model was fitted to (checked by its hash)."""
         from lcbayes.models import MODELS
@@ -298,7 +300,7 @@ def _study_from_constant_data(idata: az.InferenceData) -> Study:
     """The model's inputs, as stored in ``constant_data``, as a study of its own."""
     table = idata.constant_data.to_dataframe().reset_index(drop=True)
     levels = json.loads(idata.attrs["roles"])
-    roles = {c: c for c in ID_COLUMNS if c in table and c != "time"}
+    roles: dict[str, Any] = {c: c for c in ID_COLUMNS if c in table and c != "time"}
     roles["time"] = "time"
     roles["variables"] = {m: {"column": m, "level": lvl} for m, lvl in levels.items()}
     table["session"] = table["session"].astype(np.int64)

@@ -10,6 +10,7 @@ measured at 23k cells on 2 cores).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pymc as pm
@@ -18,6 +19,7 @@ import pytensor.tensor as pt
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.panel import Panel
+
 
 def uses_organization(option: object, study: Study) -> bool:
     """Whether a model adds organization effects: the ``organization`` option is true, false or
@@ -73,7 +75,7 @@ class Predictors:
     between: np.ndarray
 
     @classmethod
-    def from_study(cls, panel: Panel, traits: list[str], time_varying: list[str]) -> "Predictors":
+    def from_study(cls, panel: Panel, traits: list[str], time_varying: list[str]) -> Predictors:
         """The predictors named in ``traits`` (participant-level) and ``time_varying``
         (session-level) from the study of ``panel``."""
         study = panel.study
@@ -105,7 +107,8 @@ class Predictors:
         """Observed SDs of the within and between parts (for scaling priors)."""
         return np.nanstd(self.within, axis=(0, 1)), np.nanstd(self.between, axis=0)
 
-    def add(self, outcome_mask: np.ndarray, gamma_trait, gamma_within, gamma_between, sigma_within) -> pt.TensorVariable:
+    def add(self, outcome_mask: np.ndarray, gamma_trait: Any, gamma_within: Any, gamma_between: Any,
+            sigma_within: Any) -> pt.TensorVariable:
         """Contribution of the predictors to the cell means, shape (P, T).
 
         Missing values become latent parameters: traits (standardised) N(0, 1); participant

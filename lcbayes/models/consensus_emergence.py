@@ -27,7 +27,7 @@ coefficients on the uncentred scale (effects at strength 0 and SD 0, far outside
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import arviz as az
 import numpy as np
@@ -36,26 +36,28 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from lcbayes import plots, tables
 from lcbayes.agreement import uniform_null_variance
 from lcbayes.data.composition import community_composition, standardize
 from lcbayes.errors import ConfigError
-from lcbayes import plots, tables
 from lcbayes.models.base import ReportContent
-from lcbayes.models.climate_growth import ClimateGrowth
+from lcbayes.models.climate import ClimateModel
 from lcbayes.models.components import fill_missing
 from lcbayes.models.priors import Prior, normal_scaled
+from lcbayes.processes import climate_log_sd, learning_mean, normal_logpdf
 from lcbayes.tables import HDI, describe
-from lcbayes.processes import climate_log_sd, climate_strength, learning_mean, normal_logpdf, time_basis
 
 COMPOSITION_COLUMNS = ("size", "n_organizations", "largest_org_share")
 OUTCOME_TERMS = ["intercept", "strength", "consensus", "strength_x_consensus"]
 
 
-class ConsensusEmergence(ClimateGrowth):
+class ConsensusEmergence(ClimateModel):
     """Location-scale model of climate perceptions with consensus emergence.
 
-    Options beyond :class:`ClimateGrowth`'s (whose ``random_slopes`` here means community
-    slopes):
+    Options: ``trend``, ``breakpoint``, ``time``, ``time_scale``, ``organization``, ``traits``,
+    ``time_varying`` and ``lkj_eta`` as in :class:`~lcbayes.models.ClimateGrowth`, and
+
+    - ``random_slopes``: random time slopes for communities (default true);
 
     - ``participant_slopes``: random time slopes for participants (default false, the
       classic consensus emergence model has participant intercepts only);
@@ -71,19 +73,17 @@ class ConsensusEmergence(ClimateGrowth):
     """
 
     name = "consensus_emergence"
-    option_defaults: dict[str, Any] = {
-        **ClimateGrowth.option_defaults,
+    option_defaults: ClassVar[dict[str, Any]] = {
+        "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0,
+        "random_slopes": True, "organization": "auto", "traits": [], "time_varying": [], "lkj_eta": 2.0,
         "participant_slopes": False, "emergence": True, "composition": [], "scale_traits": [],
         "community_scale": False, "learning": "", "scale_points": 0, "consensus_rwg": 0.7,
     }
 
-    cell_vars = ClimateGrowth.cell_vars + ("learning_loglik",)
-
-    def participant_slopes(self) -> bool:
-        return bool(self.options["participant_slopes"])
+    cell_vars = ClimateModel.cell_vars + ("learning_loglik",)
 
     def prepare(self) -> None:
-        super().prepare()
+        self.prepare_parts(participant_slopes=bool(self.options["participant_slopes"]))
         o, study = self.options, self.study
         self.composition_names = list(o["composition"])
         traits = sorted({c.rsplit("_", 1)[0] for c in self.composition_names if c not in COMPOSITION_COLUMNS})
@@ -134,18 +134,16 @@ class ConsensusEmergence(ClimateGrowth):
 
     # ------------------------------------------------------------------ priors
     def default_priors(self) -> dict[str, Prior]:
-        """Location priors as :class:`ClimateGrowth`; scale part (log-SD scale, weakly
+        """Location and participant priors as in :class:`ClimateGrowth`; scale part (log-SD scale, weakly
         informative): alpha0 ~ N(log sd_y, 1); alpha1 ~ N(0, 0.5 / sd_s) per time unit;
         composition and trait effects N(0, 0.5) per SD, composition x time N(0, 0.5 / sd_s);
         SDs of v0j, v1j half-normal(0.2) and half-normal(0.1 / sd_s). Outcome submodel:
         intercept N(mean_L, 2.5 sd_L), slopes N(0, 2.5 sd_L / sd_x) with sd_x the spread of
         the observed community means (strength) and SDs (consensus) at the last session,
         residual SD exponential(1 / sd_L)."""
-        priors = super().default_priors()
-        del priors["sigma"]
-        obs = self.mask > 0
-        sd_y = float(self.y[obs].std())
-        sd_s = float(self.panel.time[obs].std()) or 1.0
+        loc = self.location
+        sd_y, sd_s = loc.sd_y(), loc.sd_s()
+        priors = {**loc.priors(), **self.participants.priors(sd_y, sd_s)}
         priors["alpha_intercept"] = Prior("Normal", {"mu": float(np.log(sd_y)), "sigma": 1.0})
         if self.options["emergence"]:
             priors["alpha_time"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5 / sd_s})
@@ -174,10 +172,17 @@ class ConsensusEmergence(ClimateGrowth):
         return g.mean(), g.std()
 
     # ------------------------------------------------------------------ graph
+    def build(self) -> pm.Model:
+        with pm.Model(coords=self.coords) as model:
+            self.build_climate()
+            if self.learning:
+                self._learning_outcome(model)
+        return model
+
     def _community_of(self) -> pt.TensorVariable:
         return pm.modelcontext(None)["community_of"]
 
-    def _log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
+    def log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
         """log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i [+ v0j + v1j s]."""
         c = self._community_of()
         alpha0 = self.prior("alpha_intercept")
@@ -199,12 +204,9 @@ class ConsensusEmergence(ClimateGrowth):
                                    trait, v0, v1)
         return pt.broadcast_to(log_sigma, self.panel.shape)
 
-    def _extend(self, mu, log_sigma) -> None:
+    def _learning_outcome(self, model: pm.Model) -> None:
         """Outcome submodel: learning_i ~ N(eta0 + eta1 S_j + eta2 C_j + eta3 S_j C_j, sigma_L),
         S_j, C_j the community's strength and consensus at the last session."""
-        if not self.learning:
-            return
-        model = pm.modelcontext(None)
         s_last = float(self.session_times()[-1])
         strength, consensus = self._last_session_latents(model, s_last)
         level, spread = self._last_session_climate()
@@ -224,12 +226,7 @@ class ConsensusEmergence(ClimateGrowth):
 
     def _last_session_latents(self, model: pm.Model, s_last: float):
         """Strength and consensus per community at time ``s_last`` inside the graph."""
-        label = np.asarray(self.coords["session"])[-1:]
-        _, b = time_basis(np.array([s_last]), label, self.options["trend"], int(self.options["breakpoint"]))
-        u = model["u_community"]
-        trend = [(model["beta_time"][k], float(b[k, 0])) for k in range(len(b))]
-        u1 = u[:, 1] if self.options["random_slopes"] else None
-        strength = climate_strength(model["beta_intercept"], trend, u[:, 0], u1, s_last)
+        strength = self.location.strength_at(model, s_last, int(self.coords["session"][-1]))
         return strength, pt.broadcast_to(pt.exp(self._community_log_sd(model, s_last)), strength.shape)
 
     def _community_log_sd(self, model, s):
@@ -252,7 +249,7 @@ class ConsensusEmergence(ClimateGrowth):
     # ------------------------------------------------------------------ results
     @property
     def population(self) -> list[str]:
-        names = [n for n in super().population if n != "sigma"] + ["alpha_intercept"]
+        names = self.location.population + self.participants.population + ["alpha_intercept"]
         if self.options["emergence"]:
             names.append("alpha_time")
         if self.composition_names:
@@ -310,7 +307,7 @@ class ConsensusEmergence(ClimateGrowth):
     def log_likelihood_terms(self) -> xr.Dataset:
         """The outcome's log likelihood per participant and, with a learning outcome, its log
         density per participant who has one (``learning``, over ``learner``)."""
-        idata = self._fitted()
+        idata = self.fitted()
         if not self.learning:
             return idata.log_likelihood
         logp = self._cells(idata.posterior, ["learning_loglik"])["learning_loglik"]
@@ -320,7 +317,7 @@ class ConsensusEmergence(ClimateGrowth):
 
     def emergence_evidence(self) -> pd.DataFrame:
         """Posterior of alpha1 and P(alpha1 < 0) (:func:`lcbayes.tables.emergence_evidence`)."""
-        return tables.emergence_evidence(self._fitted())
+        return tables.emergence_evidence(self.fitted())
 
     def compare_emergence(self, **sampler: Any) -> pd.DataFrame:
         """LOO (leave one participant out) of this model against the same model without
@@ -329,19 +326,19 @@ class ConsensusEmergence(ClimateGrowth):
         spec["options"] = {**spec["options"], "emergence": False}
         constant = type(self)(self.study, spec)
         constant.fit(**sampler)
-        return az.compare({"emergence": self._fitted(), "no_emergence": constant.idata}, ic="loo")
+        return az.compare({"emergence": self.fitted(), "no_emergence": constant.idata}, ic="loo")
 
     # ------------------------------------------------------------------ plots and report
     def plot_consensus(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
         """Latent within-community SD per community over sessions (:func:`lcbayes.plots.plot_consensus`)."""
-        return plots.plot_consensus(self._fitted(), hdi_prob, ax)
+        return plots.plot_consensus(self.fitted(), hdi_prob, ax)
 
     def plot_strength_consensus(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
         """Strength against consensus at the last session (:func:`lcbayes.plots.plot_strength_consensus`)."""
-        return plots.plot_strength_consensus(self._fitted(), hdi_prob, ax)
+        return plots.plot_strength_consensus(self.fitted(), hdi_prob, ax)
 
     def report_content(self) -> ReportContent:
-        post = self._fitted().posterior
+        post = self.fitted().posterior
         derived = {"consensus_sd_mean": post["consensus"].mean("community")}
         out = []
         if "alpha_time" in post:
@@ -349,7 +346,8 @@ class ConsensusEmergence(ClimateGrowth):
             p = float((post["alpha_time"] < 0).mean())
             trend = "shrinks" if p >= 0.95 else "grows" if p <= 0.05 else "may or may not change"
             out.append(describe("Emergence, alpha1 (change in log within-community SD per unit of time)",
-                                post["alpha_time"]) + f". P(alpha1 < 0) = {p:.2f}: the spread within communities {trend}.")
+                                post["alpha_time"])
+                       + f". P(alpha1 < 0) = {p:.2f}: the spread within communities {trend}.")
         if "alpha_composition_time" in post:
             out += [describe(f"Composition x time, alpha3 ({c}; negative = faster emergence)",
                              post["alpha_composition_time"].sel(composition=c)) for c in post["composition"].values]

@@ -31,7 +31,7 @@ non-centred. ``centring = "observed"`` replaces the latent person means by obser
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import arviz as az
 import numpy as np
@@ -40,14 +40,14 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from lcbayes import plots, tables
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
-from lcbayes import plots, tables
 from lcbayes.models.base import BayesModel, ReportContent
 from lcbayes.models.components import uses_organization
 from lcbayes.models.priors import Prior, normal_scaled
-from lcbayes.tables import HDI, describe
 from lcbayes.processes import normal_logpdf, sharing_paths, sharing_step, spectral_radius, support_slope
+from lcbayes.tables import HDI, describe
 
 VARIABLES = ("S", "E", "M", "K")     # order of the latent grid's first axis
 EFFICACY_LEVELS = [-1.0, 0.0, 1.0]   # self-efficacy levels (SDs of muE) for the support effect
@@ -71,7 +71,7 @@ class KnowledgeSharing(BayesModel):
     """
 
     name = "knowledge_sharing"
-    option_defaults: dict[str, Any] = {
+    option_defaults: ClassVar[dict[str, Any]] = {
         "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation",
         "centring": "latent", "organization": "auto", "lkj_eta": 2.0,
         **{switch: True for switch in SWITCHES},
@@ -221,7 +221,8 @@ class KnowledgeSharing(BayesModel):
                 sd = pt.sqrt(pt.diag(cov))
                 pm.Deterministic("tau_predictor", sd, dims="predictor")
                 corr = cov / pt.outer(sd, sd)
-                pm.Deterministic("corr_predictor", pt.stack([corr[0, 1], corr[0, 2], corr[1, 2]]), dims="predictor_pair")
+                pm.Deterministic("corr_predictor", pt.stack([corr[0, 1], corr[0, 2], corr[1, 2]]),
+                                 dims="predictor_pair")
                 mu = pm.MvNormal("mu_person", mu=m, chol=chol, dims=("participant", "predictor"))
             else:
                 mu = pm.Data("mu_person", self.person_means, dims=("participant", "predictor"))
@@ -234,7 +235,9 @@ class KnowledgeSharing(BayesModel):
                 pi = self.prior("pi", dims="predictor")
                 mu_k = mu_k + (centred * pi).sum(-1)
             if self.use_org:
-                mu_k = mu_k + self._intercepts("organization", self.panel.organization)
+                org = self.panel.organization
+                assert org is not None   # use_org: the study maps organizations
+                mu_k = mu_k + self._intercepts("organization", org)
             if o["community"]:
                 mu_k = mu_k + self._intercepts("community", self.panel.community)
             mu_k = pm.Normal("mu_sharing", mu_k, self.prior("tau_sharing"), dims="participant")
@@ -353,7 +356,8 @@ class KnowledgeSharing(BayesModel):
         radius = spectral_radius(phi.values, beta_m.values, delta.values, post["phi_motivation"].values)
         within = xr.concat([post["gamma_support"] + f.mean("session"), post["beta_efficacy"], beta_m], dim="predictor")
         between = post["pi"] if o["between"] else xr.zeros_like(within)
-        wb = xr.concat([within.assign_coords(predictor=self.predictors), between.assign_coords(predictor=self.predictors)],
+        wb = xr.concat([within.assign_coords(predictor=self.predictors),
+                        between.assign_coords(predictor=self.predictors)],
                        dim=pd.Index(["within", "between"], name="effect"))
         return xr.Dataset({
             "support_effect": effect.transpose("chain", "draw", "efficacy_level", "session"),
@@ -365,25 +369,25 @@ class KnowledgeSharing(BayesModel):
 
     def support_effect_table(self, hdi_prob: float = HDI) -> pd.DataFrame:
         """Support effect per session and self-efficacy level (:func:`lcbayes.tables.support_effect_table`)."""
-        return tables.support_effect_table(self._fitted(), hdi_prob)
+        return tables.support_effect_table(self.fitted(), hdi_prob)
 
     def within_between_table(self, hdi_prob: float = HDI) -> pd.DataFrame:
         """Within- and between-person effects (:func:`lcbayes.tables.within_between_table`)."""
-        return tables.within_between_table(self._fitted(), hdi_prob)
+        return tables.within_between_table(self.fitted(), hdi_prob)
 
     def spiral(self) -> pd.Series:
         """Feedback gain and stability of the K-M system (:func:`lcbayes.tables.spiral`)."""
-        return tables.spiral(self._fitted())
+        return tables.spiral(self.fitted())
 
     # ------------------------------------------------------------------ prediction
     def predict(self) -> xr.DataArray:
         """One-step-ahead expected sharing at the observed rows given the latent states,
         (chain, draw, obs)."""
-        return self._fitted().posterior["expected"]
+        return self.fitted().posterior["expected"]
 
     def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
         """Add replicated sharing at the observed rows (one-step-ahead: expected + N(0, sigma))."""
-        idata = self._fitted()
+        idata = self.fitted()
         mean = idata.posterior["expected"]
         rng = np.random.default_rng(seed)
         rep = mean + idata.posterior["sigma"] * xr.DataArray(rng.standard_normal(mean.shape), dims=mean.dims)
@@ -442,19 +446,19 @@ class KnowledgeSharing(BayesModel):
                  mu[:, [2]] + Mw, value("mu_sharing")[:, None] + Kw]
         pi, ti = self.study.idx["participant"], self.study.idx["session"]
         return {name: np.where(np.isnan(self.study.values(name)), np.nan, grid[pi, ti])
-                for name, grid in zip(self.measures, grids)}
+                for name, grid in zip(self.measures, grids, strict=True)}
 
     # ------------------------------------------------------------------ plots and report
     def plot_support_effect(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
         """Support effect over sessions by self-efficacy (:func:`lcbayes.plots.plot_support_effect`)."""
-        return plots.plot_support_effect(self._fitted(), hdi_prob, ax)
+        return plots.plot_support_effect(self.fitted(), hdi_prob, ax)
 
     def plot_within_between(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
         """Within vs between effects (:func:`lcbayes.plots.plot_within_between`)."""
-        return plots.plot_within_between(self._fitted(), hdi_prob, ax)
+        return plots.plot_within_between(self.fitted(), hdi_prob, ax)
 
     def report_content(self) -> ReportContent:
-        post = self._fitted().posterior
+        post = self.fitted().posterior
         derived = post[[n for n in ("support_effect", "within_between", "spiral_gain", "spectral_radius") if n in post]]
         derived = derived.assign(p_stable=post["stable"].astype(float))
         out = [describe("Support effect at session 1 and average self-efficacy, gamma0", post["gamma_support"]),
@@ -470,7 +474,8 @@ class KnowledgeSharing(BayesModel):
                        + describe("between-person effect", wb.sel(predictor=v, effect="between")))
         figures = [("Support effect over sessions at low (-1 SD), mean and high (+1 SD) self-efficacy, 90% HDI.",
                     self.plot_support_effect().figure),
-                   ("Within- and between-person effects of each predictor, 90% HDI.", self.plot_within_between().figure)]
+                   ("Within- and between-person effects of each predictor, 90% HDI.",
+                    self.plot_within_between().figure)]
         report_tables = [("Support effect per session and self-efficacy level", self.support_effect_table()),
                          ("Within- and between-person effects", self.within_between_table()),
                          ("Spiral (motivation <-> sharing) and stability", self.spiral().to_frame("value"))]

@@ -32,7 +32,7 @@ class Panel:
     organization: np.ndarray | None
 
     @classmethod
-    def from_study(cls, study: Study, time: str = "session", time_scale: float = 1.0) -> "Panel":
+    def from_study(cls, study: Study, time: str = "session", time_scale: float = 1.0) -> Panel:
         """Layout of ``study``; ``time`` is ``"session"`` (s = session - 1) or ``"time"`` (the
         study's time role, minus the participant's community start), divided by ``time_scale``."""
         if time not in ("session", "time"):

@@ -11,8 +11,9 @@ matrices use ``pm.LKJCholeskyCov`` in the model that needs them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pymc as pm
@@ -28,7 +29,7 @@ class Prior:
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, name: str, spec: "Prior | Mapping[str, Any]") -> "Prior":
+    def parse(cls, name: str, spec: Prior | Mapping[str, Any]) -> Prior:
         if isinstance(spec, Prior):
             return spec
         if not isinstance(spec, Mapping) or "dist" not in spec:

@@ -67,7 +67,8 @@ class ModelSpec:
         sampler = dict(spec.get("sampler", {}))
         reject_unknown(sampler, [f.name for f in fields(SamplerSettings)], "sampler setting")
         return cls(model, str(spec["outcome"]), {**option_defaults, **options},
-                   {k: dict(v) for k, v in spec.get("priors", {}).items()}, SamplerSettings(**{**(sampler_defaults or {}), **sampler}))
+                   {k: dict(v) for k, v in spec.get("priors", {}).items()},
+                   SamplerSettings(**{**(sampler_defaults or {}), **sampler}))
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "outcome": self.outcome, "options": dict(self.options),

@@ -6,8 +6,9 @@ predictive check, model comparison (LOO) and prior sensitivity, then what to con
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import arviz as az
 import matplotlib.pyplot as plt
@@ -126,7 +127,7 @@ def _diagnostics(section: ModelSection) -> None:
     if not diag.passed:
         section.warnings += [f"Convergence: {h}" for h in diag.hints()]
     worst = diag.table.sort_values("min_ess_bulk")["group"].head(3).tolist()
-    axes = az.plot_rank(model.idata, var_names=worst, kind="vlines", figsize=(9, 2.2 * len(worst)))
+    axes = az.plot_rank(model.fitted(), var_names=worst, kind="vlines", figsize=(9, 2.2 * len(worst)))
     section.figures["rank"] = (
         f"Rank plots of the three parameter groups with the lowest bulk ESS ({', '.join(worst)}): with mixed "
         "chains every chain's ranks are uniform (points near the dashed line).", np.ravel(axes)[0].figure)
@@ -139,7 +140,7 @@ def _summary(draws: xr.Dataset) -> pd.DataFrame:
 
 def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
     model = section.model
-    params = _summary(model.idata.posterior[model.population])
+    params = _summary(model.fitted().posterior[model.population])
     section.tables["parameters"] = params
     section.results["parameters"] = _records(params)
     section.tables["derived"] = _summary(derived) if len(derived.data_vars) else pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -149,7 +150,7 @@ def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
         if len(bad):
             section.warnings.append(f"{len(bad)} {name} element(s) miss R-hat <= {MAX_RHAT} or ESS >= {MIN_ESS}: "
                                     + ", ".join(bad.index[:8]) + (" ..." if len(bad) > 8 else ""))
-    axes = az.plot_forest(model.idata, var_names=model.population, combined=True, hdi_prob=HDI,
+    axes = az.plot_forest(model.fitted(), var_names=model.population, combined=True, hdi_prob=HDI,
                           figsize=(7, 0.28 * len(params) + 1.2))
     section.figures["forest"] = ("Posterior means and 90% HDIs of the population parameters.",
                                  np.ravel(axes)[0].figure)
@@ -193,7 +194,7 @@ def _posterior_predictive(section: ModelSection, seed: int) -> None:
 
 
 def _loo(section: ModelSection) -> None:
-    loo = az.loo(section.model.idata, pointwise=True)
+    loo = az.loo(section.model.fitted(), pointwise=True)
     k = np.asarray(loo.pareto_k)
     section.results["loo"] = {"elpd_loo": float(loo.elpd_loo), "se": float(loo.se), "p_loo": float(loo.p_loo),
                               "pareto_k_above_0.7": int((k > 0.7).sum()), "n": int(k.size)}
@@ -206,7 +207,7 @@ def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) ->
     entry, model = section.entry, section.model
     if not entry.variants:
         return
-    fits = {entry.label: model.idata}
+    fits = {entry.label: model.fitted()}
     for variant in entry.variants:
         log(f"{entry.key}: refitting variant '{variant.label}' for the LOO comparison")
         other = type(model)(study, entry.variant_spec(variant))
@@ -225,7 +226,8 @@ def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) ->
     clear = runner["elpd_diff"] > 2 * runner["dse"]
     section.comparison_text = (
         f"LOO prefers '{best}' over '{table.index[1]}' by {runner['elpd_diff']:.1f} elpd (SE {runner['dse']:.1f}); "
-        + ("a clear difference (more than 2 SE)." if clear else "within 2 SE, so the models predict about equally well."))
+        + ("a clear difference (more than 2 SE)." if clear
+           else "within 2 SE, so the models predict about equally well."))
 
 
 def _sensitivity(section: ModelSection) -> None:

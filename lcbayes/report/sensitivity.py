@@ -21,8 +21,8 @@ import pandas as pd
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
-from pytensor.graph.replace import vectorize_graph
 import xarray as xr
+from pytensor.graph.replace import vectorize_graph
 
 from lcbayes.models.base import BayesModel
 
@@ -47,22 +47,23 @@ def log_prior(model: BayesModel) -> xr.Dataset:
     ``pm.compute_log_prior`` would do the same but clones the model first, which fails for
     an ``LKJCholeskyCov`` with ``store_in_trace=False`` (model C) in PyMC 5.28; top-level
     priors have constant parameters, so their densities need no clone."""
-    post = model.idata.posterior
+    post = model.fitted().posterior
     names = prior_variables(model)
     values = [model.model[name].type() for name in names]
-    logps = [pm.logp(model.model[name], v, warn_rvs=False).sum() for name, v in zip(names, values)]
+    logps = [pm.logp(model.model[name], v, warn_rvs=False).sum() for name, v in zip(names, values, strict=True)]
     batched = [pt.tensor(dtype=v.dtype, shape=(None, *v.type.shape)) for v in values]   # one row per draw
-    fn = pytensor.function(batched, vectorize_graph(logps, replace=dict(zip(values, batched))))
+    fn = pytensor.function(batched, vectorize_graph(logps, replace=dict(zip(values, batched, strict=True))))
     shape = (post.sizes["chain"], post.sizes["draw"])
     draws = [post[name].values.reshape(-1, *post[name].shape[2:]) for name in names]
-    return xr.Dataset({name: (("chain", "draw"), np.asarray(lp).reshape(shape)) for name, lp in zip(names, fn(*draws))},
+    densities = zip(names, fn(*draws), strict=True)
+    return xr.Dataset({name: (("chain", "draw"), np.asarray(lp).reshape(shape)) for name, lp in densities},
                       coords={"chain": post["chain"], "draw": post["draw"]})
 
 
 def prior_sensitivity(model: BayesModel) -> pd.DataFrame:
     """Power-scaling sensitivity of each population parameter (one row per element) to the
     prior and to the likelihood, with priorsense's diagnosis."""
-    idata = model.idata
+    idata = model.fitted()
     lp = log_prior(model)
     scaled = az.InferenceData(posterior=idata.posterior[model.population], log_prior=lp,
                               log_likelihood=model.log_likelihood_terms())
@@ -74,7 +75,7 @@ def prior_sensitivity(model: BayesModel) -> pd.DataFrame:
     table["diagnosis"] = [
         "prior-data conflict" if p >= THRESHOLD and lik >= THRESHOLD
         else "strong prior / weak likelihood" if p >= THRESHOLD
-        else "" for p, lik in zip(table["prior"], table["likelihood"])]
+        else "" for p, lik in zip(table["prior"], table["likelihood"], strict=True)]
     table.attrs["priors_scaled"] = list(lp.data_vars)
     return table
 
@@ -87,7 +88,7 @@ def _flatten(ds: xr.Dataset) -> pd.Series:
             values[name] = float(da)
             continue
         stacked = da.stack(element=da.dims)
-        for index, v in zip(stacked["element"].values, stacked.values):
+        for index, v in zip(stacked["element"].values, stacked.values, strict=True):
             labels = index if isinstance(index, tuple) else (index,)
             values[f"{name}[{', '.join(map(str, labels))}]"] = float(v)
     return pd.Series(values)

@@ -1,0 +1,73 @@
+"""Same-run speed comparison of two revisions of lcbayes (before and after a change).
+
+Run from the repository root (about 2 x the time of one default fit per model and run):
+
+    .venv/bin/python benchmarks/compare_revisions.py --base 5ea97a3 [--runs 2] \
+        [--models climate_growth consensus_emergence knowledge_sharing]
+
+The base revision is checked out into a temporary git worktree; for each model and run, the
+default-settings row of ``benchmarks/bench_models.py`` (this checkout's script) is measured
+with the base's ``lcbayes`` and with this working tree's, interleaved (alternating which goes
+first, so that neither always meets a cold compile cache), on the same data.
+It prints the medians per revision and the ratio of min-ESS/s (with compilation), and
+writes them to ``benchmarks/results_compare_revisions.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "bench_models.py"
+KEYS = ("wall_with_compile_s", "sampling_s", "min_ess_bulk", "ess_per_s_with_compile", "ess_per_s_sampling")
+
+
+def measure(source: Path, model: str, out: Path) -> dict:
+    """The default-settings row of bench_models.py with the lcbayes found in ``source``."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    subprocess.run([sys.executable, str(BENCH), "--model", model, "--default-only", "--out", str(out)],
+                   check=True, env=env, cwd=source, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())["rows"][-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="git revision to compare against")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--models", nargs="+", default=["climate_growth", "consensus_emergence", "knowledge_sharing"])
+    args = parser.parse_args()
+    results: dict[str, dict[str, list[dict]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+        try:
+            for model in args.models:
+                results[model] = {"base": [], "this": []}
+                for run in range(args.runs):
+                    pair = [("base", base), ("this", ROOT)]
+                    for label, source in pair if run % 2 == 0 else pair[::-1]:   # alternate who goes first
+                        row = measure(source, model, Path(tmp) / f"{model}_{label}_{run}.json")
+                        results[model][label].append(row)
+                        print(model, label, run, {k: round(row[k], 1) for k in KEYS}, flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
+    summary = {model: {label: {k: statistics.median(r[k] for r in rows) for k in KEYS}
+                       for label, rows in by.items()} for model, by in results.items()}
+    for model, s in summary.items():
+        ratio = s["this"]["ess_per_s_with_compile"] / s["base"]["ess_per_s_with_compile"]
+        print(f"{model}: min-ESS/s with compile {s['base']['ess_per_s_with_compile']:.1f} (base) -> "
+              f"{s['this']['ess_per_s_with_compile']:.1f} (this), ratio {ratio:.2f}")
+    out = ROOT / "benchmarks" / "results_compare_revisions.json"
+    out.write_text(json.dumps({"base": args.base, "runs": results, "medians": summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

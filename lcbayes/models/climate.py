@@ -1,0 +1,375 @@
+"""Parts of the climate models (A, climate growth; B, consensus emergence), which each model
+composes with its own scale part:
+
+- :class:`Location`: mu_tij = beta0 + sum_k beta_k B_k(s) + Gamma x + u0j + u1j s [+ o_org(i)],
+  the cell means without participant effects (``docs/models.md``);
+- :class:`Participants`: participant intercepts and slopes (r0i, r1i) ~ MVN(0, Sigma_r),
+  integrated out of the Gaussian likelihood (:mod:`lcbayes.models.marginal`) and drawn
+  exactly after fitting;
+- :class:`ClimateModel`: the body both models share: the data in the graph, the
+  participant-level log likelihood, predictive draws and the session grid. A subclass adds
+  its scale part (log sigma_tij) in :meth:`ClimateModel.log_sigma` and anything else in
+  :meth:`ClimateModel.build`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from lcbayes.data.study import Study
+from lcbayes.errors import ConfigError
+from lcbayes.models.base import BayesModel
+from lcbayes.models.components import Predictors, correlated_effects, predictive_streams, uses_organization
+from lcbayes.models.marginal import draw_effects, marginal_loglik
+from lcbayes.models.panel import Panel
+from lcbayes.models.priors import Prior, normal_scaled
+from lcbayes.processes import climate_strength, time_basis
+
+PriorFactory = Callable[..., Any]   # BayesModel.prior: creates a parameter from its prior
+
+
+def _level_variance(tau: xr.DataArray, rho: xr.DataArray | float, s: xr.DataArray) -> xr.DataArray:
+    """Variance of a random intercept (and slope) at time s: tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2."""
+    tau = tau.rename({tau.dims[-1]: "effect"})
+    if tau.sizes["effect"] == 1:
+        return (tau.isel(effect=0, drop=True) ** 2) + 0 * s
+    t0, t1 = tau.isel(effect=0, drop=True), tau.isel(effect=1, drop=True)
+    return t0**2 + 2 * rho * t0 * t1 * s + t1**2 * s**2
+
+
+@dataclass(frozen=True)
+class Location:
+    """The location part: cell means without participant effects (see the module docstring).
+
+    Built from the model's options ``trend``, ``breakpoint``, ``random_slopes`` (community
+    slopes), ``organization``, ``traits``, ``time_varying``, ``lkj_eta``."""
+
+    panel: Panel
+    y: np.ndarray              # (P, T) outcome, 0 where unobserved
+    mask: np.ndarray           # (P, T) 1 = observed
+    basis_names: list[str]
+    basis: np.ndarray          # (K, P, T) trend columns B_k(s)
+    predictors: Predictors
+    trend: str                 # linear, quadratic or piecewise
+    breakpoint: int            # last session before the transition (piecewise)
+    slopes: bool               # community slopes u1j
+    use_org: bool
+    lkj_eta: float
+
+    @classmethod
+    def from_options(cls, panel: Panel, outcome: str, options: dict[str, Any]) -> Location:
+        study = panel.study
+        if study.roles.level_of(outcome) != "session":
+            raise ConfigError(f"outcome '{outcome}' is participant-level; the climate models need a "
+                              "session-level outcome.")
+        y, mask = panel.cells(outcome)
+        session_label = np.broadcast_to(np.asarray(study.coords["session"]), panel.shape)
+        names, basis = time_basis(panel.time, session_label, options["trend"], int(options["breakpoint"]))
+        predictors = Predictors.from_study(panel, list(options["traits"]), list(options["time_varying"]))
+        return cls(panel, y, mask, names, basis, predictors, options["trend"], int(options["breakpoint"]),
+                   bool(options["random_slopes"]),
+                   uses_organization(options["organization"], study), float(options["lkj_eta"]))
+
+    # ------------------------------------------------------------------ scales of the data
+    def sd_y(self) -> float:
+        """SD of the observed outcome (scales the default priors)."""
+        return float(self.y[self.mask > 0].std())
+
+    def sd_s(self) -> float:
+        """SD of the time of the observed cells (1 when constant)."""
+        return float(self.panel.time[self.mask > 0].std()) or 1.0
+
+    def priors(self) -> dict[str, Prior]:
+        """Weakly informative priors on the data's scale (sd_y: SD of the observed outcome).
+
+        Intercept N(mean_y, 2.5 sd_y); trend and predictor coefficients N(0, 2.5 sd_y / sd_x);
+        SDs of community intercepts half-normal(sd_y), of slopes half-normal(sd_y / sd_s);
+        organization SD half-normal(sd_y / 2); correlations LKJ(eta)."""
+        obs = self.mask > 0
+        sd_y, sd_s = self.sd_y(), self.sd_s()
+        sd_b = [float(b[obs].std()) or 1.0 for b in self.basis]
+        sd_w, sd_bt = self.predictors.sds()
+        priors = {
+            "beta_intercept": normal_scaled(float(self.y[obs].mean()), sd_y),
+            "beta_time": normal_scaled(0.0, sd_y, sd_b),
+            "tau_community": Prior("HalfNormal", {"sigma": [sd_y, sd_y / sd_s][: 1 + self.slopes]}),
+        }
+        if self.slopes:
+            priors["rho_community"] = Prior("LKJ", {"eta": self.lkj_eta})
+        if self.use_org:
+            priors["tau_organization"] = Prior("HalfNormal", {"sigma": sd_y / 2})
+        if self.predictors.trait_names:
+            priors["gamma_trait"] = normal_scaled(0.0, sd_y)
+        if self.predictors.tv_names:
+            priors["gamma_within"] = normal_scaled(0.0, sd_y, sd_w)
+            priors["gamma_between"] = normal_scaled(0.0, sd_y, sd_bt)
+            priors["sigma_within"] = Prior("HalfNormal", {"sigma": list(2 * sd_w)})
+        return priors
+
+    def coords(self) -> dict[str, list]:
+        return {"effect": ["intercept", "slope"] if self.slopes else ["intercept"], "time_term": self.basis_names,
+                "trait": self.predictors.trait_names, "predictor": self.predictors.tv_names}
+
+    @property
+    def population(self) -> list[str]:
+        names = ["beta_intercept", "beta_time", "tau_community"]
+        names += ["rho_community"] if self.slopes else []
+        names += ["tau_organization"] if self.use_org else []
+        names += ["gamma_trait"] if self.predictors.trait_names else []
+        names += ["gamma_within", "gamma_between"] if self.predictors.tv_names else []
+        return names
+
+    @property
+    def measures(self) -> list[str]:
+        return self.predictors.trait_names + self.predictors.tv_names
+
+    # ------------------------------------------------------------------ graph and draws
+    def build(self, prior: PriorFactory, s: pt.TensorVariable) -> pt.TensorVariable:
+        """mu per participant x session (P, T) in the model in context."""
+        basis = pm.Data("basis", self.basis, dims=("time_term", "participant", "session"))
+        # beta0 + sum_k beta_k B_k(s)
+        beta0 = prior("beta_intercept")
+        beta = prior("beta_time", dims="time_term")
+        trend = [(beta[k], basis[k]) for k in range(len(self.basis_names))]   # elementwise, see components
+        # Gamma x: traits, within and between parts of time-varying predictors
+        p = self.predictors
+        gamma_x = None
+        if p.trait_names or p.tv_names:
+            gamma_x = p.add(
+                self.mask,
+                prior("gamma_trait", dims="trait") if p.trait_names else None,
+                prior("gamma_within", dims="predictor") if p.tv_names else None,
+                prior("gamma_between", dims="predictor") if p.tv_names else None,
+                prior("sigma_within", dims="predictor") if p.tv_names else None,
+            )
+        # u0j + u1j s (non-centred, correlated)
+        tau_u = prior("tau_community", dims="effect")
+        rho_u = prior("rho_community") if self.slopes else 0.0
+        u0, u1 = correlated_effects("community", tau_u, rho_u, "community", self.slopes)
+        c = pm.Data("community_of", self.panel.community, dims="participant")
+        mu = climate_strength(beta0, trend, u0[c][:, None], None if u1 is None else u1[c][:, None], s)
+        if gamma_x is not None:
+            mu = mu + gamma_x
+        # o_org(i)
+        if self.use_org:
+            tau_o = prior("tau_organization")
+            z_o = pm.Normal("z_organization", 0.0, 1.0, dims="organization")
+            o = pm.Deterministic("u_organization", tau_o * z_o, dims="organization")
+            mu = mu + o[pm.Data("organization_of", self.panel.organization, dims="participant")][:, None]
+        return mu
+
+    def strength(self, post: xr.Dataset, s: xr.DataArray) -> xr.DataArray:
+        """beta0 + sum_k beta_k B_k(s) + u0j + u1j s per community and session at the
+        sessions' typical times ``s``, predictors at their means (0): the latent community
+        mean (climate *strength*), (chain, draw, community, session)."""
+        session_label = np.asarray(s["session"].values)
+        _, grid = time_basis(s.values[None], session_label[None], self.trend, self.breakpoint)
+        basis = xr.DataArray(grid[:, 0], dims=("time_term", "session"), coords={"session": s["session"]})
+        trend = [(post["beta_time"].isel(time_term=k, drop=True), basis.isel(time_term=k, drop=True))
+                 for k in range(basis.sizes["time_term"])]
+        u = post["u_community"]
+        u1 = u.sel(effect="slope", drop=True) if self.slopes else None
+        traj = climate_strength(post["beta_intercept"], trend, u.sel(effect="intercept", drop=True), u1, s)
+        return traj.transpose("chain", "draw", "community", "session")
+
+    def strength_at(self, graph: Any, s: float, label: int) -> pt.TensorVariable:
+        """Community strength (J,) at time ``s`` (session ``label``) inside the graph."""
+        _, b = time_basis(np.array([s]), np.array([label]), self.trend, self.breakpoint)
+        u = graph["u_community"]
+        trend = [(graph["beta_time"][k], float(b[k, 0])) for k in range(len(b))]
+        return climate_strength(graph["beta_intercept"], trend, u[:, 0], u[:, 1] if self.slopes else None, s)
+
+    def variances(self, post: xr.Dataset, s: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+        """Community and organization variances at time s (0 without organizations)."""
+        comm = _level_variance(post["tau_community"], post["rho_community"] if self.slopes else 0.0, s)
+        org = (post["tau_organization"] ** 2 if self.use_org else xr.zeros_like(comm)) + 0 * s
+        return comm, org
+
+
+@dataclass(frozen=True)
+class Participants:
+    """Participant intercepts and (with ``slopes``) time slopes, integrated out."""
+
+    slopes: bool
+    lkj_eta: float
+
+    def priors(self, sd_y: float, sd_s: float) -> dict[str, Prior]:
+        """Intercept SD half-normal(sd_y), slope SD half-normal(sd_y / sd_s), correlation LKJ(eta)."""
+        priors = {"tau_participant": Prior("HalfNormal", {"sigma": [sd_y, sd_y / sd_s][: 1 + self.slopes]})}
+        if self.slopes:
+            priors["rho_participant"] = Prior("LKJ", {"eta": self.lkj_eta})
+        return priors
+
+    def coords(self) -> dict[str, list]:
+        return {"participant_effect": ["intercept", "slope"] if self.slopes else ["intercept"]}
+
+    @property
+    def population(self) -> list[str]:
+        return ["tau_participant"] + (["rho_participant"] if self.slopes else [])
+
+    def likelihood(self, prior: PriorFactory, y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any) -> None:
+        """y_tij ~ N(mu + r0i + r1i s, sigma_tij) with (r0i, r1i) integrated out; stores the
+        per-participant log likelihood ``loglik`` and the cell parts ``mu``, ``log_sigma``."""
+        tau_r = prior("tau_participant", dims="participant_effect")
+        rho_r = prior("rho_participant") if self.slopes else 0.0
+        loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau_r[0], tau_r[1] if self.slopes else None, rho_r,
+                                 xp=pt)
+        pm.Potential("likelihood", loglik.sum())
+        pm.Deterministic("mu", mu, dims=("participant", "session"))
+        pm.Deterministic("log_sigma", log_sigma, dims=("participant", "session") if log_sigma.ndim == 2 else None)
+        pm.Deterministic("loglik", loglik, dims="participant")
+
+    def draw(self, ds: xr.Dataset, y: np.ndarray, mask: np.ndarray, s: np.ndarray, labels: list,
+             rng: np.random.Generator) -> xr.DataArray:
+        """Participant effects (chain, draw, participant, effect) given the draws in ``ds``
+        (with ``mu`` and ``log_sigma``); an all-zero ``mask`` conditions on no data, i.e.
+        draws from N(0, Sigma_r)."""
+        tau = ds["tau_participant"].values
+        rho = ds["rho_participant"].values if self.slopes else np.zeros(tau.shape[:2])
+        tau0, tau1 = tau[..., 0:1], (tau[..., 1:2] if self.slopes else np.zeros_like(tau[..., 0:1]))
+        mu, log_sigma = ds["mu"].values, ds["log_sigma"].broadcast_like(ds["mu"]).values
+        r = draw_effects(y - mu, mask, log_sigma, s, tau0, tau1, rho[..., None], rng)
+        return xr.DataArray(r, dims=("chain", "draw", "participant", "effect"),
+                            coords={"participant": labels, "effect": ["intercept", "slope"]})
+
+    def variance(self, post: xr.Dataset, s: xr.DataArray) -> xr.DataArray:
+        return _level_variance(post["tau_participant"], post["rho_participant"] if self.slopes else 0.0, s)
+
+
+class ClimateModel(BayesModel):
+    """What models A and B share: a :class:`Location`, marginalised :class:`Participants`
+    and a scale part of the subclass's own (:meth:`log_sigma`). Subclasses set
+    ``self.location`` and ``self.participants`` in :meth:`prepare` (via :meth:`prepare_parts`)."""
+
+    cell_vars: ClassVar[tuple[str, ...]] = ("mu", "log_sigma", "loglik")
+    location: Location
+    participants: Participants
+
+    def prepare_parts(self, participant_slopes: bool) -> None:
+        self.location = Location.from_options(self.panel, self.spec.outcome, self.options)
+        self.participants = Participants(participant_slopes, float(self.options["lkj_eta"]))
+
+    @abstractmethod
+    def log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
+        """Log residual SD, a scalar or (P, T), in the model in context."""
+
+    def build_climate(self) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+        """Data, location, scale and marginal likelihood in the model in context; (mu, log sigma)."""
+        y = pm.Data("y", self.location.y, dims=("participant", "session"))
+        mask = pm.Data("mask", self.location.mask, dims=("participant", "session"))
+        s = pm.Data("s", self.panel.time, dims=("participant", "session"))
+        mu = self.location.build(self.prior, s)
+        log_sigma = self.log_sigma(s)
+        self.participants.likelihood(self.prior, y, mask, s, mu, log_sigma)
+        return mu, log_sigma
+
+    @property
+    def coords(self) -> dict[str, list]:
+        return {**super().coords, **self.location.coords(), **self.participants.coords()}
+
+    @property
+    def measures(self) -> list[str]:
+        return [self.spec.outcome] + self.location.measures
+
+    # ------------------------------------------------------------------ per-cell results and prediction
+    def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
+        """Marginal log likelihood per participant (participant effects integrated out)."""
+        return self._cells(idata.posterior, ["loglik"])["loglik"]
+
+    def _cells(self, post: xr.Dataset, names: list[str]) -> xr.Dataset:
+        """Per-cell deterministics ``names`` of the graph at the draws in ``post``."""
+        return pm.compute_deterministics(post, var_names=names, model=self.model, progressbar=False)
+
+    def cell_deterministics(self) -> xr.Dataset:
+        """Posterior ``mu`` and ``log_sigma`` per participant x session."""
+        return self._cells(self.fitted().posterior, ["mu", "log_sigma"])
+
+    def participant_effects(self, seed: int = 0) -> xr.DataArray:
+        """Draws of the participant intercept and slope, (chain, draw, participant, effect):
+        exact draws from their conditional posterior given each draw of the other parameters
+        (the same draws ``sample_posterior_predictive(seed)`` uses)."""
+        ds = self.fitted().posterior.merge(self.cell_deterministics())
+        return self._draw_effects(ds, self.location.mask, predictive_streams(seed)[0])
+
+    def _draw_effects(self, ds: xr.Dataset, mask: np.ndarray, rng: np.random.Generator) -> xr.DataArray:
+        return self.participants.draw(ds, self.location.y, mask, self.panel.time, self.coords["participant"], rng)
+
+    def _expected(self, ds: xr.Dataset, r: xr.DataArray) -> np.ndarray:
+        """Cell means with participant effects: mu + r0 + r1 s, shape (chain, draw, P, T)."""
+        effects = r.values
+        return ds["mu"].values + effects[..., 0:1] + effects[..., 1:2] * self.panel.time
+
+    def predict(self, seed: int = 0) -> xr.DataArray:
+        """Expected outcome per participant x session including participant effects,
+        (chain, draw, participant, session); also for sessions a participant missed."""
+        cells = self.cell_deterministics()
+        return xr.DataArray(self._expected(cells, self.participant_effects(seed)), dims=cells["mu"].dims,
+                            coords=cells["mu"].coords, name="expected")
+
+    def _replicate(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> xr.Dataset:
+        """Replicated outcomes at the observed rows from cell means, effects and residual SDs."""
+        mean = self._expected(ds, r)
+        sd = np.exp(ds["log_sigma"].broadcast_like(ds["mu"]).values)
+        y = mean + sd * rng.standard_normal(mean.shape)
+        obs = self._observed()["obs"].values
+        pi, ti = self.study.idx["participant"][obs], self.study.idx["session"][obs]
+        return xr.Dataset({self.spec.outcome: (("chain", "draw", "obs"), y[..., pi, ti])}, coords={"obs": obs})
+
+    def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
+        """Add replicated outcomes (group ``posterior_predictive``) for the observed rows."""
+        idata = self.fitted()
+        effects_rng, noise_rng = predictive_streams(seed)
+        ds = idata.posterior.merge(self.cell_deterministics())
+        pp = self._replicate(ds, self._draw_effects(ds, self.location.mask, effects_rng), noise_rng)
+        if "posterior_predictive" in idata.groups():
+            del idata.posterior_predictive
+        idata.add_groups(posterior_predictive=pp)
+        return idata
+
+    def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
+        """Prior draws of the parameters and replicated outcomes (groups ``prior``,
+        ``prior_predictive`` and ``observed_data``) as an InferenceData of its own."""
+        with self.model, warnings.catch_warnings():   # the likelihood is a Potential: right to ignore
+            warnings.filterwarnings("ignore", message="The effect of Potentials")
+            prior = pm.sample_prior_predictive(draws=draws, random_seed=seed).prior
+        effects_rng, noise_rng = predictive_streams(seed)
+        pp = self._replicate(prior, self._draw_effects(prior, np.zeros(self.panel.shape), effects_rng), noise_rng)
+        return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
+
+    def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
+        """This study with its outcome replaced by one prior predictive draw, and its parameters."""
+        draw = self.sample_prior_predictive(draws=1, seed=seed)
+        y = np.full(self.study.n_obs, np.nan)
+        y[draw.prior_predictive["obs"].values] = draw.prior_predictive[self.spec.outcome].values[0, 0]
+        return self.study.with_values({self.spec.outcome: y}), draw.prior.isel(chain=0, draw=0)
+
+    # ------------------------------------------------------------------ sessions
+    def session_times(self) -> np.ndarray:
+        """Typical time of each session in model units (median over observed cells), shape (T,)."""
+        s = np.where(self.location.mask > 0, self.panel.time, np.nan)
+        return np.nanmedian(np.where(np.isnan(s).all(axis=0), self.panel.time, s), axis=0)
+
+    def session_grid(self) -> xr.DataArray:
+        """Typical time s of each session, as a DataArray over ``session``."""
+        return xr.DataArray(self.session_times(), dims="session", coords={"session": self.coords["session"]})
+
+    def community_trajectories(self, post: xr.Dataset) -> xr.DataArray:
+        """Climate strength per community and session (:meth:`Location.strength`)."""
+        return self.location.strength(post, self.session_grid())
+
+    def random_effect_variances(self, post: xr.Dataset) -> list[xr.DataArray]:
+        """Community, participant and organization variances at each session's time s:
+        tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2 (tau_o^2 for organizations)."""
+        s = self.session_grid()
+        comm, org = self.location.variances(post, s)
+        return [comm, self.participants.variance(post, s), org]
