@@ -43,11 +43,12 @@ class ObservedParticipants(Participants):
         slopes = self.slopes
 
         def logp(value: Any, mu: Any, log_sigma: Any, s: Any, mask: Any, tau: Any, rho: Any) -> Any:
-            return marginal_loglik(value - mu, mask, log_sigma, s, tau[0], tau[1] if slopes else None, rho, xp=pt)
+            return marginal_loglik(value - mu, mask, log_sigma, s, tau[..., 0], tau[..., 1] if slopes else None, rho,
+                                   xp=pt)
 
         log_sigma_cells = pt.broadcast_to(log_sigma, mu.shape)
-        pm.CustomDist("y_observed", mu, log_sigma_cells, s, mask, tau_r, rho_r, logp=logp, ndim_supp=1,
-                      ndims_params=[1, 1, 1, 1, 1, 0], observed=y, dims=("participant", "session"))
+        pm.CustomDist("y_observed", mu, log_sigma_cells, s, mask, tau_r, rho_r, logp=logp,
+                      signature="(t),(t),(t),(t),(e),()->(t)", observed=y, dims=("participant", "session"))
         pm.Deterministic("mu", mu, dims=("participant", "session"))
         pm.Deterministic("log_sigma", log_sigma)
 

@@ -168,7 +168,7 @@ def main() -> None:
             print(rows[-1], flush=True)
         default = MODELS[args.model](study, spec).spec.sampler.backend
         rows.append(lcbayes_row(study, args.model, spec, default, {}, "lcbayes default settings"))
-        if args.model == "climate_growth":
+        if args.model == "climate_growth" and not args.default_only:
             rows.append(naive_row(study, "climate"))
     print(f"machine: {machine()}\n")
     print(markdown(rows))

@@ -2,15 +2,15 @@
 
 Run from the repository root (about 2 x the time of one default fit per model and run):
 
-    .venv/bin/python benchmarks/compare_revisions.py --base 5ea97a3 [--runs 2] \
-        [--models climate_growth consensus_emergence knowledge_sharing]
+    .venv/bin/python benchmarks/compare_revisions.py --base 5ea97a3 [--runs 2] [--warm] \
+        [--models climate_growth consensus_emergence knowledge_sharing] [--out FILE]
 
 The base revision is checked out into a temporary git worktree; for each model and run, the
 default-settings row of ``benchmarks/bench_models.py`` (this checkout's script) is measured
 with the base's ``lcbayes`` and with this working tree's, interleaved (alternating which goes
 first, so that neither always meets a cold compile cache), on the same data.
 It prints the medians per revision and the ratio of min-ESS/s (with compilation), and
-writes them to ``benchmarks/results_compare_revisions.json``.
+writes them to ``--out`` (default ``benchmarks/results_compare_revisions.json``).
 """
 
 from __future__ import annotations
@@ -34,13 +34,16 @@ def measure(source: Path, model: str, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(source)}
     subprocess.run([sys.executable, str(BENCH), "--model", model, "--default-only", "--out", str(out)],
                    check=True, env=env, cwd=source, stdout=subprocess.DEVNULL)
-    return json.loads(out.read_text())["rows"][-1]
+    return next(r for r in json.loads(out.read_text())["rows"] if r["row"] == "lcbayes default settings")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="git revision to compare against")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results_compare_revisions.json")
+    parser.add_argument("--warm", action="store_true", help="fit each revision once, unrecorded, first "
+                        "(so that no recorded fit pays for a cold compile cache)")
     parser.add_argument("--models", nargs="+", default=["climate_growth", "consensus_emergence", "knowledge_sharing"])
     args = parser.parse_args()
     results: dict[str, dict[str, list[dict]]] = {}
@@ -51,6 +54,8 @@ def main() -> None:
         try:
             for model in args.models:
                 results[model] = {"base": [], "this": []}
+                for source in (base, ROOT) if args.warm else ():
+                    measure(source, model, Path(tmp) / "warm.json")
                 for run in range(args.runs):
                     pair = [("base", base), ("this", ROOT)]
                     for label, source in pair if run % 2 == 0 else pair[::-1]:   # alternate who goes first
@@ -65,8 +70,7 @@ def main() -> None:
         ratio = s["this"]["ess_per_s_with_compile"] / s["base"]["ess_per_s_with_compile"]
         print(f"{model}: min-ESS/s with compile {s['base']['ess_per_s_with_compile']:.1f} (base) -> "
               f"{s['this']['ess_per_s_with_compile']:.1f} (this), ratio {ratio:.2f}")
-    out = ROOT / "benchmarks" / "results_compare_revisions.json"
-    out.write_text(json.dumps({"base": args.base, "runs": results, "medians": summary}, indent=1))
+    args.out.write_text(json.dumps({"base": args.base, "runs": results, "medians": summary}, indent=1))
 
 
 if __name__ == "__main__":

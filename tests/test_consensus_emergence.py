@@ -66,25 +66,24 @@ def test_outcome_submodel_recovers_strength_and_consensus_effects(full):
     assert lo[1] <= t.eta_strength <= hi[1] and lo[2] <= t.eta_consensus <= hi[2], (lo, hi)
 
 
-def test_learning_log_likelihood_equals_the_graph_term(full):
-    """The per-learner log densities (used to power-scale the likelihood) sum to the joint
-    model's learning likelihood term at posterior draws."""
+def test_learning_log_likelihood_matches_an_independent_computation(full):
+    """The per-learner log densities (used to power-scale the likelihood) equal normal
+    densities computed here from the posterior strength, consensus and outcome coefficients."""
     model = full[1]
     terms = model.log_likelihood_terms()
     assert set(terms.data_vars) == {"climate", "learning"}
-    assert terms.sizes["learner"] == int(model.learning_mask.sum())
-    potential = next(p for p in model.model.potentials if p.name == "learning_likelihood")
-    value_vars = model.model.value_vars
-    fn = model.model.compile_fn(model.model.replace_rvs_by_values([potential])[0], inputs=value_vars,
-                                on_unused_input="ignore")
+    learners = np.flatnonzero(model.learning_mask > 0)
+    assert terms.sizes["learner"] == len(learners)
+    level, spread = model._last_session_climate()           # the centring constants of eta_centred
+    comm = model.study.participant_community[learners]
     for draw in (0, 57):
         post = model.idata.posterior.isel(chain=1, draw=draw)
-        point = {}
-        for rv in model.model.free_RVs:
-            value, transform = post[rv.name].values, model.model.rvs_to_transforms.get(rv)
-            name = model.model.rvs_to_values[rv].name
-            point[name] = value if transform is None else transform.forward(value, *rv.owner.inputs).eval()
-        assert float(terms["learning"].isel(chain=1, draw=draw).sum()) == pytest.approx(float(fn(point)), rel=1e-9)
+        S = post["strength"].isel(session=-1).values[comm] - level.mean()
+        C = post["consensus"].isel(session=-1).values[comm] - spread.mean()
+        eta = post["eta_centred"].values
+        mean = eta[0] + eta[1] * S + eta[2] * C + eta[3] * S * C
+        expected = stats.norm.logpdf(model.learning_values[learners], mean, float(post["sigma_learning"]))
+        np.testing.assert_allclose(terms["learning"].isel(chain=1, draw=draw).values, expected, rtol=1e-9)
 
 
 def test_derived_consensus_strength_and_time_to_consensus(full):
