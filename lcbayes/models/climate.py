@@ -36,6 +36,11 @@ from lcbayes.models.priors import Prior, normal_scaled
 from lcbayes.processes import climate_strength, time_basis
 
 PriorFactory = Callable[..., Any]   # BayesModel.prior: creates a parameter from its prior
+# options of the location part and the time coding, shared by models A and B
+LOCATION_OPTIONS: dict[str, Any] = {
+    "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0,
+    "random_slopes": True, "organization": "auto", "traits": [], "time_varying": [], "lkj_eta": 2.0,
+}
 
 
 def _level_variance(tau: xr.DataArray, rho: xr.DataArray | float, s: xr.DataArray) -> xr.DataArray:

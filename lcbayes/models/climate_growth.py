@@ -21,7 +21,7 @@ import xarray as xr
 
 from lcbayes import plots
 from lcbayes.models.base import ReportContent
-from lcbayes.models.climate import ClimateModel
+from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.priors import Prior
 from lcbayes.tables import HDI, describe
 
@@ -45,10 +45,7 @@ class ClimateGrowth(ClimateModel):
     """
 
     name = "climate_growth"
-    option_defaults: ClassVar[dict[str, Any]] = {
-        "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0,
-        "random_slopes": True, "organization": "auto", "traits": [], "time_varying": [], "lkj_eta": 2.0,
-    }
+    option_defaults: ClassVar[dict[str, Any]] = LOCATION_OPTIONS
 
     def prepare(self) -> None:
         self.prepare_parts(participant_slopes=bool(self.options["random_slopes"]))

@@ -41,7 +41,7 @@ from lcbayes.agreement import uniform_null_variance
 from lcbayes.data.composition import community_composition, standardize
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import ReportContent
-from lcbayes.models.climate import ClimateModel
+from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.components import fill_missing
 from lcbayes.models.priors import Prior, normal_scaled
 from lcbayes.processes import climate_log_sd, learning_mean, normal_logpdf
@@ -58,7 +58,6 @@ class ConsensusEmergence(ClimateModel):
     ``time_varying`` and ``lkj_eta`` as in :class:`~lcbayes.models.ClimateGrowth`, and
 
     - ``random_slopes``: random time slopes for communities (default true);
-
     - ``participant_slopes``: random time slopes for participants (default false, the
       classic consensus emergence model has participant intercepts only);
     - ``emergence``: estimate alpha1 (false fixes alpha1 = 0: constant spread, for comparison);
@@ -74,9 +73,7 @@ class ConsensusEmergence(ClimateModel):
 
     name = "consensus_emergence"
     option_defaults: ClassVar[dict[str, Any]] = {
-        "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0,
-        "random_slopes": True, "organization": "auto", "traits": [], "time_varying": [], "lkj_eta": 2.0,
-        "participant_slopes": False, "emergence": True, "composition": [], "scale_traits": [],
+        **LOCATION_OPTIONS, "participant_slopes": False, "emergence": True, "composition": [], "scale_traits": [],
         "community_scale": False, "learning": "", "scale_points": 0, "consensus_rwg": 0.7,
     }
 
@@ -134,8 +131,8 @@ class ConsensusEmergence(ClimateModel):
 
     # ------------------------------------------------------------------ priors
     def default_priors(self) -> dict[str, Prior]:
-        """Location and participant priors as in :class:`ClimateGrowth`; scale part (log-SD scale, weakly
-        informative): alpha0 ~ N(log sd_y, 1); alpha1 ~ N(0, 0.5 / sd_s) per time unit;
+        """Location and participant priors as in :class:`ClimateGrowth`; scale part (log-SD
+        scale, weakly informative): alpha0 ~ N(log sd_y, 1); alpha1 ~ N(0, 0.5 / sd_s) per time unit;
         composition and trait effects N(0, 0.5) per SD, composition x time N(0, 0.5 / sd_s);
         SDs of v0j, v1j half-normal(0.2) and half-normal(0.1 / sd_s). Outcome submodel:
         intercept N(mean_L, 2.5 sd_L), slopes N(0, 2.5 sd_L / sd_x) with sd_x the spread of
