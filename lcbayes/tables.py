@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from lcbayes.errors import ConfigError
+
 HDI = 0.9
 
 
@@ -44,8 +46,6 @@ def hdi_table(draws: xr.DataArray, hdi_prob: float = HDI) -> pd.DataFrame:
 def emergence_evidence(idata: az.InferenceData) -> pd.DataFrame:
     """Posterior of alpha1 (mean, 5% and 95% quantiles) and the probability that it is
     negative (the within-community spread shrinks)."""
-    from lcbayes.errors import ConfigError
-
     if "alpha_time" not in idata.posterior:
         raise ConfigError("this fit has no alpha_time: it was fitted with emergence = false, which fixes "
                           "alpha1 = 0. Fix: fit with emergence = true, or compare both with compare_emergence().")

@@ -60,8 +60,7 @@ class CommunityMeans(BayesModel):
         return ["mu", "tau", "sigma"]
 
     def pointwise_loglik(self, idata):
-        return pm.compute_deterministics(idata.posterior, var_names=["loglik"], model=self.model,
-                                         progressbar=False)["loglik"]
+        return self._cells(idata.posterior, ["loglik"])["loglik"]
 
     def _replicate(self, post: xr.Dataset, seed: int) -> xr.Dataset:
         obs = self._observed()["obs"].values

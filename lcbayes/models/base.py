@@ -156,6 +156,11 @@ class BayesModel(ABC):
         latent grid drops it here)."""
         return posterior
 
+    def _cells(self, posterior: xr.Dataset, names: list[str]) -> xr.Dataset:
+        """Deterministics ``names`` of the graph (the per-cell ones are not stored) at the
+        draws in ``posterior``."""
+        return pm.compute_deterministics(posterior, var_names=names, model=self.model, progressbar=False)
+
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """Derived quantities added to the posterior after fitting (none by default)."""
         return xr.Dataset()

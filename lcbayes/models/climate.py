@@ -291,10 +291,6 @@ class ClimateModel(BayesModel):
         """Marginal log likelihood per participant (participant effects integrated out)."""
         return self._cells(idata.posterior, ["loglik"])["loglik"]
 
-    def _cells(self, post: xr.Dataset, names: list[str]) -> xr.Dataset:
-        """Per-cell deterministics ``names`` of the graph at the draws in ``post``."""
-        return pm.compute_deterministics(post, var_names=names, model=self.model, progressbar=False)
-
     def cell_deterministics(self) -> xr.Dataset:
         """Posterior ``mu`` and ``log_sigma`` per participant x session."""
         return self._cells(self.fitted().posterior, ["mu", "log_sigma"])

@@ -310,16 +310,13 @@ class KnowledgeSharing(BayesModel):
     def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
         """Log density of each observed K given its lags and predictors (one-step-ahead, as
         brms computes it for autoregressive models), over ``obs`` like ``observed_data``."""
-        return self._at_rows(self._cell("loglik", idata.posterior))
+        return self._at_rows(self._cells(idata.posterior, ["loglik"])["loglik"])
 
     def trim(self, posterior: xr.Dataset) -> xr.Dataset:
         """The posterior to keep: without the latent grid, with the one-step expected K at the
         observed rows (``expected`` over ``obs``)."""
-        expected = self._at_rows(self._cell("expected", posterior))
+        expected = self._at_rows(self._cells(posterior, ["expected"])["expected"])
         return posterior.drop_vars([v for v in ("latent",) if v in posterior]).assign(expected=expected)
-
-    def _cell(self, name: str, posterior: xr.Dataset) -> xr.DataArray:
-        return pm.compute_deterministics(posterior, var_names=[name], model=self.model, progressbar=False)[name]
 
     def _at_rows(self, cells: xr.DataArray) -> xr.DataArray:
         """(..., participant, session) values at the rows with an observed outcome, over ``obs``."""
