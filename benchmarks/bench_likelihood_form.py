@@ -37,9 +37,9 @@ from lcbayes.sampling import CompiledModel
 class ObservedParticipants(Participants):
     """The same marginal likelihood, written as an observed CustomDist over sessions."""
 
-    def likelihood(self, prior: Any, y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any) -> None:
-        tau_r = prior("tau_participant", dims="participant_effect")
-        rho_r = prior("rho_participant") if self.slopes else pt.constant(0.0)
+    def likelihood(self, priors: Any, y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any) -> None:
+        tau_r, corr, _ = self.effects.scale(priors)
+        rho_r = corr[0, 1] if self.slopes else pt.constant(0.0)
         slopes = self.slopes
 
         def logp(value: Any, mu: Any, log_sigma: Any, s: Any, mask: Any, tau: Any, rho: Any) -> Any:

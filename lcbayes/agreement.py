@@ -1,33 +1,29 @@
 """Within-group agreement and aggregation indices for organizational research.
 
-Before individual ratings are aggregated to a group-level construct (a team climate, a
-learning community's shared norms), one shows that members agree (r_wg, r*_wg(j), a_wg,
-AD) and that group membership explains rating variance (ICC(1), ICC(2)). This module
-implements the published definitions, following the edge-case conventions of the R
-package ``multilevel`` (Bliese):
+Before individual ratings are aggregated to a group-level construct (a team climate, a learning community's
+shared norms), one shows that members agree (r_wg, r*_wg(j), a_wg, AD) and that group membership explains
+rating variance (ICC(1), ICC(2)). This module implements the published definitions, following the edge-case
+conventions of the R package ``multilevel`` (Bliese). References (JAP: *Journal of Applied Psychology*; ORM:
+*Organizational Research Methods*):
 
-* James, L. R., Demaree, R. G., & Wolf, G. (1984). Estimating within-group interrater
-  reliability with and without response bias. *Journal of Applied Psychology, 69*, 85-98.
-* Lindell, M. K., & Brandt, C. J. (1999). Assessing interrater agreement on the job
-  relevance of a test. *Journal of Applied Psychology, 84*, 640-647; Lindell, M. K.,
-  Brandt, C. J., & Whitney, D. J. (1999). A revised index of interrater agreement for
-  multi-item ratings of a single target. *Applied Psychological Measurement, 23*, 127-135.
-* Brown, R. D., & Hauenstein, N. M. A. (2005). Interrater agreement reconsidered: An
-  alternative to the r_wg indices. *Organizational Research Methods, 8*, 165-184.
-* Burke, M. J., Finkelstein, L. M., & Dusig, M. S. (1999). On average deviation indices
-  for estimating interrater agreement. *Organizational Research Methods, 2*, 49-68;
-  Burke, M. J., & Dunlap, W. P. (2002). Estimating interrater agreement with the average
-  deviation index: A user's guide. *Organizational Research Methods, 5*, 159-172.
-* Bliese, P. D. (2000). Within-group agreement, non-independence, and reliability. In
-  K. J. Klein & S. W. J. Kozlowski (Eds.), *Multilevel theory, research, and methods in
-  organizations* (pp. 349-381). Jossey-Bass.
-* LeBreton, J. M., & Senter, J. L. (2008). Answers to 20 questions about interrater
-  reliability and interrater agreement. *Organizational Research Methods, 11*, 815-852.
+* James, Demaree & Wolf (1984). Estimating within-group interrater reliability with and without response bias.
+  JAP 69, 85-98.
+* Lindell & Brandt (1999). Assessing interrater agreement on the job relevance of a test. JAP 84, 640-647.
+* Lindell, Brandt & Whitney (1999). A revised index of interrater agreement for multi-item ratings of a single
+  target. *Applied Psychological Measurement 23*, 127-135.
+* Brown & Hauenstein (2005). Interrater agreement reconsidered: An alternative to the r_wg indices. ORM 8, 165-184.
+* Burke, Finkelstein & Dusig (1999). On average deviation indices for estimating interrater agreement. ORM 2, 49-68.
+* Burke & Dunlap (2002). Estimating interrater agreement with the average deviation index: A user's guide.
+  ORM 5, 159-172.
+* Bliese (2000). Within-group agreement, non-independence, and reliability. In Klein & Kozlowski (Eds.),
+  *Multilevel theory, research, and methods in organizations* (pp. 349-381). Jossey-Bass.
+* LeBreton & Senter (2008). Answers to 20 questions about interrater reliability and interrater agreement.
+  ORM 11, 815-852.
 
-Array-level functions take the ratings of ONE group: a 1-D array ``(n_raters,)`` for a
-single item or a 2-D array ``(n_raters, J)`` for the J items of one scale; NaN marks a
-missing rating and every item uses its own non-missing ratings. :func:`agreement_table`
-and :func:`icc_table` apply them to every group of a long-format DataFrame.
+Array-level functions take the ratings of ONE group: a 1-D array ``(n_raters,)`` for a single item or a 2-D
+array ``(n_raters, J)`` for the J items of one scale; NaN marks a missing rating and every item uses its own
+non-missing ratings. :func:`agreement_table` and :func:`icc_table` apply them to every group of a long-format
+DataFrame.
 """
 
 from __future__ import annotations
@@ -67,14 +63,10 @@ class AgreementInputError(LcbayesError, ValueError):
     """A bad argument to an agreement or ICC function (scale, null distribution, shape...)."""
 
 
-# --------------------------------------------------------------------------- validation
-
-
 def _check_n_options(n_options: int) -> int:
     if isinstance(n_options, bool) or not isinstance(n_options, Integral) or n_options < 2:
-        raise AgreementInputError(
-            f"n_options must be an integer >= 2 (the number A of response options), got {n_options!r}"
-        )
+        raise AgreementInputError("n_options must be an integer >= 2 (the number A of response options), got "
+                                  f"{n_options!r}")
     return int(n_options)
 
 
@@ -95,39 +87,24 @@ def _check_scale_range(scale_range: Sequence[float], integer: bool = False) -> t
 def _check_within_scale(values: np.ndarray, low: float, high: float) -> None:
     outside = values[(values < low) | (values > high)]
     if outside.size:
-        raise AgreementInputError(
-            f"ratings outside scale_range ({low}, {high}): {np.unique(outside)[:5].tolist()}; "
-            "reverse-key or recode the item, or pass the correct scale_range"
-        )
+        raise AgreementInputError(f"ratings outside scale_range ({low}, {high}): {np.unique(outside)[:5].tolist()}; "
+                                  "reverse-key or recode the item, or pass the correct scale_range")
 
 
-def _as_vector(x: ArrayLike) -> np.ndarray:
+_SHAPES = {(1,): "a 1-D array of ratings (n_raters,)", (2,): "a 2-D array of ratings (n_raters, J items)",
+           (1, 2): "a 1-D or 2-D array of ratings"}
+
+
+def _as_ratings(x: ArrayLike, ndims: tuple[int, ...] = (1, 2)) -> np.ndarray:
+    """``x`` as a float array, which must have one of the dimensions ``ndims`` (see ``_SHAPES``)."""
     arr = np.asarray(x, dtype=float)
-    if arr.ndim != 1:
-        raise AgreementInputError(f"expected a 1-D array of ratings (n_raters,), got shape {arr.shape}")
+    if arr.ndim not in ndims:
+        raise AgreementInputError(f"expected {_SHAPES[ndims]}, got shape {arr.shape}")
     return arr
-
-
-def _as_matrix(X: ArrayLike) -> np.ndarray:
-    arr = np.asarray(X, dtype=float)
-    if arr.ndim != 2:
-        raise AgreementInputError(f"expected a 2-D array of ratings (n_raters, J items), got shape {arr.shape}")
-    return arr
-
-
-def _as_items(x: ArrayLike) -> np.ndarray:
-    """A 1-D (one item) or 2-D (J items) rating array as a ``(n_raters, J)`` matrix."""
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim not in (1, 2):
-        raise AgreementInputError(f"expected a 1-D or 2-D array of ratings, got shape {arr.shape}")
-    return arr[:, None] if arr.ndim == 1 else arr
 
 
 def _as_list(names: str | Sequence[str]) -> list[str]:
     return [names] if isinstance(names, str) else list(names)
-
-
-# --------------------------------------------------------------------------- null variance
 
 
 def uniform_null_variance(n_options: int) -> float:
@@ -144,16 +121,14 @@ def uniform_null_variance(n_options: int) -> float:
 def _probability_variance(probabilities: Sequence[float], n_options: int) -> float:
     p = np.asarray(probabilities, dtype=float)
     if p.shape != (n_options,):
-        raise AgreementInputError(
-            f"a null probability vector needs one probability per option ({n_options}), got shape {p.shape}"
-        )
+        raise AgreementInputError(f"a null probability vector needs one probability per option ({n_options}), got "
+                                  f"shape {p.shape}")
     if np.any(~np.isfinite(p)) or np.any(p < 0):
         raise AgreementInputError(f"null probabilities must be finite and >= 0, got {p.tolist()}")
     if abs(p.sum() - 1) > _PROBABILITY_TOLERANCE:
         raise AgreementInputError(f"null probabilities must sum to 1, got sum {p.sum():.6g}")
     options = np.arange(1, n_options + 1)
-    mean = p @ options
-    return float(p @ (options - mean) ** 2)
+    return float(p @ (options - p @ options) ** 2)
 
 
 def null_variance(n_options: int, null: NullSpec = "uniform") -> float:
@@ -181,10 +156,8 @@ def null_variance(n_options: int, null: NullSpec = "uniform") -> float:
         if null not in NAMED_NULLS:
             raise AgreementInputError(f"unknown null {null!r}; use 'uniform' or one of {sorted(NAMED_NULLS)}")
         if a != 5:
-            raise AgreementInputError(
-                f"the named null {null!r} (LeBreton & Senter 2008) is defined only for 5-point scales, "
-                f"got n_options={a}; pass a probability vector of length {a} instead"
-            )
+            raise AgreementInputError(f"the named null {null!r} (LeBreton & Senter 2008) is defined only for 5-point "
+                                      f"scales, got n_options={a}; pass a probability vector of length {a} instead")
         return _probability_variance(NAMED_NULLS[null], a)
     if isinstance(null, (int, float)) or np.ndim(null) == 0:
         if isinstance(null, bool) or not isinstance(null, Real) or not np.isfinite(null) or null <= 0:
@@ -193,18 +166,23 @@ def null_variance(n_options: int, null: NullSpec = "uniform") -> float:
     return _probability_variance(null, a)
 
 
-# --------------------------------------------------------------------------- r_wg family
-
-
-def _usable_items(x: ArrayLike) -> np.ndarray:
-    """Columns (items) of ``x`` that have at least two non-missing ratings."""
-    items = _as_items(x)
+def _usable_items(x: ArrayLike, ndims: tuple[int, ...] = (1, 2)) -> np.ndarray:
+    """The items (columns; a 1-D ``x`` is one item) of ``x`` that have at least two non-missing ratings."""
+    items = _as_ratings(x, ndims)
+    items = items[:, None] if items.ndim == 1 else items
     return items[:, np.sum(~np.isnan(items), axis=0) >= 2]
 
 
-def _mean_item_variance(items: np.ndarray) -> float:
-    """s-bar^2: mean over items of each item's sample variance (ddof=1, own non-missing values)."""
-    return float(np.mean(np.nanvar(items, axis=0, ddof=1)))
+def _variance_ratio(x: ArrayLike, ndims: tuple[int, ...], n_options: int, null: NullSpec) -> tuple[float, int]:
+    """``s̄² / σ²_E`` and the number J of usable items of ``x``; (NaN, 0) when no item is usable.
+
+    ``s̄²``: mean over the usable items of each item's sample variance (ddof=1, own non-missing values);
+    ``σ²_E = null_variance(n_options, null)``."""
+    sigma2 = null_variance(n_options, null)
+    items = _usable_items(x, ndims)
+    if items.shape[1] == 0:
+        return np.nan, 0
+    return float(np.mean(np.nanvar(items, axis=0, ddof=1))) / sigma2, items.shape[1]
 
 
 def rwg(x: ArrayLike, n_options: int, null: NullSpec = "uniform") -> float:
@@ -216,11 +194,8 @@ def rwg(x: ArrayLike, n_options: int, null: NullSpec = "uniform") -> float:
     truncated to ``sigma_E^2`` so that r_wg lies in [0, 1]. NaN when fewer than two
     ratings are present. Dimensionless.
     """
-    sigma2 = null_variance(n_options, null)
-    items = _usable_items(_as_vector(x))
-    if items.shape[1] == 0:
-        return np.nan
-    return 1 - min(_mean_item_variance(items), sigma2) / sigma2
+    ratio, _ = _variance_ratio(x, (1,), n_options, null)
+    return 1 - min(ratio, 1.0)
 
 
 def rwg_j(X: ArrayLike, n_options: int, null: NullSpec = "uniform") -> float:
@@ -233,12 +208,8 @@ def rwg_j(X: ArrayLike, n_options: int, null: NullSpec = "uniform") -> float:
     lies in [0, 1]. Items with fewer than two ratings are left out and J counts the items
     used. NaN when no item has two ratings (in particular with fewer than two raters).
     """
-    sigma2 = null_variance(n_options, null)
-    items = _usable_items(_as_matrix(X))
-    n_items = items.shape[1]
-    if n_items == 0:
-        return np.nan
-    ratio = min(_mean_item_variance(items), sigma2) / sigma2
+    ratio, n_items = _variance_ratio(X, (2,), n_options, null)
+    ratio = min(ratio, 1.0)
     return n_items * (1 - ratio) / (n_items * (1 - ratio) + ratio)
 
 
@@ -251,14 +222,7 @@ def rwg_star_j(X: ArrayLike, n_options: int, null: NullSpec = "uniform") -> floa
     than under the null (``multilevel::rwg.j.lindell``). Items with fewer than two ratings
     are left out; NaN when none is left (in particular with fewer than two raters).
     """
-    sigma2 = null_variance(n_options, null)
-    items = _usable_items(_as_matrix(X))
-    if items.shape[1] == 0:
-        return np.nan
-    return 1 - _mean_item_variance(items) / sigma2
-
-
-# --------------------------------------------------------------------------- a_wg
+    return 1 - _variance_ratio(X, (2,), n_options, null)[0]
 
 
 def _item_awg(items: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -292,14 +256,11 @@ def awg(x: ArrayLike, scale_range: tuple[float, float]) -> float:
     :class:`AgreementInputError` for a bad scale_range or ratings outside it.
     """
     low, high = _check_scale_range(scale_range)
-    items = _as_items(x)
+    items = _as_ratings(x)
     _check_within_scale(items, low, high)
     item_values = _item_awg(_usable_items(items), low, high)
     defined = item_values[~np.isnan(item_values)]
     return float(defined.mean()) if defined.size else np.nan
-
-
-# --------------------------------------------------------------------------- AD index
 
 
 def ad_index(x: ArrayLike, center: str = "mean") -> float:
@@ -327,9 +288,6 @@ def ad_cutoff(n_options: int) -> float:
     E.g. 0.83 for a 5-point and 1.17 for a 7-point scale; units: scale points.
     """
     return _check_n_options(n_options) / 6
-
-
-# --------------------------------------------------------------------------- registry of indices
 
 
 @dataclass(frozen=True)
@@ -391,9 +349,6 @@ def index_labels(n_items: int | None = None) -> str:
     return ", ".join(index.label or index.name for index in chosen)
 
 
-# --------------------------------------------------------------------------- ICC
-
-
 @dataclass(frozen=True)
 class ICCResult:
     """One-way random-effects ANOVA summary with ICC(1) and ICC(2) (see :func:`icc`)."""
@@ -409,13 +364,6 @@ class ICCResult:
     k: float
     n_groups: int
     n: int
-
-
-def _group_size(sizes: np.ndarray, group_size: str) -> float:
-    n, n_groups = sizes.sum(), sizes.size
-    if group_size == "mean":
-        return float(n / n_groups)
-    return float((n - np.sum(sizes**2) / n) / (n_groups - 1))
 
 
 def icc(values: ArrayLike, groups: Labels, group_size: str = "mean") -> ICCResult:
@@ -442,7 +390,7 @@ def icc(values: ArrayLike, groups: Labels, group_size: str = "mean") -> ICCResul
 
     if group_size not in _ICC_GROUP_SIZES:
         raise AgreementInputError(f"group_size must be one of {_ICC_GROUP_SIZES}, got {group_size!r}")
-    y = _as_vector(values)
+    y = _as_ratings(values, (1,))
     codes = pd.factorize(np.asarray(groups, dtype=object))[0]
     if codes.shape != y.shape:
         raise AgreementInputError(f"values and groups differ in length: {y.size} vs {codes.size}")
@@ -452,28 +400,20 @@ def icc(values: ArrayLike, groups: Labels, group_size: str = "mean") -> ICCResul
     sizes = np.bincount(codes)
     n, n_groups = y.size, sizes.size
     if n_groups < 2 or n - n_groups < 1:
-        raise AgreementInputError(
-            f"ICC needs at least 2 groups and at least one group with 2 or more members; got {n_groups} "
-            f"group(s) and {n} non-missing value(s)"
-        )
+        raise AgreementInputError("ICC needs at least 2 groups and at least one group with 2 or more members; got "
+                                  f"{n_groups} group(s) and {n} non-missing value(s)")
     group_means = np.bincount(codes, weights=y) / sizes
     df_between, df_within = n_groups - 1, n - n_groups
     msb = np.float64(sizes @ (group_means - y.mean()) ** 2) / df_between
     msw = np.sum((y - group_means[codes]) ** 2) / df_within
-    k = _group_size(sizes, group_size)
+    k = float(n / n_groups if group_size == "mean" else (n - np.sum(sizes**2) / n) / (n_groups - 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         f = msb / msw
         icc1 = (msb - msw) / (msb + (k - 1) * msw)
         icc2 = (msb - msw) / msb
-    return ICCResult(
-        icc1=float(icc1), icc2=float(icc2), msb=float(msb), msw=float(msw), f=float(f),
-        df_between=df_between, df_within=df_within,
-        p_value=float(stats.f.sf(f, df_between, df_within)),
-        k=k, n_groups=n_groups, n=n,
-    )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- tables
+    return ICCResult(icc1=float(icc1), icc2=float(icc2), msb=float(msb), msw=float(msw), f=float(f),
+                     df_between=df_between, df_within=df_within, p_value=float(stats.f.sf(f, df_between, df_within)),
+                     k=k, n_groups=n_groups, n=n)
 
 
 def _require_columns(df: pd.DataFrame, names: Sequence[str]) -> None:
@@ -488,11 +428,8 @@ def _group_agreement(ratings: np.ndarray, n_options: int, sigma2: float, low: in
     answered = ratings[~np.all(np.isnan(ratings), axis=1)]
     rater_means = np.nanmean(answered, axis=1)
     n = rater_means.size
-    row = {
-        "n": n,
-        "mean": float(rater_means.mean()) if n else np.nan,
-        "sd": float(rater_means.std(ddof=1)) if n >= 2 else np.nan,
-    }
+    row = {"n": n, "mean": float(rater_means.mean()) if n else np.nan,
+           "sd": float(rater_means.std(ddof=1)) if n >= 2 else np.nan}
     for index in indices_for(ratings.shape[1]):
         row[index.name] = index(ratings, n_options, sigma2, (low, high))
     return row

@@ -15,41 +15,39 @@ import typer
 from lcbayes.agreement import index_labels
 from lcbayes.errors import LcbayesError
 
-app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
-    help="Bayesian models for inter-organizational learning communities.",
-)
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Bayesian models for inter-organizational learning communities.")
 
 # Warnings the commands silence (inside each command, not process-wide): PyTensor's C backend
 # without BLAS, which lcbayes uses only for small post-processing graphs.
 QUIET_WARNINGS = ("PyTensor could not link to a BLAS",)
-# SBC studies draw from 2 organizations per community by default: with 3-5 organizations per
-# community (the Design default) each organization then recurs in about two communities, so
-# the crossed organization effect is identified (the Design default of 30 would leave most
-# organizations in one community of a small SBC study).
+# SBC studies draw from 2 organizations per community by default: with the Design's 3-5 per community each
+# then recurs in about two communities, identifying the crossed organization effect (a pool of 30 would not).
 SBC_ORGANIZATIONS_PER_COMMUNITY = 2
 
 DataArg = Annotated[Path, typer.Argument(help="Study table (.csv or .parquet), one row per participant x session.")]
 RolesOpt = Annotated[Path, typer.Option("--roles", "-r", help="Roles file (TOML) mapping columns to roles.")]
 
 
-def _reports_errors(command: Callable) -> Callable:
-    """Run a command with :data:`QUIET_WARNINGS` silenced (for its duration only); print
-    lcbayes errors as plain messages (no traceback) and exit with status 1."""
+def _command(**options) -> Callable[[Callable], Callable]:
+    """Register a command (``options``: those of ``app.command``) that runs with
+    :data:`QUIET_WARNINGS` silenced (for its duration only) and prints lcbayes errors as plain
+    messages (no traceback), exiting with status 1."""
+    def register(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            try:
+                with warnings.catch_warnings():
+                    for message in QUIET_WARNINGS:
+                        warnings.filterwarnings("ignore", message=message)
+                    return command(*args, **kwargs)
+            except LcbayesError as err:
+                typer.echo(f"error: {err}", err=True)
+                raise typer.Exit(1) from None
 
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            with warnings.catch_warnings():
-                for message in QUIET_WARNINGS:
-                    warnings.filterwarnings("ignore", message=message)
-                return command(*args, **kwargs)
-        except LcbayesError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(1) from None
+        return app.command(**options)(wrapper)
 
-    return wrapper
+    return register
 
 
 def _count(text: str) -> int | tuple[int, int]:
@@ -66,8 +64,7 @@ def _show(df: pd.DataFrame) -> str:
         return df.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
-@app.command()
-@_reports_errors
+@_command()
 def simulate(
     out: Annotated[Path, typer.Option(help="Where to write the table (.csv or .parquet).")],
     truth: Annotated[Path | None, typer.Option(help="Where to write the true values (JSON).")] = None,
@@ -81,9 +78,8 @@ def simulate(
     late_join: Annotated[float, typer.Option(help="Share of participants joining at session 2 or 3.")] = 0.10,
     missed: Annotated[float, typer.Option(help="Probability of missing a session in between.")] = 0.10,
     predictor_missing: Annotated[float, typer.Option(help="Share of missing time-varying predictor values.")] = 0.0,
-    likert: Annotated[
-        int | None, typer.Option(help="Measure constructs with k-point items (omit: continuous).")
-    ] = None,
+    likert: Annotated[int | None, typer.Option(
+        help="Measure constructs with k-point items (omit: continuous).")] = None,
     seed: Annotated[int, typer.Option(help="Root seed; the same seed gives the same table.")] = 0,
 ) -> None:
     """Draw a synthetic study from the three generative models (see lcbayes.data.simulate)."""
@@ -91,12 +87,10 @@ def simulate(
     from lcbayes.data.simulate import Design, simulate_study
 
     try:
-        design = Design(
-            communities=communities, participants=_count(participants), sessions=sessions,
-            organizations=organizations, orgs_per_community=_count(orgs_per_community),
-            attrition=attrition, late_join=late_join, missed=missed,
-            predictor_missing=predictor_missing, likert=likert,
-        )
+        design = Design(communities=communities, participants=_count(participants), sessions=sessions,
+                        organizations=organizations, orgs_per_community=_count(orgs_per_community),
+                        attrition=attrition, late_join=late_join, missed=missed,
+                        predictor_missing=predictor_missing, likert=likert)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     sim = simulate_study(design, seed=seed)
@@ -109,25 +103,22 @@ def simulate(
     typer.echo(f"{len(sim.table)} rows; wrote {', '.join(map(str, written))}")
 
 
-@app.command()
-@_reports_errors
+@_command()
 def check(data: DataArg, roles: RolesOpt) -> None:
     """Validate a study table against its roles; print the design summary and scale reliability."""
     from lcbayes.data.study import Study
 
     study = Study.from_path(data, roles)
-    typer.echo(f"{data}: valid\n")
-    typer.echo(str(study.summary()))
+    typer.echo(f"{data}: valid\n\n{study.summary()}")
     reliability = study.reliability()
     if len(reliability):
         typer.echo("\nscale reliability (Cronbach's alpha, McDonald's omega):")
         typer.echo(_show(reliability[reliability["session"] == "all"].drop(columns="session")))
 
 
-@app.command(help=f"Climate table: per community x session the mean (strength), SD, n and the agreement "
-                  f"indices ({index_labels()}; single-item or multi-item ones as the measure has one "
-                  "or several items); then ICC(1) and ICC(2) per session.")
-@_reports_errors
+@_command(help=f"Climate table: per community x session the mean (strength), SD, n and the agreement "
+              f"indices ({index_labels()}; single-item or multi-item ones as the measure has one "
+              "or several items); then ICC(1) and ICC(2) per session.")
 def agreement(
     data: DataArg,
     roles: RolesOpt,
@@ -143,24 +134,20 @@ def agreement(
     from lcbayes.data.study import Study
 
     study = Study.from_path(data, roles)
+    measure = measure if measure is not None else next(iter(study.roles.scales), None)
     if measure is None:
-        if not study.roles.scales:
-            raise typer.BadParameter("the roles define no scale; name a variable with --measure")
-        measure = next(iter(study.roles.scales))
+        raise typer.BadParameter("the roles define no scale; name a variable with --measure")
     groups = [g.strip() for g in by.split(",") if g.strip()]
     table = climate_table(study, measure, by=groups, null=null)
-    typer.echo(f"climate table of '{measure}' by {', '.join(groups)} ({null} null):")
-    typer.echo(_show(table))
+    typer.echo(f"climate table of '{measure}' by {', '.join(groups)} ({null} null):\n{_show(table)}")
     if study.roles.level_of(measure) == "session":
-        typer.echo(f"\nICC of '{measure}' (communities as groups) per session:")
-        icc = study_icc(study, measure)
-        typer.echo(_show(icc[["session", "icc1", "icc2", "f", "df_between", "df_within", "p_value", "k"]]))
+        icc = study_icc(study, measure)[["session", "icc1", "icc2", "f", "df_between", "df_within", "p_value", "k"]]
+        typer.echo(f"\nICC of '{measure}' (communities as groups) per session:\n{_show(icc)}")
     if out is not None:
         typer.echo(f"\nwrote {write_table(table, out)}")
 
 
-@app.command()
-@_reports_errors
+@_command()
 def fit(
     spec: Annotated[Path, typer.Argument(help="Model specification (TOML), e.g. models/climate_growth.toml.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Study table (.csv or .parquet).")],
@@ -180,8 +167,7 @@ def fit(
     model_cls = model_class(mapping.get("model"))   # an unknown model fails before the data are read
     name = model_cls.name
     model = model_cls(Study.from_path(data, roles), mapping)
-    overrides = {k: v for k, v in {"backend": backend, "draws": draws, "seed": seed}.items() if v is not None}
-    model.fit(**overrides)
+    model.fit(**{k: v for k, v in {"backend": backend, "draws": draws, "seed": seed}.items() if v is not None})
     path = model.save(out / f"{name}.nc")
     summary = model.summary()
     summary.to_csv(out / f"{name}_summary.csv")
@@ -191,8 +177,7 @@ def fit(
     typer.echo(f"\n{model.diagnostics()}\n\nwrote {path} and {out / f'{name}_summary.csv'}")
 
 
-@app.command()
-@_reports_errors
+@_command()
 def report(
     config: Annotated[Path, typer.Argument(help="Report configuration (TOML), e.g. reports/example.toml.")],
     out: Annotated[Path | None, typer.Option(help="Output folder; default: the configuration's out.")] = None,
@@ -213,19 +198,16 @@ def report(
     target = out or parsed.out
     if verify is not None and out is None and target.resolve() == verify.resolve():
         target = verify.parent / f"{verify.name}-rerun"
-    html = build_report(parsed, target, log=lambda line: typer.echo(line, err=True))
-    typer.echo(f"report: {html}")
+    typer.echo(f"report: {build_report(parsed, target, log=lambda line: typer.echo(line, err=True))}")
     if earlier is not None:
         outcome = compare(earlier, read_outputs(target))
         outcome.differences.to_csv(target / "verify.csv")
-        typer.echo(str(outcome))
-        typer.echo(f"differences: {target / 'verify.csv'}")
+        typer.echo(f"{outcome}\ndifferences: {target / 'verify.csv'}")
         if not outcome.passed:
             raise typer.Exit(1)
 
 
-@app.command()
-@_reports_errors
+@_command()
 def power(
     plan: Annotated[Path, typer.Argument(help="Power plan (TOML), e.g. benchmarks/power_plan.toml.")],
     out: Annotated[Path | None, typer.Option(help="Results folder; default power/<plan name>.")] = None,
@@ -246,8 +228,7 @@ def power(
 
     parsed = Plan.from_path(plan)
     out = out or Path("power") / plan.stem
-    store = run(parsed, str(out), workers=workers, scheduler=scheduler, progress=not quiet)
-    summary = summarize(store.load())
+    summary = summarize(run(parsed, str(out), workers=workers, scheduler=scheduler, progress=not quiet).load())
     summary.to_csv(out / "summary.csv", index=False)
     typer.echo(_show(summary.drop(columns=["cell", "recompiled", "mean_fit_seconds"])))
     x = next((c for c in ("communities", "participants", "sessions") if c in summary and summary[c].nunique() > 1),
@@ -260,16 +241,13 @@ def power(
             typer.echo(f"\n{target.parameter} / {rule.name}: smallest design with power >= {power_level}: {found}")
         if x is not None:
             with agg_backend():
-                ax = plot_power_curve(summary, target.parameter, target.rules[0].name, x=x,
-                                      target_power=power_level)
+                ax = plot_power_curve(summary, target.parameter, target.rules[0].name, x=x, target_power=power_level)
                 ax.figure.savefig(out / f"power_{target.variable}.png", dpi=120, bbox_inches="tight")
                 plt.close(ax.figure)
     typer.echo(f"\nwrote {out / 'summary.csv'}")
 
 
-
-@app.command()
-@_reports_errors
+@_command()
 def sbc(
     spec: Annotated[Path, typer.Argument(help="Model specification (TOML); its sampler settings are used.")],
     communities: Annotated[int, typer.Option(help="Communities per simulated study.")] = 8,
@@ -311,9 +289,8 @@ def sbc(
         figure = plot_sbc(results)
         figure.savefig(out / "sbc_ecdf.png", dpi=110)
         plt.close(figure)
-    typer.echo(_show(check))
-    inside = int(check["inside_band"].sum())
-    typer.echo(f"\n{inside} of {len(check)} parameters inside the band; wrote {out / 'sbc.csv'}")
+    typer.echo(f"{_show(check)}\n\n{int(check['inside_band'].sum())} of {len(check)} parameters inside the band; "
+               f"wrote {out / 'sbc.csv'}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,11 @@
 """Adapters to dependencies: guarded access to the private APIs lcbayes relies on (one
 wrapper each), and matplotlib's backend switched for figures written to files.
 
-Each wrapper checks that the attribute or function it needs exists and otherwise raises
-:class:`DependencyChangedError` naming the library, its installed version and what is
-missing, instead of failing deep inside a fit with an ``AttributeError``.
-``tests/test_compat.py`` exercises every wrapper, so a dependency update that moves one of
-these internals fails there, loudly, and names the wrapper to fix.
-
-- nutpie: the names of the data (``pm.Data``) a compiled model reads. Numba-compiled models
-  expose them as ``shared_data``; JAX-compiled ones (``PyFuncModel``, nutpie 0.16) only as
-  the private ``_shared_data``.
-- ArviZ: ``arviz.stats.ecdf_utils.ecdf_confidence_band`` (simultaneous ECDF bands of
-  Saeilynoja, Buerkner & Vehtari 2022), not re-exported by ``arviz``.
-
-:func:`agg_backend` draws with matplotlib's file backend (Agg) inside a block and puts the
-user's backend back afterwards: importing lcbayes never changes the backend.
-"""
+Each wrapper raises :class:`DependencyChangedError`, naming the library, its installed version
+and what is missing, when the internal it needs is gone (instead of an ``AttributeError`` deep
+inside a fit). ``tests/test_compat.py`` exercises every wrapper, so a dependency update that
+moves one of these internals fails there, loudly, and names the wrapper to fix. Importing
+lcbayes never changes the matplotlib backend."""
 
 from __future__ import annotations
 
@@ -33,22 +23,20 @@ class DependencyChangedError(LcbayesError, RuntimeError):
     """A dependency no longer offers an internal lcbayes relies on (see :mod:`lcbayes.compat`)."""
 
 
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def _changed(package: str, what: str, pin: str) -> DependencyChangedError:
+    try:
+        version = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        version = "not installed"
     return DependencyChangedError(
-        f"{package} {_version(package)} no longer provides {what}, which lcbayes needs. "
+        f"{package} {version} no longer provides {what}, which lcbayes needs. "
         f"Fix: install {package}{pin} (the versions lcbayes is tested with), or update lcbayes/compat.py.")
 
 
 def nutpie_data_names(compiled: Any) -> set[str]:
     """Names of the ``pm.Data`` variables a nutpie-compiled model reads (and takes in
-    ``with_data``): ``shared_data`` of Numba models, ``_shared_data`` of JAX models."""
+    ``with_data``): ``shared_data`` of Numba models, only the private ``_shared_data`` of
+    JAX-compiled ones (``PyFuncModel``, nutpie 0.16)."""
     for attribute in ("shared_data", "_shared_data"):
         data = getattr(compiled, attribute, None)
         if isinstance(data, dict):
@@ -61,7 +49,9 @@ def ecdf_confidence_band(n: int, eval_points: np.ndarray, cdf: np.ndarray,
                          prob: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Simultaneous ``prob`` band of the ECDF of ``n`` draws at ``eval_points`` (shape
     ``(k,)``, increasing) where the true CDF takes the values ``cdf`` (shape ``(k,)``), by
-    ArviZ's optimisation method. Returns ``(lower, upper)``, each of shape ``(k,)``, in [0, 1]."""
+    ArviZ's optimisation method (Saeilynoja, Buerkner & Vehtari 2022; from
+    ``arviz.stats.ecdf_utils``, not re-exported by ``arviz``). Returns ``(lower, upper)``,
+    each of shape ``(k,)``, in [0, 1]."""
     try:
         from arviz.stats.ecdf_utils import ecdf_confidence_band as band
     except ImportError:

@@ -2,8 +2,7 @@
 
 Thresholds follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021, rank-normalised
 R-hat and ESS) and Betancourt (2016, E-BFMI): R-hat <= 1.01, bulk and tail ESS >= 400,
-no divergent transitions, E-BFMI >= 0.3 in every chain.
-"""
+no divergent transitions, E-BFMI >= 0.3 in every chain."""
 
 from __future__ import annotations
 
@@ -27,8 +26,7 @@ HINTS = {
     "ebfmi": "low E-BFMI: the sampler explores the energy distribution poorly; reparameterise "
              "scale parameters (non-centred) or use more informative priors on them.",
     "no_energy": "not checked: the sampler stored no energy statistic; the other checks decide "
-                 "(use a back end that reports energy to check it).",
-}
+                 "(use a back end that reports energy to check it)."}
 
 
 @dataclass(frozen=True)
@@ -47,9 +45,8 @@ class Diagnostics:
         return not np.isnan(self.min_ebfmi)
 
     @property
-    def passed(self) -> bool:
-        ebfmi_ok = self.min_ebfmi >= MIN_EBFMI or not self.ebfmi_checked
-        return bool(self.table["ok"].all()) and self.divergences == 0 and ebfmi_ok
+    def passed(self) -> bool:   # an unchecked E-BFMI (NaN) passes
+        return bool(self.table["ok"].all()) and self.divergences == 0 and not self.min_ebfmi < MIN_EBFMI
 
     def hints(self) -> list[str]:
         out = [f"{row.group}: {row.hint}" for row in self.table.itertuples() if not row.ok]
@@ -79,14 +76,11 @@ def diagnose(idata: az.InferenceData, var_names: Sequence[str], min_ess: float =
     """Verdicts for the posterior variables ``var_names`` of ``idata`` (bulk and tail ESS
     must reach ``min_ess``)."""
     post = idata.posterior[list(var_names)]
-    rhat = az.rhat(post)
-    bulk = az.ess(post, method="bulk")
-    tail = az.ess(post, method="tail")
+    rhat, bulk, tail = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
     rows = []
     for name in var_names:
         r = float(np.nanmax(rhat[name].values)) if rhat[name].size else np.nan
-        b = float(np.nanmin(bulk[name].values))
-        t = float(np.nanmin(tail[name].values))
+        b, t = float(np.nanmin(bulk[name].values)), float(np.nanmin(tail[name].values))
         hint = ""
         if not r <= MAX_RHAT:
             hint = HINTS["r_hat"]

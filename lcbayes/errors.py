@@ -3,8 +3,7 @@
 Every error a user can trigger with bad input derives from :class:`LcbayesError`, so
 notebooks and the CLI can catch one type. Validation errors carry a list of
 :class:`Problem` records (column, offending rows, what is wrong, how to fix it) so that
-all problems in a table are reported at once rather than one per run.
-"""
+all problems in a table are reported at once rather than one per run."""
 
 from __future__ import annotations
 
@@ -21,11 +20,8 @@ class LcbayesError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the input.
-
-    ``rows`` holds index labels of offending rows of the user's table (at most a few are
-    shown in the message; ``n_rows`` counts all of them).
-    """
+    """One thing wrong with the input; ``rows`` holds index labels of offending rows of the
+    user's table (at most a few are shown in the message; ``n_rows`` counts all of them)."""
 
     column: str | None
     message: str
@@ -34,8 +30,7 @@ class Problem:
     n_rows: int = 0
 
     def __str__(self) -> str:
-        where = f"column '{self.column}': " if self.column is not None else ""
-        text = f"{where}{self.message}"
+        text = (f"column '{self.column}': " if self.column is not None else "") + self.message
         if self.n_rows:
             shown = ", ".join(str(r) for r in self.rows[:MAX_ROWS_SHOWN])
             more = f" (and {self.n_rows - MAX_ROWS_SHOWN} more)" if self.n_rows > MAX_ROWS_SHOWN else ""

@@ -15,15 +15,22 @@ from lcbayes.tables import HDI, outcome_of, support_effect_table, within_between
 def _axes(ax: Any, size: tuple[float, float]) -> Any:
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=size)
-    return ax
+    return plt.subplots(figsize=size)[1] if ax is None else ax
 
 
-def _colors(n: int) -> np.ndarray:
+def _community_bands(ax: Any, draws: Any, communities: list, hdi_prob: float, alpha: float, linewidth: float) -> list:
+    """Posterior mean line and HDI band over sessions of each community's ``draws``, one
+    viridis colour each; returns the (community, colour) pairs."""
     import matplotlib
 
-    return matplotlib.colormaps["viridis"](np.linspace(0, 0.9, n))
+    sessions = np.asarray(draws["session"].values)
+    colors = list(zip(communities, matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(communities))), strict=True))
+    for comm, color in colors:
+        one = draws.sel(community=comm)
+        band = az.hdi(one, hdi_prob=hdi_prob)[one.name].values
+        ax.fill_between(sessions, band[:, 0], band[:, 1], color=color, alpha=alpha, linewidth=0)
+        ax.plot(sessions, one.mean(("chain", "draw")).values, color=color, linewidth=linewidth)
+    return colors
 
 
 def plot_trajectories(idata: az.InferenceData, communities: list | None = None, hdi_prob: float = HDI,
@@ -35,19 +42,13 @@ def plot_trajectories(idata: az.InferenceData, communities: list | None = None, 
     outcome = outcome_of(idata)
     chosen = communities or list(draws_all["community"].values)
     ax = _axes(ax, (7, 4.5))
-    sessions = np.asarray(draws_all["session"].values)
     table = idata.constant_data[["community", "session", outcome]].to_dataframe()
     observed = table.groupby(["community", "session"])[outcome].mean()
-    for color, comm in zip(_colors(len(chosen)), chosen, strict=True):
-        draws = draws_all.sel(community=comm)
-        band = az.hdi(draws, hdi_prob=hdi_prob)[draws.name].values
-        ax.fill_between(sessions, band[:, 0], band[:, 1], color=color, alpha=0.15, linewidth=0)
-        ax.plot(sessions, draws.mean(("chain", "draw")).values, color=color, linewidth=1.5)
+    for comm, color in _community_bands(ax, draws_all, chosen, hdi_prob, 0.15, 1.5):
         if comm in observed.index.get_level_values(0):
             ax.plot(observed.loc[comm].index, observed.loc[comm].values, "o", color=color, markersize=3)
-    ax.set_xlabel("session")
-    ax.set_ylabel(outcome)
-    ax.set_title(f"{outcome}: community trajectories ({int(hdi_prob * 100)}% HDI), dots = observed means")
+    ax.set(xlabel="session", ylabel=outcome,
+           title=f"{outcome}: community trajectories ({int(hdi_prob * 100)}% HDI), dots = observed means")
     return ax
 
 
@@ -56,19 +57,13 @@ def plot_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any = Non
     bands and the SD equivalent of the r_wg threshold (stored with the draws) as a line."""
     post = idata.posterior["consensus"]
     ax = _axes(ax, (7, 4.5))
-    sessions = np.asarray(post["session"].values)
-    for color, comm in zip(_colors(post.sizes["community"]), post["community"].values, strict=True):
-        draws = post.sel(community=comm)
-        band = az.hdi(draws, hdi_prob=hdi_prob)["consensus"].values
-        ax.fill_between(sessions, band[:, 0], band[:, 1], color=color, alpha=0.08, linewidth=0)
-        ax.plot(sessions, draws.mean(("chain", "draw")).values, color=color, linewidth=1.2)
+    _community_bands(ax, post, list(post["community"].values), hdi_prob, 0.08, 1.2)
     if "threshold_sd" in post.attrs:
         ax.axhline(post.attrs["threshold_sd"], color="grey", linestyle="--", linewidth=1,
                    label=f"r_wg = {post.attrs['threshold_rwg']}")
         ax.legend(frameon=False)
-    ax.set_xlabel("session")
-    ax.set_ylabel("within-community SD (consensus)")
-    ax.set_title(f"Consensus emergence: latent SD per community ({int(hdi_prob * 100)}% HDI)")
+    ax.set(xlabel="session", ylabel="within-community SD (consensus)",
+           title=f"Consensus emergence: latent SD per community ({int(hdi_prob * 100)}% HDI)")
     return ax
 
 
@@ -78,16 +73,14 @@ def plot_strength_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: 
     last = post["session"].values[-1]
     ax = _axes(ax, (6, 5))
     x, y = post["strength"].sel(session=last), post["consensus"].sel(session=last)
-    hx = az.hdi(x, hdi_prob=hdi_prob)["strength"].values
-    hy = az.hdi(y, hdi_prob=hdi_prob)["consensus"].values
+    hx, hy = (az.hdi(d, hdi_prob=hdi_prob)[d.name].values for d in (x, y))
     mx, my = x.mean(("chain", "draw")).values, y.mean(("chain", "draw")).values
     ax.errorbar(mx, my, xerr=[mx - hx[:, 0], hx[:, 1] - mx], yerr=[my - hy[:, 0], hy[:, 1] - my],
                 fmt="o", color="#3b528b", ecolor="#9fb3d9", elinewidth=1, markersize=4)
     for label, a, b in zip(post["community"].values, mx, my, strict=True):
         ax.annotate(str(label), (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(f"climate strength (latent mean) at session {last}")
-    ax.set_ylabel("consensus (latent within-community SD)")
-    ax.set_title(f"Strength and consensus per community ({int(hdi_prob * 100)}% HDI)")
+    ax.set(xlabel=f"climate strength (latent mean) at session {last}", ylabel="consensus (latent within-community SD)",
+           title=f"Strength and consensus per community ({int(hdi_prob * 100)}% HDI)")
     return ax
 
 
@@ -95,15 +88,14 @@ def plot_support_effect(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any 
     """Support effect over sessions for low, mean and high self-efficacy, with HDI bands."""
     table = support_effect_table(idata, hdi_prob)
     ax = _axes(ax, (7, 4.5))
-    colors = {-1.0: "tab:orange", 0.0: "tab:gray", 1.0: "tab:blue"}
-    names = {-1.0: "low (-1 SD)", 0.0: "mean", 1.0: "high (+1 SD)"}
+    style = {-1.0: ("tab:orange", "low (-1 SD)"), 0.0: ("tab:gray", "mean"), 1.0: ("tab:blue", "high (+1 SD)")}
     for level, part in table.groupby("efficacy_level"):
-        ax.fill_between(part["session"], part["lower"], part["upper"], color=colors[level], alpha=0.15, linewidth=0)
-        ax.plot(part["session"], part["mean"], "o-", color=colors[level], label=f"self-efficacy {names[level]}")
+        color, name = style[level]
+        ax.fill_between(part["session"], part["lower"], part["upper"], color=color, alpha=0.15, linewidth=0)
+        ax.plot(part["session"], part["mean"], "o-", color=color, label=f"self-efficacy {name}")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("session")
-    ax.set_ylabel("effect of within-person support on sharing")
-    ax.set_title(f"When and for whom support matters ({int(hdi_prob * 100)}% HDI)")
+    ax.set(xlabel="session", ylabel="effect of within-person support on sharing",
+           title=f"When and for whom support matters ({int(hdi_prob * 100)}% HDI)")
     ax.legend()
     return ax
 
@@ -120,7 +112,6 @@ def plot_within_between(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any 
                     fmt="o", capsize=3, label=kind)
     ax.set_xticks(np.arange(len(predictors)), predictors)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_ylabel(f"effect on {outcome_of(idata)}")
-    ax.set_title(f"Within vs between effects ({int(hdi_prob * 100)}% HDI)")
+    ax.set(ylabel=f"effect on {outcome_of(idata)}", title=f"Within vs between effects ({int(hdi_prob * 100)}% HDI)")
     ax.legend()
     return ax

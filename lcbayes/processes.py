@@ -1,9 +1,8 @@
 """The generative equations, each written once (see ``docs/models.md``).
 
-Every function here is plain arithmetic on its arguments, so the same code builds the
-PyMC graph (PyTensor tensors), simulates studies (NumPy arrays) and computes derived
-quantities from posterior draws (xarray DataArrays, aligned by dimension name). The study
-simulator (:mod:`lcbayes.data.simulate`), the models' graphs and their prior and posterior
+Every function here is plain arithmetic on its arguments, so the same code builds the PyMC graph (PyTensor tensors),
+simulates studies (NumPy arrays) and computes derived quantities from posterior draws (xarray DataArrays, aligned by
+dimension name). The study simulator (:mod:`lcbayes.data.simulate`), the models' graphs and their prior and posterior
 predictive simulations all call these functions, so changing an equation is a change here.
 
 An argument that is ``None`` is a path switched off: its term is left out (no zero
@@ -25,24 +24,19 @@ TRENDS = ("linear", "quadratic", "piecewise")
 def _sum(*terms: Any) -> Any:
     """Sum of the terms that are not None, left to right."""
     present = [t for t in terms if t is not None]
-    out = present[0]
-    for t in present[1:]:
-        out = out + t
-    return out
+    return sum(present[1:], present[0])
 
 
 def _times(coef: Any, x: Any) -> Any:
     return None if coef is None else coef * x
 
 
-# ---------------------------------------------------------------- climate (models A and B)
 def time_basis(s: np.ndarray, session: np.ndarray, trend: str, breakpoint: int = 0) -> tuple[list[str], np.ndarray]:
     """Columns B_k(s) of the fixed time trend, shape (K, ...) like ``s``.
 
-    linear: s; quadratic: s, s^2; piecewise (discontinuous growth, Bliese & Lang 2016):
-    s, transition = 1[session > breakpoint], recovery = (s - s_b) * transition, where s_b is
-    the time of the first session after the breakpoint (a level shift and a change of slope).
-    ``session`` holds the session label of each cell (same shape as ``s``).
+    linear: s; quadratic: s, s^2; piecewise (discontinuous growth, Bliese & Lang 2016): s,
+    transition = 1[session > breakpoint], recovery = (s - s_b) * transition, where s_b is the time of the first session
+    after the breakpoint (a level shift and a change of slope). ``session``: each cell's session label, shaped like s.
     """
     if trend == "linear":
         return ["time"], s[None]
@@ -60,8 +54,7 @@ def time_basis(s: np.ndarray, session: np.ndarray, trend: str, breakpoint: int =
 
 
 def climate_strength(beta0: Any, trend: list[tuple[Any, Any]], u0: Any, u1: Any, s: Any) -> Any:
-    """Latent community mean (climate *strength*) at time s:
-    beta0 + sum_k beta_k B_k(s) + u0j + u1j s.
+    """Latent community mean (climate *strength*) at time s: beta0 + sum_k beta_k B_k(s) + u0j + u1j s.
 
     ``trend`` lists (beta_k, B_k(s)) pairs; ``u1 = None`` means no community slopes."""
     return _sum(beta0, *[beta * basis for beta, basis in trend], u0, _times(u1, s))
@@ -89,7 +82,6 @@ def normal_logpdf(x: Any, sigma: Any, log: Callable[[Any], Any] = np.log) -> Any
     return -0.5 * (x / sigma) ** 2 - log(sigma) - 0.5 * float(np.log(2 * np.pi))
 
 
-# ---------------------------------------------------------------- knowledge sharing (model C)
 def support_slope(gamma0: Any, f: Any = None, gamma1_e: Any = None, u_beta: Any = None) -> Any:
     """Person- and session-specific support effect betaS_i(t) = gamma0 + f(t) + gamma1 (muE_i - mE)
     + ubeta_i, with ``gamma1_e`` = gamma1 (muE_i - mE) already multiplied out."""
@@ -120,8 +112,7 @@ def sharing_paths(Sw: np.ndarray, Ew: np.ndarray, eps: np.ndarray, zeta: np.ndar
     n, T = Sw.shape
     Kw, Mw = np.zeros((n, T)), np.zeros((n, T))
     for t in range(T):
-        k_lag = Kw[:, t - 1] if t else 0.0
-        m_lag = Mw[:, t - 1] if t else 0.0
+        k_lag, m_lag = (Kw[:, t - 1], Mw[:, t - 1]) if t else (0.0, 0.0)
         k_hat, m_hat = sharing_step(Sw[:, t], Ew[:, t], k_lag, m_lag, beta_s[:, t], **coefficients)
         Mw[:, t] = m_hat + zeta[:, t]
         Kw[:, t] = k_hat + eps[:, t]

@@ -10,8 +10,7 @@ Back ends (``SamplerSettings.backend``):
 - ``"numpyro"``: NumPyro's NUTS through ``pymc.sample(nuts_sampler="numpyro")``.
 - ``"pymc"``: PyMC's own NUTS, the reference implementation.
 
-``benchmarks/RESULTS.md`` has the measurements behind the default.
-"""
+``benchmarks/RESULTS.md`` has the measurements behind the default."""
 
 from __future__ import annotations
 
@@ -57,17 +56,11 @@ class SamplerSettings:
         return replace(self, **changes)
 
 
-def _cores(chains: int) -> int:
-    return max(1, min(chains, os.cpu_count() or 1))
-
-
 class CompiledModel:
     """A PyMC model compiled once for a back end; :meth:`sample` may swap ``pm.Data`` values.
-
     With the nutpie back ends, new data of the same shapes reuse the compiled log density.
     The PyMC and NumPyro back ends set the data on the model and sample it (NumPyro traces
-    the model again). ``var_names`` limits what is stored (free variables are always kept).
-    """
+    the model again). ``var_names`` limits what is stored (free variables are always kept)."""
 
     def __init__(self, model: pm.Model, settings: SamplerSettings, var_names: Sequence[str] | None = None):
         self.model, self.settings = model, settings
@@ -105,7 +98,7 @@ class CompiledModel:
         ``cores``: chains run at once (default: as many as the machine has, up to ``chains``)."""
         s = self.settings
         seed = s.seed if seed is None else seed
-        cores = cores or _cores(s.chains)
+        cores = cores or max(1, min(s.chains, os.cpu_count() or 1))
         if self._nutpie is not None:
             import nutpie
 
@@ -113,9 +106,8 @@ class CompiledModel:
             known = nutpie_data_names(self._nutpie)
             used = {k: v for k, v in (data or {}).items() if k in known}
             compiled = self._nutpie.with_data(**used) if used else self._nutpie
-            return nutpie.sample(compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores,
-                                 seed=seed, target_accept=s.target_accept, progress_bar=s.progress,
-                                 save_warmup=False)
+            return nutpie.sample(compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores, seed=seed,
+                                 target_accept=s.target_accept, progress_bar=s.progress, save_warmup=False)
         with self.model:
             if data:
                 pm.set_data(data)

@@ -42,7 +42,6 @@ def hdi_table(draws: xr.DataArray, hdi_prob: float = HDI) -> pd.DataFrame:
     return out.reset_index()
 
 
-# ---------------------------------------------------------------- model B
 def emergence_evidence(idata: az.InferenceData) -> pd.DataFrame:
     """Posterior of alpha1 (mean, 5% and 95% quantiles) and the probability that it is
     negative (the within-community spread shrinks)."""
@@ -55,7 +54,6 @@ def emergence_evidence(idata: az.InferenceData) -> pd.DataFrame:
                         index=["alpha_time"])
 
 
-# ---------------------------------------------------------------- model C
 def support_effect_table(idata: az.InferenceData, hdi_prob: float = HDI) -> pd.DataFrame:
     """Support effect per session and self-efficacy level: mean and HDI ("when and for whom")."""
     return hdi_table(idata.posterior["support_effect"], hdi_prob)

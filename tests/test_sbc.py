@@ -53,7 +53,8 @@ def test_sbc_replicates_store_one_rank_per_parameter(tmp_path):
     plan = Plan.parse(raw, require_targets=False)
     results = run(plan, str(tmp_path), progress=False, task=sbc_replicate, kind="sbc").load()
     names = {"beta_intercept", "beta_time[time]", "sigma", "tau_community[intercept]", "tau_community[slope]",
-             "rho_community", "tau_participant[intercept]", "tau_participant[slope]", "rho_participant"}
+             "corr_community[intercept:slope]", "tau_participant[intercept]", "tau_participant[slope]",
+             "corr_participant[intercept:slope]"}
     assert set(results["target"]) == names
     assert results.groupby("replicate").size().eq(len(names)).all()
     assert results["rank"].between(0, THINNED).all()

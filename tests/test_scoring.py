@@ -13,6 +13,7 @@ from lcbayes.data.scoring import (
     reliability_table,
     reverse_key,
     score_items,
+    unique_variance,
 )
 
 
@@ -146,3 +147,24 @@ def test_reliability_table_by_group():
     assert list(overall.index) == ["all"]
     assert overall.loc["all", "n"] == 299
     assert list(overall.columns) == ["n", "alpha", "omega"]
+
+
+def test_unique_variance_recovers_theta_of_parallel_items_with_different_means():
+    rng = np.random.default_rng(4)
+    eta = rng.normal(0, 0.7, size=(4000, 1))
+    items = eta + np.array([0.0, 0.4, -0.3, 0.2]) + rng.normal(0, 0.5, size=(4000, 4))
+    items[rng.random(items.shape) < 0.1] = np.nan          # missing items: rows keep their answered ones
+    assert abs(unique_variance(items) - 0.25) < 0.01
+    assert np.isnan(unique_variance(np.array([[1.0, np.nan], [np.nan, 2.0]])))
+
+
+def test_study_measurement_error_of_simulated_likert_scales():
+    from lcbayes.data.simulate import Design, simulate_study
+    from lcbayes.data.study import Study
+
+    sim = simulate_study(Design(communities=6, participants=8, sessions=4, likert=5), seed=1)
+    study = Study.from_frame(sim.table, sim.roles)
+    theta, n_items = study.measurement_error("climate")
+    assert n_items == 4 and 0.25 < theta < 0.5      # item SD 0.6 (0.36) shrunk by rounding and the bounds
+    sim = simulate_study(Design(communities=6, participants=8, sessions=4), seed=1)      # continuous scores
+    assert Study.from_frame(sim.table, sim.roles).measurement_error("climate") is None

@@ -43,7 +43,6 @@ def standardize(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns as z-scores over rows (ddof = 0); a constant or incomplete column is an error."""
     problems = [c for c in frame if frame[c].isna().any() or frame[c].std(ddof=0) == 0]
     if problems:
-        raise ConfigError(
-            f"composition predictor(s) {problems} are constant or undefined for some community "
-            "(e.g. a trait SD of a community with one rated member); choose other predictors.")
+        raise ConfigError(f"composition predictor(s) {problems} are constant or undefined for some community "
+                          "(e.g. a trait SD of a community with one rated member); choose other predictors.")
     return (frame - frame.mean()) / frame.std(ddof=0)

@@ -52,19 +52,15 @@ def _check_range(name: str, value: Any) -> tuple[int, int] | None:
         and value[0] < value[1]
     )
     if not ok:
-        raise ConfigError(
-            f"'{name}': range must be two integers [low, high] with low < high, got {value!r}. "
-            "Fix: e.g. range = [1, 5] for a 5-point scale."
-        )
+        raise ConfigError(f"'{name}': range must be two integers [low, high] with low < high, got {value!r}. "
+                          "Fix: e.g. range = [1, 5] for a 5-point scale.")
     return int(value[0]), int(value[1])
 
 
 def _check_level(name: str, value: Any) -> Level:
     if value not in LEVELS:
-        raise ConfigError(
-            f"'{name}': level must be one of {', '.join(LEVELS)}, got {value!r}. "
-            "Fix: use level = \"participant\" for traits measured once, \"session\" otherwise."
-        )
+        raise ConfigError(f"'{name}': level must be one of {', '.join(LEVELS)}, got {value!r}. "
+                          "Fix: use level = \"participant\" for traits measured once, \"session\" otherwise.")
     return value
 
 
@@ -82,18 +78,12 @@ class Variable:
         if isinstance(spec, str):
             return cls(name, spec)
         if not isinstance(spec, Mapping):
-            raise ConfigError(
-                f"variable '{name}': expected a column name or a table with 'column', got {spec!r}."
-            )
+            raise ConfigError(f"variable '{name}': expected a column name or a table with 'column', got {spec!r}.")
         reject_unknown(spec, ("column", "level", "range"), f"key of variable '{name}'", FIX)
         if "column" not in spec:
             raise ConfigError(f"variable '{name}': missing 'column'. Fix: add column = \"<name>\".")
-        return cls(
-            name,
-            str(spec["column"]),
-            _check_level(name, spec.get("level", "session")),
-            _check_range(name, spec.get("range")),
-        )
+        return cls(name, str(spec["column"]), _check_level(name, spec.get("level", "session")),
+                   _check_range(name, spec.get("range")))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"column": self.column, "level": self.level}
@@ -125,42 +115,25 @@ class Scale:
         reject_unknown(spec, ("items", "reverse", "range", "level", "min_share"), f"key of scale '{name}'", FIX)
         items = spec.get("items")
         if not isinstance(items, (list, tuple)) or len(items) < 2:
-            raise ConfigError(
-                f"scale '{name}': 'items' must list at least two item columns. "
-                "Fix: a single-item measure belongs under [variables]."
-            )
+            raise ConfigError(f"scale '{name}': 'items' must list at least two item columns. "
+                              "Fix: a single-item measure belongs under [variables].")
         scale_range = _check_range(name, spec.get("range"))
         if scale_range is None:
-            raise ConfigError(
-                f"scale '{name}': missing 'range'. Fix: add range = [low, high], e.g. [1, 5]."
-            )
+            raise ConfigError(f"scale '{name}': missing 'range'. Fix: add range = [low, high], e.g. [1, 5].")
         reverse = tuple(spec.get("reverse", ()))
         stray = [r for r in reverse if r not in items]
         if stray:
-            raise ConfigError(
-                f"scale '{name}': reverse-keyed {stray} not among its items {list(items)}. "
-                "Fix: list only item columns of this scale under 'reverse'."
-            )
+            raise ConfigError(f"scale '{name}': reverse-keyed {stray} not among its items {list(items)}. "
+                              "Fix: list only item columns of this scale under 'reverse'.")
         min_share = float(spec.get("min_share", 0.5))
         if not 0 < min_share <= 1:
             raise ConfigError(f"scale '{name}': min_share must be in (0, 1], got {min_share}.")
-        return cls(
-            name,
-            tuple(str(i) for i in items),
-            scale_range,
-            tuple(str(r) for r in reverse),
-            _check_level(name, spec.get("level", "session")),
-            min_share,
-        )
+        return cls(name, tuple(str(i) for i in items), scale_range, tuple(str(r) for r in reverse),
+                   _check_level(name, spec.get("level", "session")), min_share)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "items": list(self.items),
-            "reverse": list(self.reverse),
-            "range": list(self.range),
-            "level": self.level,
-            "min_share": self.min_share,
-        }
+        return {"items": list(self.items), "reverse": list(self.reverse), "range": list(self.range),
+                "level": self.level, "min_share": self.min_share}
 
 
 @dataclass(frozen=True)
@@ -185,10 +158,8 @@ class Roles:
         reject_unknown(mapping, ROLE_NAMES, "role name", FIX)
         missing = [r for r in REQUIRED_ROLES if not mapping.get(r)]
         if missing:
-            raise ConfigError(
-                f"roles lack {', '.join(missing)}. Fix: name the column of each, "
-                f"e.g. {missing[0]} = \"<column>\"."
-            )
+            raise ConfigError(f"roles lack {', '.join(missing)}. Fix: name the column of each, "
+                              f"e.g. {missing[0]} = \"<column>\".")
         for role in ID_ROLES:
             if role in mapping and not isinstance(mapping[role], str):
                 raise ConfigError(f"role '{role}' must be a column name (a string), got {mapping[role]!r}.")
@@ -199,28 +170,17 @@ class Roles:
             raise ConfigError(f"{clash} defined both as variable and as scale. Fix: rename one.")
         reserved = sorted((set(variables) | set(scales)) & set(ID_ROLES))
         if reserved:
-            raise ConfigError(
-                f"{reserved} cannot be used as variable names: they are role names. Fix: rename."
-            )
-        return cls(
-            community=mapping["community"],
-            participant=mapping["participant"],
-            session=mapping["session"],
-            organization=mapping.get("organization"),
-            time=mapping.get("time"),
-            variables=variables,
-            scales=scales,
-        )
+            raise ConfigError(f"{reserved} cannot be used as variable names: they are role names. Fix: rename.")
+        return cls(**{role: mapping[role] for role in ID_ROLES if role in mapping}, variables=variables, scales=scales)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Roles:
         """Read a roles TOML file."""
-        mapping = read_toml(path, "roles file")
-        return cls.parse(mapping)
+        return cls.parse(read_toml(path, "roles file"))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping that :meth:`parse` turns back into equal roles (round trip)."""
-        out: dict[str, Any] = {r: getattr(self, r) for r in ID_ROLES if getattr(self, r) is not None}
+        out: dict[str, Any] = dict(self.id_columns)
         if self.variables:
             out["variables"] = {n: v.to_dict() for n, v in self.variables.items()}
         if self.scales:
@@ -246,15 +206,13 @@ class Roles:
     def level_of(self, name: str) -> Level:
         """Measurement level of the variable or scale ``name``; an unknown name is an
         :class:`~lcbayes.errors.UnknownMeasureError` listing the known ones."""
-        if name in self.variables:
-            return self.variables[name].level
-        if name in self.scales:
-            return self.scales[name].level
+        measure = self.variables.get(name) or self.scales.get(name)
+        if measure is not None:
+            return measure.level
         close = difflib.get_close_matches(str(name), self.measures, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise UnknownMeasureError(
             f"'{name}' is not a variable or scale of this study.{hint} "
             f"Variables: {', '.join(self.variables) or 'none'}; scales: {', '.join(self.scales) or 'none'}. "
             f"Fix: use one of these names (e.g. the spec's outcome), or declare '{name}' under "
-            "[variables] or [scales] in the roles file."
-        )
+            "[variables] or [scales] in the roles file.")

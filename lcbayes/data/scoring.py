@@ -6,11 +6,9 @@ Reverse-keyed items must be recoded with :func:`reverse_key` before scoring.
 
 References
 ----------
-Cronbach, L. J. (1951). Coefficient alpha and the internal structure of tests.
-    *Psychometrika*, 16(3), 297-334.
+Cronbach, L. J. (1951). Coefficient alpha and the internal structure of tests. *Psychometrika*, 16(3), 297-334.
 McDonald, R. P. (1999). *Test theory: A unified treatment*. Mahwah, NJ: Erlbaum.
-Jöreskog, K. G. (1967). Some contributions to maximum likelihood factor analysis.
-    *Psychometrika*, 32(4), 443-482.
+Jöreskog, K. G. (1967). Some contributions to maximum likelihood factor analysis. *Psychometrika*, 32(4), 443-482.
 """
 
 from __future__ import annotations
@@ -63,6 +61,25 @@ def _complete_rows(items: pd.DataFrame | np.ndarray) -> np.ndarray:
     return x[~np.isnan(x).any(axis=1)]
 
 
+def unique_variance(items: pd.DataFrame | np.ndarray) -> float:
+    """theta: the unique (error) variance of one item, in squared response units, for
+    parallel items x_ik = nu_k + eta_i + e_ik, e_ik ~ N(0, theta).
+
+    ``items`` has shape (n, J). Each item is centred at its mean (removing the nu_k), then
+    the within-row variance (ddof = 1) is pooled over rows with at least two answered items,
+    weighted by their degrees of freedom. theta / J is the error variance of the mean of J
+    items; the true-score variance of eta is untouched by it. NaN without such rows.
+    """
+    x = np.asarray(items, dtype=float)
+    x = x - np.nanmean(x, axis=0)
+    answered = (~np.isnan(x)).sum(axis=1)
+    rows = answered >= 2
+    if not rows.any():
+        return float("nan")
+    sq = np.nansum((x[rows] - np.nanmean(x[rows], axis=1, keepdims=True)) ** 2, axis=1)
+    return float(sq.sum() / (answered[rows] - 1).sum())
+
+
 def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
     """Cronbach's (1951) alpha of the unit-weighted sum of the J item columns.
 
@@ -99,14 +116,9 @@ def _one_factor_ml(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         value = np.linalg.slogdet(sigma)[1] + np.trace(corr @ sigma_inv)
         return value, np.concatenate([2 * grad_sigma @ loadings, np.diag(grad_sigma)])
 
-    fit = minimize(
-        discrepancy,
-        np.concatenate([np.sqrt(smc), 1 - smc]),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(None, None)] * n_items + [(MIN_UNIQUENESS, None)] * n_items,
-        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000},
-    )
+    fit = minimize(discrepancy, np.concatenate([np.sqrt(smc), 1 - smc]), jac=True, method="L-BFGS-B",
+                   bounds=[(None, None)] * n_items + [(MIN_UNIQUENESS, None)] * n_items,
+                   options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000})
     loadings, psi = fit.x[:n_items], fit.x[n_items:]
     return np.sign(loadings.sum() or 1.0) * loadings, psi
 
@@ -150,15 +162,6 @@ def mcdonald_omega(items: pd.DataFrame | np.ndarray) -> float:
     return omega_from_covariance(np.cov(x, rowvar=False))
 
 
-def _reliability_row(items: pd.DataFrame) -> dict[str, float]:
-    """n (complete rows), alpha and omega of one table of items."""
-    return {
-        "n": len(_complete_rows(items)),
-        "alpha": cronbach_alpha(items),
-        "omega": mcdonald_omega(items),
-    }
-
-
 def reliability_table(items: pd.DataFrame, by: pd.Series | None = None) -> pd.DataFrame:
     """Reliability of the scale formed by the columns of ``items`` (shape (n, J)).
 
@@ -167,12 +170,7 @@ def reliability_table(items: pd.DataFrame, by: pd.Series | None = None) -> pd.Da
     ``by`` is None. Columns: ``n`` (number of complete rows, int), ``alpha``
     (:func:`cronbach_alpha`) and ``omega`` (:func:`mcdonald_omega`).
     """
-    if by is None:
-        groups = [("all", items)]
-    else:
-        groups = list(items.groupby(by, sort=True))
-    table = pd.DataFrame(
-        [_reliability_row(group) for _, group in groups],
-        index=pd.Index([level for level, _ in groups], name=None if by is None else by.name),
-    )
-    return table.astype({"n": int})
+    groups = [("all", items)] if by is None else list(items.groupby(by, sort=True))
+    rows = [{"n": len(_complete_rows(g)), "alpha": cronbach_alpha(g), "omega": mcdonald_omega(g)} for _, g in groups]
+    index = pd.Index([level for level, _ in groups], name=None if by is None else by.name)
+    return pd.DataFrame(rows, index=index).astype({"n": int})

@@ -102,14 +102,12 @@ class Design:
     item_sd: float = 0.6
 
     def __post_init__(self) -> None:
-        lo = self.participants if isinstance(self.participants, int) else min(self.participants)
-        olo = self.orgs_per_community if isinstance(self.orgs_per_community, int) else min(self.orgs_per_community)
-        ohi = self.orgs_per_community if isinstance(self.orgs_per_community, int) else max(self.orgs_per_community)
         checks = [
             (self.communities >= 2, "communities must be at least 2"),
-            (lo >= 2, "each community needs at least 2 participants"),
+            (np.min(self.participants) >= 2, "each community needs at least 2 participants"),
             (self.sessions >= 2, "sessions must be at least 2"),
-            (1 <= olo and ohi <= self.organizations, "orgs_per_community must lie in 1..organizations"),
+            (1 <= np.min(self.orgs_per_community) and np.max(self.orgs_per_community) <= self.organizations,
+             "orgs_per_community must lie in 1..organizations"),
             (all(0 <= r < 1 for r in (self.attrition, self.late_join, self.missed, self.predictor_missing)),
              "rates must lie in [0, 1)"),
             (self.likert is None or self.likert >= 2, "likert must be None or at least 2"),
@@ -229,23 +227,15 @@ class Truth:
     participants: pd.DataFrame
 
     def to_dict(self) -> dict[str, Any]:
-        def records(df: pd.DataFrame) -> list[dict]:
-            return json.loads(df.to_json(orient="records"))
-
-        return {
-            "seed": self.seed,
-            "design": asdict(self.design),
-            "climate": asdict(self.climate),
-            "sharing": {**asdict(self.sharing), "f": self.sharing.f_values(self.design.sessions).tolist()},
-            "communities": records(self.communities),
-            "community_sessions": records(self.community_sessions),
-            "participants": records(self.participants),
-        }
+        frames = {name: json.loads(getattr(self, name).to_json(orient="records"))
+                  for name in ("communities", "community_sessions", "participants")}
+        return {"seed": self.seed, "design": asdict(self.design), "climate": asdict(self.climate),
+                "sharing": {**asdict(self.sharing), "f": self.sharing.f_values(self.design.sessions).tolist()},
+                **frames}
 
     def to_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1))
-        return path
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        return Path(path)
 
 
 @dataclass
@@ -295,11 +285,6 @@ def _layout(design: Design, rng: np.random.Generator) -> tuple[pd.DataFrame, np.
     gaps = rng.uniform(-1, 1, size=(J, T - 1)) + design.weeks_between_sessions
     weeks = np.concatenate([np.zeros((J, 1)), np.cumsum(np.maximum(np.round(gaps), 1), axis=1)], axis=1)
     return people, weeks.astype(int)
-
-
-def _traits(people: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
-    """Latent person traits, shape (n_participants, 4), columns as ``TRAITS``."""
-    return TRAIT_MEAN + _mvn(rng, TRAIT_SD, TRAIT_CORR, len(people))
 
 
 def _sharing(people: pd.DataFrame, truth: SharingTruth, T: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -416,7 +401,7 @@ def simulate_study(design: Design | None = None, climate: ClimateTruth | None = 
     T = design.sessions
     people, weeks = _layout(design, rng["design"])
     n = len(people)
-    traits = _traits(people, rng["traits"])
+    traits = TRAIT_MEAN + _mvn(rng["traits"], TRAIT_SD, TRAIT_CORR, n)   # latent traits (n, 4), columns as TRAITS
     columns: dict[str, dict[str, np.ndarray]] = {}   # construct -> observed column -> values
     trait_score = {}
     for i, name in enumerate(TRAITS):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from lcbayes.data.io import read_table
 from lcbayes.data.roles import Roles
-from lcbayes.data.scoring import reliability_table, reverse_key, score_items
+from lcbayes.data.scoring import reliability_table, reverse_key, score_items, unique_variance
 from lcbayes.data.validation import validate
 
 if TYPE_CHECKING:
@@ -159,9 +159,7 @@ class Study:
         """Cronbach's alpha and McDonald's omega per scale and session, plus all sessions pooled.
 
         Participant-level scales are measured once per person: one pooled row over participants.
-
-        Columns: scale, session ("all" for pooled), n (complete responses), alpha, omega.
-        """
+        Columns: scale, session ("all" for pooled), n (complete responses), alpha, omega."""
         frames = []
         for name, items in self.items.items():
             if self.roles.scales[name].level == "participant":  # one response per person
@@ -171,6 +169,16 @@ class Study:
             frames.append(table.rename_axis("session").reset_index().assign(scale=name))
         columns = ["scale", "session", "n", "alpha", "omega"]
         return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+    def measurement_error(self, name: str) -> tuple[float, int] | None:
+        """(theta, J) of scale ``name``: the unique variance of one item
+        (:func:`~lcbayes.data.scoring.unique_variance`, pooled over all rows) and its number
+        of items, so that theta / J is the error variance of the scale score; None for a
+        measure without items (a single score)."""
+        self.roles.level_of(name)
+        if name not in self.items:
+            return None
+        return unique_variance(self.items[name]), self.items[name].shape[1]
 
     def summary(self) -> StudySummary:
         """Design, attrition and missingness of the study (see :class:`StudySummary`)."""

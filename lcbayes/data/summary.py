@@ -52,12 +52,8 @@ class StudySummary:
         person["late"] = person["first"] > span.loc[person["community"], "min"].to_numpy()
         person["dropped"] = person["last"] < span.loc[person["community"], "max"].to_numpy()
         sessions_held = t.groupby("community")["session"].unique()
-        person["missed"] = [
-            sum(1 for s in sessions_held[c] if first <= s <= last) - r
-            for c, first, last, r in zip(
-                person["community"], person["first"], person["last"], person["rows"], strict=True
-            )
-        ]
+        person["missed"] = [sum(1 for s in sessions_held[c] if first <= s <= last) - r for c, first, last, r
+                            in zip(person["community"], person["first"], person["last"], person["rows"], strict=True)]
         per_session = t.groupby("session").agg(
             participants=("participant", "nunique"), communities=("community", "nunique"))
         per_session["joined"] = person.groupby("first").size().reindex(per_session.index, fill_value=0)
@@ -97,9 +93,6 @@ class StudySummary:
             lines.append(
                 f"organizations per community: min {orgs.min()}, max {orgs.max()}; "
                 f"communities per organization: {self.communities_per_organization:.2f} on average")
-        lines.append(
-            f"late joiners: {self.late_joiners}, dropouts: {self.dropouts}, "
-            f"missed sessions (gaps): {self.missed_sessions}")
-        lines.append("per session:")
-        lines.append(self.per_session.to_string())
+        lines += [f"late joiners: {self.late_joiners}, dropouts: {self.dropouts}, "
+                  f"missed sessions (gaps): {self.missed_sessions}", "per session:", self.per_session.to_string()]
         return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lcbayes.data.roles import Roles
+from lcbayes.data.roles import Roles, Scale, Variable
 from lcbayes.errors import Problem, StudyValidationError, problem_at
 
 
@@ -20,7 +20,7 @@ def _structure(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     if len(df) == 0:
         return [Problem(None, "the table has no rows.", "load the file that holds the study data.")]
     present = set(df.columns)
-    wanted = [(role, col) for role, col in roles.id_columns.items()]
+    wanted = list(roles.id_columns.items())
     wanted += [(f"variable '{v.name}'", v.column) for v in roles.variables.values()]
     wanted += [(f"item of scale '{s.name}'", c) for s in roles.scales.values() for c in s.items]
     problems = []
@@ -28,12 +28,9 @@ def _structure(df: pd.DataFrame, roles: Roles) -> list[Problem]:
         if col not in present:
             close = [c for c in df.columns if str(c).lower() == col.lower()]
             hint = f" (a column '{close[0]}' exists: the names differ in case)" if close else ""
-            problems.append(Problem(
-                col,
-                f"mapped to {role} but not in the table{hint}. "
-                f"Columns present: {', '.join(map(str, df.columns[:20]))}.",
-                "correct the column name in the roles mapping, or add the column to the table.",
-            ))
+            problems.append(Problem(col, f"mapped to {role} but not in the table{hint}. "
+                                    f"Columns present: {', '.join(map(str, df.columns[:20]))}.",
+                                    "correct the column name in the roles mapping, or add the column to the table."))
     return problems
 
 
@@ -48,26 +45,18 @@ def _numeric(df: pd.DataFrame, column: str, what: str) -> tuple[pd.Series, list[
         return values, []
     examples = ", ".join(repr(v) for v in raw[bad].unique()[:3])
     return values, [problem_at(
-        column,
-        f"{what} must be numeric; {int(bad.sum())} value(s) are not numbers (e.g. {examples}).",
-        "recode these cells as numbers, or leave them empty for missing values.",
-        df.index[bad],
-    )]
+        column, f"{what} must be numeric; {int(bad.sum())} value(s) are not numbers (e.g. {examples}).",
+        "recode these cells as numbers, or leave them empty for missing values.", df.index[bad])]
 
 
 def _missing_ids(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     problems = []
-    for role in ("community", "participant", "organization", "session"):
-        col = getattr(roles, role)
-        if col is None:
-            continue
+    for role, col in roles.id_columns.items():
         missing = df[col].isna()
-        if missing.any():
+        if role != "time" and missing.any():
             problems.append(problem_at(
                 col, f"{role} id is missing in {int(missing.sum())} row(s).",
-                f"fill in the {role} of each row or remove rows that belong to no {role}.",
-                df.index[missing],
-            ))
+                f"fill in the {role} of each row or remove rows that belong to no {role}.", df.index[missing]))
     return problems
 
 
@@ -80,9 +69,7 @@ def _session(df: pd.DataFrame, roles: Roles) -> tuple[pd.Series, list[Problem]]:
         problems.append(problem_at(
             col, f"session must be a positive integer (1, 2, ..., T); found {examples}.",
             "number sessions 1..T in the order they took place; put calendar timing in a "
-            "separate column mapped to the 'time' role.",
-            df.index[bad],
-        ))
+            "separate column mapped to the 'time' role.", df.index[bad]))
     return values, problems
 
 
@@ -90,9 +77,8 @@ def _nesting(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     """Each participant in exactly one community (and one organization, when mapped)."""
     problems = []
     p = roles.participant
-    for role in ("community", "organization"):
-        col = getattr(roles, role)
-        if col is None:
+    for role, col in roles.id_columns.items():
+        if role not in ("community", "organization"):
             continue
         sub = df[[p, col]].dropna()
         n_groups = sub.groupby(p, sort=False)[col].nunique()
@@ -108,8 +94,7 @@ def _nesting(df: pd.DataFrame, roles: Roles) -> list[Problem]:
             )
             problems.append(problem_at(
                 p, f"{len(multi)} participant(s) appear in more than one {role} "
-                f"(e.g. {', '.join(map(str, multi[:3]))}).", fix, rows,
-            ))
+                f"(e.g. {', '.join(map(str, multi[:3]))}).", fix, rows))
     return problems
 
 
@@ -118,12 +103,8 @@ def _duplicates(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     dup &= df[roles.participant].notna() & df[roles.session].notna()
     if not dup.any():
         return []
-    return [problem_at(
-        roles.session,
-        f"{int(dup.sum())} rows repeat a participant x session combination.",
-        "keep one row per participant and session (merge or remove the duplicates).",
-        df.index[dup],
-    )]
+    return [problem_at(roles.session, f"{int(dup.sum())} rows repeat a participant x session combination.",
+                       "keep one row per participant and session (merge or remove the duplicates).", df.index[dup])]
 
 
 def _community_sizes(df: pd.DataFrame, roles: Roles) -> list[Problem]:
@@ -133,13 +114,9 @@ def _community_sizes(df: pd.DataFrame, roles: Roles) -> list[Problem]:
         return []
     rows = df.index[df[roles.community].isin(single)]
     return [problem_at(
-        roles.community,
-        f"{len(single)} communit{'y has' if len(single) == 1 else 'ies have'} a single member "
-        f"({', '.join(map(str, single[:5]))}); agreement and within-community spread need at "
-        "least two.",
-        "remove these communities or merge them with the community they belong to.",
-        rows,
-    )]
+        roles.community, f"{len(single)} communit{'y has' if len(single) == 1 else 'ies have'} a single member "
+        f"({', '.join(map(str, single[:5]))}); agreement and within-community spread need at least two.",
+        "remove these communities or merge them with the community they belong to.", rows)]
 
 
 def _time(df: pd.DataFrame, roles: Roles, column: str, session: pd.Series) -> tuple[pd.Series, list[Problem]]:
@@ -149,21 +126,16 @@ def _time(df: pd.DataFrame, roles: Roles, column: str, session: pd.Series) -> tu
     if missing.any():
         problems.append(problem_at(
             column, f"time is missing in {int(missing.sum())} row(s).",
-            "give the timing of every observed session, or drop the 'time' role to use session.",
-            df.index[missing],
-        ))
+            "give the timing of every observed session, or drop the 'time' role to use session.", df.index[missing]))
     order = pd.DataFrame({"p": df[roles.participant], "s": session, "t": time}).dropna()
     order = order.sort_values(["p", "s"], kind="stable")
     step = order.groupby("p", sort=False)["t"].diff()
     bad = order.index[step <= 0]
     if len(bad):
         problems.append(problem_at(
-            column,
-            "time does not increase with session within participant "
+            column, "time does not increase with session within participant "
             f"({len(bad)} row(s) not later than the participant's previous session).",
-            "check the timing of these sessions (a session must happen after the previous one).",
-            bad,
-        ))
+            "check the timing of these sessions (a session must happen after the previous one).", bad))
     return time, problems
 
 
@@ -173,12 +145,9 @@ def _range(df: pd.DataFrame, column: str, values: pd.Series, low: int, high: int
         return []
     examples = ", ".join(str(v) for v in values[bad].unique()[:3])
     return [problem_at(
-        column,
-        f"{int(bad.sum())} response(s) outside the declared range [{low}, {high}] (e.g. {examples}).",
+        column, f"{int(bad.sum())} response(s) outside the declared range [{low}, {high}] (e.g. {examples}).",
         "correct the responses (often a missing-value code such as 99 or -9: set it to "
-        "empty) or declare the right range in the roles.",
-        df.index[bad],
-    )]
+        "empty) or declare the right range in the roles.", df.index[bad])]
 
 
 def _spread(column: str, values: pd.Series) -> list[Problem]:
@@ -200,12 +169,10 @@ def _constant_within(df: pd.DataFrame, roles: Roles, column: str, values: pd.Ser
     if not len(varying):
         return []
     return [problem_at(
-        column,
-        f"'{name}' is declared participant-level but varies within {len(varying)} participant(s) "
+        column, f"'{name}' is declared participant-level but varies within {len(varying)} participant(s) "
         f"(e.g. {', '.join(map(str, varying[:3]))}).",
         "give one value per participant, or declare level = \"session\" in the roles.",
-        sub.index[sub["p"].isin(varying)],
-    )]
+        sub.index[sub["p"].isin(varying)])]
 
 
 def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
@@ -226,22 +193,17 @@ def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
         time, found = _time(df, roles, roles.time, session)
         problems += found
         numeric[roles.time] = time
-    for var in roles.variables.values():
-        values, found = _numeric(df, var.column, f"variable '{var.name}'")
-        problems += found or _spread(var.column, values)
-        if var.range is not None:
-            problems += _range(df, var.column, values, *var.range)
-        if var.level == "participant":
-            problems += _constant_within(df, roles, var.column, values, var.name)
-        numeric[var.column] = values
-    for scale in roles.scales.values():
-        for item in scale.items:
-            values, found = _numeric(df, item, f"item of scale '{scale.name}'")
-            problems += found or _spread(item, values)
-            problems += _range(df, item, values, *scale.range)
-            if scale.level == "participant":
-                problems += _constant_within(df, roles, item, values, scale.name)
-            numeric[item] = values
+    columns: list[tuple[str, str, Variable | Scale]] = [
+        (v.column, f"variable '{v.name}'", v) for v in roles.variables.values()]
+    columns += [(item, f"item of scale '{s.name}'", s) for s in roles.scales.values() for item in s.items]
+    for column, what, measure in columns:
+        values, found = _numeric(df, column, what)
+        problems += found or _spread(column, values)
+        if measure.range is not None:
+            problems += _range(df, column, values, *measure.range)
+        if measure.level == "participant":
+            problems += _constant_within(df, roles, column, values, measure.name)
+        numeric[column] = values
     problems += _nesting(df, roles)
     problems += _duplicates(df, roles)
     problems += _community_sizes(df, roles)

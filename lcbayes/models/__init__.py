@@ -15,6 +15,7 @@ from lcbayes.models.base import BayesModel, DataMismatchError, NotFittedError
 from lcbayes.models.climate_growth import ClimateGrowth
 from lcbayes.models.consensus_emergence import ConsensusEmergence
 from lcbayes.models.knowledge_sharing import KnowledgeSharing
+from lcbayes.models.spec import read_spec
 
 MODELS: dict[str, type[BayesModel]] = {}
 
@@ -36,8 +37,6 @@ def model_class(name: object) -> type[BayesModel]:
 def create(spec: Mapping[str, Any] | str | Path, study: Any, **options: Any) -> BayesModel:
     """The model a spec names (``spec["model"]``), built on ``study``; ``options`` override the
     spec's options. ``spec`` is a mapping or the path of a spec TOML file."""
-    from lcbayes.models.spec import read_spec
-
     mapping = read_spec(spec) if isinstance(spec, (str, Path)) else dict(spec)
     return model_class(mapping.get("model"))(study, mapping, **options)
 

@@ -1,11 +1,5 @@
-"""The model contract: what every lcbayes model provides, and what they share (spec and
-priors, building, fitting, provenance, save/load).
-
-A model is a :class:`BayesModel` subclass in a module of its own, registered in
-:data:`lcbayes.models.MODELS`. It declares ``name`` and ``option_defaults`` and implements the
-abstract methods below; the report (:mod:`lcbayes.report`), the power runner and SBC
-(:mod:`lcbayes.power`) call nothing else. The generative equations themselves live in
-:mod:`lcbayes.processes`; tables and plots are functions of InferenceData
+"""The model contract (:class:`BayesModel`) and what the models share: spec and priors, building, fitting, provenance,
+save/load. The generative equations live in :mod:`lcbayes.processes`; tables and plots are functions of InferenceData
 (:mod:`lcbayes.tables`, :mod:`lcbayes.plots`).
 """
 
@@ -14,9 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, wraps
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,7 +25,7 @@ from lcbayes.data.study import Study
 from lcbayes.diagnostics import Diagnostics, diagnose
 from lcbayes.errors import LcbayesError
 from lcbayes.models.panel import Panel
-from lcbayes.models.priors import Prior, merge_priors
+from lcbayes.models.priors import Prior, create, merge_priors
 from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec
 from lcbayes.sampling import sample
 
@@ -58,25 +52,32 @@ class ReportContent:
     conclusions: list[str] = field(default_factory=list)
 
 
+def on_fit(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A model method that applies ``function`` (a table or plot of InferenceData,
+    :mod:`lcbayes.tables`, :mod:`lcbayes.plots`) to the model's fit."""
+    @wraps(function)
+    def method(self: BayesModel, *args: Any, **kwargs: Any) -> Any:
+        return function(self.fitted(), *args, **kwargs)
+    return method
+
+
 class BayesModel(ABC):
-    """Base of the lcbayes models.
+    """Base of the lcbayes models: each is a subclass in a module of its own, registered in
+    :data:`lcbayes.models.MODELS`.
 
-    Class attributes: ``name`` (the spec's ``model``), ``option_defaults`` (every option
-    and its default; others are rejected), ``sampler_defaults`` (over
-    :class:`~lcbayes.sampling.SamplerSettings`), ``cell_vars`` (per-cell deterministics
-    recomputed after sampling instead of stored).
+    Class attributes: ``name`` (the spec's ``model``), ``option_defaults`` (every option and its default; others are
+    rejected), ``sampler_defaults`` (over :class:`~lcbayes.sampling.SamplerSettings`), ``cell_vars`` (per-cell
+    deterministics recomputed after sampling instead of stored).
 
-    What subclasses implement (abstract): :meth:`default_priors`, :meth:`build`,
-    :attr:`population`, :meth:`pointwise_loglik`, :meth:`sample_prior_predictive`,
-    :meth:`sample_posterior_predictive`, :meth:`predict`, :meth:`prior_study` and
-    :meth:`report_content`. Optional hooks: :meth:`prepare` (option checks and arrays),
+    What subclasses implement (abstract): :meth:`default_priors`, :meth:`build`, :attr:`population`,
+    :meth:`pointwise_loglik`, :meth:`sample_prior_predictive`, :meth:`sample_posterior_predictive`, :meth:`predict`,
+    :meth:`prior_study` and :meth:`report_content`. Optional hooks: :meth:`prepare` (option checks and arrays),
     :attr:`measures`, :meth:`derived`, :meth:`trim`, :meth:`log_likelihood_terms`.
 
-    Who calls what: the report calls ``sample_prior_predictive``, ``fit``,
-    ``diagnostics``, ``sample_posterior_predictive``, ``log_likelihood_terms``, ``priors``,
-    ``population`` and ``report_content``; the power runner builds ``model`` (the PyMC
-    graph), refits it through :class:`~lcbayes.sampling.CompiledModel` and reads
-    ``population`` and ``derived``; SBC calls ``prior_study``.
+    Who calls what (and nothing else): the report (:mod:`lcbayes.report`) calls ``sample_prior_predictive``, ``fit``,
+    ``diagnostics``, ``sample_posterior_predictive``, ``log_likelihood_terms``, ``priors``, ``population`` and
+    ``report_content``; the power runner (:mod:`lcbayes.power`) builds ``model`` (the PyMC graph), refits it through
+    :class:`~lcbayes.sampling.CompiledModel` and reads ``population`` and ``derived``; SBC calls ``prior_study``.
     """
 
     name: ClassVar[str]
@@ -84,8 +85,7 @@ class BayesModel(ABC):
     sampler_defaults: ClassVar[dict[str, Any]] = {}   # model-specific defaults over SamplerSettings
     cell_vars: ClassVar[tuple[str, ...]] = ()   # per-cell deterministics computed after sampling, not stored
 
-    def __init__(self, study: Study, spec: ModelSpec | Mapping[str, Any] | str | Path | None = None,
-                 **options: Any):
+    def __init__(self, study: Study, spec: ModelSpec | Mapping[str, Any] | str | Path | None = None, **options: Any):
         if isinstance(spec, (str, Path)):
             spec = read_spec(spec)
         spec = dict(spec.to_dict() if isinstance(spec, ModelSpec) else (spec or {}))
@@ -101,7 +101,6 @@ class BayesModel(ABC):
         self.priors: dict[str, Prior] = merge_priors(self.default_priors(), self.spec.priors)
         self.idata: az.InferenceData | None = None
 
-    # ------------------------------------------------------------------ the contract
     def prepare(self) -> None:  # noqa: B027 (an optional hook: most models need it, some do not)
         """Check options against the study and derive the arrays the graph needs."""
 
@@ -125,8 +124,7 @@ class BayesModel(ABC):
 
     @abstractmethod
     def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
-        """Log likelihood of the outcome per LOO unit and draw, from a raw sampler result
-        (pure: it changes nothing)."""
+        """Log likelihood of the outcome per LOO unit and draw from a raw sampler result (pure: changes nothing)."""
 
     @abstractmethod
     def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
@@ -152,20 +150,17 @@ class BayesModel(ABC):
         """What the report shows of this fitted model beyond the shared sections."""
 
     def trim(self, posterior: xr.Dataset) -> xr.Dataset:
-        """The posterior as kept after sampling (by default unchanged; a model with a large
-        latent grid drops it here)."""
+        """The posterior as kept after sampling (default: unchanged; a model with a large latent grid drops it)."""
         return posterior
 
     def _cells(self, posterior: xr.Dataset, names: list[str]) -> xr.Dataset:
-        """Deterministics ``names`` of the graph (the per-cell ones are not stored) at the
-        draws in ``posterior``."""
+        """Deterministics ``names`` of the graph (the per-cell ones are not stored) at the draws in ``posterior``."""
         return pm.compute_deterministics(posterior, var_names=names, model=self.model, progressbar=False)
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """Derived quantities added to the posterior after fitting (none by default)."""
         return xr.Dataset()
 
-    # ------------------------------------------------------------------ building and fitting
     @cached_property
     def model(self) -> pm.Model:
         """The PyMC model, built once."""
@@ -173,7 +168,7 @@ class BayesModel(ABC):
 
     def prior(self, name: str, **kwargs: Any) -> Any:
         """Create parameter ``name`` from its (possibly overridden) prior in the model in context."""
-        return self.priors[name].create(name, **kwargs)
+        return create(self.priors, name, **kwargs)
 
     @property
     def coords(self) -> dict[str, list]:
@@ -181,8 +176,7 @@ class BayesModel(ABC):
 
     def stored_vars(self) -> list[str]:
         """Variables kept from sampling: all but the large per-cell deterministics."""
-        return [v.name for v in self.model.free_RVs + self.model.deterministics
-                if v.name not in self.cell_vars]
+        return [v.name for v in self.model.free_RVs + self.model.deterministics if v.name not in self.cell_vars]
 
     def fit(self, **sampler: Any) -> az.InferenceData:
         """Sample the posterior (sampler settings from the spec, overridable here) and complete
@@ -196,17 +190,14 @@ class BayesModel(ABC):
         """Add what a raw sampler result lacks (shared by ``fit`` and compiled refits)."""
         loglik = self.pointwise_loglik(idata).rename(self.spec.outcome)
         idata.posterior = self.trim(idata.posterior)
-        for group in ("observed_data", "constant_data", "log_likelihood"):  # PyMC's own, in panel layout
-            if group in idata.groups():
-                delattr(idata, group)
-        idata.add_groups(log_likelihood=xr.Dataset({self.spec.outcome: loglik}),
-                         observed_data=self._observed(), constant_data=self._constant())
+        idata.extend(az.InferenceData(   # replacing PyMC's own groups (in panel layout)
+            log_likelihood=xr.Dataset({self.spec.outcome: loglik}), observed_data=self._observed(),
+            constant_data=self._constant()), join="right")
         self.idata = idata
         idata.posterior = idata.posterior.merge(self.derived(idata))
         idata.attrs.update(self._provenance(settings))
         return idata
 
-    # ------------------------------------------------------------------ data in InferenceData
     def _used_table(self) -> pd.DataFrame:
         cols = [c for c in ID_COLUMNS if c in self.study.table] + self.measures
         return self.study.table[cols].reset_index(drop=True)
@@ -231,20 +222,14 @@ class BayesModel(ABC):
         return {m: self.study.roles.level_of(m) for m in self.measures}
 
     def _provenance(self, settings: SamplerSettings) -> dict[str, Any]:
-        n_missing = int(np.isnan(self.study.values(self.spec.outcome)).sum())
         return {
-            "lcbayes_version": __version__,
-            "model": self.name,
-            "spec": json.dumps(self.spec.to_dict()),
-            "spec_hash": self.spec.hash(),
-            "data_hash": self.data_hash(),
+            "lcbayes_version": __version__, "model": self.name, "spec": json.dumps(self.spec.to_dict()),
+            "spec_hash": self.spec.hash(), "data_hash": self.data_hash(),
             "priors": json.dumps({k: p.to_dict() for k, p in self.priors.items()}),
-            "roles": json.dumps(self._levels()),
-            "sampler": json.dumps({**settings.__dict__}),
-            "rows_without_outcome": n_missing,
+            "roles": json.dumps(self._levels()), "sampler": json.dumps({**settings.__dict__}),
+            "rows_without_outcome": int(np.isnan(self.study.values(self.spec.outcome)).sum()),
         }
 
-    # ------------------------------------------------------------------ results
     def fitted(self) -> az.InferenceData:
         """The fit (``fit()`` or ``load()``); a :class:`NotFittedError` before either."""
         if self.idata is None:
@@ -264,7 +249,6 @@ class BayesModel(ABC):
         """Posterior mean, SD, HDI, MCSE, ESS and R-hat of the population parameters."""
         return az.summary(self.fitted(), var_names=self.population, hdi_prob=hdi_prob, round_to="none")
 
-    # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the fit (posterior, data, provenance) to a netCDF file."""
         path = Path(path)

@@ -6,18 +6,17 @@ composes with its own scale part:
 - :class:`Participants`: participant intercepts and slopes (r0i, r1i) ~ MVN(0, Sigma_r),
   integrated out of the Gaussian likelihood (:mod:`lcbayes.models.marginal`) and drawn
   exactly after fitting;
-- :class:`ClimateModel`: the body both models share: the data in the graph, the
-  participant-level log likelihood, predictive draws and the session grid. A subclass adds
-  its scale part (log sigma_tij) in :meth:`ClimateModel.log_sigma` and anything else in
-  :meth:`ClimateModel.build`.
+- :class:`ClimateModel`: the body both models share (the data in the graph, the
+  participant-level log likelihood, predictive draws and the session grid).
 """
 
 from __future__ import annotations
 
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import arviz as az
@@ -29,27 +28,17 @@ import xarray as xr
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import BayesModel
-from lcbayes.models.components import Predictors, correlated_effects, predictive_streams, uses_organization
+from lcbayes.models.components import GroupEffects, Predictors, predictive_streams, uses_organization
 from lcbayes.models.marginal import draw_effects, marginal_loglik
 from lcbayes.models.panel import Panel
-from lcbayes.models.priors import Prior, normal_scaled
+from lcbayes.models.priors import Prior, create, normal_scaled
 from lcbayes.processes import climate_strength, time_basis
 
-PriorFactory = Callable[..., Any]   # BayesModel.prior: creates a parameter from its prior
 # options of the location part and the time coding, shared by models A and B
 LOCATION_OPTIONS: dict[str, Any] = {
     "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0,
     "random_slopes": True, "organization": "auto", "traits": [], "time_varying": [], "lkj_eta": 2.0,
 }
-
-
-def _level_variance(tau: xr.DataArray, rho: xr.DataArray | float, s: xr.DataArray) -> xr.DataArray:
-    """Variance of a random intercept (and slope) at time s: tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2."""
-    tau = tau.rename({tau.dims[-1]: "effect"})
-    if tau.sizes["effect"] == 1:
-        return (tau.isel(effect=0, drop=True) ** 2) + 0 * s
-    t0, t1 = tau.isel(effect=0, drop=True), tau.isel(effect=1, drop=True)
-    return t0**2 + 2 * rho * t0 * t1 * s + t1**2 * s**2
 
 
 @dataclass(frozen=True)
@@ -71,6 +60,15 @@ class Location:
     use_org: bool
     lkj_eta: float
 
+    @property
+    def communities(self) -> GroupEffects:
+        """Community intercepts and (with ``slopes``) time slopes (u0j, u1j)."""
+        return GroupEffects("community", "community", "effect", ("intercept", "slope")[: 1 + self.slopes])
+
+    @property
+    def organizations(self) -> GroupEffects:
+        return GroupEffects("organization", "organization")
+
     @classmethod
     def from_options(cls, panel: Panel, outcome: str, options: dict[str, Any]) -> Location:
         study = panel.study
@@ -85,7 +83,6 @@ class Location:
                    bool(options["random_slopes"]),
                    uses_organization(options["organization"], study), float(options["lkj_eta"]))
 
-    # ------------------------------------------------------------------ scales of the data
     def sd_y(self) -> float:
         """SD of the observed outcome (scales the default priors)."""
         return float(self.y[self.mask > 0].std())
@@ -98,8 +95,8 @@ class Location:
         """Weakly informative priors on the data's scale (sd_y: SD of the observed outcome).
 
         Intercept N(mean_y, 2.5 sd_y); trend and predictor coefficients N(0, 2.5 sd_y / sd_x);
-        SDs of community intercepts half-normal(sd_y), of slopes half-normal(sd_y / sd_s);
-        organization SD half-normal(sd_y / 2); correlations LKJ(eta)."""
+        SDs of community intercepts half-normal(sd_y), of slopes half-normal(sd_y / sd_s),
+        their correlation LKJ(eta); organization SD half-normal(sd_y / 2)."""
         obs = self.mask > 0
         sd_y, sd_s = self.sd_y(), self.sd_s()
         sd_b = [float(b[obs].std()) or 1.0 for b in self.basis]
@@ -107,12 +104,10 @@ class Location:
         priors = {
             "beta_intercept": normal_scaled(float(self.y[obs].mean()), sd_y),
             "beta_time": normal_scaled(0.0, sd_y, sd_b),
-            "tau_community": Prior("HalfNormal", {"sigma": [sd_y, sd_y / sd_s][: 1 + self.slopes]}),
+            **self.communities.priors([sd_y, sd_y / sd_s][: 1 + self.slopes], self.lkj_eta),
         }
-        if self.slopes:
-            priors["rho_community"] = Prior("LKJ", {"eta": self.lkj_eta})
         if self.use_org:
-            priors["tau_organization"] = Prior("HalfNormal", {"sigma": sd_y / 2})
+            priors.update(self.organizations.priors(sd_y / 2, self.lkj_eta))
         if self.predictors.trait_names:
             priors["gamma_trait"] = normal_scaled(0.0, sd_y)
         if self.predictors.tv_names:
@@ -122,14 +117,13 @@ class Location:
         return priors
 
     def coords(self) -> dict[str, list]:
-        return {"effect": ["intercept", "slope"] if self.slopes else ["intercept"], "time_term": self.basis_names,
+        return {**self.communities.coords(), "time_term": self.basis_names,
                 "trait": self.predictors.trait_names, "predictor": self.predictors.tv_names}
 
     @property
     def population(self) -> list[str]:
-        names = ["beta_intercept", "beta_time", "tau_community"]
-        names += ["rho_community"] if self.slopes else []
-        names += ["tau_organization"] if self.use_org else []
+        names = ["beta_intercept", "beta_time"] + self.communities.population
+        names += self.organizations.population if self.use_org else []
         names += ["gamma_trait"] if self.predictors.trait_names else []
         names += ["gamma_within", "gamma_between"] if self.predictors.tv_names else []
         return names
@@ -138,38 +132,26 @@ class Location:
     def measures(self) -> list[str]:
         return self.predictors.trait_names + self.predictors.tv_names
 
-    # ------------------------------------------------------------------ graph and draws
-    def build(self, prior: PriorFactory, s: pt.TensorVariable) -> pt.TensorVariable:
-        """mu per participant x session (P, T) in the model in context."""
+    def build(self, priors: Mapping[str, Prior], s: pt.TensorVariable) -> pt.TensorVariable:
+        """mu = beta0 + sum_k beta_k B_k(s) + Gamma x + u0j + u1j s [+ o_org(i)] per participant x
+        session (P, T) in the model in context."""
+        prior = partial(create, priors)
         basis = pm.Data("basis", self.basis, dims=("time_term", "participant", "session"))
-        # beta0 + sum_k beta_k B_k(s)
         beta0 = prior("beta_intercept")
         beta = prior("beta_time", dims="time_term")
         trend = [(beta[k], basis[k]) for k in range(len(self.basis_names))]   # elementwise, see components
         # Gamma x: traits, within and between parts of time-varying predictors
         p = self.predictors
-        gamma_x = None
-        if p.trait_names or p.tv_names:
-            gamma_x = p.add(
-                self.mask,
-                prior("gamma_trait", dims="trait") if p.trait_names else None,
-                prior("gamma_within", dims="predictor") if p.tv_names else None,
-                prior("gamma_between", dims="predictor") if p.tv_names else None,
-                prior("sigma_within", dims="predictor") if p.tv_names else None,
-            )
-        # u0j + u1j s (non-centred, correlated)
-        tau_u = prior("tau_community", dims="effect")
-        rho_u = prior("rho_community") if self.slopes else 0.0
-        u0, u1 = correlated_effects("community", tau_u, rho_u, "community", self.slopes)
-        c = pm.Data("community_of", self.panel.community, dims="participant")
-        mu = climate_strength(beta0, trend, u0[c][:, None], None if u1 is None else u1[c][:, None], s)
+        trait = prior("gamma_trait", dims="trait") if p.trait_names else None
+        tv = [prior(name, dims="predictor") if p.tv_names else None
+              for name in ("gamma_within", "gamma_between", "sigma_within")]
+        gamma_x = p.add(self.mask, trait, *tv) if p.trait_names or p.tv_names else None
+        u = self.communities.effects(priors)[pm.Data("community_of", self.panel.community, dims="participant")]
+        mu = climate_strength(beta0, trend, u[:, 0][:, None], u[:, 1][:, None] if self.slopes else None, s)
         if gamma_x is not None:
             mu = mu + gamma_x
-        # o_org(i)
         if self.use_org:
-            tau_o = prior("tau_organization")
-            z_o = pm.Normal("z_organization", 0.0, 1.0, dims="organization")
-            o = pm.Deterministic("u_organization", tau_o * z_o, dims="organization")
+            o = self.organizations.effects(priors)
             mu = mu + o[pm.Data("organization_of", self.panel.organization, dims="participant")][:, None]
         return mu
 
@@ -196,39 +178,33 @@ class Location:
 
     def variances(self, post: xr.Dataset, s: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
         """Community and organization variances at time s (0 without organizations)."""
-        comm = _level_variance(post["tau_community"], post["rho_community"] if self.slopes else 0.0, s)
-        org = (post["tau_organization"] ** 2 if self.use_org else xr.zeros_like(comm)) + 0 * s
+        comm = self.communities.variance(post, (1.0, s)) + 0 * s
+        org = (self.organizations.variance(post) if self.use_org else xr.zeros_like(comm)) + 0 * s
         return comm, org
 
 
 @dataclass(frozen=True)
 class Participants:
-    """Participant intercepts and (with ``slopes``) time slopes, integrated out."""
+    """Participant intercepts and (with ``slopes``) time slopes (r0i, r1i), integrated out."""
 
     slopes: bool
     lkj_eta: float
 
+    @property
+    def effects(self) -> GroupEffects:
+        terms = ("intercept", "slope")[: 1 + self.slopes]
+        return GroupEffects("participant", "participant", "participant_effect", terms)
+
     def priors(self, sd_y: float, sd_s: float) -> dict[str, Prior]:
         """Intercept SD half-normal(sd_y), slope SD half-normal(sd_y / sd_s), correlation LKJ(eta)."""
-        priors = {"tau_participant": Prior("HalfNormal", {"sigma": [sd_y, sd_y / sd_s][: 1 + self.slopes]})}
-        if self.slopes:
-            priors["rho_participant"] = Prior("LKJ", {"eta": self.lkj_eta})
-        return priors
+        return self.effects.priors([sd_y, sd_y / sd_s][: 1 + self.slopes], self.lkj_eta)
 
-    def coords(self) -> dict[str, list]:
-        return {"participant_effect": ["intercept", "slope"] if self.slopes else ["intercept"]}
-
-    @property
-    def population(self) -> list[str]:
-        return ["tau_participant"] + (["rho_participant"] if self.slopes else [])
-
-    def likelihood(self, prior: PriorFactory, y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any) -> None:
+    def likelihood(self, priors: Mapping[str, Prior], y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any) -> None:
         """y_tij ~ N(mu + r0i + r1i s, sigma_tij) with (r0i, r1i) integrated out; stores the
         per-participant log likelihood ``loglik`` and the cell parts ``mu``, ``log_sigma``."""
-        tau_r = prior("tau_participant", dims="participant_effect")
-        rho_r = prior("rho_participant") if self.slopes else 0.0
-        loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau_r[0], tau_r[1] if self.slopes else None, rho_r,
-                                 xp=pt)
+        tau, corr, _ = self.effects.scale(priors)
+        loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau[0], tau[1] if self.slopes else None,
+                                 corr[0, 1] if self.slopes else 0.0, xp=pt)
         pm.Potential("likelihood", loglik.sum())
         pm.Deterministic("mu", mu, dims=("participant", "session"))
         pm.Deterministic("log_sigma", log_sigma, dims=("participant", "session") if log_sigma.ndim == 2 else None)
@@ -236,25 +212,21 @@ class Participants:
 
     def draw(self, ds: xr.Dataset, y: np.ndarray, mask: np.ndarray, s: np.ndarray, labels: list,
              rng: np.random.Generator) -> xr.DataArray:
-        """Participant effects (chain, draw, participant, effect) given the draws in ``ds``
-        (with ``mu`` and ``log_sigma``); an all-zero ``mask`` conditions on no data, i.e.
-        draws from N(0, Sigma_r)."""
+        """Participant effects (chain, draw, participant, effect) given the draws in ``ds`` (with ``mu`` and
+        ``log_sigma``); an all-zero ``mask`` conditions on no data, i.e. draws from N(0, Sigma_r)."""
         tau = ds["tau_participant"].values
-        rho = ds["rho_participant"].values if self.slopes else np.zeros(tau.shape[:2])
+        rho = ds["corr_participant"].values[..., 0] if self.slopes else np.zeros(tau.shape[:2])
         tau0, tau1 = tau[..., 0:1], (tau[..., 1:2] if self.slopes else np.zeros_like(tau[..., 0:1]))
         mu, log_sigma = ds["mu"].values, ds["log_sigma"].broadcast_like(ds["mu"]).values
         r = draw_effects(y - mu, mask, log_sigma, s, tau0, tau1, rho[..., None], rng)
         return xr.DataArray(r, dims=("chain", "draw", "participant", "effect"),
                             coords={"participant": labels, "effect": ["intercept", "slope"]})
 
-    def variance(self, post: xr.Dataset, s: xr.DataArray) -> xr.DataArray:
-        return _level_variance(post["tau_participant"], post["rho_participant"] if self.slopes else 0.0, s)
-
 
 class ClimateModel(BayesModel):
-    """What models A and B share: a :class:`Location`, marginalised :class:`Participants`
-    and a scale part of the subclass's own (:meth:`log_sigma`). Subclasses set
-    ``self.location`` and ``self.participants`` in :meth:`prepare` (via :meth:`prepare_parts`)."""
+    """What models A and B share: a :class:`Location`, marginalised :class:`Participants` and a scale part (log
+    sigma_tij) of the subclass's own in :meth:`log_sigma`; anything else goes in the subclass's :meth:`build`.
+    Subclasses set ``self.location`` and ``self.participants`` in :meth:`prepare` (via :meth:`prepare_parts`)."""
 
     cell_vars: ClassVar[tuple[str, ...]] = ("mu", "log_sigma", "loglik")
     location: Location
@@ -273,20 +245,19 @@ class ClimateModel(BayesModel):
         y = pm.Data("y", self.location.y, dims=("participant", "session"))
         mask = pm.Data("mask", self.location.mask, dims=("participant", "session"))
         s = pm.Data("s", self.panel.time, dims=("participant", "session"))
-        mu = self.location.build(self.prior, s)
+        mu = self.location.build(self.priors, s)
         log_sigma = self.log_sigma(s)
-        self.participants.likelihood(self.prior, y, mask, s, mu, log_sigma)
+        self.participants.likelihood(self.priors, y, mask, s, mu, log_sigma)
         return mu, log_sigma
 
     @property
     def coords(self) -> dict[str, list]:
-        return {**super().coords, **self.location.coords(), **self.participants.coords()}
+        return {**super().coords, **self.location.coords(), **self.participants.effects.coords()}
 
     @property
     def measures(self) -> list[str]:
         return [self.spec.outcome] + self.location.measures
 
-    # ------------------------------------------------------------------ per-cell results and prediction
     def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
         """Marginal log likelihood per participant (participant effects integrated out)."""
         return self._cells(idata.posterior, ["loglik"])["loglik"]
@@ -307,8 +278,7 @@ class ClimateModel(BayesModel):
 
     def _expected(self, ds: xr.Dataset, r: xr.DataArray) -> np.ndarray:
         """Cell means with participant effects: mu + r0 + r1 s, shape (chain, draw, P, T)."""
-        effects = r.values
-        return ds["mu"].values + effects[..., 0:1] + effects[..., 1:2] * self.panel.time
+        return ds["mu"].values + r.values[..., 0:1] + r.values[..., 1:2] * self.panel.time
 
     def predict(self, seed: int = 0) -> xr.DataArray:
         """Expected outcome per participant x session including participant effects,
@@ -332,9 +302,7 @@ class ClimateModel(BayesModel):
         effects_rng, noise_rng = predictive_streams(seed)
         ds = idata.posterior.merge(self.cell_deterministics())
         pp = self._replicate(ds, self._draw_effects(ds, self.location.mask, effects_rng), noise_rng)
-        if "posterior_predictive" in idata.groups():
-            del idata.posterior_predictive
-        idata.add_groups(posterior_predictive=pp)
+        idata.extend(az.InferenceData(posterior_predictive=pp), join="right")
         return idata
 
     def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
@@ -354,7 +322,6 @@ class ClimateModel(BayesModel):
         y[draw.prior_predictive["obs"].values] = draw.prior_predictive[self.spec.outcome].values[0, 0]
         return self.study.with_values({self.spec.outcome: y}), draw.prior.isel(chain=0, draw=0)
 
-    # ------------------------------------------------------------------ sessions
     def session_times(self) -> np.ndarray:
         """Typical time of each session in model units (median over observed cells), shape (T,)."""
         s = np.where(self.location.mask > 0, self.panel.time, np.nan)
@@ -373,4 +340,4 @@ class ClimateModel(BayesModel):
         tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2 (tau_o^2 for organizations)."""
         s = self.session_grid()
         comm, org = self.location.variances(post, s)
-        return [comm, self.participants.variance(post, s), org]
+        return [comm, self.participants.effects.variance(post, (1.0, s)) + 0 * s, org]

@@ -20,10 +20,10 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from lcbayes import plots
-from lcbayes.models.base import ReportContent
+from lcbayes.models.base import ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.priors import Prior
-from lcbayes.tables import HDI, describe
+from lcbayes.tables import describe
 
 LEVELS = ["community", "participant", "organization", "residual"]
 
@@ -68,7 +68,7 @@ class ClimateGrowth(ClimateModel):
 
     @property
     def population(self) -> list[str]:
-        return self.location.population + self.participants.population + ["sigma"]
+        return self.location.population + self.participants.effects.population + ["sigma"]
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """Variance partition and community trajectories per session.
@@ -86,9 +86,7 @@ class ClimateGrowth(ClimateModel):
         return xr.Dataset({"variance": var, "variance_share": var / var.sum("level"),
                            "trajectory_community": self.community_trajectories(post)})
 
-    def plot_trajectories(self, communities: list | None = None, hdi_prob: float = HDI, ax: Any = None) -> Any:
-        """Community trajectories with observed means (:func:`lcbayes.plots.plot_trajectories`)."""
-        return plots.plot_trajectories(self.fitted(), communities, hdi_prob, ax)
+    plot_trajectories = on_fit(plots.plot_trajectories)
 
     def report_content(self) -> ReportContent:
         post = self.fitted().posterior

@@ -1,24 +1,27 @@
 """Building blocks shared by the models: options, random streams, group effects, predictors.
 
-Each function adds variables to the PyMC model in context and returns tensors shaped for
-the participant x session layout of :class:`~lcbayes.models.panel.Panel`. Linear
-combinations are written as elementwise products and sums, not matrix products: BLAS calls
-start threads of their own that fight the sampler's chains for the cores (a 3x slowdown
+Each function adds variables to the PyMC model in context and returns tensors shaped for the participant x session
+layout of :class:`~lcbayes.models.panel.Panel`. Linear combinations are written as elementwise products and sums, not
+matrix products: BLAS calls start threads of their own that fight the sampler's chains for the cores (a 3x slowdown
 measured at 23k cells on 2 cores).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.panel import Panel
+from lcbayes.models.priors import Prior
 
 
 def uses_organization(option: object, study: Study) -> bool:
@@ -40,22 +43,89 @@ def predictive_streams(seed: int) -> tuple[np.random.Generator, np.random.Genera
     return np.random.default_rng(effects), np.random.default_rng(noise)
 
 
-def correlated_effects(name: str, tau: pt.TensorVariable, rho: pt.TensorVariable | float, dim: str,
-                       slopes: bool) -> tuple[pt.TensorVariable, pt.TensorVariable | None]:
-    """Non-centred group intercepts and slopes (u0, u1) ~ MVN(0, diag(tau) Omega diag(tau)).
+@dataclass(frozen=True)
+class GroupEffects:
+    """Zero-mean effects of one grouping factor on its ``terms`` (e.g. intercept and slope)::
 
-    u0 = tau0 z0,  u1 = tau1 (rho z0 + sqrt(1 - rho^2) z1): the Cholesky factor of the 2 x 2
-    covariance written out. Stored as Deterministic ``u_<name>`` (group, effect); without
-    slopes the ``effect`` dimension holds the intercept only and u1 is None.
+        b_g ~ MVN(0, Sigma),  Sigma = diag(tau) Omega diag(tau),  Omega ~ LKJ(eta)
+
+    for any number of terms (Omega = I when ``correlated`` is false), or b_g ~ N(0, tau) for an intercept alone
+    (``terms_dim`` None: tau is a scalar). Parameters, by ``name``: ``tau_<name>`` over ``terms_dim``; ``corr_<name>``
+    over the term pairs ``"a:b"`` (dim ``<terms_dim>_pair``; sampled, with tau, as the packed Cholesky factor
+    ``chol_<name>``); drawn effects ``z_<name>`` ~ N(0, 1) and ``u_<name>`` = diag(tau) chol(Omega) z over (``level``,
+    ``terms_dim``).
     """
-    z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(dim, "effect"))
-    u0 = tau[0] * z[:, 0]
-    if not slopes:
-        pm.Deterministic(f"u_{name}", u0[:, None], dims=(dim, "effect"))
-        return u0, None
-    u1 = tau[1] * (rho * z[:, 0] + pt.sqrt(1 - rho**2) * z[:, 1])
-    pm.Deterministic(f"u_{name}", pt.stack([u0, u1], axis=1), dims=(dim, "effect"))
-    return u0, u1
+
+    name: str
+    level: str
+    terms_dim: str | None = None
+    terms: tuple[str, ...] = ()
+    correlated: bool = True
+
+    @property
+    def tau(self) -> str:
+        return f"tau_{self.name}"
+
+    @property
+    def corr(self) -> str:
+        return f"corr_{self.name}"
+
+    @property
+    def has_corr(self) -> bool:
+        return self.correlated and len(self.terms) > 1
+
+    @property
+    def population(self) -> list[str]:
+        return [self.tau] + ([self.corr] if self.has_corr else [])
+
+    def priors(self, sd: Any, eta: float) -> dict[str, Prior]:
+        """SDs half-normal(``sd``, one per term), correlations LKJ(``eta``)."""
+        priors = {self.tau: Prior("HalfNormal", {"sigma": sd})}
+        return {**priors, self.corr: Prior("LKJ", {"eta": eta})} if self.has_corr else priors
+
+    def coords(self) -> dict[str, list]:
+        if self.terms_dim is None:
+            return {}
+        pairs = {f"{self.terms_dim}_pair": [f"{a}:{b}" for a, b in combinations(self.terms, 2)]}
+        return {self.terms_dim: list(self.terms), **(pairs if self.has_corr else {})}
+
+    def scale(self, priors: Mapping[str, Prior]) -> tuple[Any, Any, Any]:
+        """(tau, Omega, L = diag(tau) chol(Omega)) in the model in context (Omega, L: None without correlations)."""
+        if not self.has_corr:
+            return priors[self.tau].create(self.tau, dims=self.terms_dim), None, None
+        n, lkj = len(self.terms), priors[self.corr]
+        if lkj.dist != "LKJ":
+            raise ConfigError(f"prior '{self.corr}': correlations take an LKJ prior, not {lkj.dist}. "
+                              f"Fix: {self.corr} = {{ dist = \"LKJ\", eta = 2 }}.")
+        chol, corr, tau = pm.LKJCholeskyCov(
+            f"chol_{self.name}", n=n, eta=float(lkj.params.get("eta", 1.0)),
+            sd_dist=priors[self.tau].distribution(shape=n), compute_corr=True, store_in_trace=False)
+        pm.Deterministic(self.tau, tau, dims=self.terms_dim)
+        upper = np.triu_indices(n, 1)
+        pm.Deterministic(self.corr, corr[upper], dims=f"{self.terms_dim}_pair")
+        return tau, corr, chol
+
+    def effects(self, priors: Mapping[str, Prior]) -> pt.TensorVariable:
+        """Non-centred effects u = L z, (level, terms) or (level,), stored as ``u_<name>``."""
+        tau, _, chol = self.scale(priors)
+        dims = (self.level,) if self.terms_dim is None else (self.level, self.terms_dim)
+        z = pm.Normal(f"z_{self.name}", 0.0, 1.0, dims=dims)
+        u = tau * z if chol is None else (z[:, None, :] * chol[None]).sum(-1)   # elementwise, see the module doc
+        return pm.Deterministic(f"u_{self.name}", u, dims=dims)
+
+    def variance(self, post: xr.Dataset, x: Sequence[Any] = (1.0,)) -> xr.DataArray:
+        """Variance of sum_k x_k b_k from the draws in ``post``: with x = (1, s), the level's
+        variance at time s, tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2."""
+        tau = post[self.tau]
+        if self.terms_dim is None:
+            return tau**2 * x[0] ** 2
+        sd = [tau.isel({self.terms_dim: k}, drop=True) * x[k] for k in range(len(self.terms))]
+        var = sum(v**2 for v in sd)
+        if self.has_corr:
+            corr = post[self.corr]
+            for p, (k, m) in enumerate(combinations(range(len(self.terms)), 2)):
+                var = var + 2 * corr.isel({f"{self.terms_dim}_pair": p}, drop=True) * sd[k] * sd[m]
+        return var
 
 
 @dataclass(frozen=True)

@@ -5,24 +5,21 @@
     e_tij ~ N(0, sigma_tij)
     log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i [+ v0j + v1j s]
 
-alpha1 < 0 is consensus emergence (the within-community spread shrinks over sessions);
-z_j are standardised composition predictors (:mod:`lcbayes.data.composition`), alpha3 says
-whether composition speeds or slows emergence, w_i are standardised individual traits and
-(v0j, v1j) optional community-specific emergence (independent, non-centred, with tight
-half-normal priors so that few communities do not destabilise it).
+alpha1 < 0 is consensus emergence (the within-community spread shrinks over sessions); z_j are standardised composition
+predictors (:mod:`lcbayes.data.composition`), alpha3 says whether composition speeds or slows emergence, w_i are
+standardised individual traits and (v0j, v1j) optional community-specific emergence (independent, non-centred, with
+tight half-normal priors so that few communities do not destabilise it).
 
-Derived per community x session: climate *strength* (latent community mean, the location
-part at w = 0 and predictors at their means), *consensus* (latent within-community SD
-sigma_jt at w = 0), consensus on the r_wg scale (1 - sigma^2 / sigma_EU^2 for an A-point
-item, truncated to [0, 1] as r_wg is) and the time to consensus (first session whose SD is
-at or below the SD equivalent of an r_wg threshold).
+Derived per community x session: climate *strength* (latent community mean, the location part at w = 0 and predictors
+at their means), *consensus* (latent within-community SD sigma_jt at w = 0), consensus on the r_wg scale
+(1 - sigma^2 / sigma_EU^2 for an A-point item, truncated to [0, 1] as r_wg is) and the time to consensus (first session
+whose SD is at or below the SD equivalent of an r_wg threshold).
 
-Outcome submodel (same joint model): a participant-level learning outcome regressed on the
-strength and consensus of the participant's community at the last session and their
-product, with both centred at constants (the observed mean climate and mean within-community
-SD at the last session): ``eta_centred`` holds the effects at average strength and consensus
-(the ones to interpret when the interaction is present); ``eta`` the same model's
-coefficients on the uncentred scale (effects at strength 0 and SD 0, far outside the data).
+Outcome submodel (same joint model): a participant-level learning outcome regressed on the strength and consensus of
+the participant's community at the last session and their product, with both centred at constants (the observed mean
+climate and mean within-community SD at the last session): ``eta_centred`` holds the effects at average strength and
+consensus (the ones to interpret when the interaction is present); ``eta`` the same model's coefficients on the
+uncentred scale (effects at strength 0 and SD 0, far outside the data).
 """
 
 from __future__ import annotations
@@ -40,12 +37,12 @@ from lcbayes import plots, tables
 from lcbayes.agreement import uniform_null_variance
 from lcbayes.data.composition import community_composition, standardize
 from lcbayes.errors import ConfigError
-from lcbayes.models.base import ReportContent
+from lcbayes.models.base import ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
-from lcbayes.models.components import fill_missing
+from lcbayes.models.components import GroupEffects, fill_missing
 from lcbayes.models.priors import Prior, normal_scaled
 from lcbayes.processes import climate_log_sd, learning_mean, normal_logpdf
-from lcbayes.tables import HDI, describe
+from lcbayes.tables import describe
 
 COMPOSITION_COLUMNS = ("size", "n_organizations", "largest_org_share")
 OUTCOME_TERMS = ["intercept", "strength", "consensus", "strength_x_consensus"]
@@ -76,20 +73,18 @@ class ConsensusEmergence(ClimateModel):
         **LOCATION_OPTIONS, "participant_slopes": False, "emergence": True, "composition": [], "scale_traits": [],
         "community_scale": False, "learning": "", "scale_points": 0, "consensus_rwg": 0.7,
     }
-
     cell_vars = ClimateModel.cell_vars + ("learning_loglik",)
 
     def prepare(self) -> None:
         self.prepare_parts(participant_slopes=bool(self.options["participant_slopes"]))
         o, study = self.options, self.study
         self.composition_names = list(o["composition"])
-        traits = sorted({c.rsplit("_", 1)[0] for c in self.composition_names if c not in COMPOSITION_COLUMNS})
-        comp = community_composition(study, traits)
+        self.composition_traits = [c.rsplit("_", 1)[0] for c in self.composition_names if c not in COMPOSITION_COLUMNS]
+        comp = community_composition(study, sorted(set(self.composition_traits)))
         unknown = [c for c in self.composition_names if c not in comp]
         if unknown:
             raise ConfigError(f"unknown composition predictor(s) {unknown}; available: {', '.join(comp)}.")
-        self.z = standardize(comp[self.composition_names]).to_numpy() if self.composition_names \
-            else np.zeros((study.n("community"), 0))
+        self.z = standardize(comp[self.composition_names]).to_numpy(dtype=float)   # (J, 0) without predictors
         self.scale_trait_names = list(o["scale_traits"])
         cols = []
         for name in self.scale_trait_names:
@@ -109,35 +104,30 @@ class ConsensusEmergence(ClimateModel):
 
     def _options_from_roles(self) -> int:
         roles, outcome = self.study.roles, self.spec.outcome
-        if outcome in roles.scales:
-            return roles.scales[outcome].n_options
-        var = roles.variables[outcome]
-        return var.range[1] - var.range[0] + 1 if var.range else 0
+        r = roles.scales[outcome].range if outcome in roles.scales else roles.variables[outcome].range
+        return r[1] - r[0] + 1 if r else 0
 
     @property
     def measures(self) -> list[str]:
-        comp_traits = [c.rsplit("_", 1)[0] for c in self.composition_names if c not in COMPOSITION_COLUMNS]
-        extra = self.scale_trait_names + comp_traits + ([self.learning] if self.learning else [])
+        extra = self.scale_trait_names + self.composition_traits + ([self.learning] if self.learning else [])
         return list(dict.fromkeys(super().measures + extra))
 
     @property
     def coords(self) -> dict[str, list]:
-        coords = super().coords
-        coords["composition"] = self.composition_names
-        coords["scale_trait"] = self.scale_trait_names
-        coords["outcome_term"] = OUTCOME_TERMS
-        coords["effect_scale"] = ["intercept", "slope"]
-        return coords
+        return {**super().coords, "composition": self.composition_names, "scale_trait": self.scale_trait_names,
+                "outcome_term": OUTCOME_TERMS, **self.community_scale.coords()}
 
-    # ------------------------------------------------------------------ priors
+    @property
+    def community_scale(self) -> GroupEffects:
+        """Community-specific spread and emergence (v0j, v1j), independent."""
+        return GroupEffects("scale_community", "community", "effect_scale", ("intercept", "slope"), correlated=False)
+
     def default_priors(self) -> dict[str, Prior]:
-        """Location and participant priors as in :class:`ClimateGrowth`; scale part (log-SD
-        scale, weakly informative): alpha0 ~ N(log sd_y, 1); alpha1 ~ N(0, 0.5 / sd_s) per time unit;
-        composition and trait effects N(0, 0.5) per SD, composition x time N(0, 0.5 / sd_s);
-        SDs of v0j, v1j half-normal(0.2) and half-normal(0.1 / sd_s). Outcome submodel:
-        intercept N(mean_L, 2.5 sd_L), slopes N(0, 2.5 sd_L / sd_x) with sd_x the spread of
-        the observed community means (strength) and SDs (consensus) at the last session,
-        residual SD exponential(1 / sd_L)."""
+        """Location and participant priors as in :class:`ClimateGrowth`; scale part (log-SD scale, weakly informative):
+        alpha0 ~ N(log sd_y, 1); alpha1 ~ N(0, 0.5 / sd_s) per time unit; composition and trait effects N(0, 0.5) per
+        SD, composition x time N(0, 0.5 / sd_s); SDs of v0j, v1j half-normal(0.2) and half-normal(0.1 / sd_s). Outcome
+        submodel: intercept N(mean_L, 2.5 sd_L), slopes N(0, 2.5 sd_L / sd_x) with sd_x the spread of the observed
+        community means (strength) and SDs (consensus) at the last session, residual SD exponential(1 / sd_L)."""
         loc = self.location
         sd_y, sd_s = loc.sd_y(), loc.sd_s()
         priors = {**loc.priors(), **self.participants.priors(sd_y, sd_s)}
@@ -150,7 +140,7 @@ class ConsensusEmergence(ClimateModel):
         if self.scale_trait_names:
             priors["alpha_trait"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5})
         if self.options["community_scale"]:
-            priors["tau_scale_community"] = Prior("HalfNormal", {"sigma": [0.2, 0.1 / sd_s]})
+            priors.update(self.community_scale.priors([0.2, 0.1 / sd_s], 1.0))
         if self.learning:
             level, spread = self._last_session_climate()
             v = self.learning_values[self.learning_mask > 0]
@@ -168,7 +158,6 @@ class ConsensusEmergence(ClimateModel):
         g = last.groupby("community")[self.spec.outcome]
         return g.mean(), g.std()
 
-    # ------------------------------------------------------------------ graph
     def build(self) -> pm.Model:
         with pm.Model(coords=self.coords) as model:
             self.build_climate()
@@ -176,12 +165,9 @@ class ConsensusEmergence(ClimateModel):
                 self._learning_outcome(model)
         return model
 
-    def _community_of(self) -> pt.TensorVariable:
-        return pm.modelcontext(None)["community_of"]
-
     def log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
         """log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i [+ v0j + v1j s]."""
-        c = self._community_of()
+        c = pm.modelcontext(None)["community_of"]
         alpha0 = self.prior("alpha_intercept")
         alpha1 = self.prior("alpha_time") if self.options["emergence"] else None
         composition = composition_time = trait = v0 = v1 = None
@@ -193,23 +179,21 @@ class ConsensusEmergence(ClimateModel):
             w = fill_missing("scale_traits", self.w, lambda n: pm.Normal("scale_trait_missing", 0.0, 1.0, shape=n))
             trait = (w * self.prior("alpha_trait", dims="scale_trait")).sum(-1)[:, None]
         if self.options["community_scale"]:
-            tau_v = self.prior("tau_scale_community", dims="effect_scale")
-            z_v = pm.Normal("z_scale_community", 0.0, 1.0, dims=("community", "effect_scale"))
-            v = pm.Deterministic("v_community", tau_v * z_v, dims=("community", "effect_scale"))
+            v = self.community_scale.effects(self.priors)
             v0, v1 = v[c, 0][:, None], v[c, 1][:, None]
-        log_sigma = climate_log_sd(alpha0, s, alpha1, composition, composition_time,
-                                   trait, v0, v1)
-        return pt.broadcast_to(log_sigma, self.panel.shape)
+        return pt.broadcast_to(climate_log_sd(alpha0, s, alpha1, composition, composition_time, trait, v0, v1),
+                               self.panel.shape)
 
     def _learning_outcome(self, model: pm.Model) -> None:
         """Outcome submodel: learning_i ~ N(eta0 + eta1 S_j + eta2 C_j + eta3 S_j C_j, sigma_L),
         S_j, C_j the community's strength and consensus at the last session."""
         s_last = float(self.session_times()[-1])
-        strength, consensus = self._last_session_latents(model, s_last)
+        strength = self.location.strength_at(model, s_last, int(self.coords["session"][-1]))
+        consensus = pt.broadcast_to(pt.exp(self._community_log_sd(model, s_last)), strength.shape)
         level, spread = self._last_session_climate()
         s_bar, c_bar = float(level.mean()), float(spread.mean())
         eta = self.prior("eta_centred", dims="outcome_term")
-        c = self._community_of()
+        c = model["community_of"]
         mean = learning_mean((eta[0], eta[1], eta[2], eta[3]), (strength - s_bar)[c], (consensus - c_bar)[c])
         sigma_l = self.prior("sigma_learning")
         y = pm.Data("learning", self.learning_values, dims="participant")
@@ -220,11 +204,6 @@ class ConsensusEmergence(ClimateModel):
         pm.Deterministic("eta", pt.stack([
             eta[0] - eta[1] * s_bar - eta[2] * c_bar + eta[3] * s_bar * c_bar,
             eta[1] - eta[3] * c_bar, eta[2] - eta[3] * s_bar, eta[3]]), dims="outcome_term")
-
-    def _last_session_latents(self, model: pm.Model, s_last: float):
-        """Strength and consensus per community at time ``s_last`` inside the graph."""
-        strength = self.location.strength_at(model, s_last, int(self.coords["session"][-1]))
-        return strength, pt.broadcast_to(pt.exp(self._community_log_sd(model, s_last)), strength.shape)
 
     def _community_log_sd(self, model, s):
         """:func:`~lcbayes.processes.climate_log_sd` per community (w = 0), on graph variables
@@ -237,45 +216,32 @@ class ConsensusEmergence(ClimateModel):
             dot = (lambda a: (z * a).sum("composition")) if draws else (lambda a: (z * a).sum(-1))
             composition, composition_time = dot(model["alpha_composition"]), dot(model["alpha_composition_time"])
         if self.options["community_scale"]:
-            v = model["v_community"]
-            v0, v1 = (v.isel(effect_scale=0, drop=True), v.isel(effect_scale=1, drop=True)) if draws \
-                else (v[:, 0], v[:, 1])
+            v = model["u_scale_community"]
+            v0, v1 = (v.isel(effect_scale=k, drop=True) if draws else v[:, k] for k in (0, 1))
         alpha1 = model["alpha_time"] if self.options["emergence"] else None
         return climate_log_sd(model["alpha_intercept"], s, alpha1, composition, composition_time, None, v0, v1)
 
-    # ------------------------------------------------------------------ results
     @property
     def population(self) -> list[str]:
-        names = self.location.population + self.participants.population + ["alpha_intercept"]
-        if self.options["emergence"]:
-            names.append("alpha_time")
-        if self.composition_names:
-            names += ["alpha_composition", "alpha_composition_time"]
-        if self.scale_trait_names:
-            names.append("alpha_trait")
-        if self.options["community_scale"]:
-            names.append("tau_scale_community")
-        if self.learning:
-            names += ["eta_centred", "eta", "sigma_learning"]
-        return names
+        names = self.location.population + self.participants.effects.population
+        names += [n for n in self.priors if n.startswith("alpha_") or n == "tau_scale_community"]   # scale part
+        return names + (["eta_centred", "eta", "sigma_learning"] if self.learning else [])
 
     def consensus_sd_threshold(self) -> float:
         """SD equivalent of the r_wg threshold: sqrt((1 - r_wg) sigma_EU^2) for A options."""
         return float(np.sqrt((1 - float(self.options["consensus_rwg"])) * uniform_null_variance(self.n_options)))
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
-        """Per community x session ``strength``, ``consensus`` (SD), ``consensus_rwg``; per
-        community ``time_to_consensus`` (session label, NaN = not reached); ``variance`` of the
-        random effects per session (community, participant, organization). The two r_wg-based
-        quantities need the number of response options (``scale_points`` or the outcome's
-        range in the roles) and are left out when it is unknown.
+        """Per community x session ``strength``, ``consensus`` (SD), ``consensus_rwg``; per community
+        ``time_to_consensus`` (session label, NaN = not reached); ``variance`` of the random effects per session
+        (community, participant, organization). The two r_wg-based quantities need the number of response options
+        (``scale_points`` or the outcome's range in the roles) and are left out when it is unknown.
 
-        With a learning outcome, ``eta_average`` (outcome_term) holds the outcome model at the
-        communities' average latent strength and consensus at the last session, per draw:
-        the expected outcome there, the effect of strength at average consensus, the effect of
-        consensus at average strength, and the interaction. These are the effects to
-        interpret; ``eta_centred`` centres at observed constants (the observed within-community
-        SD includes participant differences, so it lies above the latent consensus SD)."""
+        With a learning outcome, ``eta_average`` (outcome_term) holds the outcome model at the communities' average
+        latent strength and consensus at the last session, per draw: the expected outcome there, the effect of strength
+        at average consensus, the effect of consensus at average strength, and the interaction. These are the effects
+        to interpret; ``eta_centred`` centres at observed constants (the observed within-community SD includes
+        participant differences, so it lies above the latent consensus SD)."""
         post = idata.posterior
         s = self.session_grid()
         strength = self.community_trajectories(post)
@@ -312,9 +278,7 @@ class ConsensusEmergence(ClimateModel):
         logp = logp.isel(participant=learners).rename(participant="learner").drop_vars("learner")
         return idata.log_likelihood.assign(learning=logp.transpose("chain", "draw", "learner"))
 
-    def emergence_evidence(self) -> pd.DataFrame:
-        """Posterior of alpha1 and P(alpha1 < 0) (:func:`lcbayes.tables.emergence_evidence`)."""
-        return tables.emergence_evidence(self.fitted())
+    emergence_evidence = on_fit(tables.emergence_evidence)
 
     def compare_emergence(self, **sampler: Any) -> pd.DataFrame:
         """LOO (leave one participant out) of this model against the same model without
@@ -325,14 +289,8 @@ class ConsensusEmergence(ClimateModel):
         constant.fit(**sampler)
         return az.compare({"emergence": self.fitted(), "no_emergence": constant.idata}, ic="loo")
 
-    # ------------------------------------------------------------------ plots and report
-    def plot_consensus(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
-        """Latent within-community SD per community over sessions (:func:`lcbayes.plots.plot_consensus`)."""
-        return plots.plot_consensus(self.fitted(), hdi_prob, ax)
-
-    def plot_strength_consensus(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
-        """Strength against consensus at the last session (:func:`lcbayes.plots.plot_strength_consensus`)."""
-        return plots.plot_strength_consensus(self.fitted(), hdi_prob, ax)
+    plot_consensus = on_fit(plots.plot_consensus)
+    plot_strength_consensus = on_fit(plots.plot_strength_consensus)
 
     def report_content(self) -> ReportContent:
         post = self.fitted().posterior

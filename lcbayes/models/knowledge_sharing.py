@@ -12,20 +12,16 @@ within-person deviation, and so is knowledge sharing K::
     muK_i = pi0 + pi1 (muS_i - mS) + pi2 (muE_i - mE) + pi3 (muM_i - mM) + a_org(i) + b_comm(i) + uK_i
     (muS_i, muE_i, muM_i) ~ MVN(m, diag(tau) Omega diag(tau))
 
-The process starts at each community's first session (lags there are 0) and runs to the
-participant's last session in the table (their *window*). Every value in the window that
-is not observed (a missed session, a missing predictor value, a late joiner's sessions
-before joining) is a latent parameter, imputed by the model; nothing is dropped.
+The process starts at each community's first session (lags there are 0) and runs to the participant's last session in
+the table (their *window*). Every value in the window that is not observed (a missed session, a missing predictor
+value, a late joiner's sessions before joining) is a latent parameter, imputed by the model; nothing is dropped.
 
-Latent values live on a fixed participant x session x variable grid, with a standard-normal
-placeholder where a value is observed or outside the window, so the graph's shape depends
-on the design only and a compiled model takes another study of the same design by swapping
-data (power analysis). Placeholders are not stored after sampling.
+Latent values live on a fixed participant x session x variable grid, with a standard-normal placeholder where a value
+is observed or outside the window, so the graph's shape depends on the design only and a compiled model takes another
+study of the same design by swapping data (power analysis). Placeholders are not stored after sampling.
 
-Person means of S, E, M and muK are centred parameters (each is informed by several
-sessions); ubeta, the organization and community intercepts and the random-walk steps are
-non-centred. ``centring = "observed"`` replaces the latent person means by observed ones
-(the classic two-step approach, biased with few sessions; kept for comparison).
+Person means of S, E, M and muK are centred parameters (each is informed by several sessions); ubeta, the organization
+and community intercepts and the random-walk steps are non-centred.
 """
 
 from __future__ import annotations
@@ -43,11 +39,11 @@ import xarray as xr
 from lcbayes import plots, tables
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
-from lcbayes.models.base import BayesModel, ReportContent
-from lcbayes.models.components import uses_organization
+from lcbayes.models.base import BayesModel, ReportContent, on_fit
+from lcbayes.models.components import GroupEffects, uses_organization
 from lcbayes.models.priors import Prior, normal_scaled
 from lcbayes.processes import normal_logpdf, sharing_paths, sharing_step, spectral_radius, support_slope
-from lcbayes.tables import HDI, describe
+from lcbayes.tables import describe
 
 VARIABLES = ("S", "E", "M", "K")     # order of the latent grid's first axis
 EFFICACY_LEVELS = [-1.0, 0.0, 1.0]   # self-efficacy levels (SDs of muE) for the support effect
@@ -62,7 +58,8 @@ class KnowledgeSharing(BayesModel):
 
     - ``support``, ``self_efficacy``, ``motivation``: names of the session-level measures
       (S, E, M); the spec's ``outcome`` is knowledge sharing K;
-    - ``centring``: ``"latent"`` person means (default) or ``"observed"`` person means;
+    - ``centring``: ``"latent"`` person means (default) or ``"observed"`` ones (the classic
+      two-step approach, biased with few sessions; kept for comparison);
     - switches, each true by default, to compare simpler models with LOO:
       ``autoregression`` (phi), ``time_varying_support`` (f), ``cross_level`` (gamma1),
       ``support_slopes`` (ubeta), ``interaction`` (betaSE), ``spiral`` (betaM and delta:
@@ -81,7 +78,6 @@ class KnowledgeSharing(BayesModel):
     sampler_defaults = {"backend": "nutpie-jax", "target_accept": 0.95, "draws": 1000, "tune": 1000}
     cell_vars = ("loglik", "expected")
 
-    # ------------------------------------------------------------------ data
     def prepare(self) -> None:
         o, study = self.options, self.study
         for switch in SWITCHES:
@@ -94,9 +90,8 @@ class KnowledgeSharing(BayesModel):
             if study.roles.level_of(name) != "session":
                 raise ConfigError(f"'{name}' is participant-level; model C needs session-level measures "
                                   f"for the outcome and the options support, self_efficacy and motivation.")
-        grids = [self.panel.cells(name) for name in self.measures]          # S, E, M, K
-        self.values = np.stack([v for v, _ in grids])                       # (4, P, T), 0 where missing
-        self.observed = np.stack([m for _, m in grids])                     # (4, P, T), 1 = observed
+        grids = [self.panel.cells(name) for name in self.measures]   # S, E, M, K: (values 0 where missing, mask)
+        self.values, self.observed = (np.stack(g) for g in zip(*grids, strict=True))   # (4, P, T) each, 1 = observed
         present = self.panel.present()
         last = present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)   # last session in the table
         self.window = (np.arange(present.shape[1])[None, :] <= last[:, None]).astype(float)
@@ -138,16 +133,14 @@ class KnowledgeSharing(BayesModel):
                 "within": np.nan_to_num(np.nanstd(within, axis=(1, 2)), nan=1.0) + 1e-9,
                 "between": np.nan_to_num(np.nanstd(means, axis=1), nan=1.0) + 1e-9}
 
-    # ------------------------------------------------------------------ priors and graph
     def default_priors(self) -> dict[str, Prior]:
         """Weakly informative priors on the data's scale.
 
-        With observed SDs sd (all values), sw (within persons) and sb (of person means) per
-        variable: means N(mean, 2.5 sd); person-mean SDs half-normal(sd), their correlations
-        LKJ(2); within SDs of S, E and the innovation SD of M half-normal(sw); autoregressions
-        phi, phiM N(0, 0.5); each other slope N(0, 2.5 x outcome scale / predictor scale)
-        (within slopes use sw, between slopes and gamma1 sb); random-walk step SD and ubeta SD
-        half-normal(sw_K / sw_S / 2); intercept SDs half-normal(sd_K / 2); residual SD of K
+        With observed SDs sd (all values), sw (within persons) and sb (of person means) per variable:
+        means N(mean, 2.5 sd); person-mean SDs half-normal(sd), their correlations LKJ(2); within SDs of S, E and the
+        innovation SD of M half-normal(sw); autoregressions phi, phiM N(0, 0.5); each other slope
+        N(0, 2.5 x outcome scale / predictor scale) (within slopes use sw, between slopes and gamma1 sb); random-walk
+        step SD and ubeta SD half-normal(sw_K / sw_S / 2); intercept SDs half-normal(sd_K / 2); residual SD of K
         exponential(rate 1 / sw_K); support trend N(0, sd_S / 2) per session.
         """
         sc = self._scales()
@@ -165,41 +158,28 @@ class KnowledgeSharing(BayesModel):
         }
         if o["centring"] == "latent":
             priors["mean_predictor"] = normal_scaled(sc["mean"][:3], sd[:3])
-            priors["tau_predictor"] = Prior("HalfNormal", {"sigma": list(sd[:3])})
-            priors["corr_predictor"] = Prior("LKJ", {"eta": float(o["lkj_eta"])})
-        if o["support_trend"]:
-            priors["support_trend"] = Prior("Normal", {"mu": 0.0, "sigma": sd[S] / 2})
-        if o["autoregression"]:
-            priors["phi"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5})
-        priors["phi_motivation"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5})
-        if o["time_varying_support"]:
-            priors["sd_support_walk"] = Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})
-        if o["cross_level"]:
-            priors["gamma_efficacy"] = normal_scaled(0.0, sw[K], sw[S] * sb[E])
-        if o["support_slopes"]:
-            priors["tau_support_slope"] = Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})
-        if o["interaction"]:
-            priors["beta_interaction"] = normal_scaled(0.0, sw[K], sw[S] * sw[E])
-        if o["spiral"]:
-            priors["beta_motivation"] = normal_scaled(0.0, sw[K], sw[M])
-            priors["delta"] = normal_scaled(0.0, sw[M], sw[K])
-        if o["between"]:
-            priors["pi"] = normal_scaled(0.0, sd[K], sb[:3])
-        if self.use_org:
-            priors["tau_organization"] = Prior("HalfNormal", {"sigma": sd[K] / 2})
-        if o["community"]:
-            priors["tau_community"] = Prior("HalfNormal", {"sigma": sd[K] / 2})
+            priors.update(self.person_means_group.priors(list(sd[:3]), float(o["lkj_eta"])))
+        optional = [   # (the switch that adds the parameter, None = always; parameter; prior)
+            ("support_trend", "support_trend", Prior("Normal", {"mu": 0.0, "sigma": sd[S] / 2})),
+            ("autoregression", "phi", Prior("Normal", {"mu": 0.0, "sigma": 0.5})),
+            (None, "phi_motivation", Prior("Normal", {"mu": 0.0, "sigma": 0.5})),
+            ("time_varying_support", "sd_support_walk", Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})),
+            ("cross_level", "gamma_efficacy", normal_scaled(0.0, sw[K], sw[S] * sb[E])),
+            ("support_slopes", "tau_support_slope", Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})),
+            ("interaction", "beta_interaction", normal_scaled(0.0, sw[K], sw[S] * sw[E])),
+            ("spiral", "beta_motivation", normal_scaled(0.0, sw[K], sw[M])),
+            ("spiral", "delta", normal_scaled(0.0, sw[M], sw[K])),
+            ("between", "pi", normal_scaled(0.0, sd[K], sb[:3])),
+        ]
+        priors.update({name: prior for switch, name, prior in optional if switch is None or o[switch]})
+        for level in self._intercept_levels():
+            priors.update(GroupEffects(level, level).priors(sd[K] / 2, 1.0))
         return priors
 
     @property
     def coords(self) -> dict[str, list]:
-        coords = super().coords
-        coords["predictor"] = self.predictors
-        a, b, c = self.predictors
-        coords["predictor_pair"] = [f"{a}:{b}", f"{a}:{c}", f"{b}:{c}"]
-        coords["variable"] = list(VARIABLES)
-        coords["step"] = coords["session"][1:]
-        return coords
+        coords = {**super().coords, **self.person_means_group.coords(), "variable": list(VARIABLES)}
+        return {**coords, "step": coords["session"][1:]}
 
     def build(self) -> pm.Model:
         o = self.options
@@ -213,16 +193,7 @@ class KnowledgeSharing(BayesModel):
             # person means (muS_i, muE_i, muM_i) ~ MVN(m, Sigma) and their centred versions
             if o["centring"] == "latent":
                 m = self.prior("mean_predictor", dims="predictor")
-                chol, _, _ = pm.LKJCholeskyCov(
-                    "chol_predictor", n=3, eta=float(self.priors["corr_predictor"].params["eta"]),
-                    sd_dist=self.priors["tau_predictor"].distribution(shape=3), compute_corr=True,
-                    store_in_trace=False)
-                cov = chol @ chol.T
-                sd = pt.sqrt(pt.diag(cov))
-                pm.Deterministic("tau_predictor", sd, dims="predictor")
-                corr = cov / pt.outer(sd, sd)
-                pm.Deterministic("corr_predictor", pt.stack([corr[0, 1], corr[0, 2], corr[1, 2]]),
-                                 dims="predictor_pair")
+                _, _, chol = self.person_means_group.scale(self.priors)
                 mu = pm.MvNormal("mu_person", mu=m, chol=chol, dims=("participant", "predictor"))
             else:
                 mu = pm.Data("mu_person", self.person_means, dims=("participant", "predictor"))
@@ -234,12 +205,9 @@ class KnowledgeSharing(BayesModel):
             if o["between"]:
                 pi = self.prior("pi", dims="predictor")
                 mu_k = mu_k + (centred * pi).sum(-1)
-            if self.use_org:
-                org = self.panel.organization
-                assert org is not None   # use_org: the study maps organizations
-                mu_k = mu_k + self._intercepts("organization", org)
-            if o["community"]:
-                mu_k = mu_k + self._intercepts("community", self.panel.community)
+            for level, codes in self._intercept_levels().items():
+                a = GroupEffects(level, level).effects(self.priors)
+                mu_k = mu_k + a[pm.Data(f"{level}_of", codes, dims="participant")]
             mu_k = pm.Normal("mu_sharing", mu_k, self.prior("tau_sharing"), dims="participant")
 
             # within parts: observed value minus person mean, else latent (placeholder N(0, 1) where unused)
@@ -248,10 +216,9 @@ class KnowledgeSharing(BayesModel):
             if o["support_trend"]:   # lambda (t - 1)
                 trend = self.prior("support_trend") * pm.Data("session_index", self.session_index, dims=cell)
             means = [mu[:, 0][:, None] + trend, mu[:, 1][:, None], mu[:, 2][:, None], mu_k[:, None]]
-            w = [observed[k] * (values[k] - means[k]) + (1 - observed[k]) * latent[k] for k in range(4)]
+            Sw, Ew, Mw, Kw = [observed[k] * (values[k] - means[k]) + (1 - observed[k]) * latent[k] for k in range(4)]
             used = window[None] * (1 - observed)
             pm.Potential("placeholders", -0.5 * ((1 - used) * latent**2).sum())
-            Sw, Ew, Mw, Kw = w
             K_lag, M_lag = _lag(Kw), _lag(Mw)
 
             # betaS_i(t) = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i
@@ -272,8 +239,7 @@ class KnowledgeSharing(BayesModel):
                                         **{symbol: self.prior(name) for symbol, name in self._coefficients().items()})
 
             sigma_w = self.prior("sigma_within", dims="predictor")
-            sigma = self.prior("sigma")
-            k_cell = normal_logpdf(Kw - k_hat, sigma, log=pt.log)
+            k_cell = normal_logpdf(Kw - k_hat, self.prior("sigma"), log=pt.log)
             logp = (normal_logpdf(Sw, sigma_w[0], log=pt.log) + normal_logpdf(Ew, sigma_w[1], log=pt.log)
                     + normal_logpdf(Mw - m_hat, sigma_w[2], log=pt.log) + k_cell)
             pm.Potential("likelihood", (window * logp).sum())
@@ -283,30 +249,28 @@ class KnowledgeSharing(BayesModel):
 
     def _coefficients(self) -> dict[str, str]:
         """The coefficients of :func:`~lcbayes.processes.sharing_step` in this model (paths the
-        options switch off are left out), as argument -> parameter name, in graph order."""
-        o = self.options
+        options switch off have no prior and are left out), as argument -> parameter name, in graph order."""
         names = {"beta_e": "beta_efficacy", "phi": "phi", "beta_se": "beta_interaction", "phi_m": "phi_motivation",
                  "theta": "theta_support", "beta_m": "beta_motivation", "delta": "delta"}
-        off = {"phi": not o["autoregression"], "beta_se": not o["interaction"], "beta_m": not o["spiral"],
-               "delta": not o["spiral"]}
-        return {k: v for k, v in names.items() if not off.get(k, False)}
+        return {k: v for k, v in names.items() if v in self.priors}
 
-    def _intercepts(self, level: str, codes: np.ndarray) -> pt.TensorVariable:
-        """Non-centred intercepts a_g = tau z_g of ``level``, per participant (P,)."""
-        z = pm.Normal(f"z_{level}", 0.0, 1.0, dims=level)
-        a = pm.Deterministic(f"u_{level}", self.prior(f"tau_{level}") * z, dims=level)
-        return a[pm.Data(f"{level}_of", codes, dims="participant")]
+    def _intercept_levels(self) -> dict[str, np.ndarray]:
+        """The levels with intercepts in muK (organization, community) and each participant's code."""
+        levels = {"organization": self.panel.organization if self.use_org else None,
+                  "community": self.panel.community if self.options["community"] else None}
+        return {level: codes for level, codes in levels.items() if codes is not None}
+
+    @property
+    def person_means_group(self) -> GroupEffects:
+        """(muS_i, muE_i, muM_i) - m: participant-level, correlated."""
+        return GroupEffects("predictor", "participant", "predictor", tuple(self.predictors))
 
     @property
     def population(self) -> list[str]:
-        names = [n for n in self.priors if n not in ("corr_predictor", "tau_predictor", "mean_predictor")]
-        if self.options["centring"] == "latent":
-            names += ["mean_predictor", "tau_predictor", "corr_predictor"]
-        if self.options["time_varying_support"]:
-            names.append("support_walk")
-        return names
+        means = ["mean_predictor", "tau_predictor", "corr_predictor"]   # latent centring only; listed last
+        names = [n for n in self.priors if n not in means] + [n for n in means if n in self.priors]
+        return names + (["support_walk"] if self.options["time_varying_support"] else [])
 
-    # ------------------------------------------------------------------ after sampling
     def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
         """Log density of each observed K given its lags and predictors (one-step-ahead, as
         brms computes it for autoregressive models), over ``obs`` like ``observed_data``."""
@@ -316,7 +280,7 @@ class KnowledgeSharing(BayesModel):
         """The posterior to keep: without the latent grid, with the one-step expected K at the
         observed rows (``expected`` over ``obs``)."""
         expected = self._at_rows(self._cells(posterior, ["expected"])["expected"])
-        return posterior.drop_vars([v for v in ("latent",) if v in posterior]).assign(expected=expected)
+        return posterior.drop_vars("latent", errors="ignore").assign(expected=expected)
 
     def _at_rows(self, cells: xr.DataArray) -> xr.DataArray:
         """(..., participant, session) values at the rows with an observed outcome, over ``obs``."""
@@ -340,19 +304,15 @@ class KnowledgeSharing(BayesModel):
         """
         post, o = idata.posterior, self.options
         zero = xr.zeros_like(post["gamma_support"])
-        sessions = xr.DataArray(self.coords["session"], dims="session", coords={"session": self.coords["session"]})
-        f = post["support_walk"] if o["time_varying_support"] else zero + 0 * sessions
+        f = post.get("support_walk", zero.expand_dims(session=self.coords["session"]))   # switched off: absent, 0
         level = xr.DataArray(EFFICACY_LEVELS, dims="efficacy_level", coords={"efficacy_level": EFFICACY_LEVELS})
         sd_e = post["tau_predictor"].isel(predictor=1, drop=True) if o["centring"] == "latent" else \
             float(np.std(self.person_means[:, 1]))
-        gamma1 = post["gamma_efficacy"] if o["cross_level"] else zero
-        effect = post["gamma_support"] + f + gamma1 * level * sd_e
-        phi = post["phi"] if o["autoregression"] else zero
-        beta_m = post["beta_motivation"] if o["spiral"] else zero
-        delta = post["delta"] if o["spiral"] else zero
+        effect = post["gamma_support"] + f + post.get("gamma_efficacy", zero) * level * sd_e
+        phi, beta_m, delta = (post.get(name, zero) for name in ("phi", "beta_motivation", "delta"))
         radius = spectral_radius(phi.values, beta_m.values, delta.values, post["phi_motivation"].values)
         within = xr.concat([post["gamma_support"] + f.mean("session"), post["beta_efficacy"], beta_m], dim="predictor")
-        between = post["pi"] if o["between"] else xr.zeros_like(within)
+        between = post.get("pi", xr.zeros_like(within))
         wb = xr.concat([within.assign_coords(predictor=self.predictors),
                         between.assign_coords(predictor=self.predictors)],
                        dim=pd.Index(["within", "between"], name="effect"))
@@ -364,22 +324,12 @@ class KnowledgeSharing(BayesModel):
             "within_between": wb.transpose("chain", "draw", "predictor", "effect"),
         })
 
-    def support_effect_table(self, hdi_prob: float = HDI) -> pd.DataFrame:
-        """Support effect per session and self-efficacy level (:func:`lcbayes.tables.support_effect_table`)."""
-        return tables.support_effect_table(self.fitted(), hdi_prob)
+    support_effect_table = on_fit(tables.support_effect_table)
+    within_between_table = on_fit(tables.within_between_table)
+    spiral = on_fit(tables.spiral)
 
-    def within_between_table(self, hdi_prob: float = HDI) -> pd.DataFrame:
-        """Within- and between-person effects (:func:`lcbayes.tables.within_between_table`)."""
-        return tables.within_between_table(self.fitted(), hdi_prob)
-
-    def spiral(self) -> pd.Series:
-        """Feedback gain and stability of the K-M system (:func:`lcbayes.tables.spiral`)."""
-        return tables.spiral(self.fitted())
-
-    # ------------------------------------------------------------------ prediction
     def predict(self) -> xr.DataArray:
-        """One-step-ahead expected sharing at the observed rows given the latent states,
-        (chain, draw, obs)."""
+        """One-step-ahead expected sharing at the observed rows given the latent states, (chain, draw, obs)."""
         return self.fitted().posterior["expected"]
 
     def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
@@ -388,9 +338,7 @@ class KnowledgeSharing(BayesModel):
         mean = idata.posterior["expected"]
         rng = np.random.default_rng(seed)
         rep = mean + idata.posterior["sigma"] * xr.DataArray(rng.standard_normal(mean.shape), dims=mean.dims)
-        if "posterior_predictive" in idata.groups():
-            del idata.posterior_predictive
-        idata.add_groups(posterior_predictive=xr.Dataset({self.spec.outcome: rep}))
+        idata.extend(az.InferenceData(posterior_predictive=xr.Dataset({self.spec.outcome: rep})), join="right")
         return idata
 
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
@@ -421,11 +369,7 @@ class KnowledgeSharing(BayesModel):
         draw ``p``, by :func:`~lcbayes.processes.sharing_paths` from session 1 (lags 0 there)."""
         o = self.options
         P, T = self.panel.shape
-
-        def value(name: str, default: Any = None) -> Any:
-            """Parameter ``name`` of the draw; ``default`` for a path the options switch off."""
-            return p[name].values if name in p else default
-
+        value: Any = {name: draw.values for name, draw in p.items()}.get   # None or a default: path switched off
         mu = value("mu_person", self.person_means)
         centred = mu - (value("mean_predictor") if o["centring"] == "latent" else mu.mean(0))
         sd_s, sd_e, sd_m = value("sigma_within")
@@ -445,19 +389,13 @@ class KnowledgeSharing(BayesModel):
         return {name: np.where(np.isnan(self.study.values(name)), np.nan, grid[pi, ti])
                 for name, grid in zip(self.measures, grids, strict=True)}
 
-    # ------------------------------------------------------------------ plots and report
-    def plot_support_effect(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
-        """Support effect over sessions by self-efficacy (:func:`lcbayes.plots.plot_support_effect`)."""
-        return plots.plot_support_effect(self.fitted(), hdi_prob, ax)
-
-    def plot_within_between(self, hdi_prob: float = HDI, ax: Any = None) -> Any:
-        """Within vs between effects (:func:`lcbayes.plots.plot_within_between`)."""
-        return plots.plot_within_between(self.fitted(), hdi_prob, ax)
+    plot_support_effect = on_fit(plots.plot_support_effect)
+    plot_within_between = on_fit(plots.plot_within_between)
 
     def report_content(self) -> ReportContent:
         post = self.fitted().posterior
-        derived = post[[n for n in ("support_effect", "within_between", "spiral_gain", "spectral_radius") if n in post]]
-        derived = derived.assign(p_stable=post["stable"].astype(float))
+        derived = post[["support_effect", "within_between", "spiral_gain", "spectral_radius"]].assign(
+            p_stable=post["stable"].astype(float))
         out = [describe("Support effect at session 1 and average self-efficacy, gamma0", post["gamma_support"]),
                describe("Support effect at the last session (average self-efficacy)",
                         post["support_effect"].sel(efficacy_level=0).isel(session=-1))]

@@ -11,13 +11,11 @@ the matrix determinant lemma and the Woodbury identity give
     log|V_p| = sum_t m_t log sigma_t^2 + log det M
     e'V_p^-1 e = c - b' M^-1 Sigma_r b
 
-so the marginal log likelihood needs only per-participant sums and a 2 x 2 solve, and stays
-finite when Sigma_r is singular (e.g. a zero slope SD); a random intercept alone has its
-own scalar form (M = 1 + tau0^2 sum_t w_t), which keeps zero constants out of model graphs
-(PyTensor's algebraic rewrites stall on them). Sampling
-the ~2P participant effects is replaced by this exact integral, which removes the
-hierarchical funnel at the participant level; their posterior draws are recovered exactly
-afterwards from r_p | rest ~ N(M^-1 Sigma_r b, M^-1 Sigma_r).
+so the marginal log likelihood needs only per-participant sums and a 2 x 2 solve, and stays finite when Sigma_r is
+singular (e.g. a zero slope SD); a random intercept alone has its own scalar form (M = 1 + tau0^2 sum_t w_t), which
+keeps zero constants out of model graphs (PyTensor's algebraic rewrites stall on them). Sampling the ~2P participant
+effects is replaced by this exact integral, which removes the hierarchical funnel at the participant level; their
+posterior draws are recovered exactly afterwards from r_p | rest ~ N(M^-1 Sigma_r b, M^-1 Sigma_r).
 
 The same algebra serves PyTensor graphs (inside models) and NumPy arrays (post-processing).
 """
@@ -48,15 +46,13 @@ def _solve(m, v):
     return ((m[1][1] * v[0] - m[0][1] * v[1]) / det, (m[0][0] * v[1] - m[1][0] * v[0]) / det), det
 
 
-def marginal_loglik(e: Any, mask: Any, log_sigma: Any, s: Any, tau0: Any, tau1: Any, rho: Any,
-                    xp: Any = np) -> Any:
+def marginal_loglik(e: Any, mask: Any, log_sigma: Any, s: Any, tau0: Any, tau1: Any, rho: Any, xp: Any = np) -> Any:
     """Log likelihood per participant, shape (..., P), random intercept and slope integrated out.
 
-    ``e`` residuals y - mu and ``mask`` (1 = observed) are (..., P, T); ``log_sigma`` is the log
-    residual SD per cell (broadcastable to e); ``s`` the time per cell; ``tau0``, ``tau1``,
-    ``rho`` the SDs and correlation of (r0, r1), broadcastable to (..., P); ``tau1 = None``
-    means a random intercept only (then M = 1 + tau0^2 sum w, a scalar). ``xp`` is ``numpy``
-    or ``pytensor.tensor`` (for ``exp`` and ``log``).
+    ``e`` residuals y - mu and ``mask`` (1 = observed) are (..., P, T); ``log_sigma`` is the log residual SD per cell
+    (broadcastable to e); ``s`` the time per cell; ``tau0``, ``tau1``, ``rho`` the SDs and correlation of (r0, r1),
+    broadcastable to (..., P); ``tau1 = None`` means a random intercept only (then M = 1 + tau0^2 sum w, a scalar).
+    ``xp`` is ``numpy`` or ``pytensor.tensor`` (for ``exp`` and ``log``).
     """
     w = mask * xp.exp(-2 * log_sigma)
     e = e * mask

@@ -41,10 +41,7 @@ class Panel:
             raise ConfigError(f"time_scale must be positive, got {time_scale}")
         sessions = np.asarray(study.coords["session"], dtype=float)
         P, T = study.n("participant"), study.n("session")
-        if time == "session":
-            grid = np.broadcast_to(sessions - sessions[0], (P, T)).copy()
-        else:
-            grid = cls._time_grid(study)
+        grid = np.broadcast_to(sessions - sessions[0], (P, T)).copy() if time == "session" else cls._time_grid(study)
         organization = study.participant_organization if "organization" in study.idx else None
         return cls(study, grid / time_scale, study.participant_community, organization)
 
@@ -56,8 +53,7 @@ class Panel:
         start = t.groupby("community")["time"].transform("min")
         rel = pd.DataFrame({"c": study.idx["community"], "s": study.idx["session"], "t": t["time"] - start})
         by_cs = rel.groupby(["c", "s"])["t"].median()
-        by_s = rel.groupby("s")["t"].median().reindex(range(study.n("session"))).interpolate(
-            limit_direction="both")
+        by_s = rel.groupby("s")["t"].median().reindex(range(study.n("session"))).interpolate(limit_direction="both")
         P, T = study.n("participant"), study.n("session")
         comm = study.participant_community
         grid = by_s.to_numpy()[None, :].repeat(P, axis=0)
@@ -73,8 +69,7 @@ class Panel:
 
     def cells(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """A session-level measure as (P, T) values (0 where absent) and its mask (1 = observed)."""
-        values = np.zeros(self.shape)
-        mask = np.zeros(self.shape)
+        values, mask = np.zeros(self.shape), np.zeros(self.shape)
         v = self.study.values(name)
         ok = ~np.isnan(v)
         pi, ti = self.study.idx["participant"][ok], self.study.idx["session"][ok]

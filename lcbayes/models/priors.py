@@ -3,10 +3,10 @@
 >>> Prior("HalfNormal", {"sigma": 0.5}).to_dict()
 {'dist': 'HalfNormal', 'sigma': 0.5}
 
-Any univariate PyMC distribution can be named. ``LKJ`` is the prior of a correlation
-matrix (Lewandowski, Kurowicka & Joe 2009); eta = 1 is uniform, eta > 1 shrinks towards 0.
-For a 2 x 2 matrix, its single correlation rho has (rho + 1) / 2 ~ Beta(eta, eta); larger
-matrices use ``pm.LKJCholeskyCov`` in the model that needs them.
+Any univariate PyMC distribution can be named. ``LKJ`` is the prior of the correlation
+matrix of a group's effects (``corr_<group>``; Lewandowski, Kurowicka & Joe 2009): eta = 1
+is uniform, eta > 1 shrinks towards 0; :class:`~lcbayes.models.components.GroupEffects`
+samples it with ``pm.LKJCholeskyCov`` for any number of terms.
 """
 
 from __future__ import annotations
@@ -47,24 +47,27 @@ class Prior:
 
     def create(self, name: str, **kwargs: Any) -> Any:
         """Add the random variable ``name`` to the PyMC model in context."""
-        if self.dist == "LKJ":
-            eta = float(self.params.get("eta", 1.0))
-            return pm.Deterministic(name, 2 * pm.Beta(f"{name}_unit", eta, eta) - 1)
         return self._call(name, **kwargs)
 
     def distribution(self, **kwargs: Any) -> Any:
         """The prior as an unnamed PyMC distribution (e.g. the ``sd_dist`` of an LKJ covariance)."""
-        if self.dist == "LKJ":
-            raise ConfigError("an LKJ prior describes correlations; it cannot stand for a scalar distribution.")
         return self._call(None, **kwargs)
 
     def _call(self, name: str | None, **kwargs: Any) -> Any:
+        if self.dist == "LKJ":
+            raise ConfigError(f"prior '{name}': an LKJ prior describes the correlations of a group's effects "
+                              "(corr_<group>); it cannot stand for another parameter.")
         params = {k: np.asarray(v, dtype=float) for k, v in self.params.items()}
         dist = getattr(pm, self.dist)
         try:
             return dist(name, **params, **kwargs) if name else dist.dist(**params, **kwargs)
         except TypeError as err:
             raise ConfigError(f"prior '{name}': {self.dist} does not take {sorted(params)} ({err}).") from None
+
+
+def create(priors: Mapping[str, Prior], name: str, **kwargs: Any) -> Any:
+    """Parameter ``name`` from its prior in ``priors``, in the model in context."""
+    return priors[name].create(name, **kwargs)
 
 
 def _plain(value: Any) -> Any:

@@ -28,9 +28,6 @@ A plan is data (TOML on disk)::
     truth = "climate.alpha1"           # its true value in the scenario (sharing.f[3], sharing.pi[0], ...)
     rules = [{ rule = "excludes_zero", prob = 0.95 },
              { rule = "direction", sign = "negative", threshold = 0.975 }]
-
-Its SHA-256 (canonical JSON, ``replicates`` left out so a plan can be extended) identifies
-the results folder it writes to.
 """
 
 from __future__ import annotations
@@ -47,6 +44,8 @@ from typing import Any
 from lcbayes.data.io import read_toml
 from lcbayes.data.simulate import TRUTHS, Design
 from lcbayes.errors import ConfigError, reject_unknown
+from lcbayes.models import model_class
+from lcbayes.models.spec import read_spec
 from lcbayes.power.rules import Rule
 
 DESIGN_FIELDS = [f.name for f in fields(Design)]
@@ -69,27 +68,23 @@ class Target:
             if key not in raw:
                 raise ConfigError(f"a target lacks '{key}'. Fix: e.g. parameter = \"alpha_time\", "
                                   f"truth = \"climate.alpha1\".")
-        if not _ELEMENT.match(raw["parameter"]):
-            raise ConfigError(f"target parameter {raw['parameter']!r}: write name or name[label].")
         rules = tuple(Rule.parse(r) for r in raw.get("rules", []))
         if not rules:
             raise ConfigError(
                 f"target {raw['parameter']!r} has no rules. Fix: rules = [{{ rule = \"excludes_zero\" }}].")
         return cls(str(raw["parameter"]), str(raw["truth"]), rules)
 
+    def __post_init__(self) -> None:
+        if not _ELEMENT.match(self.parameter):
+            raise ConfigError(f"target parameter {self.parameter!r}: write name or name[label].")
+
     @property
     def variable(self) -> str:
-        return self._element().group(1)
+        return self.parameter.partition("[")[0]
 
     @property
     def label(self) -> str | None:
-        return self._element().group(2)
-
-    def _element(self) -> re.Match[str]:
-        match = _ELEMENT.match(self.parameter)
-        if match is None:
-            raise ConfigError(f"target parameter {self.parameter!r}: write name or name[label].")
-        return match
+        return self.parameter.partition("[")[2].removesuffix("]") or None
 
     def true_value(self, truths: Mapping[str, Any], design: Design) -> float:
         """The true value: ``group.field`` or ``group.field[i]`` of the scenario's truths
@@ -97,8 +92,7 @@ class Target:
         group, _, rest = self.truth.partition(".")
         match = _ELEMENT.match(rest)
         if group not in truths or not match:
-            forms = " or ".join(f"{g}.<field>[i]" for g in truths)
-            raise ConfigError(f"target truth {self.truth!r}: write {forms}.")
+            raise ConfigError(f"target truth {self.truth!r}: write {' or '.join(f'{g}.<field>[i]' for g in truths)}.")
         obj, name, index = truths[group], match.group(1), match.group(2)
         if name not in {f.name for f in fields(obj)}:
             raise ConfigError(f"target truth {self.truth!r}: {type(obj).__name__} has no field {name!r}.")
@@ -143,19 +137,11 @@ class Plan:
         """Validate a plan mapping; a ``spec`` given as a path is read relative to ``base``.
         Calibration plans (``require_targets=False``) rank every population parameter instead."""
         plain: dict[str, Any] = json.loads(json.dumps(raw))  # plain, detached copy
-        reject_unknown(plain, ["model", "spec", "design", "scenarios", "targets", "replicates", "seed", "interval",
-                               "min_ess"],
-                       "plan key")
-        from lcbayes.models import model_class
-
+        reject_unknown(plain, [f.name for f in fields(cls) if f.name != "raw"], "plan key")
         model = model_class(plain.get("model")).name
-        spec = plain.get("spec", {})
-        if isinstance(spec, str):
-            from lcbayes.models.spec import read_spec
-
-            spec = read_spec((base or Path(".")) / spec)
-            plain["spec"] = spec
-        spec = {**spec, "model": model}
+        if isinstance(plain.get("spec"), str):
+            plain["spec"] = read_spec((base or Path(".")) / plain["spec"])
+        spec = {**plain.get("spec", {}), "model": model}
         design = {k: (v if isinstance(v, list) else [v]) for k, v in plain.get("design", {}).items()}
         reject_unknown(design, DESIGN_FIELDS, "design field")
         scenarios = plain.get("scenarios") or {"default": {}}
@@ -185,14 +171,12 @@ class Plan:
 
     def cells(self) -> list[Cell]:
         """All design x scenario combinations, in grid order."""
-        names = list(self.design)
-        combos = itertools.product(*(self.design[n] for n in names)) if names else [()]
-        return [Cell(dict(zip(names, values, strict=True)), s) for values in combos for s in self.scenarios]
+        combos = itertools.product(*self.design.values())   # one empty combination if no design is given
+        return [Cell(dict(zip(self.design, values, strict=True)), s) for values in combos for s in self.scenarios]
 
     def design_of(self, cell: Cell) -> Design:
         try:
-            values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in cell.design.items()}
-            return Design(**values)
+            return Design(**_tuples(cell.design))
         except ValueError as err:
             raise ConfigError(f"design {cell.label()}: {err}") from None
 
@@ -206,7 +190,8 @@ class Plan:
         return json.dumps(self.raw, sort_keys=True)
 
     def hash(self) -> str:
-        """SHA-256 of the plan without ``replicates`` (more replicates extend a run)."""
+        """SHA-256 of the plan (canonical JSON) without ``replicates`` (more replicates extend a
+        run): it identifies the results folder the plan writes to."""
         core = {k: v for k, v in self.raw.items() if k != "replicates"}
         return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
 

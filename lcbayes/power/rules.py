@@ -7,8 +7,7 @@
   interval lies wholly outside (or wholly inside) the region of practical equivalence;
 - ``width`` (``max``, ``prob``, default 0.9): the central interval is at most ``max`` wide.
 
-Each rule has a ``name`` (a column of the results); by default one is made from its settings.
-"""
+Each rule has a ``name`` (a column of the results); by default one is made from its settings."""
 
 from __future__ import annotations
 
@@ -24,8 +23,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "excludes_zero": {"prob": 0.95},
     "direction": {"sign": "positive", "threshold": 0.975},
     "rope": {"low": None, "high": None, "outside": True, "prob": 0.95},
-    "width": {"max": None, "prob": 0.9},
-}
+    "width": {"max": None, "prob": 0.9}}
+# default names; prob and threshold in percent, side: outside or inside
+NAMES = {"excludes_zero": "excludes_zero_{prob}", "direction": "p_{sign}_{threshold}",
+         "rope": "rope_{side}_{low:g}_{high:g}_{prob}", "width": "width_le_{max:g}_{prob}"}
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,9 @@ class Rule:
         kind = raw.get("rule")
         if kind not in SETTINGS:
             raise ConfigError(f"decision rule {kind!r} unknown. Valid: {', '.join(SETTINGS)}.")
-        reject_unknown({k: v for k, v in raw.items() if k not in ("rule", "name")}, list(SETTINGS[kind]),
-                       f"setting of rule {kind}")
-        settings = {**SETTINGS[kind], **{k: v for k, v in raw.items() if k not in ("rule", "name")}}
+        given = {k: v for k, v in raw.items() if k not in ("rule", "name")}
+        reject_unknown(given, list(SETTINGS[kind]), f"setting of rule {kind}")
+        settings = {**SETTINGS[kind], **given}
         missing = [k for k, v in settings.items() if v is None]
         if missing:
             raise ConfigError(f"rule {kind} needs {', '.join(missing)}.")
@@ -53,15 +54,15 @@ class Rule:
             raise ConfigError(f"rule direction: sign must be positive or negative, got {settings['sign']!r}.")
         if kind == "rope" and not float(settings["low"]) < float(settings["high"]):
             raise ConfigError("rule rope: low must be below high.")
-        name = raw.get("name") or _default_name(kind, settings)
-        return cls(kind, settings, str(name))
+        values = {**settings, "side": "outside" if settings.get("outside") else "inside"}
+        values.update({k: f"{float(values[k]) * 100:g}" for k in ("prob", "threshold") if k in values})
+        return cls(kind, settings, str(raw.get("name") or NAMES[kind].format(**values)))
 
     def decide(self, draws: np.ndarray) -> bool:
         """The decision for one replicate's posterior draws (1-d)."""
         s = self.settings
         if self.kind == "direction":
-            p = float(np.mean(draws > 0) if s["sign"] == "positive" else np.mean(draws < 0))
-            return p >= float(s["threshold"])
+            return float(np.mean(draws > 0 if s["sign"] == "positive" else draws < 0)) >= float(s["threshold"])
         lo, hi = central_interval(draws, float(s["prob"]))
         if self.kind == "excludes_zero":
             return bool(lo > 0 or hi < 0)
@@ -77,15 +78,3 @@ def central_interval(draws: np.ndarray, prob: float) -> tuple[float, float]:
     lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2])
     return float(lo), float(hi)
 
-
-def _default_name(kind: str, s: dict[str, Any]) -> str:
-    def pct(p: Any) -> str:
-        return f"{float(p) * 100:g}"
-
-    if kind == "excludes_zero":
-        return f"excludes_zero_{pct(s['prob'])}"
-    if kind == "direction":
-        return f"p_{s['sign']}_{pct(s['threshold'])}"
-    if kind == "rope":
-        return f"rope_{'outside' if s['outside'] else 'inside'}_{s['low']:g}_{s['high']:g}_{pct(s['prob'])}"
-    return f"width_le_{s['max']:g}_{pct(s['prob'])}"

@@ -1,31 +1,18 @@
 """Run a plan's replicates: compile once per cell, refit per replicate, store as they finish.
 
-Each replicate's seeds derive from the plan's root seed and the replicate's position
-(cell key, replicate number) through ``numpy.random.SeedSequence``, so results do not
-depend on the order of execution or the number of workers. A worker compiles a cell's model
-once, from the data of the cell's replicate 0 (whose data-scaled priors then hold for the
-whole cell), and refits it to every replicate of that cell it is given by swapping data. A
-replicate whose data differ in structure (e.g. another number of organizations) gets a
-model compiled for it, with the same priors, and is flagged ``recompiled``.
-
-Execution: local and parallel by default (as many worker processes as the cores allow with
-each fit's chains in parallel); ``workers = 1`` runs in this process, more start a local
-Dask cluster (one process per worker); ``scheduler = "tcp://host:8786"`` uses an existing Dask cluster
-(for SLURM, see the README's power section). Finished replicates are written by this process as
-they arrive, so killing the run loses only the replicates in flight.
-
-Tasks receive the parsed :class:`Plan` (pickled to Dask workers) and a :class:`FitterCache` of
-compiled cells: :func:`run` makes one for a serial run; a Dask worker keeps its own on the
-worker object, so no compiled model lives in a module global.
-"""
+A worker compiles a cell's model once, from the data of the cell's replicate 0 (whose
+data-scaled priors then hold for the whole cell), and refits it to every replicate of that
+cell it is given by swapping data; a replicate whose data differ in structure (e.g. another
+number of organizations) gets a model compiled for it, with the same priors, and is flagged
+``recompiled``. This process writes finished replicates as they arrive, so killing the run
+loses only the replicates in flight."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import arviz as az
 import numpy as np
@@ -45,7 +32,9 @@ KEEP = 2   # compiled cells a FitterCache holds (a worker is given the replicate
 
 
 def replicate_seeds(root: int, cell_key: str, replicate: int) -> tuple[int, int]:
-    """(data seed, sampler seed) of one replicate, from the root seed and its position."""
+    """(data seed, sampler seed) of one replicate, from the root seed and its position (cell
+    key, replicate number) through ``numpy.random.SeedSequence``, so results do not depend on
+    the order of execution or the number of workers."""
     state = np.random.SeedSequence(entropy=root, spawn_key=(int(cell_key, 16), replicate)).generate_state(2)
     return int(state[0]), int(state[1])
 
@@ -62,8 +51,7 @@ class CellFitter:
 
     def __init__(self, plan: Plan, cell: Cell, cores: int | None = None):
         self.plan, self.cell, self.cores = plan, cell, cores
-        self.design = plan.design_of(cell)
-        self.truths = plan.truth_of(cell)
+        self.design, self.truths = plan.design_of(cell), plan.truth_of(cell)
         base = create(plan.spec, self.simulate(0))
         self.priors = {k: p.to_dict() for k, p in base.priors.items()}
         self.settings = base.spec.sampler
@@ -111,7 +99,7 @@ class FitterCache:
 
 def worker_cache(cache: FitterCache | None = None) -> FitterCache:
     """``cache`` if given; else the cache of the Dask worker running this task (kept on the
-    worker object, made on first use); outside a worker, a new one."""
+    worker object, not in a module global; made on first use); outside a worker, a new one."""
     if cache is not None:
         return cache
     try:
@@ -122,8 +110,7 @@ def worker_cache(cache: FitterCache | None = None) -> FitterCache:
         return FitterCache()
     cache = getattr(worker, "lcbayes_fitters", None)
     if not isinstance(cache, FitterCache):
-        cache = FitterCache()
-        worker.lcbayes_fitters = cache  # type: ignore[attr-defined]  # our own attribute on dask's Worker, by design
+        cache = worker.lcbayes_fitters = FitterCache()  # type: ignore[attr-defined]  # our attribute on dask's Worker
     return cache
 
 
@@ -147,8 +134,7 @@ def power_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = 
     fit = worker_cache(cache).fitter(plan, cell, cores)
     _, sampler_seed = replicate_seeds(plan.seed, cell.key, replicate)
     t0 = time.perf_counter()
-    study = fit.simulate(replicate)
-    model, idata, recompiled = fit.fit(study, sampler_seed)
+    model, idata, recompiled = fit.fit(fit.simulate(replicate), sampler_seed)
     seconds = time.perf_counter() - t0
     post = idata.posterior
     if any(t.variable not in post for t in plan.targets):
@@ -157,73 +143,63 @@ def power_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = 
     rows = []
     for target in plan.targets:
         draws = target_draws(post, target)
-        flat = draws.values.ravel()
+        flat, single = draws.values.ravel(), draws.to_dataset(name="x")
         truth = target.true_value(fit.truths, fit.design)
         lo, hi = central_interval(flat, plan.interval)
-        single = draws.to_dataset(name="x")
-        row: dict[str, Any] = {
+        rows.append({
             "cell": cell.key, **cell.design, "scenario": cell.scenario, "replicate": replicate,
             "seed": sampler_seed, "target": target.parameter, "truth": truth, "mean": flat.mean(),
             "sd": flat.std(ddof=1), "lower": lo, "upper": hi, "covered": lo <= truth <= hi, "width": hi - lo,
             "r_hat": float(az.rhat(single)["x"]), "ess_bulk": float(az.ess(single, method="bulk")["x"]),
             "ess_tail": float(az.ess(single, method="tail")["x"]), "divergences": verdict.divergences,
             "diagnostics_passed": verdict.passed, "recompiled": recompiled, "fit_seconds": seconds,
-        }
-        for rule in target.rules:
-            row[f"rule_{rule.name}"] = rule.decide(flat)
-        rows.append(row)
+            **{f"rule_{rule.name}": rule.decide(flat) for rule in target.rules}})
     return pd.DataFrame(rows)
 
 
 def run(plan: Plan, out: str, workers: int | None = None, scheduler: str | None = None, progress: bool = True,
         task: Callable[..., pd.DataFrame] = power_replicate, kind: str = "power") -> ResultStore:
-    """Run every unfinished replicate of ``plan`` into the results folder ``out``.
-
-    ``workers``: local processes; None = as many as the cores allow with each fit running its
-    chains in parallel (cores // chains, at least 1). Returns the store; ``store.load()``
-    gives all finished replicates (this run's and earlier)."""
+    """Run every unfinished replicate of ``plan`` into the results folder ``out``, ``task``
+    (given the parsed plan, pickled to Dask workers) computing one replicate's rows; ``kind``
+    (``"power"`` or ``"sbc"``) marks the folder, ``progress`` shows a progress bar. ``workers``:
+    local processes (None: cores // chains, at least 1, so each fit runs its chains in parallel;
+    1: this process; more: a local Dask cluster, one process per worker); ``scheduler``: the
+    address of an existing Dask cluster (``"tcp://host:8786"``; SLURM: see the README). Returns
+    the store; ``store.load()`` gives all finished replicates (this run's and earlier)."""
     if workers is None:
-        chains = int(plan.spec.get("sampler", {}).get("chains", 4))
-        workers = max(1, (os.cpu_count() or 1) // chains)
+        workers = max(1, (os.cpu_count() or 1) // int(plan.spec.get("sampler", {}).get("chains", 4)))
     store = ResultStore(out, plan.to_json(), plan.hash(), kind)
     todo = [(cell, r) for cell in plan.cells() for r in range(plan.replicates) if not store.done(cell.key, r)]
     if not todo:
         return store
-    bar = _progress(len(todo), progress, f"{kind}: {len(plan.cells())} cells x {plan.replicates} replicates")
-    if workers <= 1 and scheduler is None:
-        cache = FitterCache()
-        for cell, r in todo:
-            store.write(cell.key, r, task(plan, cell, r, None, cache))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(todo), disable=not progress, unit="fit", smoothing=0.1,
+              desc=f"{kind}: {len(plan.cells())} cells x {plan.replicates} replicates") as bar:
+        for (cell, r), rows in _finished(plan, todo, workers, scheduler, task):
+            store.write(cell.key, r, rows)
             bar.update()
-    else:
-        _run_dask(plan, todo, store, workers, scheduler, bar, task)
-    bar.close()
     return store
 
 
-def _run_dask(plan: Plan, todo: list, store: ResultStore, workers: int, scheduler: str | None, bar,
-              task: Callable[..., pd.DataFrame]) -> None:
+def _finished(plan: Plan, todo: list[tuple[Cell, int]], workers: int, scheduler: str | None,
+              task: Callable[..., pd.DataFrame]) -> Iterator[tuple[tuple[Cell, int], pd.DataFrame]]:
+    """((cell, replicate), rows) of every task in ``todo``, in the order they finish."""
+    if workers <= 1 and scheduler is None:
+        cache = FitterCache()
+        yield from (((cell, r), task(plan, cell, r, None, cache)) for cell, r in todo)
+        return
     from dask.distributed import Client, LocalCluster, as_completed
 
-    if scheduler is None:
-        cores = max(1, (os.cpu_count() or 1) // workers)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        cores, cluster, client = None, None, Client(scheduler)
+    cluster = None if scheduler is not None else LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cores = None if cluster is None else max(1, (os.cpu_count() or 1) // workers)   # chains at once per local worker
+    client = Client(scheduler if cluster is None else cluster)
     try:
         futures = {client.submit(task, plan, cell, r, cores, pure=False): (cell, r) for cell, r in todo}
         for future in as_completed(futures):
-            cell, r = futures[future]
-            store.write(cell.key, r, future.result())
-            bar.update()
+            yield futures[future], future.result()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-def _progress(total: int, show: bool, description: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not show, desc=description, unit="fit", smoothing=0.1)

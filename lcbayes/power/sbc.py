@@ -5,8 +5,7 @@ at them (``BayesModel.prior_study``, in the layout of a simulated study of the p
 design), refits the compiled model, and records the rank of each true population parameter
 among ``L`` thinned posterior draws. If the model and sampler are calibrated, ranks are
 uniform on 0..L; ``sbc_check`` compares each parameter's rank ECDF with simultaneous 95%
-bands (Saeilynoja, Buerkner & Vehtari 2022, as computed by ArviZ).
-"""
+bands (Saeilynoja, Buerkner & Vehtari 2022, as computed by ArviZ)."""
 
 from __future__ import annotations
 
@@ -27,18 +26,15 @@ def scalar_elements(ds, names: list[str]) -> dict[str, np.ndarray]:
     """Population parameters split into scalar elements ``name`` or ``name[label]``; values
     keep the leading (chain, draw) dims when present."""
     out = {}
-    for name in names:
-        if name not in ds:
-            continue
-        v = ds[name]
+    for v in (ds[name] for name in names if name in ds):
         extra = [d for d in v.dims if d not in ("chain", "draw")]
         if not extra:
-            out[name] = v.values
+            out[v.name] = v.values
             continue
         stacked = v.stack(element=extra)
         for i, label in enumerate(stacked["element"].values):
             label = label if isinstance(label, tuple) else (label,)
-            out[f"{name}[{','.join(map(str, label))}]"] = stacked.isel(element=i).values
+            out[f"{v.name}[{','.join(map(str, label))}]"] = stacked.isel(element=i).values
     return out
 
 
@@ -48,15 +44,12 @@ def sbc_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = No
     ``cores``: chains sampled at once; ``cache``: compiled cells (default: the worker's)."""
     fit = worker_cache(cache).fitter(plan, cell, cores)
     data_seed, sampler_seed = replicate_seeds(plan.seed, cell.key, replicate)
-    template = fit.model(fit.simulate(replicate))
-    study, truth = template.prior_study(data_seed)
+    study, truth = fit.model(fit.simulate(replicate)).prior_study(data_seed)
     model, idata, recompiled = fit.fit(study, sampler_seed)
-    post = idata.posterior
-    verdict = diagnose(idata, [v for v in model.population if v in post], min_ess=plan.min_ess)
-    true_values = scalar_elements(truth, model.population)
-    draws = scalar_elements(post, model.population)
+    verdict = diagnose(idata, [v for v in model.population if v in idata.posterior], min_ess=plan.min_ess)
+    draws = scalar_elements(idata.posterior, model.population)
     rows: list[dict[str, Any]] = []
-    for name, value in true_values.items():
+    for name, value in scalar_elements(truth, model.population).items():
         flat = draws[name].reshape(-1)
         if np.ptp(flat) == 0:            # a constant (e.g. f(1) = 0): nothing to calibrate
             continue
@@ -87,8 +80,7 @@ def _rank_ecdf(group: pd.DataFrame, prob: float):
     ranks = group["rank"].to_numpy()
     ecdf = (ranks[None, :] <= k[:, None]).mean(axis=1)
     cdf = (k + 1) / (L + 1)
-    lower, upper = ecdf_confidence_band(len(ranks), k, cdf, prob=prob)
-    return ecdf, cdf, lower, upper
+    return (ecdf, cdf, *ecdf_confidence_band(len(ranks), k, cdf, prob=prob))
 
 
 def plot_sbc(results: pd.DataFrame, prob: float = 0.95, columns: int = 4):

@@ -7,8 +7,7 @@ Layout::
 
 Each replicate file is written to a temporary name and renamed into place (atomic on POSIX
 file systems), so a killed run leaves only whole files; a rerun skips them. A folder that
-holds results of another plan is refused rather than mixed.
-"""
+holds results of another plan is refused rather than mixed."""
 
 from __future__ import annotations
 
@@ -30,16 +29,14 @@ class ResultStore:
     """Results of one plan in ``folder``; ``kind`` is ``"power"`` or ``"sbc"``."""
 
     def __init__(self, folder: str | Path, plan_json: str, plan_hash: str, kind: str = "power"):
-        self.folder = Path(folder)
-        self.kind = kind
+        self.folder, self.kind = Path(folder), kind
         marker = self.folder / "plan.json"
         if marker.exists():
             held = json.loads(marker.read_text())
             if held["hash"] != plan_hash or held.get("kind", "power") != kind:
-                raise PlanChangedError(
-                    f"'{self.folder}' holds results of another {held.get('kind', 'power')} plan "
-                    f"(hash {held['hash'][:12]}...; this plan's is {plan_hash[:12]}...). Fix: write to a new "
-                    "folder (--out), or delete the old results to start over.")
+                raise PlanChangedError(f"'{self.folder}' holds results of another {held.get('kind', 'power')} plan "
+                                       f"(hash {held['hash'][:12]}...; this plan's is {plan_hash[:12]}...). Fix: "
+                                       "write to a new folder (--out), or delete the old results to start over.")
         else:
             self.folder.mkdir(parents=True, exist_ok=True)
             _atomic_write(marker, json.dumps({"kind": kind, "hash": plan_hash, "plan": json.loads(plan_json)},
@@ -55,9 +52,7 @@ class ResultStore:
         """Store one finished replicate (atomically)."""
         path = self.path(cell_key, replicate)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-            rows.to_parquet(tmp.name, index=False)
-        os.replace(tmp.name, path)
+        _atomic_write(path, rows.to_parquet(index=False))
         return path
 
     def load(self) -> pd.DataFrame:

@@ -1,9 +1,7 @@
-"""Summaries of power results: power with exact intervals, bias, RMSE, coverage, width,
-diagnostic failures; the power curve; the smallest design reaching a target power.
+"""Summaries of power results, the power curve, the smallest design reaching a target power.
 
 Every replicate counts: a fit that fails its diagnostics stays in the power estimate and
-the share of such fits is reported next to it (``failed_diagnostics``), never dropped.
-"""
+the share of such fits is reported next to it (``failed_diagnostics``), never dropped."""
 
 from __future__ import annotations
 
@@ -41,8 +39,7 @@ def summarize(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             "replicates": len(group), "truth": group["truth"].iloc[0], "bias": err.mean(),
             "rmse": float(np.sqrt((err**2).mean())), "coverage": group["covered"].mean(),
             "mean_width": group["width"].mean(), "failed_diagnostics": 1 - group["diagnostics_passed"].mean(),
-            "recompiled": int(group["recompiled"].sum()), "mean_fit_seconds": group["fit_seconds"].mean(),
-        }
+            "recompiled": int(group["recompiled"].sum()), "mean_fit_seconds": group["fit_seconds"].mean()}
         for rule in rules:
             decisions = group[rule].dropna().astype(bool)
             k, n = int(decisions.sum()), len(decisions)
@@ -53,8 +50,7 @@ def summarize(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                          "power_upper": hi})
     cols = keys + ["rule", "replicates", "power", "power_lower", "power_upper", "truth", "bias", "rmse",
                    "coverage", "mean_width", "failed_diagnostics", "recompiled", "mean_fit_seconds"]
-    order = [c for c in keys if c != "cell"] + ["rule"]
-    return pd.DataFrame(rows, columns=cols).sort_values(order, kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows, columns=cols).sort_values(keys[1:] + ["rule"], kind="stable").reset_index(drop=True)
 
 
 def smallest_design(summary: pd.DataFrame, target: str, rule: str, power: float = 0.8,
@@ -62,16 +58,12 @@ def smallest_design(summary: pd.DataFrame, target: str, rule: str, power: float 
     """The design with the fewest planned observations (communities x participants x
     sessions) whose estimated power for ``target`` under ``rule`` reaches ``power``; ties go
     to fewer sessions, then fewer communities. None if no design reaches it."""
-    rows = summary[(summary["target"] == target) & (summary["rule"] == rule)]
+    rows = summary[(summary["target"] == target) & (summary["rule"] == rule) & (summary["power"] >= power)]
     if scenario is not None:
         rows = rows[rows["scenario"] == scenario]
-    rows = rows[rows["power"] >= power]
     if rows.empty:
         return None
-    size = np.ones(len(rows))
-    for col in ("communities", "participants", "sessions"):
-        if col in rows:
-            size = size * rows[col].to_numpy(dtype=float)
+    size = rows[[c for c in ("communities", "participants", "sessions") if c in rows]].astype(float).prod(axis=1)
     order = rows.assign(_size=size).sort_values(
         ["_size"] + [c for c in ("sessions", "communities") if c in rows], kind="stable")
     return order.iloc[0].drop("_size")
@@ -89,15 +81,11 @@ def plot_power_curve(summary: pd.DataFrame, target: str, rule: str, x: str = "co
         _, ax = plt.subplots(figsize=(7, 4.5))
     for key, line in rows.groupby(design + ["scenario"], sort=False):
         line = line.sort_values(x)
-        key = key if isinstance(key, tuple) else (key,)
         label = ", ".join(f"{k}={v}" for k, v in zip(design + ["scenario"], key, strict=True))
         err = [line["power"] - line["power_lower"], line["power_upper"] - line["power"]]
         ax.errorbar(line[x], line["power"], yerr=err, marker="o", capsize=3, label=label)
     if target_power is not None:
         ax.axhline(target_power, color="gray", linestyle="--", linewidth=1)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel(x)
-    ax.set_ylabel("power")
-    ax.set_title(f"{target}: {rule}")
+    ax.set(ylim=(-0.02, 1.02), xlabel=x, ylabel="power", title=f"{target}: {rule}")
     ax.legend(fontsize="small")
     return ax

@@ -32,32 +32,25 @@ def build_report(config: ReportConfig, out: Path | None = None,
     the configuration's ``out``); returns the path of the HTML report. Figures are drawn
     with matplotlib's Agg backend; the caller's backend is back afterwards."""
     with agg_backend():
-        return _build_report(config, out, log)
-
-
-def _build_report(config: ReportConfig, out: Path | None, log: Callable[[str], None]) -> Path:
-    out = Path(out or config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    log(f"validating {config.data}")
-    study = Study.from_path(config.data, config.roles)
-    data = data_section(study, config)
-    sections: list[ModelSection] = []
-    for entry in config.models:
-        sections.append(analyse_model(entry, study, config.seed, config.prior_draws, log))
-        sections[-1].model.save(out / "fits" / f"{entry.key}.nc")
-    power = pd.read_csv(config.power / "summary.csv") if config.power is not None else None
-
-    results = {"title": config.title, "data": data["results"],
-               "models": {s.entry.key: s.results for s in sections}}
-    write_json(out / RESULTS, results)
-    prov = manifest(config, {s.entry.key: _model_provenance(s) for s in sections})
-    prov["elapsed_seconds"] = round(time.perf_counter() - started, 1)
-    html = render(config, data, sections, power, prov)
-    (out / HTML).write_text(html, encoding="utf-8")
-    write_json(out / MANIFEST, prov)
-    log(f"wrote {out / HTML}, {out / RESULTS} and {out / MANIFEST} in {prov['elapsed_seconds']:.0f} s")
-    return out / HTML
+        out = Path(out or config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        log(f"validating {config.data}")
+        study = Study.from_path(config.data, config.roles)
+        data = data_section(study, config)
+        sections: list[ModelSection] = []
+        for entry in config.models:
+            sections.append(analyse_model(entry, study, config.seed, config.prior_draws, log))
+            sections[-1].model.save(out / "fits" / f"{entry.key}.nc")
+        power = pd.read_csv(config.power / "summary.csv") if config.power is not None else None
+        write_json(out / RESULTS, {"title": config.title, "data": data["results"],
+                                   "models": {s.entry.key: s.results for s in sections}})
+        prov = manifest(config, {s.entry.key: _model_provenance(s) for s in sections})
+        prov["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+        (out / HTML).write_text(render(config, data, sections, power, prov), encoding="utf-8")
+        write_json(out / MANIFEST, prov)
+        log(f"wrote {out / HTML}, {out / RESULTS} and {out / MANIFEST} in {prov['elapsed_seconds']:.0f} s")
+        return out / HTML
 
 
 def data_section(study: Study, config: ReportConfig) -> dict[str, Any]:
@@ -70,15 +63,13 @@ def data_section(study: Study, config: ReportConfig) -> dict[str, Any]:
     icc = study_icc(study, measure)
     summarised = ["mean", "sd"] + [i.name for i in INDICES.values() if i.summary and i.name in table]
     per_session = table.groupby("session")[summarised].median()
-    results = {
-        "rows": summary.n_rows, "communities": summary.n_communities, "participants": summary.n_participants,
-        "organizations": summary.n_organizations, "sessions": summary.n_sessions,
-        "late_joiners": summary.late_joiners, "dropouts": summary.dropouts, "missed_sessions": summary.missed_sessions,
-        "agreement_measure": measure,
-        "agreement_median_per_session": {str(s): {k: float(v) for k, v in row.items()}
-                                         for s, row in per_session.iterrows()},
-        "icc": {str(r.session): {"icc1": float(r.icc1), "icc2": float(r.icc2)} for r in icc.itertuples()},
-    }
+    results = {"rows": summary.n_rows, "communities": summary.n_communities, "participants": summary.n_participants,
+               "organizations": summary.n_organizations, "sessions": summary.n_sessions,
+               "late_joiners": summary.late_joiners, "dropouts": summary.dropouts,
+               "missed_sessions": summary.missed_sessions, "agreement_measure": measure,
+               "agreement_median_per_session": {str(s): {k: float(v) for k, v in row.items()}
+                                                for s, row in per_session.iterrows()},
+               "icc": {str(r.session): {"icc1": float(r.icc1), "icc2": float(r.icc2)} for r in icc.itertuples()}}
     reliability = study.reliability()
     return {"summary": summary, "measure": measure, "agreement": table, "agreement_per_session": per_session,
             "icc": icc, "reliability": reliability[reliability["session"] == "all"].drop(columns="session"),
@@ -86,20 +77,15 @@ def data_section(study: Study, config: ReportConfig) -> dict[str, Any]:
 
 
 def _model_provenance(section: ModelSection) -> dict[str, Any]:
-    model = section.model
-    return {
-        "model": model.name, "label": section.entry.label, "spec_path": str(section.entry.spec_path),
-        "spec": model.spec.to_dict(), "spec_hash": model.spec.hash(), "data_hash": model.data_hash(),
-        "priors": {k: p.to_dict() for k, p in model.priors.items()},
-        "sampler": model.spec.to_dict()["sampler"],
-        "variants": {v.label: v.options for v in section.entry.variants},
-        "fit": f"fits/{section.entry.key}.nc",
-    }
+    model, entry, spec = section.model, section.entry, section.model.spec.to_dict()
+    return {"model": model.name, "label": entry.label, "spec_path": str(entry.spec_path), "spec": spec,
+            "spec_hash": model.spec.hash(), "data_hash": model.data_hash(),
+            "priors": {k: p.to_dict() for k, p in model.priors.items()}, "sampler": spec["sampler"],
+            "variants": {v.label: v.options for v in entry.variants}, "fit": f"fits/{entry.key}.nc"}
 
 
 def write_json(path: Path, content: Any) -> None:
-    """Canonical JSON (sorted keys, full float precision, NaN as null) so equal content gives
-    equal bytes."""
+    """Canonical JSON (sorted keys, full float precision, NaN as null): equal content, equal bytes."""
     path.write_text(json.dumps(_finite(content), indent=1, sort_keys=True, allow_nan=False) + "\n",
                     encoding="utf-8")
 
@@ -109,6 +95,4 @@ def _finite(tree: Any) -> Any:
         return {k: _finite(v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         return [_finite(v) for v in tree]
-    if isinstance(tree, float) and not np.isfinite(tree):
-        return None
-    return tree
+    return None if isinstance(tree, float) and not np.isfinite(tree) else tree

@@ -99,9 +99,8 @@ class ReportConfig:
         seed = raw.get("seed", 2026)
         if not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"report seed must be a non-negative integer, got {seed!r}.")
-        agreement = dict(raw.get("agreement", {}))
+        agreement, prior = dict(raw.get("agreement", {})), dict(raw.get("prior_predictive", {}))
         reject_unknown(agreement, ["measure", "null"], "agreement key")
-        prior = dict(raw.get("prior_predictive", {}))
         reject_unknown(prior, ["draws"], "prior_predictive key")
         entries = raw.get("models", [])
         if not entries:
@@ -116,16 +115,10 @@ class ReportConfig:
         if power is not None and not (power / "summary.csv").is_file():
             raise ConfigError(f"power = \"{raw['power']}\": '{power / 'summary.csv'}' not found. "
                               "Fix: run `lcbayes power PLAN --out <that folder>` first, or remove the key.")
-        return cls(
-            path=path, title=str(raw.get("title", path.stem)), data=data, roles=roles, seed=seed,
-            out=here / raw.get("out", f"_build/{path.stem}"),
-            measure=agreement.get("measure"), null=str(agreement.get("null", "uniform")),
-            models=models, prior_draws=int(prior.get("draws", 200)), power=power,
-        )
-
-    def sha256(self) -> str:
-        """SHA-256 of the configuration file's bytes."""
-        return sha256_file(self.path)
+        return cls(path=path, title=str(raw.get("title", path.stem)), data=data, roles=roles, seed=seed,
+                   out=here / raw.get("out", f"_build/{path.stem}"), measure=agreement.get("measure"),
+                   null=str(agreement.get("null", "uniform")), models=models,
+                   prior_draws=int(prior.get("draws", 200)), power=power)
 
 
 def _model_entry(raw: Any, here: Path, seed: int, position: int) -> ModelEntry:

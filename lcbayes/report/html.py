@@ -42,5 +42,4 @@ def render(config: ReportConfig, data: dict[str, Any], sections: list[ModelSecti
     env.filters.update(figure=figure, table=table)
     template = env.from_string(resources.files("lcbayes.report").joinpath("template.html").read_text("utf-8"))
     return template.render(config=config, data=data, sections=sections, power=power, manifest=manifest,
-                           version=__version__,
-                           all_warnings=[(s.entry.label, w) for s in sections for w in s.warnings])
+                           version=__version__, all_warnings=[(s.entry.label, w) for s in sections for w in s.warnings])

@@ -65,10 +65,11 @@ def analyse_model(entry: ModelEntry, study: Study, seed: int, prior_draws: int,
     """Fit one model of a report and compute every section (see the module docstring)."""
     model = create(entry.spec, study)
     section = ModelSection(entry, model)
-
     log(f"{entry.key}: prior predictive check ({prior_draws} draws)")
     _prior_predictive(section, prior_draws, seed)
-    log(f"{entry.key}: fitting ({_sampler_text(model)})")
+    s = model.spec.sampler
+    log(f"{entry.key}: fitting ({s.backend}, {s.chains} chains x ({s.tune} tuning + {s.draws} draws), "
+        f"target_accept {s.target_accept})")
     model.fit()
     _diagnostics(section)
     content = model.report_content()
@@ -78,19 +79,15 @@ def analyse_model(entry: ModelEntry, study: Study, seed: int, prior_draws: int,
     _loo(section)
     _compare(section, study, log)
     _sensitivity(section)
-    section.extra_figures = content.figures
-    section.extra_tables = content.tables
-    section.conclusions = content.conclusions + _closing(section)
+    section.extra_figures, section.extra_tables = content.figures, content.tables
+    section.conclusions = content.conclusions + ([section.comparison_text] if section.comparison_text else [])
+    if not section.results["diagnostics"]["converged"]:
+        section.conclusions.append("The sampler did not pass every convergence check: treat these conclusions as "
+                                   "provisional until a longer run passes.")
     plt.close("all")
     return section
 
 
-def _sampler_text(model: BayesModel) -> str:
-    s = model.spec.sampler
-    return f"{s.backend}, {s.chains} chains x ({s.tune} tuning + {s.draws} draws), target_accept {s.target_accept}"
-
-
-# ---------------------------------------------------------------- sections
 def _prior_predictive(section: ModelSection, draws: int, seed: int) -> None:
     model = section.model
     prior = model.sample_prior_predictive(draws=draws, seed=seed)
@@ -101,13 +98,10 @@ def _prior_predictive(section: ModelSection, draws: int, seed: int) -> None:
     width = hi - lo
     q = np.quantile(y_rep, [0.05, 0.5, 0.95])
     section.results["prior_predictive"] = {
-        "draws": draws, "observed_min": lo, "observed_max": hi,
-        "q05": float(q[0]), "median": float(q[1]), "q95": float(q[2]),
-        "share_beyond_range": float(((y_rep < lo - width) | (y_rep > hi + width)).mean()),
-    }
-    ax = az.plot_ppc(prior, group="prior", observed=True, num_pp_samples=min(draws, 100), random_seed=seed,
-                     figsize=(7, 3.5))
-    ax = np.ravel(ax)[0]
+        "draws": draws, "observed_min": lo, "observed_max": hi, "q05": float(q[0]), "median": float(q[1]),
+        "q95": float(q[2]), "share_beyond_range": float(((y_rep < lo - width) | (y_rep > hi + width)).mean())}
+    ax = np.ravel(az.plot_ppc(prior, group="prior", observed=True, num_pp_samples=min(draws, 100), random_seed=seed,
+                              figsize=(7, 3.5)))[0]
     ax.set_xlim(lo - 2 * width, hi + 2 * width)
     section.figures["prior_predictive"] = (
         f"Prior predictive check: densities of {model.spec.outcome} in datasets drawn from the priors "
@@ -115,14 +109,11 @@ def _prior_predictive(section: ModelSection, draws: int, seed: int) -> None:
 
 
 def _diagnostics(section: ModelSection) -> None:
-    model = section.model
-    diag = model.diagnostics()
+    model, diag = section.model, section.model.diagnostics()
     section.results["diagnostics"] = {
         "converged": diag.passed, "divergences": diag.divergences, "min_ebfmi": diag.min_ebfmi,
-        "max_r_hat": float(diag.table["max_r_hat"].max()),
-        "min_ess_bulk": float(diag.table["min_ess_bulk"].min()),
-        "min_ess_tail": float(diag.table["min_ess_tail"].min()),
-    }
+        "max_r_hat": float(diag.table["max_r_hat"].max()), "min_ess_bulk": float(diag.table["min_ess_bulk"].min()),
+        "min_ess_tail": float(diag.table["min_ess_tail"].min())}
     section.tables["diagnostics"] = diag.table.drop(columns="hint")
     if not diag.passed:
         section.warnings += [f"Convergence: {h}" for h in diag.hints()]
@@ -133,55 +124,40 @@ def _diagnostics(section: ModelSection) -> None:
         "chains every chain's ranks are uniform (points near the dashed line).", np.ravel(axes)[0].figure)
 
 
-def _summary(draws: xr.Dataset) -> pd.DataFrame:
-    table = az.summary(az.convert_to_inference_data(draws), hdi_prob=HDI, round_to="none")
-    return table[SUMMARY_COLUMNS]
-
-
 def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
     model = section.model
-    params = _summary(model.fitted().posterior[model.population])
-    section.tables["parameters"] = params
-    section.results["parameters"] = _records(params)
-    section.tables["derived"] = _summary(derived) if len(derived.data_vars) else pd.DataFrame(columns=SUMMARY_COLUMNS)
-    section.results["derived"] = _records(section.tables["derived"])
-    for name, table in (("parameter", params), ("derived quantity", section.tables["derived"])):
+    for key, name, draws in (("parameters", "parameter", model.fitted().posterior[model.population]),
+                             ("derived", "derived quantity", derived)):
+        table = az.summary(az.convert_to_inference_data(draws), hdi_prob=HDI, round_to="none")[SUMMARY_COLUMNS] \
+            if len(draws.data_vars) else pd.DataFrame(columns=SUMMARY_COLUMNS)
+        section.tables[key], section.results[key] = table, _records(table)
         bad = table[failing_elements(table)]
         if len(bad):
             section.warnings.append(f"{len(bad)} {name} element(s) miss R-hat <= {MAX_RHAT} or ESS >= {MIN_ESS}: "
                                     + ", ".join(bad.index[:8]) + (" ..." if len(bad) > 8 else ""))
     axes = az.plot_forest(model.fitted(), var_names=model.population, combined=True, hdi_prob=HDI,
-                          figsize=(7, 0.28 * len(params) + 1.2))
+                          figsize=(7, 0.28 * len(section.tables["parameters"]) + 1.2))
     section.figures["forest"] = ("Posterior means and 90% HDIs of the population parameters.",
                                  np.ravel(axes)[0].figure)
-
-
-def _thinned(idata: az.InferenceData, group: str) -> xr.Dataset:
-    ds = getattr(idata, group)
-    step = max(1, ds.sizes["chain"] * ds.sizes["draw"] // PPC_DRAWS)
-    return ds.isel(draw=slice(None, None, step))
 
 
 def _posterior_predictive(section: ModelSection, seed: int) -> None:
     model = section.model
     idata = model.sample_posterior_predictive(seed=seed)
     y = idata.observed_data[model.spec.outcome]
-    rep = _thinned(idata, "posterior_predictive")[model.spec.outcome]
+    rep = idata.posterior_predictive[model.spec.outcome]
+    rep = rep.isel(draw=slice(None, None, max(1, rep.sizes["chain"] * rep.sizes["draw"] // PPC_DRAWS)))
     obs = y["obs"].values
     groups = pd.Series(obs).groupby([model.study.idx["community"][obs], model.study.idx["session"][obs]]).indices
-    stats = {
-        "mean": lambda v: v.mean(-1),
-        "sd": lambda v: v.std(-1, ddof=1),
-        "mean community x session SD": lambda v: np.mean(
-            [v[..., i].std(-1, ddof=1) for i in groups.values() if len(i) > 1], axis=0),
-    }
+    stats = {"mean": lambda v: v.mean(-1), "sd": lambda v: v.std(-1, ddof=1),
+             "mean community x session SD": lambda v: np.mean(
+                 [v[..., i].std(-1, ddof=1) for i in groups.values() if len(i) > 1], axis=0)}
     rows = {}
     for name, stat in stats.items():
         observed, replicated = float(stat(y.values)), np.asarray(stat(rep.values)).ravel()
         rows[name] = {"observed": observed, "replicated_mean": float(replicated.mean()),
                       "p_value": float((replicated >= observed).mean())}
-    table = pd.DataFrame(rows).T
-    section.tables["ppc"] = table
+    section.tables["ppc"] = table = pd.DataFrame(rows).T
     section.results["posterior_predictive"] = {k: dict(v) for k, v in rows.items()}
     extreme = table[(table["p_value"] < 0.025) | (table["p_value"] > 0.975)]
     if len(extreme):
@@ -221,34 +197,22 @@ def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) ->
         str(label): {"rank": int(r["rank"]), "elpd_loo": float(r["elpd_loo"]), "p_loo": float(r["p_loo"]),
                      "elpd_diff": float(r["elpd_diff"]), "dse": float(r["dse"]), "weight": float(r["weight"])}
         for label, r in table.iterrows()}
-    best = table.index[0]
-    runner = table.iloc[1]
-    clear = runner["elpd_diff"] > 2 * runner["dse"]
-    section.comparison_text = (
-        f"LOO prefers '{best}' over '{table.index[1]}' by {runner['elpd_diff']:.1f} elpd (SE {runner['dse']:.1f}); "
-        + ("a clear difference (more than 2 SE)." if clear
-           else "within 2 SE, so the models predict about equally well."))
+    (best, second), runner = table.index[:2], table.iloc[1]
+    verdict = ("a clear difference (more than 2 SE)." if runner["elpd_diff"] > 2 * runner["dse"]
+               else "within 2 SE, so the models predict about equally well.")
+    section.comparison_text = (f"LOO prefers '{best}' over '{second}' by {runner['elpd_diff']:.1f} elpd "
+                               f"(SE {runner['dse']:.1f}); {verdict}")
 
 
 def _sensitivity(section: ModelSection) -> None:
-    table = prior_sensitivity(section.model)
-    section.tables["sensitivity"] = table
+    section.tables["sensitivity"] = table = prior_sensitivity(section.model)
     section.results["prior_sensitivity"] = {k: {"prior": float(r["prior"]), "likelihood": float(r["likelihood"]),
                                                 "diagnosis": r["diagnosis"]} for k, r in table.iterrows()}
     flagged = table[table["diagnosis"] != ""]
     if len(flagged):
-        section.warnings.append(
-            f"Prior sensitivity (power-scaling >= {THRESHOLD}): " + "; ".join(
-                f"{k} ({r['diagnosis']})" for k, r in flagged.iterrows())
-            + ". Report these with their priors, or check them with refits under wider priors.")
-
-
-def _closing(section: ModelSection) -> list[str]:
-    out = [section.comparison_text] if section.comparison_text else []
-    if not section.results["diagnostics"]["converged"]:
-        out.append("The sampler did not pass every convergence check: treat these conclusions as provisional "
-                   "until a longer run passes.")
-    return out
+        listed = "; ".join(f"{k} ({r['diagnosis']})" for k, r in flagged.iterrows())
+        section.warnings.append(f"Prior sensitivity (power-scaling >= {THRESHOLD}): {listed}. Report these with "
+                                "their priors, or check them with refits under wider priors.")
 
 
 def _records(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:

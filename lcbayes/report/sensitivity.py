@@ -31,12 +31,11 @@ THRESHOLD = 0.05
 
 def prior_variables(model: BayesModel) -> list[str]:
     """The free variables that carry the model's top-level priors (``model.priors``): the
-    parameter itself, the ``<name>_unit`` Beta of a single correlation, or the
-    ``chol_<suffix>`` LKJ Cholesky factor that carries ``corr_<suffix>`` and ``tau_<suffix>``."""
+    parameter itself, or the ``chol_<group>`` LKJ Cholesky factor that carries ``corr_<group>``
+    and ``tau_<group>`` (:class:`~lcbayes.models.components.GroupEffects`)."""
     names = set(model.priors)
     return [rv.name for rv in model.model.free_RVs
-            if rv.name in names or rv.name.removesuffix("_unit") in names
-            or (rv.name.startswith("chol_") and f"corr_{rv.name[5:]}" in names)]
+            if rv.name in names or (rv.name.startswith("chol_") and f"corr_{rv.name[5:]}" in names)]
 
 
 def log_prior(model: BayesModel) -> xr.Dataset:

@@ -6,8 +6,7 @@ their Monte Carlo error (|difference| <= Z x the combined MCSE of both runs), nu
 do not depend on sampling (the data and agreement section) exactly; the rest (interval
 bounds, ESS, LOO, sensitivities and the verdicts drawn from them) is listed without a verdict.
 Changed inputs (configuration, data, roles, spec, priors, seeds) are reported as such: a
-rerun of a changed analysis does not verify.
-"""
+rerun of a changed analysis does not verify."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from lcbayes.errors import ConfigError
 
 Z = 4.0   # with a few hundred compared means, P(any |z| > 4 | same posterior) is about 1-2%
 JUDGED = {"mean": "mcse_mean", "sd": "mcse_sd"}
+COLUMNS = ["old", "new", "difference", "mcse", "z", "ok"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,7 @@ class Verification:
     def __str__(self) -> str:
         if self.identical:
             return "verified: results.json is byte-identical to the earlier run."
-        lines = []
-        if self.changed_inputs:
-            lines.append("inputs differ from the earlier run: " + "; ".join(self.changed_inputs))
+        lines = ["inputs differ from the earlier run: " + "; ".join(self.changed_inputs)] if self.changed_inputs else []
         judged = self.differences.dropna(subset=["ok"])
         failed = judged[~judged["ok"].astype(bool)]
         lines.append(f"{len(self.differences)} numbers differ; {len(judged)} judged against Monte Carlo error, "
@@ -69,7 +67,7 @@ def verify(old: tuple[bytes, dict[str, Any]], new: tuple[bytes, dict[str, Any]])
     """Compare an earlier run (results.json bytes, manifest) with a new one."""
     (old_bytes, old_manifest), (new_bytes, new_manifest) = old, new
     if old_bytes == new_bytes:
-        return Verification(True, [], pd.DataFrame(columns=["old", "new", "difference", "mcse", "z", "ok"]))
+        return Verification(True, [], pd.DataFrame(columns=COLUMNS))
     return Verification(False, changed_inputs(old_manifest, new_manifest),
                         differences(json.loads(old_bytes), json.loads(new_bytes)))
 
@@ -100,9 +98,9 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> pd.DataFrame:
         x, y = a.get(path), b.get(path)
         if x == y:
             continue
-        old_number, new_number = _number(x), _number(y)
-        difference = new_number - old_number if old_number is not None and new_number is not None else None
-        row: dict[str, Any] = {"old": x, "new": y, "difference": difference, "mcse": None, "z": None, "ok": None}
+        numbers = [v for v in (x, y) if isinstance(v, (int, float)) and not isinstance(v, bool)]  # JSON numbers
+        difference = numbers[1] - numbers[0] if len(numbers) == 2 else None
+        row: dict[str, Any] = dict.fromkeys(COLUMNS) | {"old": x, "new": y, "difference": difference}
         parent, _, stat = path.rpartition("/")
         if path.startswith("data/"):
             row["ok"] = False            # no sampling involved: must be equal
@@ -111,12 +109,7 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> pd.DataFrame:
             z = abs(difference) / se if se > 0 else np.inf
             row["mcse"], row["z"], row["ok"] = se, z, z <= Z
         rows[path] = row
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["old", "new", "difference", "mcse", "z", "ok"])
-
-
-def _number(value: Any) -> int | float | None:
-    """``value`` when it is a JSON number (bools excluded), else None."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
 
 
 def _leaves(tree: Any, prefix: str = ""):
