@@ -38,8 +38,8 @@ class ObservedParticipants(Participants):
     """The same marginal likelihood, written as an observed CustomDist over sessions."""
 
     def likelihood(self, priors: Any, y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any) -> None:
-        tau_r, corr, _ = self.effects.scale(priors)
-        rho_r = corr[0, 1] if self.slopes else pt.constant(0.0)
+        tau_r, rows = self.effects.scale(priors)
+        rho_r = rows[1][0] if rows else pt.constant(0.0)
         slopes = self.slopes
 
         def logp(value: Any, mu: Any, log_sigma: Any, s: Any, mask: Any, tau: Any, rho: Any) -> Any:

@@ -202,9 +202,9 @@ class Participants:
     def likelihood(self, priors: Mapping[str, Prior], y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any) -> None:
         """y_tij ~ N(mu + r0i + r1i s, sigma_tij) with (r0i, r1i) integrated out; stores the
         per-participant log likelihood ``loglik`` and the cell parts ``mu``, ``log_sigma``."""
-        tau, corr, _ = self.effects.scale(priors)
+        tau, rows = self.effects.scale(priors)
         loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau[0], tau[1] if self.slopes else None,
-                                 corr[0, 1] if self.slopes else 0.0, xp=pt)
+                                 rows[1][0] if rows else 0.0, xp=pt)
         pm.Potential("likelihood", loglik.sum())
         pm.Deterministic("mu", mu, dims=("participant", "session"))
         pm.Deterministic("log_sigma", log_sigma, dims=("participant", "session") if log_sigma.ndim == 2 else None)

@@ -49,11 +49,20 @@ class GroupEffects:
 
         b_g ~ MVN(0, Sigma),  Sigma = diag(tau) Omega diag(tau),  Omega ~ LKJ(eta)
 
-    for any number of terms (Omega = I when ``correlated`` is false), or b_g ~ N(0, tau) for an intercept alone
-    (``terms_dim`` None: tau is a scalar). Parameters, by ``name``: ``tau_<name>`` over ``terms_dim``; ``corr_<name>``
-    over the term pairs ``"a:b"`` (dim ``<terms_dim>_pair``; sampled, with tau, as the packed Cholesky factor
-    ``chol_<name>``); drawn effects ``z_<name>`` ~ N(0, 1) and ``u_<name>`` = diag(tau) chol(Omega) z over (``level``,
-    ``terms_dim``).
+    for any number of terms (Omega = I when ``correlated`` is false), or b_g ~ N(0, tau) for
+    an intercept alone (``terms_dim`` None: tau is a scalar). Parameters, by ``name``:
+    ``tau_<name>`` over ``terms_dim``; ``corr_<name>`` over the term pairs ``"a:b"`` (dim
+    ``<terms_dim>_pair``); drawn effects ``z_<name>`` ~ N(0, 1) and ``u_<name>`` = diag(tau) L z
+    over (``level``, ``terms_dim``), L the Cholesky factor of Omega.
+
+    Omega is sampled through its canonical partial correlations (the C-vine of Lewandowski,
+    Kurowicka & Joe 2009, section 3.2): z_ij (j < i), the correlation of terms i and j given
+    terms 0..j-1, are independent with (z_ij + 1) / 2 ~ Beta(b_j, b_j), b_j = eta + (n - 2 - j) / 2,
+    stored as ``cpc_<name>``; then L[i, j] = z_ij sqrt(1 - sum_{l<j} L[i, l]^2) and
+    L[i, i] = sqrt(1 - sum_{l<i} L[i, l]^2), and Omega = L L' has exactly the LKJ(eta) density.
+    For two terms this is rho = z, (rho + 1) / 2 ~ Beta(eta, eta). It needs no matrix algebra
+    in the graph, which keeps the gradient as cheap as hand-written effects (``pm.LKJCholeskyCov``
+    made models A and B 15% slower per effective draw, ``benchmarks/RESULTS.md``).
     """
 
     name: str
@@ -89,28 +98,46 @@ class GroupEffects:
         pairs = {f"{self.terms_dim}_pair": [f"{a}:{b}" for a, b in combinations(self.terms, 2)]}
         return {self.terms_dim: list(self.terms), **(pairs if self.has_corr else {})}
 
-    def scale(self, priors: Mapping[str, Prior]) -> tuple[Any, Any, Any]:
-        """(tau, Omega, L = diag(tau) chol(Omega)) in the model in context (Omega, L: None without correlations)."""
+    def scale(self, priors: Mapping[str, Prior]) -> tuple[Any, list[list[Any]] | None]:
+        """tau and the Cholesky factor L of Omega in the model in context, L as rows of
+        scalars (row i holds L[i, 0..i]); None without correlations."""
+        tau = priors[self.tau].create(self.tau, dims=self.terms_dim)
         if not self.has_corr:
-            return priors[self.tau].create(self.tau, dims=self.terms_dim), None, None
+            return tau, None
         n, lkj = len(self.terms), priors[self.corr]
         if lkj.dist != "LKJ":
             raise ConfigError(f"prior '{self.corr}': correlations take an LKJ prior, not {lkj.dist}. "
                               f"Fix: {self.corr} = {{ dist = \"LKJ\", eta = 2 }}.")
-        chol, corr, tau = pm.LKJCholeskyCov(
-            f"chol_{self.name}", n=n, eta=float(lkj.params.get("eta", 1.0)),
-            sd_dist=priors[self.tau].distribution(shape=n), compute_corr=True, store_in_trace=False)
-        pm.Deterministic(self.tau, tau, dims=self.terms_dim)
-        upper = np.triu_indices(n, 1)
-        pm.Deterministic(self.corr, corr[upper], dims=f"{self.terms_dim}_pair")
-        return tau, corr, chol
+        column = np.array([j for i in range(1, n) for j in range(i)])
+        b = float(lkj.params.get("eta", 1.0)) + (n - 2 - column) / 2
+        z = 2 * pm.Beta(f"cpc_{self.name}", b, b, dims=f"{self.terms_dim}_pair") - 1
+        rows: list[list[Any]] = [[pt.constant(1.0)]]
+        for i in range(1, n):
+            row, used = [], 0.0
+            for j in range(i):
+                row.append(z[i * (i - 1) // 2 + j] * (pt.sqrt(1 - used) if j else 1.0))
+                used = used + row[-1] ** 2
+            rows.append(row + [pt.sqrt(1 - used)])
+        pairs = [sum(rows[a][m] * rows[c][m] for m in range(a + 1)) for a, c in combinations(range(n), 2)]
+        pm.Deterministic(self.corr, pt.stack(pairs), dims=f"{self.terms_dim}_pair")
+        return tau, rows
+
+    @staticmethod
+    def cholesky(tau: Any, rows: list[list[Any]]) -> pt.TensorVariable:
+        """diag(tau) L as an (n, n) matrix (e.g. the ``chol`` of a centred ``pm.MvNormal``)."""
+        n = len(rows)
+        return pt.stack([pt.stack([tau[i] * rows[i][j] if j <= i else pt.constant(0.0) for j in range(n)])
+                         for i in range(n)])
 
     def effects(self, priors: Mapping[str, Prior]) -> pt.TensorVariable:
-        """Non-centred effects u = L z, (level, terms) or (level,), stored as ``u_<name>``."""
-        tau, _, chol = self.scale(priors)
+        """Non-centred effects u = diag(tau) L z, (level, terms) or (level,), stored as ``u_<name>``."""
+        tau, rows = self.scale(priors)
         dims = (self.level,) if self.terms_dim is None else (self.level, self.terms_dim)
         z = pm.Normal(f"z_{self.name}", 0.0, 1.0, dims=dims)
-        u = tau * z if chol is None else (z[:, None, :] * chol[None]).sum(-1)   # elementwise, see the module doc
+        if rows is None:
+            u = tau * z
+        else:   # elementwise sums, see the module doc
+            u = pt.stack([tau[i] * sum(rows[i][m] * z[:, m] for m in range(i + 1)) for i in range(len(rows))], axis=1)
         return pm.Deterministic(f"u_{self.name}", u, dims=dims)
 
     def variance(self, post: xr.Dataset, x: Sequence[Any] = (1.0,)) -> xr.DataArray:

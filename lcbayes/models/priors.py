@@ -6,7 +6,7 @@
 Any univariate PyMC distribution can be named. ``LKJ`` is the prior of the correlation
 matrix of a group's effects (``corr_<group>``; Lewandowski, Kurowicka & Joe 2009): eta = 1
 is uniform, eta > 1 shrinks towards 0; :class:`~lcbayes.models.components.GroupEffects`
-samples it with ``pm.LKJCholeskyCov`` for any number of terms.
+samples it for any number of terms.
 """
 
 from __future__ import annotations

@@ -31,11 +31,11 @@ THRESHOLD = 0.05
 
 def prior_variables(model: BayesModel) -> list[str]:
     """The free variables that carry the model's top-level priors (``model.priors``): the
-    parameter itself, or the ``chol_<group>`` LKJ Cholesky factor that carries ``corr_<group>``
-    and ``tau_<group>`` (:class:`~lcbayes.models.components.GroupEffects`)."""
+    parameter itself, or the canonical partial correlations ``cpc_<group>`` that carry the LKJ
+    prior of ``corr_<group>`` (:class:`~lcbayes.models.components.GroupEffects`)."""
     names = set(model.priors)
     return [rv.name for rv in model.model.free_RVs
-            if rv.name in names or (rv.name.startswith("chol_") and f"corr_{rv.name[5:]}" in names)]
+            if rv.name in names or (rv.name.startswith("cpc_") and f"corr_{rv.name[4:]}" in names)]
 
 
 def log_prior(model: BayesModel) -> xr.Dataset:
@@ -43,9 +43,9 @@ def log_prior(model: BayesModel) -> xr.Dataset:
     variable of :func:`prior_variables`, from PyMC's own densities (``pm.logp`` of each
     variable; LKJ correlation matrices of any size included).
 
-    ``pm.compute_log_prior`` would do the same but clones the model first, which fails for
-    an ``LKJCholeskyCov`` with ``store_in_trace=False`` (model C) in PyMC 5.28; top-level
-    priors have constant parameters, so their densities need no clone."""
+    ``pm.compute_log_prior`` would do the same but needs every free variable in the
+    posterior, and model C does not keep its latent grid; top-level priors have constant
+    parameters, so their densities need no other variable."""
     post = model.fitted().posterior
     names = prior_variables(model)
     values = [model.model[name].type() for name in names]
