@@ -1,10 +1,9 @@
 """Within-group agreement and aggregation indices for organizational research.
 
-Before individual ratings are aggregated to a group-level construct (a team climate, a learning community's
-shared norms), one shows that members agree (r_wg, r*_wg(j), a_wg, AD) and that group membership explains
-rating variance (ICC(1), ICC(2)). This module implements the published definitions, following the edge-case
-conventions of the R package ``multilevel`` (Bliese). References (JAP: *Journal of Applied Psychology*; ORM:
-*Organizational Research Methods*):
+Before individual ratings are aggregated to a group-level construct (a team climate, a learning community's shared
+norms), one shows that members agree (r_wg, r*_wg(j), a_wg, AD) and that group membership explains rating variance
+(ICC(1), ICC(2)). This module implements the published definitions, following the edge-case conventions of the R package
+``multilevel`` (Bliese). References (JAP: *Journal of Applied Psychology*; ORM: *Organizational Research Methods*):
 
 * James, Demaree & Wolf (1984). Estimating within-group interrater reliability with and without response bias.
   JAP 69, 85-98.
@@ -20,10 +19,9 @@ conventions of the R package ``multilevel`` (Bliese). References (JAP: *Journal 
 * LeBreton & Senter (2008). Answers to 20 questions about interrater reliability and interrater agreement.
   ORM 11, 815-852.
 
-Array-level functions take the ratings of ONE group: a 1-D array ``(n_raters,)`` for a single item or a 2-D
-array ``(n_raters, J)`` for the J items of one scale; NaN marks a missing rating and every item uses its own
-non-missing ratings. :func:`agreement_table` and :func:`icc_table` apply them to every group of a long-format
-DataFrame.
+Array-level functions take the ratings of ONE group: a 1-D array ``(n_raters,)`` for a single item or a 2-D array
+``(n_raters, J)`` for the J items of one scale; NaN marks a missing rating and every item uses its own non-missing
+ratings. :func:`agreement_table` and :func:`icc_table` apply them to every group of a long-format DataFrame.
 """
 
 from __future__ import annotations
@@ -48,12 +46,9 @@ Labels: TypeAlias = Sequence[object] | np.ndarray | pd.Series
 
 #: Null (random-response) distributions for 5-point scales, LeBreton & Senter (2008, Table 2).
 NAMED_NULLS: dict[str, tuple[float, ...]] = {
-    "slight_skew": (0.05, 0.15, 0.20, 0.35, 0.25),
-    "moderate_skew": (0.00, 0.10, 0.15, 0.40, 0.35),
-    "heavy_skew": (0.00, 0.00, 0.10, 0.40, 0.50),
-    "triangular": (0.11, 0.22, 0.34, 0.22, 0.11),
-    "normal": (0.07, 0.24, 0.38, 0.24, 0.07),
-}
+    "slight_skew": (0.05, 0.15, 0.20, 0.35, 0.25), "moderate_skew": (0.00, 0.10, 0.15, 0.40, 0.35),
+    "heavy_skew": (0.00, 0.00, 0.10, 0.40, 0.50), "triangular": (0.11, 0.22, 0.34, 0.22, 0.11),
+    "normal": (0.07, 0.24, 0.38, 0.24, 0.07)}
 _PROBABILITY_TOLERANCE = 1e-6
 _ICC_GROUP_SIZES = ("mean", "k0")
 _AD_CENTERS: dict[str, Callable[..., np.ndarray]] = {"mean": np.nanmean, "median": np.nanmedian}
@@ -73,9 +68,8 @@ def _check_n_options(n_options: int) -> int:
 def _check_scale_range(scale_range: Sequence[float], integer: bool = False) -> tuple[float, float]:
     """Return ``(low, high)`` after checking it is a pair of finite numbers with low < high."""
     kind = Integral if integer else Real
-    if len(scale_range) != 2 or not all(
-        isinstance(v, kind) and not isinstance(v, bool) and np.isfinite(v) for v in scale_range
-    ):
+    valid = (isinstance(v, kind) and not isinstance(v, bool) and np.isfinite(v) for v in scale_range)
+    if len(scale_range) != 2 or not all(valid):
         what = "integers" if integer else "finite numbers"
         raise AgreementInputError(f"scale_range must be a pair (low, high) of {what}, got {scale_range!r}")
     low, high = scale_range
@@ -110,9 +104,9 @@ def _as_list(names: str | Sequence[str]) -> list[str]:
 def uniform_null_variance(n_options: int) -> float:
     """Variance of the uniform (rectangular) null distribution of an A-point scale.
 
-    ``sigma_EU^2 = (A^2 - 1) / 12`` (James, Demaree & Wolf, 1984): the expected variance
-    of ratings when every one of the ``A`` options is equally likely, e.g. 2.0 for A = 5.
-    Units: squared scale points. Raises :class:`AgreementInputError` unless A >= 2.
+    ``sigma_EU^2 = (A^2 - 1) / 12`` (James, Demaree & Wolf, 1984): the expected variance of ratings when every one of
+    the ``A`` options is equally likely, e.g. 2.0 for A = 5. Units: squared scale points. Raises
+    :class:`AgreementInputError` unless A >= 2.
     """
     a = _check_n_options(n_options)
     return (a * a - 1) / 12
@@ -137,17 +131,15 @@ def null_variance(n_options: int, null: NullSpec = "uniform") -> float:
     ``null`` is one of
 
     * ``"uniform"``: ``(A^2 - 1) / 12`` (James, Demaree & Wolf, 1984);
-    * a named 5-point null of LeBreton & Senter (2008), given as probabilities of options
-      1..5, whose variance ``sum_a p_a (a - mu)^2`` is computed here: ``"slight_skew"``
-      (.05,.15,.20,.35,.25) -> 1.34, ``"moderate_skew"`` (0,.10,.15,.40,.35) -> 0.90,
-      ``"heavy_skew"`` (0,0,.10,.40,.50) -> 0.44, ``"triangular"`` (.11,.22,.34,.22,.11)
+    * a named 5-point null of LeBreton & Senter (2008), given as probabilities of options 1..5, whose variance
+      ``sum_a p_a (a - mu)^2`` is computed here: ``"slight_skew"`` (.05,.15,.20,.35,.25) -> 1.34, ``"moderate_skew"``
+      (0,.10,.15,.40,.35) -> 0.90, ``"heavy_skew"`` (0,0,.10,.40,.50) -> 0.44, ``"triangular"`` (.11,.22,.34,.22,.11)
       -> 1.32, ``"normal"`` (.07,.24,.38,.24,.07) -> 1.04;
-    * a probability vector of length ``A`` (non-negative, summing to 1 within 1e-6) for
-      options 1..A -> its variance;
+    * a probability vector of length ``A`` (non-negative, summing to 1 within 1e-6) for options 1..A -> its variance;
     * a positive number -> used as the variance as is.
 
-    Units: squared scale points. Raises :class:`AgreementInputError` for an unknown name,
-    a named null with ``A != 5``, a bad probability vector, or a non-positive variance.
+    Units: squared scale points. Raises :class:`AgreementInputError` for an unknown name, a named null with ``A != 5``,
+    a bad probability vector, or a non-positive variance.
     """
     a = _check_n_options(n_options)
     if isinstance(null, str):
@@ -174,10 +166,9 @@ def _usable_items(x: ArrayLike, ndims: tuple[int, ...] = (1, 2)) -> np.ndarray:
 
 
 def _variance_ratio(x: ArrayLike, ndims: tuple[int, ...], n_options: int, null: NullSpec) -> tuple[float, int]:
-    """``s̄² / σ²_E`` and the number J of usable items of ``x``; (NaN, 0) when no item is usable.
-
-    ``s̄²``: mean over the usable items of each item's sample variance (ddof=1, own non-missing values);
-    ``σ²_E = null_variance(n_options, null)``."""
+    """``s̄² / σ²_E`` and the number J of usable items of ``x``; (NaN, 0) when no item is usable. ``s̄²``: mean over
+    the usable items of each item's sample variance (ddof=1, own non-missing values); ``σ²_E = null_variance(n_options,
+    null)``."""
     sigma2 = null_variance(n_options, null)
     items = _usable_items(x, ndims)
     if items.shape[1] == 0:
@@ -188,11 +179,9 @@ def _variance_ratio(x: ArrayLike, ndims: tuple[int, ...], n_options: int, null: 
 def rwg(x: ArrayLike, n_options: int, null: NullSpec = "uniform") -> float:
     """Single-item within-group agreement r_wg (James, Demaree & Wolf, 1984).
 
-    ``r_wg = 1 - s^2 / sigma_E^2`` with ``s^2`` the sample variance (ddof=1) of the
-    non-missing ratings ``x`` (shape ``(n_raters,)``) and ``sigma_E^2 =
-    null_variance(n_options, null)``. As in ``multilevel::rwg``, ``s^2 > sigma_E^2`` is
-    truncated to ``sigma_E^2`` so that r_wg lies in [0, 1]. NaN when fewer than two
-    ratings are present. Dimensionless.
+    ``r_wg = 1 - s^2 / sigma_E^2`` with ``s^2`` the sample variance (ddof=1) of the non-missing ratings ``x`` (shape
+    ``(n_raters,)``) and ``sigma_E^2 = null_variance(n_options, null)``. As in ``multilevel::rwg``, ``s^2 > sigma_E^2``
+    is truncated to ``sigma_E^2`` so that r_wg lies in [0, 1]. NaN when fewer than two ratings. Dimensionless.
     """
     ratio, _ = _variance_ratio(x, (1,), n_options, null)
     return 1 - min(ratio, 1.0)
@@ -201,12 +190,11 @@ def rwg(x: ArrayLike, n_options: int, null: NullSpec = "uniform") -> float:
 def rwg_j(X: ArrayLike, n_options: int, null: NullSpec = "uniform") -> float:
     """Multi-item within-group agreement r_wg(J) (James, Demaree & Wolf, 1984).
 
-    ``r_wg(J) = J (1 - s̄²/σ²) / (J (1 - s̄²/σ²) + s̄²/σ²)`` where ``X`` has shape
-    ``(n_raters, J)``, ``s̄²`` is the mean over items of each item's sample variance
-    (ddof=1, each item using its own non-missing ratings), ``σ² = null_variance(n_options,
-    null)``, and ``s̄² > σ²`` is truncated to ``σ²`` (``multilevel::rwg.j``), so the index
-    lies in [0, 1]. Items with fewer than two ratings are left out and J counts the items
-    used. NaN when no item has two ratings (in particular with fewer than two raters).
+    ``r_wg(J) = J (1 - s̄²/σ²) / (J (1 - s̄²/σ²) + s̄²/σ²)`` where ``X`` has shape ``(n_raters, J)``, ``s̄²`` is the
+    mean over items of each item's sample variance (ddof=1, each item using its own non-missing ratings), ``σ² =
+    null_variance(n_options, null)``, and ``s̄² > σ²`` is truncated to ``σ²`` (``multilevel::rwg.j``), so the index
+    lies in [0, 1]. Items with fewer than two ratings are left out and J counts the items used. NaN when no item has
+    two ratings (in particular with fewer than two raters).
     """
     ratio, n_items = _variance_ratio(X, (2,), n_options, null)
     ratio = min(ratio, 1.0)
@@ -216,11 +204,10 @@ def rwg_j(X: ArrayLike, n_options: int, null: NullSpec = "uniform") -> float:
 def rwg_star_j(X: ArrayLike, n_options: int, null: NullSpec = "uniform") -> float:
     """Lindell & Brandt's (1999) multi-item agreement r*_wg(j) (Lindell, Brandt & Whitney, 1999).
 
-    ``r*_wg(j) = 1 - s̄² / σ²_E`` with ``X`` of shape ``(n_raters, J)``, ``s̄²`` the mean
-    item variance (ddof=1, per-item non-missing ratings) and ``σ²_E =
-    null_variance(n_options, null)``. Not truncated: negative when the ratings vary more
-    than under the null (``multilevel::rwg.j.lindell``). Items with fewer than two ratings
-    are left out; NaN when none is left (in particular with fewer than two raters).
+    ``r*_wg(j) = 1 - s̄² / σ²_E`` with ``X`` of shape ``(n_raters, J)``, ``s̄²`` the mean item variance (ddof=1,
+    per-item non-missing ratings) and ``σ²_E = null_variance(n_options, null)``. Not truncated: negative when the
+    ratings vary more than under the null (``multilevel::rwg.j.lindell``). Items with fewer than two ratings are left
+    out; NaN when none is left (in particular with fewer than two raters).
     """
     return 1 - _variance_ratio(X, (2,), n_options, null)[0]
 
@@ -247,13 +234,11 @@ def awg(x: ArrayLike, scale_range: tuple[float, float]) -> float:
 
         a_wg = 1 - 2 s^2 / ( ((H + L) M - M^2 - H L) * k / (k - 1) )
 
-    ``x`` of shape ``(n_raters,)`` gives the item's a_wg; ``x`` of shape ``(n_raters, J)``
-    gives the mean over items of the item a_wg(j), ignoring items where it is undefined
-    (NaN when it is undefined for all). Edge cases as ``multilevel::awg``: NaN when
-    ``k < 2``; NaN when ``M < (L(k-1) + H)/k`` or ``M > (H(k-1) + L)/k`` (the mean is too
-    close to an endpoint for the maximum variance to be attainable); 1 when ``M == H`` or
-    ``M == L`` (complete agreement at an endpoint). Range [-1, 1]. Raises
-    :class:`AgreementInputError` for a bad scale_range or ratings outside it.
+    ``x`` of shape ``(n_raters,)`` gives the item's a_wg; ``x`` of shape ``(n_raters, J)`` gives the mean over items of
+    the item a_wg(j), ignoring items where it is undefined (NaN when it is undefined for all). Edge cases as
+    ``multilevel::awg``: NaN when ``k < 2``; NaN when ``M < (L(k-1) + H)/k`` or ``M > (H(k-1) + L)/k`` (the mean is too
+    close to an endpoint for the maximum variance to be attainable); 1 when ``M == H`` or ``M == L`` (complete agreement
+    at an endpoint). Range [-1, 1]. Raises :class:`AgreementInputError` for a bad scale_range or ratings outside it.
     """
     low, high = _check_scale_range(scale_range)
     items = _as_ratings(x)
@@ -266,12 +251,11 @@ def awg(x: ArrayLike, scale_range: tuple[float, float]) -> float:
 def ad_index(x: ArrayLike, center: str = "mean") -> float:
     """Average deviation index AD_M / AD_Md (Burke, Finkelstein & Dusig, 1999).
 
-    For one item with ``k`` non-missing ratings: ``AD = sum_i |x_i - c| / k`` where ``c``
-    is the item mean (``center="mean"``, AD_M) or median (``center="median"``, AD_Md).
-    ``x`` of shape ``(n_raters,)`` gives the item AD; shape ``(n_raters, J)`` gives the
-    mean over items of the item AD (AD_M(J)), items with fewer than two ratings left out.
-    NaN when no item has two ratings (fewer than two raters), as ``multilevel::ad.m``.
-    Units: scale points; 0 is perfect agreement. Compare with :func:`ad_cutoff`.
+    For one item with ``k`` non-missing ratings: ``AD = sum_i |x_i - c| / k`` where ``c`` is the item mean
+    (``center="mean"``, AD_M) or median (``center="median"``, AD_Md). ``x`` of shape ``(n_raters,)`` gives the item
+    AD; shape ``(n_raters, J)`` gives the mean over items of the item AD (AD_M(J)), items with fewer than two ratings
+    left out. NaN when no item has two ratings (fewer than two raters), as ``multilevel::ad.m``. Units: scale points;
+    0 is perfect agreement. Compare with :func:`ad_cutoff`.
     """
     if center not in _AD_CENTERS:
         raise AgreementInputError(f"center must be one of {list(_AD_CENTERS)}, got {center!r}")
@@ -292,15 +276,13 @@ def ad_cutoff(n_options: int) -> float:
 
 @dataclass(frozen=True)
 class AgreementIndex:
-    """One agreement index of the tables: its column ``name``, the array-level ``function``
-    computing it from one group's ratings, and what that function needs.
+    """One agreement index of the tables: its column ``name``, the array-level ``function`` computing it from one
+    group's ratings, and what that function needs.
 
-    ``items``: ``"single"`` (one item; ``function`` gets the ``(n_raters,)`` ratings),
-    ``"multi"`` (J >= 2 items) or ``"any"`` (both; ``function`` gets ``(n_raters, J)``).
-    ``null``: ``function(ratings, n_options, null_variance)`` (the r_wg family);
-    ``scale_range``: ``function(ratings, (low, high))``; neither: ``function(ratings)``.
-    ``summary``: reported as a per-session median in ``lcbayes report``'s data section.
-    ``label``: the name in help texts.
+    ``items``: ``"single"`` (one item; ``function`` gets the ``(n_raters,)`` ratings), ``"multi"`` (J >= 2 items) or
+    ``"any"`` (both; ``function`` gets ``(n_raters, J)``). ``null``: ``function(ratings, n_options, null_variance)``
+    (the r_wg family); ``scale_range``: ``function(ratings, (low, high))``; neither: ``function(ratings)``. ``summary``:
+    reported as a per-session median in ``lcbayes report``'s data section; ``label``: its name in help texts.
     """
 
     name: str
@@ -315,8 +297,7 @@ class AgreementIndex:
         """Whether the index is defined for a measure of ``n_items`` items."""
         return self.items == "any" or (self.items == "single") == (n_items == 1)
 
-    def __call__(self, ratings: np.ndarray, n_options: int, sigma2: float,
-                 scale_range: tuple[float, float]) -> float:
+    def __call__(self, ratings: np.ndarray, n_options: int, sigma2: float, scale_range: tuple[float, float]) -> float:
         """The index of one group's ``(n_raters, J)`` ratings; ``sigma2`` is the null variance."""
         x = ratings[:, 0] if self.items == "single" else ratings
         if self.null:
@@ -334,8 +315,7 @@ INDICES: dict[str, AgreementIndex] = {index.name: index for index in (
     AgreementIndex("rwg_star_j", rwg_star_j, "multi", null=True, label="r*_wg(J)"),
     AgreementIndex("awg", awg, scale_range=True, label="a_wg"),
     AgreementIndex("ad_mean", partial(ad_index, center="mean"), label="AD_M"),
-    AgreementIndex("ad_median", partial(ad_index, center="median"), summary=False, label="AD_Md"),
-)}
+    AgreementIndex("ad_median", partial(ad_index, center="median"), summary=False, label="AD_Md"))}
 
 
 def indices_for(n_items: int) -> list[AgreementIndex]:
@@ -378,12 +358,11 @@ def icc(values: ArrayLike, groups: Labels, group_size: str = "mean") -> ICCResul
         ICC(2) = (MSB - MSW) / MSB
         F = MSB / MSW  on (G - 1, N - G) df,  p = P(F_{G-1, N-G} > F)
 
-    ``k`` is the group size: ``group_size="mean"`` uses ``N / G`` exactly as
-    ``multilevel::ICC1``; ``group_size="k0"`` uses ``k0 = (N - sum n_g^2 / N) / (G - 1)``
-    (Searle; Snijders & Bosker), the usual choice for unequal groups. Groups of any size
-    are allowed, but at least two groups and one group with two members (N - G >= 1) are
-    needed, else :class:`AgreementInputError`. ICC(1) can be negative; when MSW or MSB is
-    0 the ratios follow IEEE arithmetic (inf or NaN).
+    ``k`` is the group size: ``group_size="mean"`` uses ``N / G`` exactly as ``multilevel::ICC1``; ``group_size="k0"``
+    uses ``k0 = (N - sum n_g^2 / N) / (G - 1)`` (Searle; Snijders & Bosker), the usual choice for unequal groups.
+    Groups of any size are allowed, but at least two groups and one group with two members (N - G >= 1) are needed,
+    else :class:`AgreementInputError`. ICC(1) can be negative; when MSW or MSB is 0 the ratios follow IEEE arithmetic
+    (inf or NaN).
     """
     # imported here, not at import time: the CLI reads this module's registry for its help
     from scipy import stats
@@ -423,8 +402,7 @@ def _require_columns(df: pd.DataFrame, names: Sequence[str]) -> None:
 
 
 def _group_agreement(ratings: np.ndarray, n_options: int, sigma2: float, low: int, high: int) -> dict[str, float]:
-    """Descriptives and the registered agreement indices (:data:`INDICES`) of one group's
-    ``(n_raters, J)`` ratings."""
+    """Descriptives and the registered agreement indices (:data:`INDICES`) of one group's ``(n_raters, J)`` ratings."""
     answered = ratings[~np.all(np.isnan(ratings), axis=1)]
     rater_means = np.nanmean(answered, axis=1)
     n = rater_means.size
@@ -435,31 +413,24 @@ def _group_agreement(ratings: np.ndarray, n_options: int, sigma2: float, low: in
     return row
 
 
-def agreement_table(
-    df: pd.DataFrame,
-    columns: str | Sequence[str],
-    by: str | Sequence[str],
-    scale_range: tuple[int, int],
-    null: NullSpec = "uniform",
-) -> pd.DataFrame:
+def agreement_table(df: pd.DataFrame, columns: str | Sequence[str], by: str | Sequence[str],
+                    scale_range: tuple[int, int], null: NullSpec = "uniform") -> pd.DataFrame:
     """Agreement indices for every group of a long-format (one row per rater) table.
 
-    ``columns`` names one item (single-item indices) or the J items of one scale,
-    already reverse-keyed; ``by`` names the grouping columns (e.g. ``["community",
-    "session"]``); ``scale_range = (low, high)`` are integers and the scale has
-    ``A = high - low + 1`` options; ``null`` is as in :func:`null_variance`.
+    ``columns`` names one item (single-item indices) or the J items of one scale, already reverse-keyed; ``by`` names
+    the grouping columns (e.g. ``["community", "session"]``); ``scale_range = (low, high)`` are integers and the scale
+    has ``A = high - low + 1`` options; ``null`` is as in :func:`null_variance`.
 
-    Returns one row per group, sorted by the group keys (rows with a missing key are
-    dropped, as in ``DataFrame.groupby``), with the key columns and
+    Returns one row per group, sorted by the group keys (rows with a missing key are dropped, as in
+    ``DataFrame.groupby``), with the key columns and
 
-    * ``n``: raters with at least one non-missing item; ``mean``: mean of the per-rater
-      means of the available items; ``sd``: their SD (ddof=1, NaN when n < 2);
-    * the registered indices (:data:`INDICES`) defined for the number of items; as
-      registered, one item: ``rwg``, ``awg``, ``ad_mean``, ``ad_median``; several items:
-      ``rwg_j``, ``rwg_star_j``, ``awg``, ``ad_mean``, ``ad_median``
+    * ``n``: raters with at least one non-missing item; ``mean``: mean of the per-rater means of the available items;
+      ``sd``: their SD (ddof=1, NaN when n < 2);
+    * the registered indices (:data:`INDICES`) defined for the number of items; as registered, one item: ``rwg``,
+      ``awg``, ``ad_mean``, ``ad_median``; several items: ``rwg_j``, ``rwg_star_j``, ``awg``, ``ad_mean``, ``ad_median``
 
-    computed by :func:`rwg`, :func:`rwg_j`, :func:`rwg_star_j`, :func:`awg` and
-    :func:`ad_index` on each group's ``(n_raters, J)`` rating matrix.
+    computed by :func:`rwg`, :func:`rwg_j`, :func:`rwg_star_j`, :func:`awg` and :func:`ad_index` on each group's
+    ``(n_raters, J)`` rating matrix.
     """
     columns, by = _as_list(columns), _as_list(by)
     if not columns or not by:
@@ -473,49 +444,41 @@ def agreement_table(
         raise AgreementInputError(f"item columns must be numeric, got non-numeric {non_numeric}")
     _check_within_scale(df[columns].to_numpy(dtype=float), low, high)
     indices = [index.name for index in indices_for(len(columns))]
-    rows = [
-        dict(zip(by, keys, strict=True)) | _group_agreement(group.to_numpy(dtype=float), n_options, sigma2, low, high)
-        for keys, group in df.groupby(by, sort=True)[columns]
-    ]
+    rows = [dict(zip(by, keys, strict=True)) | _group_agreement(g.to_numpy(dtype=float), n_options, sigma2, low, high)
+            for keys, g in df.groupby(by, sort=True)[columns]]
     return pd.DataFrame(rows, columns=[*by, "n", "mean", "sd", *indices])
 
 
-def icc_table(
-    df: pd.DataFrame,
-    column: str,
-    group: str,
-    by: str | Sequence[str] | None = None,
-    group_size: str = "mean",
-) -> pd.DataFrame:
+def icc_table(df: pd.DataFrame, column: str, group: str, by: str | Sequence[str] | None = None,
+              group_size: str = "mean") -> pd.DataFrame:
     """ICC(1), ICC(2) and their ANOVA (see :func:`icc`) of ``column`` by ``group``.
 
-    One row per level of ``by`` (e.g. per session; sorted, missing keys dropped), with the
-    ``by`` columns followed by the :class:`ICCResult` fields; a single row when ``by`` is
-    None. A level without two groups and one group of two raises
-    :class:`AgreementInputError` naming that level.
+    One row per level of ``by`` (e.g. per session; sorted, missing keys dropped), with the ``by`` columns followed by
+    the :class:`ICCResult` fields; a single row when ``by`` is None. A level without two groups and one group of two
+    raises :class:`AgreementInputError` naming that level.
     """
-    _require_columns(df, [column, group] + ([] if by is None else _as_list(by)))
+    by = None if by is None else _as_list(by)
+    _require_columns(df, [column, group] + (by or []))
     if by is None:
         return pd.DataFrame([asdict(icc(df[column], df[group], group_size))])
-    by = _as_list(by)
     rows = []
     for keys, sub in df.groupby(by, sort=True):
+        level = dict(zip(by, keys, strict=True))
         try:
-            result = icc(sub[column], sub[group], group_size)
+            rows.append(level | asdict(icc(sub[column], sub[group], group_size)))
         except AgreementInputError as err:
-            raise AgreementInputError(f"at {dict(zip(by, keys, strict=True))}: {err}") from err
-        rows.append(dict(zip(by, keys, strict=True)) | asdict(result))
+            raise AgreementInputError(f"at {level}: {err}") from err
     return pd.DataFrame(rows)
 
 
 def climate_table(study: Study, measure: str, by: str | Sequence[str] = ("community", "session"),
                   null: NullSpec = "uniform") -> pd.DataFrame:
-    """Climate table of a study: per group (default community x session) the level (mean,
-    the climate *strength*), SD, n and the agreement indices of :func:`agreement_table`.
+    """Climate table of a study: per group (default community x session) the level (mean, the climate *strength*), SD,
+    n and the agreement indices of :func:`agreement_table`.
 
-    Participant-level measures (traits) count each person once and are grouped by
-    community only. A multi-item scale uses its reverse-keyed items (r_wg(J), r*_wg(J), a_wg, AD over items);
-    a single-item variable needs a declared response ``range`` in the roles.
+    Participant-level measures (traits) count each person once and are grouped by community only. A multi-item scale
+    uses its reverse-keyed items (r_wg(J), r*_wg(J), a_wg, AD over items); a single-item variable needs a declared
+    response ``range`` in the roles.
     """
     scale_range: tuple[int, int] | None
     if measure in study.roles.scales:
@@ -523,9 +486,8 @@ def climate_table(study: Study, measure: str, by: str | Sequence[str] = ("commun
     elif measure in study.roles.variables:
         scale_range = study.roles.variables[measure].range
         if scale_range is None:
-            raise AgreementInputError(
-                f"variable '{measure}' has no response range, so agreement against a null "
-                f"distribution is undefined. Fix: declare range = [low, high] for it in the roles.")
+            raise AgreementInputError(f"variable '{measure}' has no response range, so agreement against a null "
+                                      "distribution is undefined. Fix: declare range = [low, high] in the roles.")
         items = study.table[[measure]]
     else:
         raise AgreementInputError(

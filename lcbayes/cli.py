@@ -30,9 +30,8 @@ RolesOpt = Annotated[Path, typer.Option("--roles", "-r", help="Roles file (TOML)
 
 
 def _command(**options) -> Callable[[Callable], Callable]:
-    """Register a command (``options``: those of ``app.command``) that runs with
-    :data:`QUIET_WARNINGS` silenced (for its duration only) and prints lcbayes errors as plain
-    messages (no traceback), exiting with status 1."""
+    """Register a command (``options``: those of ``app.command``) that runs with :data:`QUIET_WARNINGS` silenced (for
+    its duration only) and prints lcbayes errors as plain messages (no traceback), exiting with status 1."""
     def register(command: Callable) -> Callable:
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
@@ -88,9 +87,8 @@ def simulate(
 
     try:
         design = Design(communities=communities, participants=_count(participants), sessions=sessions,
-                        organizations=organizations, orgs_per_community=_count(orgs_per_community),
-                        attrition=attrition, late_join=late_join, missed=missed,
-                        predictor_missing=predictor_missing, likert=likert)
+                        organizations=organizations, orgs_per_community=_count(orgs_per_community), attrition=attrition,
+                        late_join=late_join, missed=missed, predictor_missing=predictor_missing, likert=likert)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     sim = simulate_study(design, seed=seed)
@@ -184,10 +182,9 @@ def report(
     verify: Annotated[Path | None, typer.Option(
         help="Folder of an earlier report: rerun and compare its results.json with the new one.")] = None,
 ) -> None:
-    """Validate the data, tabulate agreement, fit every model of CONFIG and write a
-    self-contained report.html, results.json, manifest.json and fits/ to the output folder.
-    With --verify DIR the rerun is compared with DIR's results (exit status 1 if it does not
-    reproduce them; the rerun goes to DIR-rerun unless --out is given)."""
+    """Validate the data, tabulate agreement, fit every model of CONFIG and write a self-contained report.html,
+    results.json, manifest.json and fits/ to the output folder. With --verify DIR the rerun is compared with DIR's
+    results (exit status 1 if it does not reproduce them; the rerun goes to DIR-rerun unless --out is given)."""
     from lcbayes.report.build import build_report
     from lcbayes.report.config import ReportConfig
     from lcbayes.report.verify import read_outputs

@@ -1,11 +1,10 @@
 """Adapters to dependencies: guarded access to the private APIs lcbayes relies on (one
 wrapper each), and matplotlib's backend switched for figures written to files.
 
-Each wrapper raises :class:`DependencyChangedError`, naming the library, its installed version
-and what is missing, when the internal it needs is gone (instead of an ``AttributeError`` deep
-inside a fit). ``tests/test_compat.py`` exercises every wrapper, so a dependency update that
-moves one of these internals fails there, loudly, and names the wrapper to fix. Importing
-lcbayes never changes the matplotlib backend."""
+Each wrapper raises :class:`DependencyChangedError`, naming the library, its installed version and what is missing, when
+the internal it needs is gone (instead of an ``AttributeError`` deep inside a fit). ``tests/test_compat.py`` exercises
+every wrapper, so a dependency update that moves one of these internals fails there, loudly, and names the wrapper to
+fix. Importing lcbayes never changes the matplotlib backend."""
 
 from __future__ import annotations
 
@@ -28,15 +27,13 @@ def _changed(package: str, what: str, pin: str) -> DependencyChangedError:
         version = metadata.version(package)
     except metadata.PackageNotFoundError:
         version = "not installed"
-    return DependencyChangedError(
-        f"{package} {version} no longer provides {what}, which lcbayes needs. "
-        f"Fix: install {package}{pin} (the versions lcbayes is tested with), or update lcbayes/compat.py.")
+    return DependencyChangedError(f"{package} {version} no longer provides {what}, which lcbayes needs. Fix: install "
+                                  f"{package}{pin} (the versions lcbayes is tested with), or update lcbayes/compat.py.")
 
 
 def nutpie_data_names(compiled: Any) -> set[str]:
-    """Names of the ``pm.Data`` variables a nutpie-compiled model reads (and takes in
-    ``with_data``): ``shared_data`` of Numba models, only the private ``_shared_data`` of
-    JAX-compiled ones (``PyFuncModel``, nutpie 0.16)."""
+    """Names of the ``pm.Data`` variables a nutpie-compiled model reads (and takes in ``with_data``): ``shared_data`` of
+    Numba models, only the private ``_shared_data`` of JAX-compiled ones (``PyFuncModel``, nutpie 0.16)."""
     for attribute in ("shared_data", "_shared_data"):
         data = getattr(compiled, attribute, None)
         if isinstance(data, dict):
@@ -47,11 +44,10 @@ def nutpie_data_names(compiled: Any) -> set[str]:
 
 def ecdf_confidence_band(n: int, eval_points: np.ndarray, cdf: np.ndarray,
                          prob: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Simultaneous ``prob`` band of the ECDF of ``n`` draws at ``eval_points`` (shape
-    ``(k,)``, increasing) where the true CDF takes the values ``cdf`` (shape ``(k,)``), by
-    ArviZ's optimisation method (Saeilynoja, Buerkner & Vehtari 2022; from
-    ``arviz.stats.ecdf_utils``, not re-exported by ``arviz``). Returns ``(lower, upper)``,
-    each of shape ``(k,)``, in [0, 1]."""
+    """Simultaneous ``prob`` band of the ECDF of ``n`` draws at ``eval_points`` (shape ``(k,)``, increasing) where the
+    true CDF takes the values ``cdf`` (shape ``(k,)``), by ArviZ's optimisation method (Saeilynoja, Buerkner & Vehtari
+    2022; from ``arviz.stats.ecdf_utils``, not re-exported by ``arviz``). Returns ``(lower, upper)``, each of shape
+    ``(k,)``, in [0, 1]."""
     try:
         from arviz.stats.ecdf_utils import ecdf_confidence_band as band
     except ImportError:
@@ -62,10 +58,9 @@ def ecdf_confidence_band(n: int, eval_points: np.ndarray, cdf: np.ndarray,
 
 @contextmanager
 def agg_backend() -> Iterator[None]:
-    """Inside the block, pyplot draws with the non-interactive Agg backend (figures made to
-    be saved to files: no windows, works without a display); afterwards the backend in use
-    before is back. Matplotlib closes the open pyplot figures when it switches backends, so
-    this switches only when the backend in use is not Agg already."""
+    """Inside the block, pyplot draws with the non-interactive Agg backend (figures made to be saved to files: no
+    windows, works without a display); afterwards the backend in use before is back. Matplotlib closes the open pyplot
+    figures when it switches backends, so this switches only when the backend in use is not Agg already."""
     import matplotlib
     import matplotlib.pyplot as plt
 

@@ -1,8 +1,7 @@
 """Convergence verdicts with plain-language hints.
 
-Thresholds follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021, rank-normalised
-R-hat and ESS) and Betancourt (2016, E-BFMI): R-hat <= 1.01, bulk and tail ESS >= 400,
-no divergent transitions, E-BFMI >= 0.3 in every chain."""
+Thresholds follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021, rank-normalised R-hat and ESS) and Betancourt
+(2016, E-BFMI): R-hat <= 1.01, bulk and tail ESS >= 400, no divergent transitions, E-BFMI >= 0.3 in every chain."""
 
 from __future__ import annotations
 
@@ -73,19 +72,15 @@ def failing_elements(summary: pd.DataFrame, min_ess: float = MIN_ESS) -> pd.Seri
 
 
 def diagnose(idata: az.InferenceData, var_names: Sequence[str], min_ess: float = MIN_ESS) -> Diagnostics:
-    """Verdicts for the posterior variables ``var_names`` of ``idata`` (bulk and tail ESS
-    must reach ``min_ess``)."""
+    """Verdicts for the posterior variables ``var_names`` of ``idata`` (bulk and tail ESS must reach ``min_ess``)."""
     post = idata.posterior[list(var_names)]
     rhat, bulk, tail = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
     rows = []
     for name in var_names:
         r = float(np.nanmax(rhat[name].values)) if rhat[name].size else np.nan
         b, t = float(np.nanmin(bulk[name].values)), float(np.nanmin(tail[name].values))
-        hint = ""
-        if not r <= MAX_RHAT:
-            hint = HINTS["r_hat"]
-        elif not min(b, t) >= min_ess:
-            hint = HINTS["ess"].format(factor=min_ess / max(min(b, t), 1.0))
+        hint = (HINTS["r_hat"] if not r <= MAX_RHAT
+                else HINTS["ess"].format(factor=min_ess / max(min(b, t), 1.0)) if not min(b, t) >= min_ess else "")
         rows.append({"group": name, "size": int(post[name].isel(chain=0, draw=0).size), "max_r_hat": r,
                      "min_ess_bulk": b, "min_ess_tail": t, "ok": not hint, "hint": hint})
     stats = idata.sample_stats

@@ -1,9 +1,8 @@
 """Typed exceptions of lcbayes.
 
-Every error a user can trigger with bad input derives from :class:`LcbayesError`, so
-notebooks and the CLI can catch one type. Validation errors carry a list of
-:class:`Problem` records (column, offending rows, what is wrong, how to fix it) so that
-all problems in a table are reported at once rather than one per run."""
+Every error a user can trigger with bad input derives from :class:`LcbayesError`, so notebooks and the CLI can catch one
+type. Validation errors carry a list of :class:`Problem` records (column, offending rows, what is wrong, how to fix it)
+so that all problems in a table are reported at once rather than one per run."""
 
 from __future__ import annotations
 

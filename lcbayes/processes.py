@@ -44,9 +44,8 @@ def time_basis(s: np.ndarray, session: np.ndarray, trend: str, breakpoint: int =
         return ["time", "time_sq"], np.stack([s, s**2])
     if trend == "piecewise":
         if not breakpoint or breakpoint >= session.max() or breakpoint < session.min():
-            raise ConfigError(
-                f"piecewise trend needs breakpoint = the last session before the transition, between "
-                f"{int(session.min())} and {int(session.max()) - 1}; got {breakpoint!r}.")
+            raise ConfigError(f"piecewise trend needs breakpoint = the last session before the transition, between "
+                              f"{int(session.min())} and {int(session.max()) - 1}; got {breakpoint!r}.")
         after = (session > breakpoint).astype(float)
         s_b = np.min(np.where(after > 0, s, np.inf))
         return ["time", "transition", "recovery"], np.stack([s, after, (s - s_b) * after])
@@ -88,9 +87,8 @@ def support_slope(gamma0: Any, f: Any = None, gamma1_e: Any = None, u_beta: Any 
     return _sum(gamma0, f, gamma1_e, u_beta)
 
 
-def sharing_step(Sw: Any, Ew: Any, k_lag: Any, m_lag: Any, beta_s: Any, beta_e: Any, theta: Any,
-                 phi: Any = None, beta_se: Any = None, beta_m: Any = None, phi_m: Any = None,
-                 delta: Any = None) -> tuple[Any, Any]:
+def sharing_step(Sw: Any, Ew: Any, k_lag: Any, m_lag: Any, beta_s: Any, beta_e: Any, theta: Any, phi: Any = None,
+                 beta_se: Any = None, beta_m: Any = None, phi_m: Any = None, delta: Any = None) -> tuple[Any, Any]:
     """Expected within-person sharing and motivation at a session from its predictors and lags:
 
         Kw_hat = phi Kw_(t-1) + betaS Sw + betaE Ew + betaSE Sw Ew + betaM Mw_(t-1)

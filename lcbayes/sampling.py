@@ -5,8 +5,7 @@ Back ends (``SamplerSettings.backend``):
 - ``"nutpie"``: nutpie's Rust NUTS on a Numba-compiled log density. Slowest to compile
   (tens of seconds cold, a few warm from PyTensor's cache), fastest per draw, and its
   compiled model takes new data without recompiling: the power-analysis engine.
-- ``"nutpie-jax"``: nutpie on a JAX-compiled log density; compiles in about a second,
-  slower per draw.
+- ``"nutpie-jax"``: nutpie on a JAX-compiled log density; compiles in about a second, slower per draw.
 - ``"numpyro"``: NumPyro's NUTS through ``pymc.sample(nuts_sampler="numpyro")``.
 - ``"pymc"``: PyMC's own NUTS, the reference implementation.
 
@@ -75,10 +74,9 @@ class CompiledModel:
                 var_names=self.var_names, freeze_model=False)  # keep pm.Data swappable
 
     def data_of(self, other: pm.Model) -> dict[str, np.ndarray]:
-        """The ``pm.Data`` values of ``other``, a model built the same way on new data, checked
-        to fit this compiled model (same data names and shapes, same free variables, same
-        observed constants). Prior parameters are constants of the compiled graph: a refit
-        keeps the compiled model's priors, so build ``other`` with the same priors."""
+        """The ``pm.Data`` values of ``other``, a model built the same way on new data, checked to fit this compiled
+        model (same data names and shapes, same free variables, same observed constants). Prior parameters are constants
+        of the compiled graph: a refit keeps the compiled model's priors, so build ``other`` with the same priors."""
         mine = {v.name: v.get_value().shape for v in self.model.data_vars}
         theirs = {v.name: v.get_value() for v in other.data_vars}
         same_rvs = [(v.name, tuple(v.shape.eval())) for v in self.model.free_RVs] == \

@@ -1,11 +1,10 @@
 """Community composition: who is in each learning community, as predictors z_j.
 
-Per community, over its participants (each counted once): ``size``; ``n_organizations``
-(distinct employers); ``largest_org_share`` (share of members from the largest
-organization); and for each participant-level trait ``<trait>_mean`` and ``<trait>_sd``
-(SD with ddof = 1 over members with a value: the trait diversity of the community).
-:func:`standardize` turns columns into z-scores over communities (mean 0, SD 1, ddof = 0),
-the form in which the consensus emergence model uses them and the simulator defines them.
+Per community, over its participants (each counted once): ``size``; ``n_organizations`` (distinct employers);
+``largest_org_share`` (share of members from the largest organization); and for each participant-level trait
+``<trait>_mean`` and ``<trait>_sd`` (SD with ddof = 1 over members with a value: the trait diversity of the community).
+:func:`standardize` turns columns into z-scores over communities (mean 0, SD 1, ddof = 0), the form in which the
+consensus emergence model uses them and the simulator defines them.
 """
 
 from __future__ import annotations

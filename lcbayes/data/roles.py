@@ -45,12 +45,8 @@ ROLE_NAMES: tuple[str, ...] = ID_ROLES + ("variables", "scales")
 def _check_range(name: str, value: Any) -> tuple[int, int] | None:
     if value is None:
         return None
-    ok = (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        and value[0] < value[1]
-    )
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in value) and value[0] < value[1])
     if not ok:
         raise ConfigError(f"'{name}': range must be two integers [low, high] with low < high, got {value!r}. "
                           "Fix: e.g. range = [1, 5] for a 5-point scale.")
@@ -86,10 +82,7 @@ class Variable:
                    _check_range(name, spec.get("range")))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"column": self.column, "level": self.level}
-        if self.range is not None:
-            out["range"] = list(self.range)
-        return out
+        return {"column": self.column, "level": self.level, **({"range": list(self.range)} if self.range else {})}
 
 
 @dataclass(frozen=True)
@@ -180,12 +173,8 @@ class Roles:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping that :meth:`parse` turns back into equal roles (round trip)."""
-        out: dict[str, Any] = dict(self.id_columns)
-        if self.variables:
-            out["variables"] = {n: v.to_dict() for n, v in self.variables.items()}
-        if self.scales:
-            out["scales"] = {n: s.to_dict() for n, s in self.scales.items()}
-        return out
+        groups: dict[str, dict[str, Any]] = {"variables": self.variables, "scales": self.scales}
+        return {**self.id_columns, **{k: {n: m.to_dict() for n, m in g.items()} for k, g in groups.items() if g}}
 
     def to_toml(self, path: str | Path) -> None:
         """Write the roles as a TOML file readable by :meth:`from_toml`."""
@@ -211,8 +200,7 @@ class Roles:
             return measure.level
         close = difflib.get_close_matches(str(name), self.measures, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise UnknownMeasureError(
-            f"'{name}' is not a variable or scale of this study.{hint} "
-            f"Variables: {', '.join(self.variables) or 'none'}; scales: {', '.join(self.scales) or 'none'}. "
-            f"Fix: use one of these names (e.g. the spec's outcome), or declare '{name}' under "
-            "[variables] or [scales] in the roles file.")
+        raise UnknownMeasureError(f"'{name}' is not a variable or scale of this study.{hint} Variables: "
+                                  f"{', '.join(self.variables) or 'none'}; scales: {', '.join(self.scales) or 'none'}. "
+                                  f"Fix: use one of these names (e.g. the spec's outcome), or declare '{name}' under "
+                                  "[variables] or [scales] in the roles file.")

@@ -1,8 +1,8 @@
 """Scoring of multi-item scales and their reliability (Cronbach's alpha, McDonald's omega).
 
-Items are columns of a table with one row per respondent (or per rater and occasion);
-responses are numbers on the items' own response scale (e.g. 1..5 Likert points).
-Reverse-keyed items must be recoded with :func:`reverse_key` before scoring.
+Items are columns of a table with one row per respondent (or per rater and occasion); responses are numbers on the
+items' own response scale (e.g. 1..5 Likert points). Reverse-keyed items must be recoded with :func:`reverse_key`
+before scoring.
 
 References
 ----------
@@ -21,17 +21,17 @@ from scipy.optimize import minimize
 
 ArrayLike = TypeVar("ArrayLike", pd.Series, pd.DataFrame, np.ndarray)
 
-#: Lower bound of the uniquenesses on the correlation scale, i.e. psi_i >= 1e-6 * var_i
-#: (keeps Heywood cases, where an item is fitted as error free, numerically proper).
+#: Lower bound of the uniquenesses on the correlation scale, i.e. psi_i >= 1e-6 * var_i (keeps Heywood cases, where an
+#: item is fitted as error free, numerically proper).
 MIN_UNIQUENESS = 1e-6
 
 
 def reverse_key(values: ArrayLike, scale_range: tuple[float, float]) -> ArrayLike:
     """Reverse-key responses: ``x' = low + high - x``.
 
-    ``values`` is a Series, DataFrame or ndarray of any shape in the units of the response
-    scale ``scale_range = (low, high)``, e.g. ``(1, 5)`` maps 5 -> 1 and 2 -> 4. Missing
-    values (NaN) stay missing; the result has the type, shape and labels of ``values``.
+    ``values`` is a Series, DataFrame or ndarray of any shape in the units of the response scale ``scale_range = (low,
+    high)``, e.g. ``(1, 5)`` maps 5 -> 1 and 2 -> 4. Missing values (NaN) stay missing; the result has the type, shape
+    and labels of ``values``.
     """
     low, high = scale_range
     if not low < high:
@@ -42,12 +42,11 @@ def reverse_key(values: ArrayLike, scale_range: tuple[float, float]) -> ArrayLik
 def score_items(items: pd.DataFrame, min_share: float = 0.5) -> pd.Series:
     """Scale score per row: the prorated mean of the answered items.
 
-    ``items`` has shape (n_rows, J), one column per item, already reverse-keyed. A row's
-    score is the mean of its non-missing items (in response-scale units), provided the
-    share of answered items is at least ``min_share``; otherwise the score is NaN. The
-    mean of the answered items is the usual "prorated" convention: it equals the
-    full-scale mean when the missing items would have been answered like the answered
-    ones. Returns a Series of length n_rows with the index of ``items``.
+    ``items`` has shape (n_rows, J), one column per item, already reverse-keyed. A row's score is the mean of its
+    non-missing items (in response-scale units), provided the share of answered items is at least ``min_share``;
+    otherwise the score is NaN. The mean of the answered items is the usual "prorated" convention: it equals the
+    full-scale mean when the missing items would have been answered like the answered ones. Returns a Series of length
+    n_rows with the index of ``items``.
     """
     if not 0.0 <= min_share <= 1.0:
         raise ValueError(f"min_share must lie in [0, 1], got {min_share!r}")
@@ -62,13 +61,12 @@ def _complete_rows(items: pd.DataFrame | np.ndarray) -> np.ndarray:
 
 
 def unique_variance(items: pd.DataFrame | np.ndarray) -> float:
-    """theta: the unique (error) variance of one item, in squared response units, for
-    parallel items x_ik = nu_k + eta_i + e_ik, e_ik ~ N(0, theta).
+    """theta: the unique (error) variance of one item, in squared response units, for parallel items
+    x_ik = nu_k + eta_i + e_ik, e_ik ~ N(0, theta).
 
-    ``items`` has shape (n, J). Each item is centred at its mean (removing the nu_k), then
-    the within-row variance (ddof = 1) is pooled over rows with at least two answered items,
-    weighted by their degrees of freedom. theta / J is the error variance of the mean of J
-    items; the true-score variance of eta is untouched by it. NaN without such rows.
+    ``items`` has shape (n, J). Each item is centred at its mean (removing the nu_k), then the within-row variance
+    (ddof = 1) is pooled over rows with at least two answered items, weighted by their degrees of freedom. theta / J is
+    the error variance of the mean of J items; the true-score variance of eta is untouched by it. NaN without such rows.
     """
     x = np.asarray(items, dtype=float)
     x = x - np.nanmean(x, axis=0)
@@ -84,8 +82,8 @@ def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
     """Cronbach's (1951) alpha of the unit-weighted sum of the J item columns.
 
     ``items`` has shape (n, J); rows with any missing item are dropped (listwise).
-    ``alpha = J/(J-1) * (1 - sum_j var_j / var(total))`` with sample variances (ddof=1).
-    Returns NaN when J < 2, fewer than 2 complete rows remain, or var(total) = 0.
+    ``alpha = J/(J-1) * (1 - sum_j var_j / var(total))`` with sample variances (ddof=1). Returns NaN when J < 2, fewer
+    than 2 complete rows remain, or var(total) = 0.
     """
     x = _complete_rows(items)
     n, n_items = x.shape
@@ -100,10 +98,9 @@ def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:
 def _one_factor_ml(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fit the one-factor model ``R = l l' + diag(psi)`` to a (J, J) correlation matrix.
 
-    Minimises the ML discrepancy ``F = log|Sigma| + tr(R Sigma^-1)`` (Jöreskog, 1967)
-    with L-BFGS-B and the analytic gradient ``dF/dSigma = Sigma^-1 - Sigma^-1 R Sigma^-1``,
-    psi >= :data:`MIN_UNIQUENESS`. Starts from l = sqrt(SMC), the squared multiple
-    correlations. Returns loadings l (J,) with sum(l) >= 0 and uniquenesses psi (J,).
+    Minimises the ML discrepancy ``F = log|Sigma| + tr(R Sigma^-1)`` (Jöreskog, 1967) with L-BFGS-B and the analytic
+    gradient ``dF/dSigma = Sigma^-1 - Sigma^-1 R Sigma^-1``, psi >= :data:`MIN_UNIQUENESS`. Starts from l = sqrt(SMC),
+    the squared multiple correlations. Returns loadings l (J,) with sum(l) >= 0 and uniquenesses psi (J,).
     """
     n_items = corr.shape[0]
     smc = np.clip(1 - 1 / np.diag(np.linalg.pinv(corr)), 0.01, 0.99)
@@ -126,15 +123,13 @@ def _one_factor_ml(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def omega_from_covariance(cov: np.ndarray) -> float:
     """McDonald's (1999) omega total of the unit-weighted sum of J items.
 
-    ``cov`` is the (J, J) item covariance matrix (squared response-scale units). A
-    one-factor model is fitted by maximum likelihood to the correlation matrix and
-    rescaled to the covariance metric (ML is scale invariant): ``lambda_i = l_i * sd_i``,
-    ``psi_i = psi*_i * sd_i**2``; then ``omega = (sum lambda)^2 / ((sum lambda)^2 + sum psi)``.
-    Uniquenesses are bounded below by ``1e-6 * var_i`` (Heywood cases).
+    ``cov`` is the (J, J) item covariance matrix (squared response-scale units). A one-factor model is fitted by maximum
+    likelihood to the correlation matrix and rescaled to the covariance metric (ML is scale invariant):
+    ``lambda_i = l_i * sd_i``, ``psi_i = psi*_i * sd_i**2``; then ``omega = (sum lambda)^2 / ((sum lambda)^2 + sum
+    psi)``. Uniquenesses are bounded below by ``1e-6 * var_i`` (Heywood cases).
 
-    Returns NaN when J < 3: with two items the one-factor model is not identified
-    (use :func:`cronbach_alpha`, the tau-equivalent value, instead). Also NaN when an
-    item has zero or non-finite variance.
+    Returns NaN when J < 3: with two items the one-factor model is not identified (use :func:`cronbach_alpha`, the
+    tau-equivalent value, instead). Also NaN when an item has zero or non-finite variance.
     """
     cov = np.asarray(cov, dtype=float)
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
@@ -150,10 +145,8 @@ def omega_from_covariance(cov: np.ndarray) -> float:
 def mcdonald_omega(items: pd.DataFrame | np.ndarray) -> float:
     """McDonald's (1999) omega total of the unit-weighted sum of the J item columns.
 
-    ``items`` has shape (n, J); rows with any missing item are dropped (listwise) and
-    the sample covariance matrix of the complete rows is passed to
-    :func:`omega_from_covariance`. Returns NaN when J < 3 or fewer than J + 1 complete
-    rows remain.
+    ``items`` has shape (n, J); rows with any missing item are dropped (listwise) and the sample covariance matrix of
+    the complete rows is passed to :func:`omega_from_covariance`. NaN when J < 3 or fewer than J + 1 complete rows.
     """
     x = _complete_rows(items)
     n, n_items = x.shape
@@ -165,10 +158,9 @@ def mcdonald_omega(items: pd.DataFrame | np.ndarray) -> float:
 def reliability_table(items: pd.DataFrame, by: pd.Series | None = None) -> pd.DataFrame:
     """Reliability of the scale formed by the columns of ``items`` (shape (n, J)).
 
-    Returns one row per level of ``by`` (a Series aligned with ``items``' index; rows
-    whose level is missing are left out), or a single row labelled ``"all"`` when
-    ``by`` is None. Columns: ``n`` (number of complete rows, int), ``alpha``
-    (:func:`cronbach_alpha`) and ``omega`` (:func:`mcdonald_omega`).
+    Returns one row per level of ``by`` (a Series aligned with ``items``' index; rows whose level is missing are left
+    out), or a single row labelled ``"all"`` when ``by`` is None. Columns: ``n`` (number of complete rows, int),
+    ``alpha`` (:func:`cronbach_alpha`) and ``omega`` (:func:`mcdonald_omega`).
     """
     groups = [("all", items)] if by is None else list(items.groupby(by, sort=True))
     rows = [{"n": len(_complete_rows(g)), "alpha": cronbach_alpha(g), "omega": mcdonald_omega(g)} for _, g in groups]

@@ -1,36 +1,31 @@
-"""Study simulator: synthetic learning-community studies drawn from the models' equations
-(:mod:`lcbayes.processes`; ``docs/models.md``).
+"""Study simulator: synthetic learning-community studies drawn from the models' equations (:mod:`lcbayes.processes`;
+``docs/models.md``).
 
-:func:`simulate_study` draws one complete study (the long table, its roles and the truth)
-from a :class:`Design` and true parameter values (:class:`ClimateTruth` for models A and B,
-:class:`SharingTruth` for model C). All randomness flows from one integer seed through
-``numpy.random.SeedSequence``, split into independent streams per stage, so the same seed
-gives the same table bit for bit.
+:func:`simulate_study` draws one complete study (the long table, its roles and the truth) from a :class:`Design` and
+true parameter values (:class:`ClimateTruth` for models A and B, :class:`SharingTruth` for model C). All randomness
+flows from one integer seed through ``numpy.random.SeedSequence``, split into independent streams per stage, so the
+same seed gives the same table bit for bit.
 
 Metric and defaults
 -------------------
-Every construct lives on the metric of a 1..5 rating scale. Defaults are chosen to be
-plausible for field studies of work teams (not estimates from any one study):
+Every construct lives on the metric of a 1..5 rating scale. Defaults are chosen to be plausible for field studies of
+work teams (not estimates from any one study):
 
-- climate: grand mean 3.4 at the first session, +0.05 per session; participant intercept
-  SD 0.5 and residual SD 0.5 at the first session give a person-level ICC near .5; a
-  community intercept SD of 0.2 gives a community-level ICC near .07 (the .05-.10 typical
-  of climate perceptions in teams);
-- consensus emergence: the within-community residual SD starts at exp(alpha0) = 0.5 and
-  shrinks by 8% per session (alpha1 = -0.08); more diverse goal orientation (z_j = +1 SD)
-  raises the spread by 10% and slows emergence (alpha3 = 0.03);
-- knowledge sharing: support effect 0.30 at the first session, weakening by 0.04 per
-  session, weaker for participants with higher self-efficacy (gamma1 = -0.20 per unit);
-  reciprocal spiral gain delta * beta_M = 0.2 * 0.15 = 0.03.
+- climate: grand mean 3.4 at the first session, +0.05 per session; participant intercept SD 0.5 and residual SD 0.5
+  at the first session give a person-level ICC near .5; a community intercept SD of 0.2 gives a community-level ICC
+  near .07 (the .05-.10 typical of climate perceptions in teams);
+- consensus emergence: the within-community residual SD starts at exp(alpha0) = 0.5 and shrinks by 8% per session
+  (alpha1 = -0.08); more diverse goal orientation (z_j = +1 SD) raises the spread by 10% and slows emergence
+  (alpha3 = 0.03);
+- knowledge sharing: support effect 0.30 at the first session, weakening by 0.04 per session, weaker for participants
+  with higher self-efficacy (gamma1 = -0.20 per unit); reciprocal spiral gain delta * beta_M = 0.2 * 0.15 = 0.03.
 
-Time in the models is ``s = session - 1`` (0 at the first session). Composition ``z_j`` is the
-standardised (mean 0, SD 1 over communities, ddof=0) within-community SD (ddof=1) of the
-*observed* learning-goal-orientation scores of the community's members; the trait ``w_i`` is
-the standardised observed psychological-safety score. Both are what an analyst sees, so a
-fitted model targets exactly the simulated alpha values when the data are continuous.
-With ``likert`` set, each construct is also measured by k-point items (latent value plus
-item noise, rounded and clipped), so the observed scale scores carry measurement error and
-truth refers to the latent values.
+Time in the models is ``s = session - 1`` (0 at the first session). Composition ``z_j`` is the standardised (mean 0,
+SD 1 over communities, ddof=0) within-community SD (ddof=1) of the *observed* learning-goal-orientation scores of the
+community's members; the trait ``w_i`` is the standardised observed psychological-safety score. Both are what an
+analyst sees, so a fitted model targets exactly the simulated alpha values when the data are continuous. With
+``likert`` set, each construct is also measured by k-point items (latent value plus item noise, rounded and clipped),
+so the observed scale scores carry measurement error and truth refers to the latent values.
 """
 
 from __future__ import annotations
@@ -50,19 +45,12 @@ STREAMS = ("design", "traits", "climate", "sharing", "outcome", "measurement", "
 TRAITS = ("lgo", "help_seeking", "help_giving", "psych_safety")
 TRAIT_MEAN = np.array([3.8, 3.4, 3.7, 3.6])
 TRAIT_SD = np.array([0.6, 0.7, 0.6, 0.6])
-TRAIT_CORR = np.array([
-    [1.00, 0.30, 0.30, 0.20],
-    [0.30, 1.00, 0.40, 0.35],
-    [0.30, 0.40, 1.00, 0.25],
-    [0.20, 0.35, 0.25, 1.00],
-])
+TRAIT_CORR = np.array([[1.00, 0.30, 0.30, 0.20], [0.30, 1.00, 0.40, 0.35],
+                       [0.30, 0.40, 1.00, 0.25], [0.20, 0.35, 0.25, 1.00]])
 # scales: name -> (number of items, indices of reverse-keyed items)
-SCALE_ITEMS = {
-    "climate": (4, (2,)),
-    "lgo": (3, ()), "help_seeking": (3, ()), "help_giving": (3, ()), "psych_safety": (3, (1,)),
-    "support": (3, ()), "self_efficacy": (3, ()), "motivation": (3, ()), "sharing": (3, ()),
-    "learning": (3, ()),
-}
+SCALE_ITEMS = {"climate": (4, (2,)), "lgo": (3, ()), "help_seeking": (3, ()), "help_giving": (3, ()),
+               "psych_safety": (3, (1,)), "support": (3, ()), "self_efficacy": (3, ()), "motivation": (3, ()),
+               "sharing": (3, ()), "learning": (3, ())}
 PARTICIPANT_LEVEL = TRAITS + ("learning",)
 TIME_VARYING_PREDICTORS = ("support", "self_efficacy", "motivation")
 
@@ -79,13 +67,12 @@ def _count(value: int | tuple[int, int], rng: np.random.Generator, size: int) ->
 class Design:
     """Shape of a study.
 
-    ``participants`` and ``orgs_per_community`` are a fixed number or an inclusive range
-    ``(lo, hi)`` drawn uniformly per community. Rates are probabilities: ``attrition`` is the
-    per-session hazard of leaving for good after one's first session, ``late_join`` the share
-    of participants who join at session 2 or 3, ``missed`` the chance of skipping a session in
-    between, ``predictor_missing`` the chance that a present row lacks a time-varying
-    predictor value (support, self-efficacy, motivation; each independently).
-    ``likert`` = k gives k-point items per construct (None: continuous scores).
+    ``participants`` and ``orgs_per_community`` are a fixed number or an inclusive range ``(lo, hi)`` drawn uniformly
+    per community. Rates are probabilities: ``attrition`` is the per-session hazard of leaving for good after one's
+    first session, ``late_join`` the share of participants who join at session 2 or 3, ``missed`` the chance of
+    skipping a session in between, ``predictor_missing`` the chance that a present row lacks a time-varying predictor
+    value (support, self-efficacy, motivation; each independently). ``likert`` = k gives k-point items per construct
+    (None: continuous scores).
     """
 
     communities: int = 20
@@ -160,9 +147,8 @@ class ClimateTruth:
 class SharingTruth:
     """True values of model C (knowledge sharing K, support S, self-efficacy E, motivation M).
 
-    ``f`` is the random-walk deviation of the support effect per session (f[0] = 0); when
-    None it is ``f_slope * (t - 1)``. Person means are centred at ``mu`` before entering the
-    between-person and cross-level terms.
+    ``f`` is the random-walk deviation of the support effect per session (f[0] = 0); when None it is
+    ``f_slope * (t - 1)``. Person means are centred at ``mu`` before entering the between-person and cross-level terms.
     """
 
     mu: tuple[float, float, float] = (3.5, 3.6, 3.8)          # means of muS, muE, muM
@@ -212,10 +198,9 @@ TRUTHS: dict[str, type] = {"climate": ClimateTruth, "sharing": SharingTruth}
 class Truth:
     """What generated a simulated study: seed, design, parameters and the latent draws.
 
-    ``communities``: one row per community (size, organizations, composition z, random
-    effects). ``community_sessions``: per community x session, the latent climate
-    ``strength`` (community mean for an average member) and ``consensus`` (within-community
-    residual SD at w = 0). ``participants``: per participant, ids, timing and latent values.
+    ``communities``: one row per community (size, organizations, composition z, random effects). ``community_sessions``:
+    per community x session, the latent climate ``strength`` (community mean for an average member) and ``consensus``
+    (within-community residual SD at w = 0). ``participants``: per participant, ids, timing and latent values.
     """
 
     seed: int
@@ -270,8 +255,7 @@ def _layout(design: Design, rng: np.random.Generator) -> tuple[pd.DataFrame, np.
     for j in range(J):
         pool = rng.choice(design.organizations, size=n_orgs[j], replace=False)
         orgs = rng.choice(pool, size=sizes[j])
-        for p in range(sizes[j]):
-            rows.append((j, f"C{j + 1:02d}", f"C{j + 1:02d}P{p + 1:02d}", f"O{orgs[p] + 1:02d}"))
+        rows += [(j, f"C{j + 1:02d}", f"C{j + 1:02d}P{p + 1:02d}", f"O{orgs[p] + 1:02d}") for p in range(sizes[j])]
     people = pd.DataFrame(rows, columns=["j", "community", "participant", "organization"])
     n = len(people)
     late = rng.random(n) < design.late_join
@@ -313,13 +297,9 @@ def _sharing(people: pd.DataFrame, truth: SharingTruth, T: int, rng: np.random.G
     zeta = rng.normal(0, truth.sigma_m, size=(n, T))
     Kw, Mw = sharing_paths(Sw, Ew, eps, zeta, beta_s, beta_e=truth.beta_e, theta=truth.theta, phi=truth.phi,
                            beta_se=truth.beta_se, beta_m=truth.beta_m, phi_m=truth.phi_m, delta=truth.delta)
-    return {
-        "support": means[:, [0]] + truth.support_trend * s + Sw,
-        "self_efficacy": means[:, [1]] + Ew,
-        "motivation": means[:, [2]] + Mw,
-        "sharing": mu_k[:, None] + Kw,
-        "Sw": Sw, "mu": means, "mu_k": mu_k, "u_beta": u_beta, "b_comm": b_comm,
-    }
+    return {"support": means[:, [0]] + truth.support_trend * s + Sw, "self_efficacy": means[:, [1]] + Ew,
+            "motivation": means[:, [2]] + Mw, "sharing": mu_k[:, None] + Kw,
+            "Sw": Sw, "mu": means, "mu_k": mu_k, "u_beta": u_beta, "b_comm": b_comm}
 
 
 def _climate(people: pd.DataFrame, truth: ClimateTruth, T: int, lgo_obs: np.ndarray, safety_obs: np.ndarray,
@@ -355,9 +335,9 @@ def _measure(latent: np.ndarray, name: str, design: Design,
              rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Observed columns of one construct and its observed score.
 
-    Continuous design: one column ``name`` holding the latent value. Likert design: k-point
-    items ``name_1..`` (latent + item noise, rounded, clipped to 1..k; reverse-keyed items
-    stored reversed) and the score is the mean of the keyed items.
+    Continuous design: one column ``name`` holding the latent value. Likert design: k-point items ``name_1..`` (latent
+    + item noise, rounded, clipped to 1..k; reverse-keyed items stored reversed) and the score is the mean of the keyed
+    items.
     """
     if design.likert is None:
         return {name: latent}, latent
@@ -382,18 +362,17 @@ def _roles(design: Design) -> Roles:
             scales[name] = {"items": [f"{name}_{i + 1}" for i in range(n_items)],
                             "reverse": [f"{name}_{i + 1}" for i in reverse],
                             "range": [1, design.likert], "level": level}
-    return Roles.parse({"community": "community", "participant": "participant",
-                        "organization": "organization", "session": "session", "time": "week",
-                        "variables": variables, "scales": scales})
+    return Roles.parse({"community": "community", "participant": "participant", "organization": "organization",
+                        "session": "session", "time": "week", "variables": variables, "scales": scales})
 
 
 def simulate_study(design: Design | None = None, climate: ClimateTruth | None = None,
                    sharing: SharingTruth | None = None, seed: int = 0) -> SimulatedStudy:
     """Draw one study.
 
-    Returns the long table (one row per participant x observed session; columns community,
-    participant, organization, session, week, then the measures or their items), the roles
-    describing it and the :class:`Truth`. Same arguments and seed: the same table, bit for bit.
+    Returns the long table (one row per participant x observed session; columns community, participant, organization,
+    session, week, then the measures or their items), the roles describing it and the :class:`Truth`. Same arguments
+    and seed: the same table, bit for bit.
     """
     design, climate, sharing = design or Design(), climate or ClimateTruth(), sharing or SharingTruth()
     streams = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS)))
@@ -422,24 +401,17 @@ def simulate_study(design: Design | None = None, climate: ClimateTruth | None = 
 
     table = _long_table(people, weeks, columns, design, rng["missingness"])
     communities = pd.DataFrame({
-        "community": [f"C{k + 1:02d}" for k in range(len(clim["z"]))],
-        "size": people.groupby("j").size().to_numpy(),
-        "organizations": people.groupby("j")["organization"].nunique().to_numpy(),
-        "lgo_sd": clim["lgo_sd"], "z": clim["z"],
-        "u0": clim["u"][:, 0], "u1": clim["u"][:, 1], "v0": clim["v"][:, 0], "v1": clim["v"][:, 1],
-        "b_sharing": proc["b_comm"],
-    })
-    cs = pd.DataFrame({
-        "community": np.repeat(communities["community"].to_numpy(), T),
-        "session": np.tile(np.arange(1, T + 1), len(communities)),
-        "strength": clim["strength"].ravel(), "consensus": clim["consensus"].ravel(),
-    })
+        "community": [f"C{k + 1:02d}" for k in range(len(clim["z"]))], "size": people.groupby("j").size().to_numpy(),
+        "organizations": people.groupby("j")["organization"].nunique().to_numpy(), "lgo_sd": clim["lgo_sd"],
+        "z": clim["z"], "u0": clim["u"][:, 0], "u1": clim["u"][:, 1], "v0": clim["v"][:, 0], "v1": clim["v"][:, 1],
+        "b_sharing": proc["b_comm"]})
+    cs = pd.DataFrame({"community": np.repeat(communities["community"].to_numpy(), T),
+                       "session": np.tile(np.arange(1, T + 1), len(communities)),
+                       "strength": clim["strength"].ravel(), "consensus": clim["consensus"].ravel()})
     participants = people.drop(columns="j").assign(
-        w=clim["w"], r0=clim["r"][:, 0], r1=clim["r"][:, 1],
-        mu_support=proc["mu"][:, 0], mu_self_efficacy=proc["mu"][:, 1], mu_motivation=proc["mu"][:, 2],
-        mu_sharing=proc["mu_k"], u_beta=proc["u_beta"],
-        **{f"{name}_latent": traits[:, i] for i, name in enumerate(TRAITS)},
-    )
+        w=clim["w"], r0=clim["r"][:, 0], r1=clim["r"][:, 1], mu_support=proc["mu"][:, 0],
+        mu_self_efficacy=proc["mu"][:, 1], mu_motivation=proc["mu"][:, 2], mu_sharing=proc["mu_k"],
+        u_beta=proc["u_beta"], **{f"{name}_latent": traits[:, i] for i, name in enumerate(TRAITS)})
     truth = Truth(seed, design, climate, sharing, communities, cs, participants)
     return SimulatedStudy(table, _roles(design), truth)
 
@@ -455,13 +427,8 @@ def _long_table(people: pd.DataFrame, weeks: np.ndarray, columns: dict[str, dict
     first = np.argmax(enrolled, axis=1)
     attended[np.arange(n), first] |= ~attended.any(axis=1)      # everyone is seen at least once
     pi, ti = np.nonzero(attended)
-    table = pd.DataFrame({
-        "community": people["community"].to_numpy()[pi],
-        "participant": people["participant"].to_numpy()[pi],
-        "organization": people["organization"].to_numpy()[pi],
-        "session": session[ti],
-        "week": weeks[people["j"].to_numpy()[pi], ti],
-    })
+    table = pd.DataFrame({**{c: people[c].to_numpy()[pi] for c in ("community", "participant", "organization")},
+                          "session": session[ti], "week": weeks[people["j"].to_numpy()[pi], ti]})
     for observed in columns.values():
         for column, values in observed.items():
             table[column] = values[pi, ti] if values.ndim == 2 else values[pi]

@@ -38,23 +38,15 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, list]:
 class Study:
     """A validated learning-community study.
 
-    Attributes
-    ----------
-    table:
-        One row per participant x session, sorted by community, participant, session, with
-        columns ``community``, ``participant``, [``organization``], ``session`` (int 1..T),
-        ``time`` (float; the session number when no time role is mapped) and one float
-        column per variable and scale score (named as in the roles). The index keeps the
-        labels of the user's table (line numbers for CSV files).
-    roles:
-        The column roles the study was built with.
-    items:
-        Per scale, its item responses after reverse keying, aligned with ``table``.
-    coords:
-        Labels of each grouping (``community``, ``participant``, ``organization``,
-        ``session``), in code order: the coords of the fitted InferenceData.
-    idx:
-        Per grouping, the integer code (0-based, shape ``(n_rows,)``) of each row.
+    - ``table``: one row per participant x session, sorted by community, participant, session, with columns
+      ``community``, ``participant``, [``organization``], ``session`` (int 1..T), ``time`` (float; the session number
+      when no time role is mapped) and one float column per variable and scale score (named as in the roles). The
+      index keeps the labels of the user's table (line numbers for CSV files).
+    - ``roles``: the column roles the study was built with.
+    - ``items``: per scale, its item responses after reverse keying, aligned with ``table``.
+    - ``coords``: labels of each grouping (``community``, ``participant``, ``organization``, ``session``), in code
+      order: the coords of the fitted InferenceData.
+    - ``idx``: per grouping, the integer code (0-based, shape ``(n_rows,)``) of each row.
     """
 
     table: pd.DataFrame
@@ -67,8 +59,8 @@ class Study:
     def from_frame(cls, df: pd.DataFrame, roles: Roles | Mapping[str, Any]) -> Study:
         """Validate ``df`` against ``roles`` and build the study.
 
-        Raises :class:`~lcbayes.errors.StudyValidationError` listing every problem (column,
-        rows, fix) and :class:`~lcbayes.errors.ConfigError` for a malformed roles mapping.
+        Raises :class:`~lcbayes.errors.StudyValidationError` listing every problem (column, rows, fix) and
+        :class:`~lcbayes.errors.ConfigError` for a malformed roles mapping.
         """
         roles = Roles.parse(roles)
         numeric = validate(df, roles)
@@ -87,8 +79,7 @@ class Study:
                 raw[col] = reverse_key(raw[col], scale.range)
             items[scale.name] = raw
             table[scale.name] = score_items(raw, scale.min_share)
-        order = np.lexsort([table["session"], _factorize(table["participant"])[0],
-                            _factorize(table["community"])[0]])
+        order = np.lexsort([table["session"], _factorize(table["participant"])[0], _factorize(table["community"])[0]])
         table = table.iloc[order]
         items = {name: frame.loc[table.index] for name, frame in items.items()}
         coords, idx = {}, {}
@@ -98,9 +89,8 @@ class Study:
         return cls(table, roles, items, coords, idx)
 
     def with_values(self, values: Mapping[str, np.ndarray]) -> Study:
-        """A copy whose measures ``values`` (name -> row-aligned array, NaN = missing) replace
-        the current ones; ids, sessions and everything else stay (used to put simulated
-        outcomes into a study's layout)."""
+        """A copy whose measures ``values`` (name -> row-aligned array, NaN = missing) replace the current ones; ids,
+        sessions and everything else stay (used to put simulated outcomes into a study's layout)."""
         table = self.table.copy()
         for name, v in values.items():
             self.roles.level_of(name)
@@ -171,10 +161,9 @@ class Study:
         return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
     def measurement_error(self, name: str) -> tuple[float, int] | None:
-        """(theta, J) of scale ``name``: the unique variance of one item
-        (:func:`~lcbayes.data.scoring.unique_variance`, pooled over all rows) and its number
-        of items, so that theta / J is the error variance of the scale score; None for a
-        measure without items (a single score)."""
+        """(theta, J) of scale ``name``: the unique variance of one item (:func:`~lcbayes.data.scoring.unique_variance`,
+        pooled over all rows) and its number of items, so that theta / J is the error variance of the scale score; None
+        for a measure without items (a single score)."""
         self.roles.level_of(name)
         if name not in self.items:
             return None

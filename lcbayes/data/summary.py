@@ -1,7 +1,7 @@
 """What a study looks like: design, unbalanced-panel patterns and missingness.
 
-Unbalanced panels are valid input; this summary makes them visible instead of silently
-absorbing them. Definitions (per participant, relative to the sessions their community held):
+Unbalanced panels are valid input; this summary makes them visible instead of silently absorbing them. Definitions
+(per participant, relative to the sessions their community held):
 
 - *late joiner*: first observed session after the community's first session;
 - *dropout*: last observed session before the community's last session;
@@ -23,10 +23,9 @@ if TYPE_CHECKING:
 class StudySummary:
     """Counts describing a study.
 
-    ``per_session`` has one row per session with ``participants`` and ``communities``
-    observed, ``joined`` (first observation), ``dropped`` (last observation before the
-    community's end) and, per measure, ``missing_<name>`` (rows present with the value NaN).
-    ``community_sizes`` has, per community, ``participants``, ``organizations`` and ``rows``.
+    ``per_session`` has one row per session with ``participants`` and ``communities`` observed, ``joined`` (first
+    observation), ``dropped`` (last observation before the community's end) and, per measure, ``missing_<name>`` (rows
+    present with the value NaN). ``community_sizes``: per community, ``participants``, ``organizations`` and ``rows``.
     """
 
     n_rows: int
@@ -45,10 +44,8 @@ class StudySummary:
     def of(cls, study: Study) -> StudySummary:
         t = study.table
         span = t.groupby("community")["session"].agg(["min", "max"])
-        person = t.groupby("participant").agg(
-            community=("community", "first"), first=("session", "min"),
-            last=("session", "max"), rows=("session", "size"),
-        )
+        person = t.groupby("participant").agg(community=("community", "first"), first=("session", "min"),
+                                              last=("session", "max"), rows=("session", "size"))
         person["late"] = person["first"] > span.loc[person["community"], "min"].to_numpy()
         person["dropped"] = person["last"] < span.loc[person["community"], "max"].to_numpy()
         sessions_held = t.groupby("community")["session"].unique()
@@ -56,43 +53,30 @@ class StudySummary:
                             in zip(person["community"], person["first"], person["last"], person["rows"], strict=True)]
         per_session = t.groupby("session").agg(
             participants=("participant", "nunique"), communities=("community", "nunique"))
-        per_session["joined"] = person.groupby("first").size().reindex(per_session.index, fill_value=0)
-        per_session["dropped"] = (
-            person[person["dropped"]].groupby("last").size().reindex(per_session.index, fill_value=0))
+        for column, key, rows in (("joined", "first", person), ("dropped", "last", person[person["dropped"]])):
+            per_session[column] = rows.groupby(key).size().reindex(per_session.index, fill_value=0)
         for name in study.roles.measures:
             per_session[f"missing_{name}"] = t[name].isna().groupby(t["session"]).sum()
         has_org = "organization" in t
-        sizes = t.groupby("community").agg(
-            participants=("participant", "nunique"), rows=("session", "size"),
-            **({"organizations": ("organization", "nunique")} if has_org else {}))
-        return cls(
-            n_rows=len(t),
-            n_communities=study.n("community"),
-            n_participants=study.n("participant"),
-            n_organizations=study.n("organization") if has_org else None,
-            n_sessions=study.n("session"),
-            late_joiners=int(person["late"].sum()),
-            dropouts=int(person["dropped"].sum()),
-            missed_sessions=int(person["missed"].sum()),
-            communities_per_organization=(
-                float(t.groupby("organization")["community"].nunique().mean()) if has_org else None),
-            per_session=per_session.astype(int),
-            community_sizes=sizes,
-        )
+        sizes = t.groupby("community").agg(participants=("participant", "nunique"), rows=("session", "size"),
+                                           **({"organizations": ("organization", "nunique")} if has_org else {}))
+        per_org = float(t.groupby("organization")["community"].nunique().mean()) if has_org else None
+        return cls(n_rows=len(t), n_communities=study.n("community"), n_participants=study.n("participant"),
+                   n_organizations=study.n("organization") if has_org else None, n_sessions=study.n("session"),
+                   late_joiners=int(person["late"].sum()), dropouts=int(person["dropped"].sum()),
+                   missed_sessions=int(person["missed"].sum()), communities_per_organization=per_org,
+                   per_session=per_session.astype(int), community_sizes=sizes)
 
     def __str__(self) -> str:
         sizes = self.community_sizes["participants"]
-        lines = [
-            f"{self.n_rows} rows: {self.n_communities} communities, {self.n_participants} participants, "
-            f"{self.n_sessions} sessions"
-            + (f", {self.n_organizations} organizations" if self.n_organizations is not None else ""),
-            f"participants per community: min {sizes.min()}, median {sizes.median():g}, max {sizes.max()}",
-        ]
+        orgs = f", {self.n_organizations} organizations" if self.n_organizations is not None else ""
+        lines = [f"{self.n_rows} rows: {self.n_communities} communities, {self.n_participants} participants, "
+                 f"{self.n_sessions} sessions{orgs}",
+                 f"participants per community: min {sizes.min()}, median {sizes.median():g}, max {sizes.max()}"]
         if self.communities_per_organization is not None:
-            orgs = self.community_sizes["organizations"]
-            lines.append(
-                f"organizations per community: min {orgs.min()}, max {orgs.max()}; "
-                f"communities per organization: {self.communities_per_organization:.2f} on average")
+            per = self.community_sizes["organizations"]
+            lines.append(f"organizations per community: min {per.min()}, max {per.max()}; "
+                         f"communities per organization: {self.communities_per_organization:.2f} on average")
         lines += [f"late joiners: {self.late_joiners}, dropouts: {self.dropouts}, "
                   f"missed sessions (gaps): {self.missed_sessions}", "per session:", self.per_session.to_string()]
         return "\n".join(lines)

@@ -1,9 +1,8 @@
 """Checks of a study table against its roles.
 
-Each check returns a list of :class:`~lcbayes.errors.Problem` (empty when fine) that names
-the column, the offending rows (index labels of the user's table) and the fix.
-:func:`validate` runs them all and raises one :class:`~lcbayes.errors.StudyValidationError`
-listing every problem, so a user fixes the table in one pass.
+Each check returns a list of :class:`~lcbayes.errors.Problem` (empty when fine) that names the column, the offending
+rows (index labels of the user's table) and the fix. :func:`validate` runs them all and raises one
+:class:`~lcbayes.errors.StudyValidationError` listing every problem, so a user fixes the table in one pass.
 """
 
 from __future__ import annotations
@@ -13,6 +12,12 @@ import pandas as pd
 
 from lcbayes.data.roles import Roles, Scale, Variable
 from lcbayes.errors import Problem, StudyValidationError, problem_at
+
+_NESTING_FIXES = {   # for participants found in several groups of a role that nests them
+    "community": "a participant belongs to one community; if participant ids are numbered within each community, make "
+                 "them unique, e.g. participant = community + '_' + id.",
+    "organization": "a participant has one employer in this design; correct the organization of these rows or give the "
+                    "person a new participant id after a change of job."}
 
 
 def _structure(df: pd.DataFrame, roles: Roles) -> list[Problem]:
@@ -41,23 +46,17 @@ def _numeric(df: pd.DataFrame, column: str, what: str) -> tuple[pd.Series, list[
         raw = raw.astype(float)
     values = pd.to_numeric(raw, errors="coerce").astype(float)
     bad = raw.notna() & values.isna()
-    if not bad.any():
-        return values, []
     examples = ", ".join(repr(v) for v in raw[bad].unique()[:3])
     return values, [problem_at(
         column, f"{what} must be numeric; {int(bad.sum())} value(s) are not numbers (e.g. {examples}).",
-        "recode these cells as numbers, or leave them empty for missing values.", df.index[bad])]
+        "recode these cells as numbers, or leave them empty for missing values.", df.index[bad])] if bad.any() else []
 
 
 def _missing_ids(df: pd.DataFrame, roles: Roles) -> list[Problem]:
-    problems = []
-    for role, col in roles.id_columns.items():
-        missing = df[col].isna()
-        if role != "time" and missing.any():
-            problems.append(problem_at(
-                col, f"{role} id is missing in {int(missing.sum())} row(s).",
-                f"fill in the {role} of each row or remove rows that belong to no {role}.", df.index[missing]))
-    return problems
+    missing = {role: (col, df[col].isna()) for role, col in roles.id_columns.items() if role != "time"}
+    return [problem_at(col, f"{role} id is missing in {int(m.sum())} row(s).",
+                       f"fill in the {role} of each row or remove rows that belong to no {role}.", df.index[m])
+            for role, (col, m) in missing.items() if m.any()]
 
 
 def _session(df: pd.DataFrame, roles: Roles) -> tuple[pd.Series, list[Problem]]:
@@ -66,10 +65,9 @@ def _session(df: pd.DataFrame, roles: Roles) -> tuple[pd.Series, list[Problem]]:
     bad = values.notna() & ((values < 1) | (values != np.round(values)))
     if bad.any():
         examples = ", ".join(str(v) for v in df.loc[bad, col].unique()[:3])
-        problems.append(problem_at(
-            col, f"session must be a positive integer (1, 2, ..., T); found {examples}.",
-            "number sessions 1..T in the order they took place; put calendar timing in a "
-            "separate column mapped to the 'time' role.", df.index[bad]))
+        problems.append(problem_at(col, f"session must be a positive integer (1, 2, ..., T); found {examples}.",
+                                   "number sessions 1..T in the order they took place; put calendar timing in a "
+                                   "separate column mapped to the 'time' role.", df.index[bad]))
     return values, problems
 
 
@@ -78,45 +76,34 @@ def _nesting(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     problems = []
     p = roles.participant
     for role, col in roles.id_columns.items():
-        if role not in ("community", "organization"):
+        if role not in _NESTING_FIXES:
             continue
         sub = df[[p, col]].dropna()
         n_groups = sub.groupby(p, sort=False)[col].nunique()
         multi = n_groups.index[n_groups > 1]
         if len(multi):
-            rows = sub.index[sub[p].isin(multi)]
-            fix = (
-                "a participant belongs to one community; if participant ids are numbered "
-                "within each community, make them unique, e.g. participant = community + '_' + id."
-                if role == "community"
-                else "a participant has one employer in this design; correct the organization "
-                "of these rows or give the person a new participant id after a change of job."
-            )
-            problems.append(problem_at(
-                p, f"{len(multi)} participant(s) appear in more than one {role} "
-                f"(e.g. {', '.join(map(str, multi[:3]))}).", fix, rows))
+            problems.append(problem_at(p, f"{len(multi)} participant(s) appear in more than one {role} (e.g. "
+                                       f"{', '.join(map(str, multi[:3]))}).", _NESTING_FIXES[role],
+                                       sub.index[sub[p].isin(multi)]))
     return problems
 
 
 def _duplicates(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     dup = df.duplicated([roles.participant, roles.session], keep=False)
     dup &= df[roles.participant].notna() & df[roles.session].notna()
-    if not dup.any():
-        return []
     return [problem_at(roles.session, f"{int(dup.sum())} rows repeat a participant x session combination.",
-                       "keep one row per participant and session (merge or remove the duplicates).", df.index[dup])]
+                       "keep one row per participant and session (merge or remove the duplicates).",
+                       df.index[dup])] if dup.any() else []
 
 
 def _community_sizes(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     sizes = df.groupby(roles.community, sort=True)[roles.participant].nunique()
     single = sizes.index[sizes < 2]
-    if not len(single):
-        return []
-    rows = df.index[df[roles.community].isin(single)]
     return [problem_at(
         roles.community, f"{len(single)} communit{'y has' if len(single) == 1 else 'ies have'} a single member "
         f"({', '.join(map(str, single[:5]))}); agreement and within-community spread need at least two.",
-        "remove these communities or merge them with the community they belong to.", rows)]
+        "remove these communities or merge them with the community they belong to.",
+        df.index[df[roles.community].isin(single)])] if len(single) else []
 
 
 def _time(df: pd.DataFrame, roles: Roles, column: str, session: pd.Series) -> tuple[pd.Series, list[Problem]]:
@@ -141,13 +128,11 @@ def _time(df: pd.DataFrame, roles: Roles, column: str, session: pd.Series) -> tu
 
 def _range(df: pd.DataFrame, column: str, values: pd.Series, low: int, high: int) -> list[Problem]:
     bad = values.notna() & ((values < low) | (values > high))
-    if not bad.any():
-        return []
     examples = ", ".join(str(v) for v in values[bad].unique()[:3])
     return [problem_at(
         column, f"{int(bad.sum())} response(s) outside the declared range [{low}, {high}] (e.g. {examples}).",
         "correct the responses (often a missing-value code such as 99 or -9: set it to "
-        "empty) or declare the right range in the roles.", df.index[bad])]
+        "empty) or declare the right range in the roles.", df.index[bad])] if bad.any() else []
 
 
 def _spread(column: str, values: pd.Series) -> list[Problem]:
@@ -166,13 +151,11 @@ def _constant_within(df: pd.DataFrame, roles: Roles, column: str, values: pd.Ser
     sub = pd.DataFrame({"p": df[roles.participant], "v": values}).dropna()
     n = sub.groupby("p", sort=False)["v"].nunique()
     varying = n.index[n > 1]
-    if not len(varying):
-        return []
     return [problem_at(
         column, f"'{name}' is declared participant-level but varies within {len(varying)} participant(s) "
         f"(e.g. {', '.join(map(str, varying[:3]))}).",
         "give one value per participant, or declare level = \"session\" in the roles.",
-        sub.index[sub["p"].isin(varying)])]
+        sub.index[sub["p"].isin(varying)])] if len(varying) else []
 
 
 def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
@@ -184,15 +167,12 @@ def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
     problems = _structure(df, roles)
     if problems:
         raise StudyValidationError(problems)
-    numeric: dict[str, pd.Series] = {}
-    problems += _missing_ids(df, roles)
     session, found = _session(df, roles)
-    problems += found
-    numeric[roles.session] = session
+    numeric: dict[str, pd.Series] = {roles.session: session}
+    problems += _missing_ids(df, roles) + found
     if roles.time is not None:
-        time, found = _time(df, roles, roles.time, session)
+        numeric[roles.time], found = _time(df, roles, roles.time, session)
         problems += found
-        numeric[roles.time] = time
     columns: list[tuple[str, str, Variable | Scale]] = [
         (v.column, f"variable '{v.name}'", v) for v in roles.variables.values()]
     columns += [(item, f"item of scale '{s.name}'", s) for s in roles.scales.values() for item in s.items]
@@ -204,9 +184,7 @@ def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
         if measure.level == "participant":
             problems += _constant_within(df, roles, column, values, measure.name)
         numeric[column] = values
-    problems += _nesting(df, roles)
-    problems += _duplicates(df, roles)
-    problems += _community_sizes(df, roles)
+    problems += _nesting(df, roles) + _duplicates(df, roles) + _community_sizes(df, roles)
     if problems:
         raise StudyValidationError(problems)
     return numeric

@@ -213,8 +213,7 @@ class BayesModel(ABC):
 
     def data_hash(self) -> str:
         """SHA-256 of the model's inputs: id columns, used measures and their levels."""
-        t = self._used_table()
-        text = t.to_csv(index=False, float_format="%.17g")
+        text = self._used_table().to_csv(index=False, float_format="%.17g")
         return hashlib.sha256((text + json.dumps(self._levels(), sort_keys=True)).encode()).hexdigest()
 
     def _levels(self) -> dict[str, str]:
@@ -222,13 +221,11 @@ class BayesModel(ABC):
         return {m: self.study.roles.level_of(m) for m in self.measures}
 
     def _provenance(self, settings: SamplerSettings) -> dict[str, Any]:
-        return {
-            "lcbayes_version": __version__, "model": self.name, "spec": json.dumps(self.spec.to_dict()),
-            "spec_hash": self.spec.hash(), "data_hash": self.data_hash(),
-            "priors": json.dumps({k: p.to_dict() for k, p in self.priors.items()}),
-            "roles": json.dumps(self._levels()), "sampler": json.dumps({**settings.__dict__}),
-            "rows_without_outcome": int(np.isnan(self.study.values(self.spec.outcome)).sum()),
-        }
+        return {"lcbayes_version": __version__, "model": self.name, "spec": json.dumps(self.spec.to_dict()),
+                "spec_hash": self.spec.hash(), "data_hash": self.data_hash(),
+                "priors": json.dumps({k: p.to_dict() for k, p in self.priors.items()}),
+                "roles": json.dumps(self._levels()), "sampler": json.dumps({**settings.__dict__}),
+                "rows_without_outcome": int(np.isnan(self.study.values(self.spec.outcome)).sum())}
 
     def fitted(self) -> az.InferenceData:
         """The fit (``fit()`` or ``load()``); a :class:`NotFittedError` before either."""
@@ -267,14 +264,11 @@ class BayesModel(ABC):
         model_cls = MODELS[spec["model"]] if cls is BayesModel else cls
         if model_cls.name != spec["model"]:
             raise DataMismatchError(f"'{path}' holds a {spec['model']} fit, not {model_cls.name}.")
-        if study is None:
-            study = _study_from_constant_data(idata)
-        model = model_cls(study, spec)
+        model = model_cls(_study_from_constant_data(idata) if study is None else study, spec)
         if model.data_hash() != idata.attrs["data_hash"]:
-            raise DataMismatchError(
-                f"'{path}' was fitted to other data (data hash {idata.attrs['data_hash'][:12]}...; this "
-                f"study's is {model.data_hash()[:12]}...). Fix: load it with the study it was fitted to, "
-                "or without a study to use the data stored in the file.")
+            raise DataMismatchError(f"'{path}' was fitted to other data (data hash {idata.attrs['data_hash'][:12]}...; "
+                                    f"this study's is {model.data_hash()[:12]}...). Fix: load it with the study it was "
+                                    "fitted to, or without a study to use the data stored in the file.")
         model.idata = idata
         return model
 
@@ -289,8 +283,7 @@ def _study_from_constant_data(idata: az.InferenceData) -> Study:
     """The model's inputs, as stored in ``constant_data``, as a study of its own."""
     table = idata.constant_data.to_dataframe().reset_index(drop=True)
     levels = json.loads(idata.attrs["roles"])
-    roles: dict[str, Any] = {c: c for c in ID_COLUMNS if c in table and c != "time"}
-    roles["time"] = "time"
-    roles["variables"] = {m: {"column": m, "level": lvl} for m, lvl in levels.items()}
+    roles: dict[str, Any] = {**{c: c for c in ID_COLUMNS if c in table or c == "time"},
+                             "variables": {m: {"column": m, "level": lvl} for m, lvl in levels.items()}}
     table["session"] = table["session"].astype(np.int64)
     return Study.from_frame(table, roles)

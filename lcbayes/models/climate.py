@@ -1,13 +1,12 @@
-"""Parts of the climate models (A, climate growth; B, consensus emergence), which each model
-composes with its own scale part:
+"""Parts of the climate models (A, climate growth; B, consensus emergence), which each model composes with its own
+scale part:
 
-- :class:`Location`: mu_tij = beta0 + sum_k beta_k B_k(s) + Gamma x + u0j + u1j s [+ o_org(i)],
-  the cell means without participant effects (``docs/models.md``);
-- :class:`Participants`: participant intercepts and slopes (r0i, r1i) ~ MVN(0, Sigma_r),
-  integrated out of the Gaussian likelihood (:mod:`lcbayes.models.marginal`) and drawn
-  exactly after fitting;
-- :class:`ClimateModel`: the body both models share (the data in the graph, the
-  participant-level log likelihood, predictive draws and the session grid).
+- :class:`Location`: mu_tij = beta0 + sum_k beta_k B_k(s) + Gamma x + u0j + u1j s [+ o_org(i)], the cell means
+  without participant effects (``docs/models.md``);
+- :class:`Participants`: participant intercepts and slopes (r0i, r1i) ~ MVN(0, Sigma_r), integrated out of the
+  Gaussian likelihood (:mod:`lcbayes.models.marginal`) and drawn exactly after fitting;
+- :class:`ClimateModel`: the body both models share (the data in the graph, the participant-level log likelihood,
+  predictive draws and the session grid).
 """
 
 from __future__ import annotations
@@ -36,9 +35,8 @@ from lcbayes.processes import climate_strength, time_basis
 
 # options of the location part and the time coding, shared by models A and B
 LOCATION_OPTIONS: dict[str, Any] = {
-    "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0,
-    "random_slopes": True, "organization": "auto", "traits": [], "time_varying": [], "lkj_eta": 2.0,
-}
+    "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0, "random_slopes": True,
+    "organization": "auto", "traits": [], "time_varying": [], "lkj_eta": 2.0}
 
 
 @dataclass(frozen=True)
@@ -101,11 +99,9 @@ class Location:
         sd_y, sd_s = self.sd_y(), self.sd_s()
         sd_b = [float(b[obs].std()) or 1.0 for b in self.basis]
         sd_w, sd_bt = self.predictors.sds()
-        priors = {
-            "beta_intercept": normal_scaled(float(self.y[obs].mean()), sd_y),
-            "beta_time": normal_scaled(0.0, sd_y, sd_b),
-            **self.communities.priors([sd_y, sd_y / sd_s][: 1 + self.slopes], self.lkj_eta),
-        }
+        priors = {"beta_intercept": normal_scaled(float(self.y[obs].mean()), sd_y),
+                  "beta_time": normal_scaled(0.0, sd_y, sd_b),
+                  **self.communities.priors([sd_y, sd_y / sd_s][: 1 + self.slopes], self.lkj_eta)}
         if self.use_org:
             priors.update(self.organizations.priors(sd_y / 2, self.lkj_eta))
         if self.predictors.trait_names:
@@ -122,11 +118,10 @@ class Location:
 
     @property
     def population(self) -> list[str]:
-        names = ["beta_intercept", "beta_time"] + self.communities.population
-        names += self.organizations.population if self.use_org else []
-        names += ["gamma_trait"] if self.predictors.trait_names else []
-        names += ["gamma_within", "gamma_between"] if self.predictors.tv_names else []
-        return names
+        p = self.predictors
+        return (["beta_intercept", "beta_time"] + self.communities.population
+                + (self.organizations.population if self.use_org else []) + (["gamma_trait"] if p.trait_names else [])
+                + (["gamma_within", "gamma_between"] if p.tv_names else []))
 
     @property
     def measures(self) -> list[str]:
@@ -156,9 +151,9 @@ class Location:
         return mu
 
     def strength(self, post: xr.Dataset, s: xr.DataArray) -> xr.DataArray:
-        """beta0 + sum_k beta_k B_k(s) + u0j + u1j s per community and session at the
-        sessions' typical times ``s``, predictors at their means (0): the latent community
-        mean (climate *strength*), (chain, draw, community, session)."""
+        """beta0 + sum_k beta_k B_k(s) + u0j + u1j s per community and session at the sessions' typical times ``s``,
+        predictors at their means (0): the latent community mean (climate *strength*), (chain, draw, community,
+        session)."""
         session_label = np.asarray(s["session"].values)
         _, grid = time_basis(s.values[None], session_label[None], self.trend, self.breakpoint)
         basis = xr.DataArray(grid[:, 0], dims=("time_term", "session"), coords={"session": s["session"]})
@@ -242,9 +237,8 @@ class ClimateModel(BayesModel):
 
     def build_climate(self) -> tuple[pt.TensorVariable, pt.TensorVariable]:
         """Data, location, scale and marginal likelihood in the model in context; (mu, log sigma)."""
-        y = pm.Data("y", self.location.y, dims=("participant", "session"))
-        mask = pm.Data("mask", self.location.mask, dims=("participant", "session"))
-        s = pm.Data("s", self.panel.time, dims=("participant", "session"))
+        cells = {"y": self.location.y, "mask": self.location.mask, "s": self.panel.time}
+        y, mask, s = (pm.Data(name, values, dims=("participant", "session")) for name, values in cells.items())
         mu = self.location.build(self.priors, s)
         log_sigma = self.log_sigma(s)
         self.participants.likelihood(self.priors, y, mask, s, mu, log_sigma)
@@ -267,9 +261,9 @@ class ClimateModel(BayesModel):
         return self._cells(self.fitted().posterior, ["mu", "log_sigma"])
 
     def participant_effects(self, seed: int = 0) -> xr.DataArray:
-        """Draws of the participant intercept and slope, (chain, draw, participant, effect):
-        exact draws from their conditional posterior given each draw of the other parameters
-        (the same draws ``sample_posterior_predictive(seed)`` uses)."""
+        """Draws of the participant intercept and slope, (chain, draw, participant, effect): exact draws from their
+        conditional posterior given each draw of the other parameters (the same draws
+        ``sample_posterior_predictive(seed)`` uses)."""
         ds = self.fitted().posterior.merge(self.cell_deterministics())
         return self._draw_effects(ds, self.location.mask, predictive_streams(seed)[0])
 

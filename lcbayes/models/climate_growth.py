@@ -35,8 +35,7 @@ class ClimateGrowth(ClimateModel):
 
     - ``trend``: ``"linear"``, ``"quadratic"`` or ``"piecewise"`` (with ``breakpoint``, the
       last session before the transition);
-    - ``time``: ``"session"`` (s = session - 1) or ``"time"`` (the study's time role), divided
-      by ``time_scale``;
+    - ``time``: ``"session"`` (s = session - 1) or ``"time"`` (the study's time role), divided by ``time_scale``;
     - ``random_slopes``: random time slopes for communities and participants (default true);
     - ``organization``: crossed organization intercepts, ``"auto"`` = when the study has them;
     - ``traits``: participant-level predictors (standardised);

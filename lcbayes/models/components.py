@@ -25,8 +25,8 @@ from lcbayes.models.priors import Prior
 
 
 def uses_organization(option: object, study: Study) -> bool:
-    """Whether a model adds organization effects: the ``organization`` option is true, false or
-    ``"auto"`` (when the study maps an organization column)."""
+    """Whether a model adds organization effects: the ``organization`` option is true, false or ``"auto"`` (when the
+    study maps an organization column)."""
     if option not in ("auto", True, False):
         raise ConfigError(f"option organization must be true, false or \"auto\", got {option!r}.")
     has_org = "organization" in study.idx
@@ -37,8 +37,8 @@ def uses_organization(option: object, study: Study) -> bool:
 
 
 def predictive_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """Two independent generators from one seed: for random effects and for residual noise
-    (one generator per purpose, so that no draw repeats another's normals)."""
+    """Two independent generators from one seed: for random effects and for residual noise (one generator per purpose,
+    so that no draw repeats another's normals)."""
     effects, noise = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(effects), np.random.default_rng(noise)
 
@@ -49,20 +49,18 @@ class GroupEffects:
 
         b_g ~ MVN(0, Sigma),  Sigma = diag(tau) Omega diag(tau),  Omega ~ LKJ(eta)
 
-    for any number of terms (Omega = I when ``correlated`` is false), or b_g ~ N(0, tau) for
-    an intercept alone (``terms_dim`` None: tau is a scalar). Parameters, by ``name``:
-    ``tau_<name>`` over ``terms_dim``; ``corr_<name>`` over the term pairs ``"a:b"`` (dim
-    ``<terms_dim>_pair``); drawn effects ``z_<name>`` ~ N(0, 1) and ``u_<name>`` = diag(tau) L z
-    over (``level``, ``terms_dim``), L the Cholesky factor of Omega.
+    for any number of terms (Omega = I when ``correlated`` is false), or b_g ~ N(0, tau) for an intercept alone
+    (``terms_dim`` None: tau is a scalar). Parameters, by ``name``: ``tau_<name>`` over ``terms_dim``; ``corr_<name>``
+    over the term pairs ``"a:b"`` (dim ``<terms_dim>_pair``); drawn effects ``z_<name>`` ~ N(0, 1) and ``u_<name>`` =
+    diag(tau) L z over (``level``, ``terms_dim``), L the Cholesky factor of Omega.
 
-    Omega is sampled through its canonical partial correlations (the C-vine of Lewandowski,
-    Kurowicka & Joe 2009, section 3.2): z_ij (j < i), the correlation of terms i and j given
-    terms 0..j-1, are independent with (z_ij + 1) / 2 ~ Beta(b_j, b_j), b_j = eta + (n - 2 - j) / 2,
-    stored as ``cpc_<name>``; then L[i, j] = z_ij sqrt(1 - sum_{l<j} L[i, l]^2) and
-    L[i, i] = sqrt(1 - sum_{l<i} L[i, l]^2), and Omega = L L' has exactly the LKJ(eta) density.
-    For two terms this is rho = z, (rho + 1) / 2 ~ Beta(eta, eta). It needs no matrix algebra
-    in the graph, which keeps the gradient as cheap as hand-written effects (``pm.LKJCholeskyCov``
-    made models A and B 15% slower per effective draw, ``benchmarks/RESULTS.md``).
+    Omega is sampled through its canonical partial correlations (the C-vine of Lewandowski, Kurowicka & Joe 2009,
+    section 3.2): z_ij (j < i), the correlation of terms i and j given terms 0..j-1, are independent with
+    (z_ij + 1) / 2 ~ Beta(b_j, b_j), b_j = eta + (n - 2 - j) / 2, stored as ``cpc_<name>``; then
+    L[i, j] = z_ij sqrt(1 - sum_{l<j} L[i, l]^2) and L[i, i] = sqrt(1 - sum_{l<i} L[i, l]^2), and Omega = L L' has
+    exactly the LKJ(eta) density. For two terms this is rho = z, (rho + 1) / 2 ~ Beta(eta, eta). It needs no matrix
+    algebra in the graph, which keeps the gradient as cheap as hand-written effects (``pm.LKJCholeskyCov`` made models
+    A and B 15% slower per effective draw, ``benchmarks/RESULTS.md``).
     """
 
     name: str
@@ -99,8 +97,8 @@ class GroupEffects:
         return {self.terms_dim: list(self.terms), **(pairs if self.has_corr else {})}
 
     def scale(self, priors: Mapping[str, Prior]) -> tuple[Any, list[list[Any]] | None]:
-        """tau and the Cholesky factor L of Omega in the model in context, L as rows of
-        scalars (row i holds L[i, 0..i]); None without correlations."""
+        """tau and the Cholesky factor L of Omega in the model in context, L as rows of scalars (row i holds
+        L[i, 0..i]); None without correlations."""
         tau = priors[self.tau].create(self.tau, dims=self.terms_dim)
         if not self.has_corr:
             return tau, None
@@ -141,8 +139,8 @@ class GroupEffects:
         return pm.Deterministic(f"u_{self.name}", u, dims=dims)
 
     def variance(self, post: xr.Dataset, x: Sequence[Any] = (1.0,)) -> xr.DataArray:
-        """Variance of sum_k x_k b_k from the draws in ``post``: with x = (1, s), the level's
-        variance at time s, tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2."""
+        """Variance of sum_k x_k b_k from the draws in ``post``: with x = (1, s), the level's variance at time s,
+        tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2."""
         tau = post[self.tau]
         if self.terms_dim is None:
             return tau**2 * x[0] ** 2
@@ -195,9 +193,8 @@ class Predictors:
             person[mask.sum(axis=1) == 0] = np.nan
             within.append(v - person[:, None])
             between.append(person - np.nanmean(person))
-        T = study.n("session")
         return cls(list(traits), x, list(time_varying),
-                   np.stack(within, axis=-1) if within else np.zeros((P, T, 0)),
+                   np.stack(within, axis=-1) if within else np.zeros((P, study.n("session"), 0)),
                    np.column_stack(between) if between else np.zeros((P, 0)))
 
     def sds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -208,10 +205,10 @@ class Predictors:
             sigma_within: Any) -> pt.TensorVariable:
         """Contribution of the predictors to the cell means, shape (P, T).
 
-        Missing values become latent parameters: traits (standardised) N(0, 1); participant
-        means with no observed value N(0, SD of the observed means); a missing within value
-        in a cell whose outcome is observed N(0, sigma_within), the distribution the observed
-        within values inform. Cells without an outcome do not enter the likelihood: 0 there.
+        Missing values become latent parameters: traits (standardised) N(0, 1); participant means with no observed
+        value N(0, SD of the observed means); a missing within value in a cell whose outcome is observed
+        N(0, sigma_within), the distribution the observed within values inform. Cells without an outcome do not enter
+        the likelihood: 0 there.
         """
         terms = []
         if self.trait_names:
@@ -232,9 +229,8 @@ class Predictors:
 
 
 def fill_missing(name: str, values: np.ndarray, latent) -> pt.TensorVariable:
-    """``values`` as model data ``name`` with its NaN entries replaced by new latent parameters
-    (``latent(n)`` creates n of them). The observed values are swappable ``pm.Data``; the
-    positions of the missing ones are part of the graph."""
+    """``values`` as model data ``name`` with its NaN entries replaced by new latent parameters (``latent(n)`` creates n
+    of them). The observed values are swappable ``pm.Data``; the positions of the missing ones are part of the graph."""
     missing = np.isnan(values)
     data = pm.Data(name, np.where(missing, 0.0, values))
     if not missing.any():

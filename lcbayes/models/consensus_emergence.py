@@ -71,8 +71,7 @@ class ConsensusEmergence(ClimateModel):
     name = "consensus_emergence"
     option_defaults: ClassVar[dict[str, Any]] = {
         **LOCATION_OPTIONS, "participant_slopes": False, "emergence": True, "composition": [], "scale_traits": [],
-        "community_scale": False, "learning": "", "scale_points": 0, "consensus_rwg": 0.7,
-    }
+        "community_scale": False, "learning": "", "scale_points": 0, "consensus_rwg": 0.7}
     cell_vars = ClimateModel.cell_vars + ("learning_loglik",)
 
     def prepare(self) -> None:
@@ -283,9 +282,7 @@ class ConsensusEmergence(ClimateModel):
     def compare_emergence(self, **sampler: Any) -> pd.DataFrame:
         """LOO (leave one participant out) of this model against the same model without
         emergence (alpha1 = 0), refitted with the same sampler settings."""
-        spec = self.spec.to_dict()
-        spec["options"] = {**spec["options"], "emergence": False}
-        constant = type(self)(self.study, spec)
+        constant = type(self)(self.study, self.spec, emergence=False)
         constant.fit(**sampler)
         return az.compare({"emergence": self.fitted(), "no_emergence": constant.idata}, ic="loo")
 

@@ -1,8 +1,7 @@
 """Model C: knowledge sharing with time-varying predictors (``docs/models.md``, model C).
 
-Latent mean centring as in dynamic SEM: each time-varying predictor v in {S, E, M}
-(supervisor support, self-efficacy, motivation to transfer) is a latent person mean plus a
-within-person deviation, and so is knowledge sharing K::
+Latent mean centring as in dynamic SEM: each time-varying predictor v in {S, E, M} (supervisor support, self-efficacy,
+motivation to transfer) is a latent person mean plus a within-person deviation, and so is knowledge sharing K::
 
     S_ti = muS_i + lambda (t - 1) + Sw_ti,   E_ti = muE_i + Ew_ti,   Sw ~ N(0, sdS), Ew ~ N(0, sdE)
     M_ti = muM_i + Mw_ti,   Mw_ti = phiM Mw_(t-1)i + delta Kw_(t-1)i + theta Sw_ti + zeta_ti
@@ -56,23 +55,20 @@ class KnowledgeSharing(BayesModel):
 
     Options (``spec["options"]`` or keyword arguments):
 
-    - ``support``, ``self_efficacy``, ``motivation``: names of the session-level measures
-      (S, E, M); the spec's ``outcome`` is knowledge sharing K;
-    - ``centring``: ``"latent"`` person means (default) or ``"observed"`` ones (the classic
-      two-step approach, biased with few sessions; kept for comparison);
-    - switches, each true by default, to compare simpler models with LOO:
-      ``autoregression`` (phi), ``time_varying_support`` (f), ``cross_level`` (gamma1),
-      ``support_slopes`` (ubeta), ``interaction`` (betaSE), ``spiral`` (betaM and delta:
-      off drops both paths between K and M), ``between`` (pi), ``support_trend`` (lambda),
-      ``community`` (b_comm); ``organization`` intercepts: true, false or ``"auto"``.
+    - ``support``, ``self_efficacy``, ``motivation``: names of the session-level measures (S, E, M); the spec's
+      ``outcome`` is knowledge sharing K;
+    - ``centring``: ``"latent"`` person means (default) or ``"observed"`` ones (the classic two-step approach, biased
+      with few sessions; kept for comparison);
+    - switches, each true by default, to compare simpler models with LOO: ``autoregression`` (phi),
+      ``time_varying_support`` (f), ``cross_level`` (gamma1), ``support_slopes`` (ubeta), ``interaction`` (betaSE),
+      ``spiral`` (betaM and delta: off drops both paths between K and M), ``between`` (pi), ``support_trend``
+      (lambda), ``community`` (b_comm); ``organization`` intercepts: true, false or ``"auto"``.
     """
 
     name = "knowledge_sharing"
     option_defaults: ClassVar[dict[str, Any]] = {
-        "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation",
-        "centring": "latent", "organization": "auto", "lkj_eta": 2.0,
-        **{switch: True for switch in SWITCHES},
-    }
+        "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation", "centring": "latent",
+        "organization": "auto", "lkj_eta": 2.0, **{switch: True for switch in SWITCHES}}
     # measured on the reference design (benchmarks/RESULTS.md): 0.9 leaves a few divergences;
     # JAX samples this graph as fast as Numba and compiles in seconds instead of ~40 s
     sampler_defaults = {"backend": "nutpie-jax", "target_accept": 0.95, "draws": 1000, "tune": 1000}
@@ -149,13 +145,9 @@ class KnowledgeSharing(BayesModel):
         o = self.options
         priors = {
             "sigma_within": Prior("HalfNormal", {"sigma": list(sw[:3])}),
-            "sigma": Prior("Exponential", {"lam": 1.0 / sw[K]}),
-            "pi_intercept": normal_scaled(sc["mean"][K], sd[K]),
-            "tau_sharing": Prior("HalfNormal", {"sigma": sd[K]}),
-            "gamma_support": normal_scaled(0.0, sw[K], sw[S]),
-            "beta_efficacy": normal_scaled(0.0, sw[K], sw[E]),
-            "theta_support": normal_scaled(0.0, sw[M], sw[S]),
-        }
+            "sigma": Prior("Exponential", {"lam": 1.0 / sw[K]}), "pi_intercept": normal_scaled(sc["mean"][K], sd[K]),
+            "tau_sharing": Prior("HalfNormal", {"sigma": sd[K]}), "gamma_support": normal_scaled(0.0, sw[K], sw[S]),
+            "beta_efficacy": normal_scaled(0.0, sw[K], sw[E]), "theta_support": normal_scaled(0.0, sw[M], sw[S])}
         if o["centring"] == "latent":
             priors["mean_predictor"] = normal_scaled(sc["mean"][:3], sd[:3])
             priors.update(self.person_means_group.priors(list(sd[:3]), float(o["lkj_eta"])))
@@ -287,22 +279,19 @@ class KnowledgeSharing(BayesModel):
     def _at_rows(self, cells: xr.DataArray) -> xr.DataArray:
         """(..., participant, session) values at the rows with an observed outcome, over ``obs``."""
         obs = self._observed()["obs"].values
-        pi = xr.DataArray(self.study.idx["participant"][obs], dims="obs", coords={"obs": obs})
-        ti = xr.DataArray(self.study.idx["session"][obs], dims="obs", coords={"obs": obs})
-        return cells.isel(participant=pi, session=ti).drop_vars(["participant", "session"])
+        at = {g: xr.DataArray(self.study.idx[g][obs], [("obs", obs)]) for g in ("participant", "session")}
+        return cells.isel(at).drop_vars(list(at))
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """When and for whom support matters, the spiral, and within vs between effects.
 
-        - ``support_effect`` (efficacy_level, session): gamma0 + f(t) + gamma1 c tau_E for
-          self-efficacy c = -1, 0, +1 SDs of the latent person means around their mean;
+        - ``support_effect`` (efficacy_level, session): gamma0 + f(t) + gamma1 c tau_E for self-efficacy c = -1, 0, +1
+          SDs of the latent person means around their mean;
         - ``spiral_gain`` = delta betaM, the feedback K -> M -> K per two sessions;
-        - ``spectral_radius``: the largest |eigenvalue| of A = [[phi, betaM], [delta, phiM]],
-          the lag matrix of (Kw, Mw); the K-M system is stable (shocks die out) when < 1;
-          ``stable`` is 1 in draws where it is;
-        - ``within_between`` (predictor, effect): within effects (support: gamma0 + mean f,
-          the average over sessions; self-efficacy: betaE; motivation: betaM, lagged) beside
-          the between effects pi.
+        - ``spectral_radius``: the largest |eigenvalue| of A = [[phi, betaM], [delta, phiM]], the lag matrix of
+          (Kw, Mw); the K-M system is stable (shocks die out) when < 1; ``stable`` is 1 in draws where it is;
+        - ``within_between`` (predictor, effect): within effects (support: gamma0 + mean f, the average over sessions;
+          self-efficacy: betaE; motivation: betaM, lagged) beside the between effects pi.
         """
         post, o = idata.posterior, self.options
         zero = xr.zeros_like(post["gamma_support"])
@@ -315,16 +304,12 @@ class KnowledgeSharing(BayesModel):
         radius = spectral_radius(phi.values, beta_m.values, delta.values, post["phi_motivation"].values)
         within = xr.concat([post["gamma_support"] + f.mean("session"), post["beta_efficacy"], beta_m], dim="predictor")
         between = post.get("pi", xr.zeros_like(within))
-        wb = xr.concat([within.assign_coords(predictor=self.predictors),
-                        between.assign_coords(predictor=self.predictors)],
+        wb = xr.concat([part.assign_coords(predictor=self.predictors) for part in (within, between)],
                        dim=pd.Index(["within", "between"], name="effect"))
-        return xr.Dataset({
-            "support_effect": effect.transpose("chain", "draw", "efficacy_level", "session"),
-            "spiral_gain": delta * beta_m,
-            "spectral_radius": (("chain", "draw"), radius),
-            "stable": (("chain", "draw"), (radius < 1).astype(float)),
-            "within_between": wb.transpose("chain", "draw", "predictor", "effect"),
-        })
+        return xr.Dataset({"support_effect": effect.transpose("chain", "draw", "efficacy_level", "session"),
+                           "spiral_gain": delta * beta_m, "spectral_radius": (("chain", "draw"), radius),
+                           "stable": (("chain", "draw"), (radius < 1).astype(float)),
+                           "within_between": wb.transpose("chain", "draw", "predictor", "effect")})
 
     support_effect_table = on_fit(tables.support_effect_table)
     within_between_table = on_fit(tables.within_between_table)
@@ -375,8 +360,7 @@ class KnowledgeSharing(BayesModel):
         mu = value("mu_person", self.person_means)
         centred = mu - (value("mean_predictor") if o["centring"] == "latent" else mu.mean(0))
         sd_s, sd_e, sd_m = value("sigma_within")
-        gamma1 = value("gamma_efficacy")
-        tau_b = value("tau_support_slope")
+        gamma1, tau_b = value("gamma_efficacy"), value("tau_support_slope")
         beta_s = support_slope(float(value("gamma_support")), value("support_walk", np.zeros(T))[None, :],
                                None if gamma1 is None else (float(gamma1) * centred[:, 1])[:, None],
                                None if tau_b is None else (float(tau_b) * value("z_support_slope"))[:, None])

@@ -34,8 +34,7 @@ def _moments(e: Any, w: Any, s: Any, tau0: Any, tau1: Any, rho: Any):
     a00, a01, a11 = w.sum(-1), (w * s).sum(-1), (w * s * s).sum(-1)
     b0, b1, c = (w * e).sum(-1), (w * s * e).sum(-1), (w * e * e).sum(-1)
     s00, s11, s01 = tau0**2, tau1**2, rho * tau0 * tau1
-    m = ((1 + s00 * a00 + s01 * a01, s00 * a01 + s01 * a11),
-         (s01 * a00 + s11 * a01, 1 + s01 * a01 + s11 * a11))
+    m = ((1 + s00 * a00 + s01 * a01, s00 * a01 + s01 * a11), (s01 * a00 + s11 * a01, 1 + s01 * a01 + s11 * a11))
     sb = (s00 * b0 + s01 * b1, s01 * b0 + s11 * b1)
     return m, (b0, b1), sb, c, (s00, s01, s11)
 

@@ -1,9 +1,8 @@
 """Dense participant x session layout of a study, the data every model is built from.
 
-Rows of the long table become cells of ``(P, T)`` arrays (P participants, T sessions) with
-a mask of observed cells. Shapes depend only on the design, not on which sessions were
-missed, so a compiled model can be refitted to another data set of the same design by
-swapping arrays (power analysis), and per-participant sums are plain axis sums.
+Rows of the long table become cells of ``(P, T)`` arrays (P participants, T sessions) with a mask of observed cells.
+Shapes depend only on the design, not on which sessions were missed, so a compiled model can be refitted to another data
+set of the same design by swapping arrays (power analysis), and per-participant sums are plain axis sums.
 """
 
 from __future__ import annotations

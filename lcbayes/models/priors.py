@@ -3,10 +3,9 @@
 >>> Prior("HalfNormal", {"sigma": 0.5}).to_dict()
 {'dist': 'HalfNormal', 'sigma': 0.5}
 
-Any univariate PyMC distribution can be named. ``LKJ`` is the prior of the correlation
-matrix of a group's effects (``corr_<group>``; Lewandowski, Kurowicka & Joe 2009): eta = 1
-is uniform, eta > 1 shrinks towards 0; :class:`~lcbayes.models.components.GroupEffects`
-samples it for any number of terms.
+Any univariate PyMC distribution can be named. ``LKJ`` is the prior of the correlation matrix of a group's effects
+(``corr_<group>``; Lewandowski, Kurowicka & Joe 2009): eta = 1 is uniform, eta > 1 shrinks towards 0;
+:class:`~lcbayes.models.components.GroupEffects` samples it for any number of terms.
 """
 
 from __future__ import annotations
@@ -33,9 +32,8 @@ class Prior:
         if isinstance(spec, Prior):
             return spec
         if not isinstance(spec, Mapping) or "dist" not in spec:
-            raise ConfigError(
-                f"prior '{name}': expected a table with 'dist' and its parameters, got {spec!r}. "
-                f"Fix: e.g. {name} = {{ dist = \"Normal\", mu = 0, sigma = 1 }}.")
+            raise ConfigError(f"prior '{name}': expected a table with 'dist' and its parameters, got {spec!r}. "
+                              f"Fix: e.g. {name} = {{ dist = \"Normal\", mu = 0, sigma = 1 }}.")
         dist = str(spec["dist"])
         if dist != "LKJ" and not isinstance(getattr(pm, dist, None), type):
             raise ConfigError(f"prior '{name}': unknown distribution '{dist}' (use a PyMC class name).")
@@ -83,10 +81,9 @@ SCALE = 2.5   # outcome SDs per predictor SD in a weakly informative coefficient
 
 
 def normal_scaled(mean: Any, sd_out: Any, sd_in: Any = 1.0) -> Prior:
-    """Normal(mean, 2.5 sd_out / sd_in): the weakly informative prior of an intercept or
-    coefficient on the data's scale (Gelman, Jakulin, Pittau & Su 2008; the auto-scaling of
-    rstanarm and Bambi). ``sd_out`` is the outcome's SD, ``sd_in`` the predictor's (1 for an
-    intercept or a standardised predictor); arrays give one prior per element."""
+    """Normal(mean, 2.5 sd_out / sd_in): the weakly informative prior of an intercept or coefficient on the data's scale
+    (Gelman, Jakulin, Pittau & Su 2008; the auto-scaling of rstanarm and Bambi). ``sd_out`` is the outcome's SD,
+    ``sd_in`` the predictor's (1 for an intercept or a standardised predictor); arrays give one prior per element."""
     return Prior("Normal", {"mu": _plain(mean), "sigma": _plain(SCALE * np.asarray(sd_out) / np.asarray(sd_in))})
 
 

@@ -20,10 +20,8 @@ import numpy as np
 from lcbayes.errors import ConfigError, reject_unknown
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "excludes_zero": {"prob": 0.95},
-    "direction": {"sign": "positive", "threshold": 0.975},
-    "rope": {"low": None, "high": None, "outside": True, "prob": 0.95},
-    "width": {"max": None, "prob": 0.9}}
+    "excludes_zero": {"prob": 0.95}, "direction": {"sign": "positive", "threshold": 0.975},
+    "rope": {"low": None, "high": None, "outside": True, "prob": 0.95}, "width": {"max": None, "prob": 0.9}}
 # default names; prob and threshold in percent, side: outside or inside
 NAMES = {"excludes_zero": "excludes_zero_{prob}", "direction": "p_{sign}_{threshold}",
          "rope": "rope_{side}_{low:g}_{high:g}_{prob}", "width": "width_le_{max:g}_{prob}"}

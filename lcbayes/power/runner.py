@@ -1,11 +1,10 @@
 """Run a plan's replicates: compile once per cell, refit per replicate, store as they finish.
 
-A worker compiles a cell's model once, from the data of the cell's replicate 0 (whose
-data-scaled priors then hold for the whole cell), and refits it to every replicate of that
-cell it is given by swapping data; a replicate whose data differ in structure (e.g. another
-number of organizations) gets a model compiled for it, with the same priors, and is flagged
-``recompiled``. This process writes finished replicates as they arrive, so killing the run
-loses only the replicates in flight."""
+A worker compiles a cell's model once, from the data of the cell's replicate 0 (whose data-scaled priors then hold for
+the whole cell), and refits it to every replicate of that cell it is given by swapping data; a replicate whose data
+differ in structure (e.g. another number of organizations) gets a model compiled for it, with the same priors, and is
+flagged ``recompiled``. This process writes finished replicates as they arrive, so killing the run loses only the
+replicates in flight."""
 
 from __future__ import annotations
 
@@ -159,13 +158,12 @@ def power_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = 
 
 def run(plan: Plan, out: str, workers: int | None = None, scheduler: str | None = None, progress: bool = True,
         task: Callable[..., pd.DataFrame] = power_replicate, kind: str = "power") -> ResultStore:
-    """Run every unfinished replicate of ``plan`` into the results folder ``out``, ``task``
-    (given the parsed plan, pickled to Dask workers) computing one replicate's rows; ``kind``
-    (``"power"`` or ``"sbc"``) marks the folder, ``progress`` shows a progress bar. ``workers``:
-    local processes (None: cores // chains, at least 1, so each fit runs its chains in parallel;
-    1: this process; more: a local Dask cluster, one process per worker); ``scheduler``: the
-    address of an existing Dask cluster (``"tcp://host:8786"``; SLURM: see the README). Returns
-    the store; ``store.load()`` gives all finished replicates (this run's and earlier)."""
+    """Run every unfinished replicate of ``plan`` into the results folder ``out``, ``task`` (given the parsed plan,
+    pickled to Dask workers) computing one replicate's rows; ``kind`` (``"power"`` or ``"sbc"``) marks the folder,
+    ``progress`` shows a progress bar. ``workers``: local processes (None: cores // chains, at least 1, so each fit runs
+    its chains in parallel; 1: this process; more: a local Dask cluster, one process per worker); ``scheduler``: the
+    address of an existing Dask cluster (``"tcp://host:8786"``; SLURM: see the README). Returns the store;
+    ``store.load()`` gives all finished replicates (this run's and earlier)."""
     if workers is None:
         workers = max(1, (os.cpu_count() or 1) // int(plan.spec.get("sampler", {}).get("chains", 4)))
     store = ResultStore(out, plan.to_json(), plan.hash(), kind)

@@ -1,11 +1,10 @@
 """Simulation-based calibration (Talts et al. 2018; Modrak et al. 2023) on the power runner.
 
-Each replicate draws the parameters from the model's prior and the outcome from the model
-at them (``BayesModel.prior_study``, in the layout of a simulated study of the plan's
-design), refits the compiled model, and records the rank of each true population parameter
-among ``L`` thinned posterior draws. If the model and sampler are calibrated, ranks are
-uniform on 0..L; ``sbc_check`` compares each parameter's rank ECDF with simultaneous 95%
-bands (Saeilynoja, Buerkner & Vehtari 2022, as computed by ArviZ)."""
+Each replicate draws the parameters from the model's prior and the outcome from the model at them
+(``BayesModel.prior_study``, in the layout of a simulated study of the plan's design), refits the compiled model, and
+records the rank of each true population parameter among ``L`` thinned posterior draws. If the model and sampler are
+calibrated, ranks are uniform on 0..L; ``sbc_check`` compares each parameter's rank ECDF with simultaneous 95% bands
+(Saeilynoja, Buerkner & Vehtari 2022, as computed by ArviZ)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""``lcbayes report``: validate the data, tabulate agreement, fit every model of a report
-configuration and write ``report.html`` (self-contained), ``results.json`` (the key
-numbers; byte-identical for the same configuration, data, seed and versions),
-``manifest.json`` (provenance) and ``fits/<model>.nc`` to the output folder."""
+"""``lcbayes report``: validate the data, tabulate agreement, fit every model of a report configuration and write
+``report.html`` (self-contained), ``results.json`` (the key numbers; byte-identical for the same configuration, data,
+seed and versions), ``manifest.json`` (provenance) and ``fits/<model>.nc`` to the output folder."""
 
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ from lcbayes.report.model_section import ModelSection, analyse_model
 RESULTS, MANIFEST, HTML = "results.json", "manifest.json", "report.html"
 
 
-def build_report(config: ReportConfig, out: Path | None = None,
-                 log: Callable[[str], None] = print) -> Path:
+def build_report(config: ReportConfig, out: Path | None = None, log: Callable[[str], None] = print) -> Path:
     """Run the whole analysis of ``config`` and write its outputs to ``out`` (default:
     the configuration's ``out``); returns the path of the HTML report. Figures are drawn
     with matplotlib's Agg backend; the caller's backend is back afterwards."""
@@ -86,8 +84,7 @@ def _model_provenance(section: ModelSection) -> dict[str, Any]:
 
 def write_json(path: Path, content: Any) -> None:
     """Canonical JSON (sorted keys, full float precision, NaN as null): equal content, equal bytes."""
-    path.write_text(json.dumps(_finite(content), indent=1, sort_keys=True, allow_nan=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(json.dumps(_finite(content), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def _finite(tree: Any) -> Any:

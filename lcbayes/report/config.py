@@ -115,10 +115,9 @@ class ReportConfig:
         if power is not None and not (power / "summary.csv").is_file():
             raise ConfigError(f"power = \"{raw['power']}\": '{power / 'summary.csv'}' not found. "
                               "Fix: run `lcbayes power PLAN --out <that folder>` first, or remove the key.")
-        return cls(path=path, title=str(raw.get("title", path.stem)), data=data, roles=roles, seed=seed,
-                   out=here / raw.get("out", f"_build/{path.stem}"), measure=agreement.get("measure"),
-                   null=str(agreement.get("null", "uniform")), models=models,
-                   prior_draws=int(prior.get("draws", 200)), power=power)
+        return cls(path=path, title=str(raw.get("title", path.stem)), data=data, roles=roles, seed=seed, power=power,
+                   out=here / raw.get("out", f"_build/{path.stem}"), measure=agreement.get("measure"), models=models,
+                   null=str(agreement.get("null", "uniform")), prior_draws=int(prior.get("draws", 200)))
 
 
 def _model_entry(raw: Any, here: Path, seed: int, position: int) -> ModelEntry:
@@ -142,8 +141,7 @@ def _model_entry(raw: Any, here: Path, seed: int, position: int) -> ModelEntry:
                               f"got {v!r}. Fix: compare = [{{ label = \"...\", options = {{ ... }} }}].")
         variants.append(Variant(str(v["label"]), dict(v["options"])))
     key = str(raw.get("name", name))
-    return ModelEntry(key=key, label=str(raw.get("label", key.replace("_", " "))), spec_path=spec_path,
-                      spec=spec, variants=tuple(variants))
+    return ModelEntry(key, str(raw.get("label", key.replace("_", " "))), spec_path, spec, tuple(variants))
 
 
 def sha256_file(path: str | Path) -> str:

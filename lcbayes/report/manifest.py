@@ -34,11 +34,8 @@ def manifest(config: ReportConfig, models: dict[str, Any]) -> dict[str, Any]:
     """The manifest of a report built from ``config``; ``models`` maps each model's key to
     its fitted model's provenance (spec, spec hash, data hash, sampler, variants)."""
     inputs = {"config": config.path, "data": config.data, "roles": config.roles}
-    return {
-        "title": config.title, "python": sys.version.split()[0], "platform": platform.platform(),
-        "packages": package_versions(), "seed": config.seed, "prior_predictive_draws": config.prior_draws,
-        **{key: {"path": str(path), "sha256": sha256_file(path)} for key, path in inputs.items()},
-        "models": models, "git": git_state(config.path.parent),
-        "power": None if config.power is None else {
-            "path": str(config.power), "summary_sha256": sha256_file(config.power / "summary.csv")},
-    }
+    return {"title": config.title, "python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": package_versions(), "seed": config.seed, "prior_predictive_draws": config.prior_draws,
+            **{key: {"path": str(path), "sha256": sha256_file(path)} for key, path in inputs.items()},
+            "models": models, "git": git_state(config.path.parent), "power": None if config.power is None else {
+                "path": str(config.power), "summary_sha256": sha256_file(config.power / "summary.csv")}}

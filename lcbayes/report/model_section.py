@@ -1,7 +1,6 @@
-"""One model's part of a report, in the order of the Bayesian analysis reporting guidelines
-(Kruschke 2021): model and priors, prior predictive check, fit and convergence diagnostics
-for every reported quantity, posterior summaries and derived quantities, posterior
-predictive check, model comparison (LOO) and prior sensitivity, then what to conclude."""
+"""One model's part of a report, in the order of the Bayesian analysis reporting guidelines (Kruschke 2021): model and
+priors, prior predictive check, fit and convergence diagnostics for every reported quantity, posterior summaries and
+derived quantities, posterior predictive check, model comparison (LOO) and prior sensitivity, then what to conclude."""
 
 from __future__ import annotations
 
@@ -137,8 +136,7 @@ def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
                                     + ", ".join(bad.index[:8]) + (" ..." if len(bad) > 8 else ""))
     axes = az.plot_forest(model.fitted(), var_names=model.population, combined=True, hdi_prob=HDI,
                           figsize=(7, 0.28 * len(section.tables["parameters"]) + 1.2))
-    section.figures["forest"] = ("Posterior means and 90% HDIs of the population parameters.",
-                                 np.ravel(axes)[0].figure)
+    section.figures["forest"] = ("Posterior means and 90% HDIs of the population parameters.", np.ravel(axes)[0].figure)
 
 
 def _posterior_predictive(section: ModelSection, seed: int) -> None:
@@ -193,10 +191,9 @@ def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) ->
         fits[variant.label] = other.idata
     table = az.compare(fits, ic="loo")
     section.tables["comparison"] = table.drop(columns=["scale"], errors="ignore")
-    section.results["comparison"] = {
-        str(label): {"rank": int(r["rank"]), "elpd_loo": float(r["elpd_loo"]), "p_loo": float(r["p_loo"]),
-                     "elpd_diff": float(r["elpd_diff"]), "dse": float(r["dse"]), "weight": float(r["weight"])}
-        for label, r in table.iterrows()}
+    compared = ("elpd_loo", "p_loo", "elpd_diff", "dse", "weight")
+    section.results["comparison"] = {str(label): {"rank": int(r["rank"]), **{k: float(r[k]) for k in compared}}
+                                     for label, r in table.iterrows()}
     (best, second), runner = table.index[:2], table.iloc[1]
     verdict = ("a clear difference (more than 2 SE)." if runner["elpd_diff"] > 2 * runner["dse"]
                else "within 2 SE, so the models predict about equally well.")

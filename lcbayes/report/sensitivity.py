@@ -1,11 +1,10 @@
 """Prior sensitivity by power-scaling (Kallioinen, Paananen, Bürkner & Vehtari 2023).
 
-The posterior is re-weighted (Pareto-smoothed importance sampling) as if the prior, or the
-likelihood, were raised to a power near 1; the cumulative Jensen–Shannon distance between
-the scaled and the actual posterior, per unit of log-power, is the sensitivity (ArviZ
-``psens``). As in the R package priorsense, the scaled prior is the joint density of the
-model's top-level priors (the ones listed in the spec's ``[priors]``, evaluated by PyMC;
-hierarchical effects count as likelihood), and a sensitivity of at least 0.05 is flagged:
+The posterior is re-weighted (Pareto-smoothed importance sampling) as if the prior, or the likelihood, were raised to a
+power near 1; the cumulative Jensen–Shannon distance between the scaled and the actual posterior, per unit of log-power,
+is the sensitivity (ArviZ ``psens``). As in the R package priorsense, the scaled prior is the joint density of the
+model's top-level priors (the ones listed in the spec's ``[priors]``, evaluated by PyMC; hierarchical effects count as
+likelihood), and a sensitivity of at least 0.05 is flagged:
 
 - prior and likelihood sensitive: prior-data conflict;
 - prior sensitive, likelihood not: the prior dominates a weak likelihood.
@@ -43,9 +42,8 @@ def log_prior(model: BayesModel) -> xr.Dataset:
     variable of :func:`prior_variables`, from PyMC's own densities (``pm.logp`` of each
     variable; LKJ correlation matrices of any size included).
 
-    ``pm.compute_log_prior`` would do the same but needs every free variable in the
-    posterior, and model C does not keep its latent grid; top-level priors have constant
-    parameters, so their densities need no other variable."""
+    ``pm.compute_log_prior`` would do the same but needs every free variable in the posterior, and model C does not keep
+    its latent grid; top-level priors have constant parameters, so their densities need no other variable."""
     post = model.fitted().posterior
     names = prior_variables(model)
     values = [model.model[name].type() for name in names]
@@ -71,10 +69,9 @@ def prior_sensitivity(model: BayesModel) -> pd.DataFrame:
         sens = az.psens(scaled, component=component, var_names=model.population)
         rows[component] = _flatten(sens)
     table = pd.DataFrame(rows)
-    table["diagnosis"] = [
-        "prior-data conflict" if p >= THRESHOLD and lik >= THRESHOLD
-        else "strong prior / weak likelihood" if p >= THRESHOLD
-        else "" for p, lik in zip(table["prior"], table["likelihood"], strict=True)]
+    table["diagnosis"] = ["prior-data conflict" if p >= THRESHOLD and lik >= THRESHOLD
+                          else "strong prior / weak likelihood" if p >= THRESHOLD else ""
+                          for p, lik in zip(table["prior"], table["likelihood"], strict=True)]
     table.attrs["priors_scaled"] = list(lp.data_vars)
     return table
 

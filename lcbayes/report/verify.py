@@ -1,12 +1,10 @@
 """``lcbayes report CONFIG --verify DIR``: compare a rerun with an earlier report.
 
-Same configuration, data, seed and package versions must give byte-identical
-``results.json``. Otherwise every number is compared: posterior means and SDs against
-their Monte Carlo error (|difference| <= Z x the combined MCSE of both runs), numbers that
-do not depend on sampling (the data and agreement section) exactly; the rest (interval
-bounds, ESS, LOO, sensitivities and the verdicts drawn from them) is listed without a verdict.
-Changed inputs (configuration, data, roles, spec, priors, seeds) are reported as such: a
-rerun of a changed analysis does not verify."""
+Same configuration, data, seed and package versions must give byte-identical ``results.json``. Otherwise every number is
+compared: posterior means and SDs against their Monte Carlo error (|difference| <= Z x the combined MCSE of both runs),
+numbers that do not depend on sampling (the data and agreement section) exactly; the rest (interval bounds, ESS, LOO,
+sensitivities and the verdicts drawn from them) is listed without a verdict. Changed inputs (configuration, data, roles,
+spec, priors, seeds) are reported as such: a rerun of a changed analysis does not verify."""
 
 from __future__ import annotations
 
