@@ -156,9 +156,10 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="time x1, x4, x16 observations instead")
     parser.add_argument("--default-only", action="store_true", help="only the row at the model's default settings")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the simulated data and of the sampler")
     args = parser.parse_args()
-    spec = SPECS[args.model]
-    study = reference_study(model=args.model)
+    spec = {**SPECS[args.model], "sampler": {"seed": args.seed}}
+    study = reference_study(seed=args.seed, model=args.model)
     if args.scaling:
         rows = scaling_rows(args.model, spec)
     else:

@@ -2,7 +2,7 @@
 
 Run from the repository root (about 2 x the time of one default fit per model and run):
 
-    .venv/bin/python benchmarks/compare_revisions.py --base 5ea97a3 [--runs 2] [--warm] \
+    .venv/bin/python benchmarks/compare_revisions.py --base 5ea97a3 [--runs 2] [--warm] [--vary-seed] \
         [--models climate_growth consensus_emergence knowledge_sharing] [--out FILE]
 
 The base revision is checked out into a temporary git worktree; for each model and run, the
@@ -29,10 +29,11 @@ BENCH = ROOT / "benchmarks" / "bench_models.py"
 KEYS = ("wall_with_compile_s", "sampling_s", "min_ess_bulk", "ess_per_s_with_compile", "ess_per_s_sampling")
 
 
-def measure(source: Path, model: str, out: Path) -> dict:
+def measure(source: Path, model: str, out: Path, seed: int = 1) -> dict:
     """The default-settings row of bench_models.py with the lcbayes found in ``source``."""
     env = {**os.environ, "PYTHONPATH": str(source)}
-    subprocess.run([sys.executable, str(BENCH), "--model", model, "--default-only", "--out", str(out)],
+    subprocess.run([sys.executable, str(BENCH), "--model", model, "--default-only", "--out", str(out),
+                    "--seed", str(seed)],
                    check=True, env=env, cwd=source, stdout=subprocess.DEVNULL)
     return next(r for r in json.loads(out.read_text())["rows"] if r["row"] == "lcbayes default settings")
 
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results_compare_revisions.json")
     parser.add_argument("--warm", action="store_true", help="fit each revision once, unrecorded, first "
                         "(so that no recorded fit pays for a cold compile cache)")
+    parser.add_argument("--vary-seed", action="store_true", help="run r uses data and sampler seed r + 1 "
+                        "(both revisions alike), so that the medians are not those of one dataset")
     parser.add_argument("--models", nargs="+", default=["climate_growth", "consensus_emergence", "knowledge_sharing"])
     args = parser.parse_args()
     results: dict[str, dict[str, list[dict]]] = {}
@@ -59,7 +62,8 @@ def main() -> None:
                 for run in range(args.runs):
                     pair = [("base", base), ("this", ROOT)]
                     for label, source in pair if run % 2 == 0 else pair[::-1]:   # alternate who goes first
-                        row = measure(source, model, Path(tmp) / f"{model}_{label}_{run}.json")
+                        row = measure(source, model, Path(tmp) / f"{model}_{label}_{run}.json",
+                                      seed=run + 1 if args.vary_seed else 1)
                         results[model][label].append(row)
                         print(model, label, run, {k: round(row[k], 1) for k in KEYS}, flush=True)
         finally:
