@@ -46,7 +46,8 @@ def machine() -> str:
 SPECS = {
     "climate_growth": {"outcome": "climate"},
     "consensus_emergence": {"outcome": "climate", "options": {
-        "composition": ["lgo_sd"], "scale_traits": ["psych_safety"], "learning": "learning"}},
+        "composition": ["lgo_sd"], "scale_traits": ["psych_safety"], "learning": "learning",
+        "composition_implied_spread": True}},   # the same parts as before the consensus rework (no v_j)
     "knowledge_sharing": {"outcome": "sharing"},
 }
 

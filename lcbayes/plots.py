@@ -53,33 +53,53 @@ def plot_trajectories(idata: az.InferenceData, communities: list | None = None, 
 
 
 def plot_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any = None) -> Any:
-    """Latent within-community SD (``consensus``) over sessions per community, with HDI
-    bands and the SD equivalent of the r_wg threshold (stored with the draws) as a line."""
-    post = idata.posterior["consensus"]
+    """The consensus index (``consensus_index``, e.g. r*_wg(J)) over sessions per community, with HDI bands and its
+    threshold as a line; without an index (unknown response scale), the latent within-community SD
+    (``consensus_sd``)."""
+    post = idata.posterior
+    draws = post["consensus_index"] if "consensus_index" in post else post["consensus_sd"]
     ax = _axes(ax, (7, 4.5))
-    _community_bands(ax, post, list(post["community"].values), hdi_prob, 0.08, 1.2)
-    if "threshold_sd" in post.attrs:
-        ax.axhline(post.attrs["threshold_sd"], color="grey", linestyle="--", linewidth=1,
-                   label=f"r_wg = {post.attrs['threshold_rwg']}")
+    _community_bands(ax, draws, list(draws["community"].values), hdi_prob, 0.08, 1.2)
+    if "threshold" in draws.attrs:
+        ax.axhline(draws.attrs["threshold"], color="grey", linestyle="--", linewidth=1,
+                   label=f"consensus threshold {draws.attrs['threshold']}")
         ax.legend(frameon=False)
-    ax.set(xlabel="session", ylabel="within-community SD (consensus)",
-           title=f"Consensus emergence: latent SD per community ({int(hdi_prob * 100)}% HDI)")
+    label = draws.attrs.get("label", "latent within-community SD (consensus_sd)")
+    ax.set(xlabel="session", ylabel=label,
+           title=f"Consensus emergence per community ({int(hdi_prob * 100)}% HDI)")
+    return ax
+
+
+def plot_consensus_by(idata: az.InferenceData, ax: Any = None) -> Any:
+    """P(consensus reached by session t) per community: the posterior survival curves of the time to consensus
+    (``consensus_reached_by``), one step line per community."""
+    import matplotlib
+
+    p = idata.posterior["consensus_reached_by"].mean(("chain", "draw"))
+    ax = _axes(ax, (7, 4.5))
+    communities = list(p["community"].values)
+    for comm, color in zip(communities, matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(communities))),
+                           strict=True):
+        ax.step(p["session"].values, p.sel(community=comm).values, where="post", color=color, linewidth=1.2)
+    ax.set(xlabel="session", ylabel="P(consensus reached by session)", ylim=(-0.02, 1.02),
+           title="Time to consensus per community (posterior probability, censored at the last session)")
     return ax
 
 
 def plot_strength_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any = None) -> Any:
-    """Strength against consensus per community at the last session, with HDIs."""
+    """Strength against consensus (``consensus_sd``) per community at the last session, with HDIs."""
     post = idata.posterior
     last = post["session"].values[-1]
     ax = _axes(ax, (6, 5))
-    x, y = post["strength"].sel(session=last), post["consensus"].sel(session=last)
+    x, y = post["strength"].sel(session=last), post["consensus_sd"].sel(session=last)
     hx, hy = (az.hdi(d, hdi_prob=hdi_prob)[d.name].values for d in (x, y))
     mx, my = x.mean(("chain", "draw")).values, y.mean(("chain", "draw")).values
     ax.errorbar(mx, my, xerr=[mx - hx[:, 0], hx[:, 1] - mx], yerr=[my - hy[:, 0], hy[:, 1] - my],
                 fmt="o", color="#3b528b", ecolor="#9fb3d9", elinewidth=1, markersize=4)
     for label, a, b in zip(post["community"].values, mx, my, strict=True):
         ax.annotate(str(label), (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel=f"climate strength (latent mean) at session {last}", ylabel="consensus (latent within-community SD)",
+    ax.set(xlabel=f"climate strength (latent mean) at session {last}",
+           ylabel="consensus_sd (latent within-community SD)",
            title=f"Strength and consensus per community ({int(hdi_prob * 100)}% HDI)")
     return ax
 

@@ -60,18 +60,55 @@ def climate_strength(beta0: Any, trend: list[tuple[Any, Any]], u0: Any, u1: Any,
 
 
 def climate_log_sd(alpha0: Any, s: Any, alpha1: Any = None, composition: Any = None,
-                   composition_time: Any = None, trait: Any = None, v0: Any = None, v1: Any = None) -> Any:
-    """Log residual SD of the climate (the scale part of model B):
-    log sigma = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i + v0j + v1j s.
+                   composition_time: Any = None, trait: Any = None, v0: Any = None, v1: Any = None,
+                   trait_time: Any = None) -> Any:
+    """Log latent residual SD of the climate (the scale part of model B):
+    log sigma = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i + alpha5 w_i s + v0j + v1j s.
 
     ``composition`` = alpha2 . z_j and ``composition_time`` = alpha3 . z_j (the dot products
-    over composition predictors), ``trait`` = alpha4 . w_i; model A is alpha0 alone."""
-    return _sum(alpha0, _times(alpha1, s), composition, _times(composition_time, s), trait, v0, _times(v1, s))
+    over composition predictors), ``trait`` = alpha4 . w_i, ``trait_time`` = alpha5 . w_i (traits that speed up or
+    slow down emergence); model A is alpha0 alone."""
+    return _sum(alpha0, _times(alpha1, s), composition, _times(composition_time, s), trait, _times(trait_time, s),
+                v0, _times(v1, s))
+
+
+def within_community_variance(participant: Any, organization: Any, residual: Any, predictors: Any = None) -> Any:
+    """V_jt, the latent within-community variance of climate perceptions (the consensus estimand):
+
+        V_jt = tau_r0^2 + 2 rho tau_r0 tau_r1 s + tau_r1^2 s^2      (participant part, ``participant``)
+             + tau_o^2 (1 - sum_o p_jo^2)                            (organization part, p_jo the members' shares)
+             + mean over members of sigma_tij^2                       (latent residual part, ``residual``)
+             [+ variance over members of Gamma x_tij]                 (predictor part, ``predictors``)
+
+    Each part is given already computed (they need different data); ``organization`` may be None (no organizations).
+    sqrt(V_jt) is ``consensus_sd``; sqrt(residual) is ``transient_sd``."""
+    return _sum(participant, organization, residual, predictors)
+
+
+def consensus_indices(V: Any, theta: Any, null_variance: float, n_items: int) -> dict[str, Any]:
+    """Agreement indices implied by the latent within-community variance ``V`` (squared scale points), for a scale of
+    ``n_items`` items with unique item variance ``theta`` and random-response null variance ``null_variance`` of one
+    item (sigma_E^2):
+
+    - ``rstar``: 1 - (V + theta) / sigma_E^2, the r*_wg(J) of Lindell, Brandt & Whitney (1999): one minus the expected
+      within-community variance of an item over the null's; does not grow with J;
+    - ``rwg_j``: J (1 - q) / (J (1 - q) + q), q = (V + theta) / sigma_E^2 (0 where q >= 1), the r_wg(J) of James,
+      Demaree & Wolf (1984), inflated by J (Spearman-Brown);
+    - ``scale``: 1 - V_y / (sigma_E^2 / J), the scale-level index on the variance of the scale score,
+      V_y = V + theta / J (``theta`` None: V is that of the score, measurement error included): conservative, it
+      counts true-score disagreement J-fold.
+    Values of pure random responding are near 0 for ``rstar`` and ``scale``."""
+    if theta is None:
+        return {"scale": 1 - V / (null_variance / n_items)}
+    q = (V + theta) / null_variance
+    agree = 1 - q
+    return {"rstar": agree, "rwg_j": (n_items * agree / (n_items * agree + q)) * (q < 1),
+            "scale": 1 - (V + theta / n_items) / (null_variance / n_items)}
 
 
 def learning_mean(eta: tuple[Any, Any, Any, Any], strength: Any, consensus: Any) -> Any:
-    """Expected learning outcome of a member of a community with climate ``strength`` and
-    ``consensus`` (within-community SD): eta0 + eta1 S + eta2 C + eta3 S C."""
+    """Expected learning outcome of a member of a community with climate ``strength`` and ``consensus`` (on the scale
+    the caller chooses; model B uses the log of ``consensus_sd``): eta0 + eta1 S + eta2 C + eta3 S C."""
     eta0, eta1, eta2, eta3 = eta
     return eta0 + eta1 * strength + eta2 * consensus + eta3 * strength * consensus
 

@@ -54,6 +54,16 @@ def emergence_evidence(idata: az.InferenceData) -> pd.DataFrame:
                         index=["alpha_time"])
 
 
+def p_consensus_by(idata: az.InferenceData) -> pd.DataFrame:
+    """P(consensus reached by session t), community x session (the posterior survival curve of the time to consensus,
+    P(T_j <= t); censored at the last session: a community not at consensus by then has no reaching time), with the
+    index and threshold that define consensus in ``attrs``."""
+    post = idata.posterior
+    table = post["consensus_reached_by"].mean(("chain", "draw")).to_pandas()
+    table.attrs.update({k: post["consensus_index"].attrs[k] for k in ("label", "threshold")})
+    return table
+
+
 def support_effect_table(idata: az.InferenceData, hdi_prob: float = HDI) -> pd.DataFrame:
     """Support effect per session and self-efficacy level: mean and HDI ("when and for whom")."""
     return hdi_table(idata.posterior["support_effect"], hdi_prob)

@@ -117,7 +117,8 @@ def toy_registered():
 
 SPECS = {   # one spec per model: small options so that the whole round trip takes seconds
     "climate_growth": {"outcome": "climate", "options": {"random_slopes": False}},
-    "consensus_emergence": {"outcome": "climate", "options": {"composition": ["lgo_sd"], "learning": "learning"}},
+    "consensus_emergence": {"outcome": "climate", "options": {"composition": ["lgo_sd"], "learning": "learning",
+                                                             "composition_implied_spread": True}},
     "knowledge_sharing": {"outcome": "sharing", "sampler": {"target_accept": 0.9}},
     "community_means": {"outcome": "climate"},
 }

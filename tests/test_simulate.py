@@ -109,14 +109,20 @@ def test_composition_and_trait_are_standardised_observed_scores():
 
 
 def test_consensus_follows_the_scale_equation():
-    truth = ClimateTruth(tau_v=(0.1, 0.02))
+    """transient_sd is the scale equation (no trait terms: every member has the same sigma); consensus_sd adds the
+    participant variance at s (no organization or predictor parts here)."""
+    truth = ClimateTruth(tau_v=(0.1, 0.02), alpha4=0.0, alpha5=0.0, tau_o=0.0, gamma_lgo=0.0,
+                         gamma_support_within=0.0, gamma_support_between=0.0)
     sim = simulate_study(Design(), climate=truth, seed=12)
     comm = sim.truth.communities.set_index("community")
     cs = sim.truth.community_sessions.join(comm, on="community")
     s = cs["session"] - 1
     expected = np.exp(truth.alpha0 + truth.alpha1 * s + truth.alpha2 * cs["z"] + truth.alpha3 * cs["z"] * s
                       + cs["v0"] + cs["v1"] * s)
-    assert cs["consensus"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-12)
+    assert cs["transient_sd"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-12)
+    (t0, t1), rho = truth.tau_r, truth.rho_r
+    participant = t0**2 + 2 * rho * t0 * t1 * s + t1**2 * s**2
+    assert cs["consensus_sd"].to_numpy() == pytest.approx(np.sqrt(participant + expected**2).to_numpy(), rel=1e-12)
     strength = truth.beta0 + truth.beta1 * s + cs["u0"] + cs["u1"] * s
     assert cs["strength"].to_numpy() == pytest.approx(strength.to_numpy(), rel=1e-12)
 

@@ -60,22 +60,30 @@ def _complete_rows(items: pd.DataFrame | np.ndarray) -> np.ndarray:
     return x[~np.isnan(x).any(axis=1)]
 
 
-def unique_variance(items: pd.DataFrame | np.ndarray) -> float:
-    """theta: the unique (error) variance of one item, in squared response units, for parallel items
-    x_ik = nu_k + eta_i + e_ik, e_ik ~ N(0, theta).
+def within_row_ss(items: pd.DataFrame | np.ndarray) -> tuple[float, int]:
+    """(SS, df): the pooled within-row sum of squares of item-centred responses and its degrees of freedom.
 
-    ``items`` has shape (n, J). Each item is centred at its mean (removing the nu_k), then the within-row variance
-    (ddof = 1) is pooled over rows with at least two answered items, weighted by their degrees of freedom. theta / J is
-    the error variance of the mean of J items; the true-score variance of eta is untouched by it. NaN without such rows.
-    """
+    ``items`` has shape (n, J). Each item is centred at its mean (removing the item intercepts nu_k), then the squared
+    deviations from each row's mean are summed over rows with at least two answered items; df = sum over those rows of
+    (answered items - 1). For parallel items with unique variance theta, SS / theta ~ chi^2(df)."""
     x = np.asarray(items, dtype=float)
     x = x - np.nanmean(x, axis=0)
     answered = (~np.isnan(x)).sum(axis=1)
     rows = answered >= 2
     if not rows.any():
-        return float("nan")
+        return 0.0, 0
     sq = np.nansum((x[rows] - np.nanmean(x[rows], axis=1, keepdims=True)) ** 2, axis=1)
-    return float(sq.sum() / (answered[rows] - 1).sum())
+    return float(sq.sum()), int((answered[rows] - 1).sum())
+
+
+def unique_variance(items: pd.DataFrame | np.ndarray) -> float:
+    """theta: the unique (error) variance of one item, in squared response units, for parallel items
+    x_ik = nu_k + eta_i + e_ik, e_ik ~ N(0, theta): SS / df of :func:`within_row_ss` (ddof = 1 within rows).
+
+    ``items`` has shape (n, J). theta / J is the error variance of the mean of J items; the true-score variance of eta
+    is untouched by it. NaN without rows of two or more answered items."""
+    ss, df = within_row_ss(items)
+    return ss / df if df else float("nan")
 
 
 def cronbach_alpha(items: pd.DataFrame | np.ndarray) -> float:

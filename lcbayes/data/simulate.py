@@ -39,7 +39,15 @@ import numpy as np
 import pandas as pd
 
 from lcbayes.data.roles import Roles
-from lcbayes.processes import climate_log_sd, climate_strength, learning_mean, sharing_paths, support_slope, time_basis
+from lcbayes.processes import (
+    climate_log_sd,
+    climate_strength,
+    learning_mean,
+    sharing_paths,
+    support_slope,
+    time_basis,
+    within_community_variance,
+)
 
 STREAMS = ("design", "traits", "climate", "sharing", "outcome", "measurement", "missingness")
 TRAITS = ("lgo", "help_seeking", "help_giving", "psych_safety")
@@ -110,9 +118,11 @@ class ClimateTruth:
 
     Location: y = beta0 + beta1*s + beta2*s^2 + gamma_lgo*lgo_z + gamma_support_within*Sw
     + gamma_support_between*(muS - mean muS) + u0j + u1j*s + r0ij + r1ij*s + o_org + e.
-    Scale: log sigma = alpha0 + alpha1*s + alpha2*z_j + alpha3*z_j*s + alpha4*w_i + v0j + v1j*s.
-    Outcome: learning_i = eta0 + eta_strength*strength_jT + eta_consensus*consensus_jT
-    + eta_interaction*strength_jT*consensus_jT + e_i (participants present at the last session).
+    Scale: log sigma = alpha0 + alpha1*s + alpha2*z_j + alpha3*z_j*s + alpha4*w_i + alpha5*w_i*s + v0j + v1j*s.
+    Outcome: learning_i = eta0 + eta_strength*S_jT + eta_consensus*log C_jT + eta_interaction*S_jT*log C_jT + b_j + e_i
+    (participants present at the last session), S_jT the latent strength and C_jT the consensus_sd (the square root of
+    the whole latent within-community variance, :func:`~lcbayes.processes.within_community_variance`) at the last
+    session, b_j ~ N(0, tau_learning) a community residual.
     """
 
     beta0: float = 3.4
@@ -131,11 +141,13 @@ class ClimateTruth:
     alpha2: float = 0.10
     alpha3: float = 0.03
     alpha4: float = -0.10
+    alpha5: float = 0.0
     tau_v: tuple[float, float] = (0.0, 0.0)
     eta0: float = 1.0
     eta_strength: float = 0.6
-    eta_consensus: float = -1.0
+    eta_consensus: float = -0.5
     eta_interaction: float = 0.0
+    tau_learning: float = 0.15
     sigma_learning: float = 0.5
 
     def field_value(self, name: str, design: Design) -> Any:
@@ -199,8 +211,9 @@ class Truth:
     """What generated a simulated study: seed, design, parameters and the latent draws.
 
     ``communities``: one row per community (size, organizations, composition z, random effects). ``community_sessions``:
-    per community x session, the latent climate ``strength`` (community mean for an average member) and ``consensus``
-    (within-community residual SD at w = 0). ``participants``: per participant, ids, timing and latent values.
+    per community x session, the latent climate ``strength`` (community mean for an average member), ``consensus_sd``
+    (square root of the whole latent within-community variance V_jt) and ``transient_sd`` (its residual part: the
+    root mean square of the members' sigma_tij). ``participants``: per participant, ids, timing and latent values.
     """
 
     seed: int
@@ -321,14 +334,23 @@ def _climate(people: pd.DataFrame, truth: ClimateTruth, T: int, lgo_obs: np.ndar
                                 u[:, [0]], u[:, [1]], s)                                   # (J, T)
     log_sd_comm = climate_log_sd(truth.alpha0, s, truth.alpha1, (truth.alpha2 * z)[:, None],
                                  (truth.alpha3 * z)[:, None], None, v[:, [0]], v[:, [1]])  # (J, T)
-    sigma = np.exp(log_sd_comm[j] + (truth.alpha4 * w)[:, None])                         # (n, T)
-    location = (strength[j] + r[:, [0]] + r[:, [1]] * s + o[org_codes][:, None]
-                + truth.gamma_lgo * _standardize(lgo_obs)[:, None]
-                + truth.gamma_support_within * sharing["Sw"]
-                + truth.gamma_support_between * (sharing["mu"][:, [0]] - mu_s))
-    y = location + sigma * rng.standard_normal((n, T))
-    return {"y": y, "strength": strength, "consensus": np.exp(log_sd_comm), "u": u, "v": v,
-            "r": r, "lgo_sd": lgo_sd, "z": z, "w": w}
+    sigma = np.exp(climate_log_sd(log_sd_comm[j], s, trait=(truth.alpha4 * w)[:, None],
+                                  trait_time=(truth.alpha5 * w)[:, None]))                 # (n, T)
+    predictors = (truth.gamma_lgo * _standardize(lgo_obs)[:, None] + truth.gamma_support_within * sharing["Sw"]
+                  + truth.gamma_support_between * (sharing["mu"][:, [0]] - mu_s))          # (n, T)
+    y = (strength[j] + r[:, [0]] + r[:, [1]] * s + o[org_codes][:, None] + predictors
+         + sigma * rng.standard_normal((n, T)))
+    # the consensus estimand: whole latent within-community variance, parts as in the model
+    members = pd.DataFrame({"j": j})
+    mean = lambda x: pd.DataFrame(x).groupby(j).mean().to_numpy()                          # noqa: E731 (J, T)
+    tau_r = np.asarray(truth.tau_r)
+    participant = tau_r[0] ** 2 + 2 * truth.rho_r * tau_r[0] * tau_r[1] * s + tau_r[1] ** 2 * s**2
+    shares = pd.crosstab(members["j"], org_codes, normalize="index").to_numpy()
+    organization = (truth.tau_o**2 * (1 - (shares**2).sum(axis=1)))[:, None]
+    V = within_community_variance(participant, organization, mean(sigma**2),
+                                  mean(predictors**2) - mean(predictors) ** 2)
+    return {"y": y, "strength": strength, "consensus_sd": np.sqrt(V), "transient_sd": np.sqrt(mean(sigma**2)),
+            "u": u, "v": v, "r": r, "lgo_sd": lgo_sd, "z": z, "w": w}
 
 
 def _measure(latent: np.ndarray, name: str, design: Design,
@@ -391,7 +413,8 @@ def simulate_study(design: Design | None = None, climate: ClimateTruth | None = 
     j = people["j"].to_numpy()
     last = T - 1
     eta = (climate.eta0, climate.eta_strength, climate.eta_consensus, climate.eta_interaction)
-    learning = (learning_mean(eta, clim["strength"][j, last], clim["consensus"][j, last])
+    b = rng["outcome"].normal(0, climate.tau_learning, len(clim["z"]))
+    learning = (learning_mean(eta, clim["strength"][j, last], np.log(clim["consensus_sd"][j, last])) + b[j]
                 + rng["outcome"].normal(0, climate.sigma_learning, n))
     learning[people["leave"].to_numpy() <= T] = np.nan       # dropouts give no end-of-study outcome
     latent = {"learning": learning, "climate": clim["y"], **{k: proc[k] for k in TIME_VARYING_PREDICTORS},
@@ -404,10 +427,11 @@ def simulate_study(design: Design | None = None, climate: ClimateTruth | None = 
         "community": [f"C{k + 1:02d}" for k in range(len(clim["z"]))], "size": people.groupby("j").size().to_numpy(),
         "organizations": people.groupby("j")["organization"].nunique().to_numpy(), "lgo_sd": clim["lgo_sd"],
         "z": clim["z"], "u0": clim["u"][:, 0], "u1": clim["u"][:, 1], "v0": clim["v"][:, 0], "v1": clim["v"][:, 1],
-        "b_sharing": proc["b_comm"]})
+        "b_learning": b, "b_sharing": proc["b_comm"]})
     cs = pd.DataFrame({"community": np.repeat(communities["community"].to_numpy(), T),
                        "session": np.tile(np.arange(1, T + 1), len(communities)),
-                       "strength": clim["strength"].ravel(), "consensus": clim["consensus"].ravel()})
+                       "strength": clim["strength"].ravel(), "consensus_sd": clim["consensus_sd"].ravel(),
+                       "transient_sd": clim["transient_sd"].ravel()})
     participants = people.drop(columns="j").assign(
         w=clim["w"], r0=clim["r"][:, 0], r1=clim["r"][:, 1], mu_support=proc["mu"][:, 0],
         mu_self_efficacy=proc["mu"][:, 1], mu_motivation=proc["mu"][:, 2], mu_sharing=proc["mu_k"],

@@ -77,7 +77,8 @@ class BayesModel(ABC):
     Who calls what (and nothing else): the report (:mod:`lcbayes.report`) calls ``sample_prior_predictive``, ``fit``,
     ``diagnostics``, ``sample_posterior_predictive``, ``log_likelihood_terms``, ``priors``, ``population`` and
     ``report_content``; the power runner (:mod:`lcbayes.power`) builds ``model`` (the PyMC graph), refits it through
-    :class:`~lcbayes.sampling.CompiledModel` and reads ``population`` and ``derived``; SBC calls ``prior_study``.
+    :class:`~lcbayes.sampling.CompiledModel` and reads ``population`` and ``derived``; SBC calls ``prior_study`` and
+    ranks ``calibration_targets``.
     """
 
     name: ClassVar[str]
@@ -116,6 +117,12 @@ class BayesModel(ABC):
     @abstractmethod
     def population(self) -> list[str]:
         """Population-level parameters: summarised, diagnosed and checked for recovery."""
+
+    @property
+    def calibration_targets(self) -> list[str]:
+        """What simulation-based calibration ranks: the population parameters (default) and any derived quantity that
+        :meth:`prior_study`'s truth and the fit's posterior both hold."""
+        return self.population
 
     @property
     def measures(self) -> list[str]:
@@ -198,9 +205,15 @@ class BayesModel(ABC):
         idata.attrs.update(self._provenance(settings))
         return idata
 
+    @property
+    def item_measures(self) -> list[str]:
+        """Scales whose item responses the model reads (e.g. for their measurement error); stored with the fit."""
+        return []
+
     def _used_table(self) -> pd.DataFrame:
         cols = [c for c in ID_COLUMNS if c in self.study.table] + self.measures
-        return self.study.table[cols].reset_index(drop=True)
+        items = [self.study.items[m] for m in self.item_measures]   # reverse-keyed, aligned with the table
+        return pd.concat([self.study.table[cols], *items], axis=1).reset_index(drop=True)
 
     def _observed(self) -> xr.Dataset:
         y = self.study.values(self.spec.outcome)
@@ -216,9 +229,15 @@ class BayesModel(ABC):
         text = self._used_table().to_csv(index=False, float_format="%.17g")
         return hashlib.sha256((text + json.dumps(self._levels(), sort_keys=True)).encode()).hexdigest()
 
-    def _levels(self) -> dict[str, str]:
-        """Measurement level of each measure the model uses."""
-        return {m: self.study.roles.level_of(m) for m in self.measures}
+    def _levels(self) -> dict[str, Any]:
+        """Measurement level of each measure the model uses; for a scale in :attr:`item_measures`, its level, items
+        (stored reverse-keyed), range and the share of items a score needs."""
+        levels: dict[str, Any] = {m: self.study.roles.level_of(m) for m in self.measures}
+        for m in self.item_measures:
+            scale = self.study.roles.scales[m]
+            levels[m] = {"level": scale.level, "items": list(scale.items), "range": list(scale.range),
+                         "min_share": scale.min_share}
+        return levels
 
     def _provenance(self, settings: SamplerSettings) -> dict[str, Any]:
         return {"lcbayes_version": __version__, "model": self.name, "spec": json.dumps(self.spec.to_dict()),
@@ -284,6 +303,8 @@ def _study_from_constant_data(idata: az.InferenceData) -> Study:
     table = idata.constant_data.to_dataframe().reset_index(drop=True)
     levels = json.loads(idata.attrs["roles"])
     roles: dict[str, Any] = {**{c: c for c in ID_COLUMNS if c in table or c == "time"},
-                             "variables": {m: {"column": m, "level": lvl} for m, lvl in levels.items()}}
+                             "variables": {m: {"column": m, "level": lvl} for m, lvl in levels.items()
+                                           if isinstance(lvl, str)},
+                             "scales": {m: scale for m, scale in levels.items() if not isinstance(scale, str)}}
     table["session"] = table["session"].astype(np.int64)
     return Study.from_frame(table, roles)

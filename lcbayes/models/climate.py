@@ -27,7 +27,7 @@ import xarray as xr
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import BayesModel
-from lcbayes.models.components import GroupEffects, Predictors, predictive_streams, uses_organization
+from lcbayes.models.components import GroupEffects, MeasurementError, Predictors, predictive_streams, uses_organization
 from lcbayes.models.marginal import draw_effects, marginal_loglik
 from lcbayes.models.panel import Panel
 from lcbayes.models.priors import Prior, create, normal_scaled
@@ -57,18 +57,22 @@ class Location:
     slopes: bool               # community slopes u1j
     use_org: bool
     lkj_eta: float
+    scale_terms: tuple[str, ...] = ()   # community effects of the scale part, correlated with the location ones
 
     @property
     def communities(self) -> GroupEffects:
-        """Community intercepts and (with ``slopes``) time slopes (u0j, u1j)."""
-        return GroupEffects("community", "community", "effect", ("intercept", "slope")[: 1 + self.slopes])
+        """Community intercepts and (with ``slopes``) time slopes (u0j, u1j), and the scale part's community effects
+        ``scale_terms`` (model B's v0j, v1j) in the same correlated group."""
+        return GroupEffects("community", "community", "effect", ("intercept", "slope")[: 1 + self.slopes]
+                            + self.scale_terms)
 
     @property
     def organizations(self) -> GroupEffects:
         return GroupEffects("organization", "organization")
 
     @classmethod
-    def from_options(cls, panel: Panel, outcome: str, options: dict[str, Any]) -> Location:
+    def from_options(cls, panel: Panel, outcome: str, options: dict[str, Any],
+                     scale_terms: tuple[str, ...] = ()) -> Location:
         study = panel.study
         if study.roles.level_of(outcome) != "session":
             raise ConfigError(f"outcome '{outcome}' is participant-level; the climate models need a "
@@ -79,7 +83,7 @@ class Location:
         predictors = Predictors.from_study(panel, list(options["traits"]), list(options["time_varying"]))
         return cls(panel, y, mask, names, basis, predictors, options["trend"], int(options["breakpoint"]),
                    bool(options["random_slopes"]),
-                   uses_organization(options["organization"], study), float(options["lkj_eta"]))
+                   uses_organization(options["organization"], study), float(options["lkj_eta"]), scale_terms)
 
     def sd_y(self) -> float:
         """SD of the observed outcome (scales the default priors)."""
@@ -173,7 +177,7 @@ class Location:
 
     def variances(self, post: xr.Dataset, s: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
         """Community and organization variances at time s (0 without organizations)."""
-        comm = self.communities.variance(post, (1.0, s)) + 0 * s
+        comm = self.communities.variance(post, (1.0, s)[: 1 + self.slopes]) + 0 * s
         org = (self.organizations.variance(post) if self.use_org else xr.zeros_like(comm)) + 0 * s
         return comm, org
 
@@ -194,15 +198,21 @@ class Participants:
         """Intercept SD half-normal(sd_y), slope SD half-normal(sd_y / sd_s), correlation LKJ(eta)."""
         return self.effects.priors([sd_y, sd_y / sd_s][: 1 + self.slopes], self.lkj_eta)
 
-    def likelihood(self, priors: Mapping[str, Prior], y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any) -> None:
-        """y_tij ~ N(mu + r0i + r1i s, sigma_tij) with (r0i, r1i) integrated out; stores the
-        per-participant log likelihood ``loglik`` and the cell parts ``mu``, ``log_sigma``."""
+    def likelihood(self, priors: Mapping[str, Prior], y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any,
+                   error_var: Any = None) -> None:
+        """y_tij ~ N(mu + r0i + r1i s, sqrt(sigma_tij^2 + error_var_tij)) with (r0i, r1i) integrated out (``error_var``:
+        the measurement error variance of the observed score, (P, T), or None); stores the per-participant log
+        likelihood ``loglik`` and the cell parts ``mu``, ``log_sigma`` (latent) and ``log_sigma_observed``."""
+        cells = ("participant", "session")
+        pm.Deterministic("log_sigma", log_sigma, dims=cells if log_sigma.ndim == 2 else None)
+        if error_var is not None:
+            log_sigma = pm.Deterministic("log_sigma_observed", 0.5 * pt.log(pt.exp(2 * log_sigma) + error_var),
+                                         dims=cells)
         tau, rows = self.effects.scale(priors)
         loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau[0], tau[1] if self.slopes else None,
                                  rows[1][0] if rows else 0.0, xp=pt)
         pm.Potential("likelihood", loglik.sum())
-        pm.Deterministic("mu", mu, dims=("participant", "session"))
-        pm.Deterministic("log_sigma", log_sigma, dims=("participant", "session") if log_sigma.ndim == 2 else None)
+        pm.Deterministic("mu", mu, dims=cells)
         pm.Deterministic("loglik", loglik, dims="participant")
 
     def draw(self, ds: xr.Dataset, y: np.ndarray, mask: np.ndarray, s: np.ndarray, labels: list,
@@ -212,10 +222,15 @@ class Participants:
         tau = ds["tau_participant"].values
         rho = ds["corr_participant"].values[..., 0] if self.slopes else np.zeros(tau.shape[:2])
         tau0, tau1 = tau[..., 0:1], (tau[..., 1:2] if self.slopes else np.zeros_like(tau[..., 0:1]))
-        mu, log_sigma = ds["mu"].values, ds["log_sigma"].broadcast_like(ds["mu"]).values
+        mu, log_sigma = ds["mu"].values, observed_log_sigma(ds).values
         r = draw_effects(y - mu, mask, log_sigma, s, tau0, tau1, rho[..., None], rng)
         return xr.DataArray(r, dims=("chain", "draw", "participant", "effect"),
                             coords={"participant": labels, "effect": ["intercept", "slope"]})
+
+
+def observed_log_sigma(ds: xr.Dataset) -> xr.DataArray:
+    """Log SD of the observed score per cell: ``log_sigma_observed`` with measurement error, else ``log_sigma``."""
+    return ds["log_sigma_observed" if "log_sigma_observed" in ds else "log_sigma"].broadcast_like(ds["mu"])
 
 
 class ClimateModel(BayesModel):
@@ -223,12 +238,13 @@ class ClimateModel(BayesModel):
     sigma_tij) of the subclass's own in :meth:`log_sigma`; anything else goes in the subclass's :meth:`build`.
     Subclasses set ``self.location`` and ``self.participants`` in :meth:`prepare` (via :meth:`prepare_parts`)."""
 
-    cell_vars: ClassVar[tuple[str, ...]] = ("mu", "log_sigma", "loglik")
+    cell_vars: ClassVar[tuple[str, ...]] = ("mu", "log_sigma", "log_sigma_observed", "loglik")
     location: Location
     participants: Participants
+    error: MeasurementError | None = None   # item measurement error of the outcome (model B)
 
-    def prepare_parts(self, participant_slopes: bool) -> None:
-        self.location = Location.from_options(self.panel, self.spec.outcome, self.options)
+    def prepare_parts(self, participant_slopes: bool, scale_terms: tuple[str, ...] = ()) -> None:
+        self.location = Location.from_options(self.panel, self.spec.outcome, self.options, scale_terms)
         self.participants = Participants(participant_slopes, float(self.options["lkj_eta"]))
 
     @abstractmethod
@@ -241,7 +257,8 @@ class ClimateModel(BayesModel):
         y, mask, s = (pm.Data(name, values, dims=("participant", "session")) for name, values in cells.items())
         mu = self.location.build(self.priors, s)
         log_sigma = self.log_sigma(s)
-        self.participants.likelihood(self.priors, y, mask, s, mu, log_sigma)
+        error_var = self.error.variance(self.priors) if self.error else None
+        self.participants.likelihood(self.priors, y, mask, s, mu, log_sigma, error_var)
         return mu, log_sigma
 
     @property
@@ -257,8 +274,10 @@ class ClimateModel(BayesModel):
         return self._cells(idata.posterior, ["loglik"])["loglik"]
 
     def cell_deterministics(self) -> xr.Dataset:
-        """Posterior ``mu`` and ``log_sigma`` per participant x session."""
-        return self._cells(self.fitted().posterior, ["mu", "log_sigma"])
+        """Posterior ``mu``, ``log_sigma`` (latent) and, with measurement error, ``log_sigma_observed`` per
+        participant x session."""
+        names = ["mu", "log_sigma"] + (["log_sigma_observed"] if self.error else [])
+        return self._cells(self.fitted().posterior, names)
 
     def participant_effects(self, seed: int = 0) -> xr.DataArray:
         """Draws of the participant intercept and slope, (chain, draw, participant, effect): exact draws from their
@@ -284,7 +303,7 @@ class ClimateModel(BayesModel):
     def _replicate(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> xr.Dataset:
         """Replicated outcomes at the observed rows from cell means, effects and residual SDs."""
         mean = self._expected(ds, r)
-        sd = np.exp(ds["log_sigma"].broadcast_like(ds["mu"]).values)
+        sd = np.exp(observed_log_sigma(ds).values)
         y = mean + sd * rng.standard_normal(mean.shape)
         obs = self._observed()["obs"].values
         pi, ti = self.study.idx["participant"][obs], self.study.idx["session"][obs]

@@ -18,6 +18,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from lcbayes.data.scoring import within_row_ss
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.panel import Panel
@@ -138,18 +139,23 @@ class GroupEffects:
             u = pt.stack([tau[i] * sum(rows[i][m] * z[:, m] for m in range(i + 1)) for i in range(len(rows))], axis=1)
         return pm.Deterministic(f"u_{self.name}", u, dims=dims)
 
-    def variance(self, post: xr.Dataset, x: Sequence[Any] = (1.0,)) -> xr.DataArray:
-        """Variance of sum_k x_k b_k from the draws in ``post``: with x = (1, s), the level's variance at time s,
-        tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2."""
+    def variance(self, post: Any, x: Sequence[Any] = (1.0,)) -> Any:
+        """Variance of sum_k x_k b_k from the draws in ``post`` (a Dataset, or the PyMC model for graph variables):
+        with x = (1, s), the level's variance at time s, tau0^2 + 2 rho tau0 tau1 s + tau1^2 s^2."""
+        def take(a: Any, dim: str, k: int) -> Any:
+            return a.isel({dim: k}, drop=True) if isinstance(a, xr.DataArray) else a[k]
+
         tau = post[self.tau]
         if self.terms_dim is None:
             return tau**2 * x[0] ** 2
-        sd = [tau.isel({self.terms_dim: k}, drop=True) * x[k] for k in range(len(self.terms))]
+        n = min(len(x), len(self.terms))     # the first n terms (x may be longer than a model without slopes needs)
+        sd = [take(tau, self.terms_dim, k) * x[k] for k in range(n)]
         var = sum(v**2 for v in sd)
         if self.has_corr:
             corr = post[self.corr]
             for p, (k, m) in enumerate(combinations(range(len(self.terms)), 2)):
-                var = var + 2 * corr.isel({f"{self.terms_dim}_pair": p}, drop=True) * sd[k] * sd[m]
+                if m < n:
+                    var = var + 2 * take(corr, f"{self.terms_dim}_pair", p) * sd[k] * sd[m]
         return var
 
 
@@ -226,6 +232,68 @@ class Predictors:
             b = fill_missing("between", self.between, lambda n: pm.Normal("between_missing", 0.0, sd_between, shape=n))
             terms += [(w * gamma_within).sum(-1), (b * gamma_between).sum(-1)[:, None]]
         return sum(terms[1:], terms[0])
+
+
+MEASUREMENT_ERROR = ("auto", "items", "estimate", "none")
+
+
+@dataclass(frozen=True)
+class MeasurementError:
+    """Item measurement error of a scale score: observed score = latent value + e_tij, e_tij ~ N(0, theta / n_tij),
+    theta the unique variance of one item (:func:`~lcbayes.data.scoring.unique_variance`, parallel items) and n_tij
+    the items answered in the cell. With ``estimate``, theta is a parameter (``theta_items``) whose data are the items'
+    pooled within-row sum of squares, SS / theta ~ chi^2(df); otherwise it is fixed at SS / df."""
+
+    ss: float
+    df: int
+    n_items: int
+    inv_answered: np.ndarray   # (P, T) 1 / items answered; 1 / n_items where unobserved
+    estimate: bool
+
+    @property
+    def theta_hat(self) -> float:
+        return self.ss / self.df
+
+    @classmethod
+    def of(cls, panel: Panel, name: str, mode: str) -> MeasurementError | None:
+        """The measurement error of measure ``name`` under option ``mode`` (see :data:`MEASUREMENT_ERROR`):
+        ``auto`` uses the items when the measure has them, ``none`` (or a single score under ``auto``) gives None."""
+        if mode not in MEASUREMENT_ERROR:
+            raise ConfigError(f"option measurement_error must be one of {', '.join(MEASUREMENT_ERROR)}, got {mode!r}.")
+        items = panel.study.items.get(name)
+        if mode == "none" or (items is None and mode == "auto"):
+            return None
+        if items is None:
+            raise ConfigError(f"measurement_error = '{mode}' needs the items of '{name}', which is a single score. "
+                              "Fix: declare it as a scale with its items in the roles, or set measurement_error = "
+                              "'none'.")
+        ss, df = within_row_ss(items)
+        if df == 0:
+            raise ConfigError(f"scale '{name}': no row has two or more answered items, so the item error variance "
+                              "cannot be estimated. Fix: set measurement_error = 'none'.")
+        inv = np.full(panel.shape, 1.0 / items.shape[1])
+        answered = items.notna().sum(axis=1).to_numpy()
+        ok = answered > 0
+        study = panel.study
+        inv[study.idx["participant"][ok], study.idx["session"][ok]] = 1.0 / answered[ok]
+        return cls(ss, df, items.shape[1], inv, mode == "estimate")
+
+    def theta_prior(self, null_variance: float) -> dict[str, Prior]:
+        """theta ~ half-normal(sigma_E^2 of the random-response null): weak, from the response scale alone."""
+        return {"theta_items": Prior("HalfNormal", {"sigma": null_variance})} if self.estimate else {}
+
+    def variance(self, priors: Mapping[str, Prior]) -> pt.TensorVariable:
+        """theta / n_tij, (P, T), in the model in context (with ``estimate``, theta and its item likelihood)."""
+        inv = pm.Data("inv_items_answered", self.inv_answered, dims=("participant", "session"))
+        if not self.estimate:
+            return self.theta_hat * inv
+        theta = priors["theta_items"].create("theta_items")
+        pm.Potential("items_likelihood", -0.5 * self.df * pt.log(theta) - self.ss / (2 * theta))
+        return theta * inv
+
+    def theta(self, post: xr.Dataset) -> Any:
+        """theta per draw (``estimate``) or the constant."""
+        return post["theta_items"] if self.estimate else self.theta_hat
 
 
 def fill_missing(name: str, values: np.ndarray, latent) -> pt.TensorVariable:

@@ -1,25 +1,26 @@
 """Model B: consensus emergence as a Bayesian mixed-effects location-scale model
 (``docs/models.md``, model B; Lang, Bliese & de Voogt 2018).
 
-    y_tij = beta0 + beta1 s + u0j + u1j s + r0ij [+ r1ij s] [+ o_org(i)] [+ Gamma x] + e_tij
-    e_tij ~ N(0, sigma_tij)
-    log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i [+ v0j + v1j s]
+    y_tij = eta_tij + e_tij                    observed scale score = latent perception + item error, var theta / n_tij
+    eta_tij = beta0 + beta1 s + u0j + u1j s + r0ij [+ r1ij s] [+ o_org(i)] [+ Gamma x] + eps_tij
+    eps_tij ~ N(0, sigma_tij)
+    log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i + alpha5 w_i s [+ v0j + v1j s]
 
-alpha1 < 0 is consensus emergence (the within-community spread shrinks over sessions); z_j are standardised composition
-predictors (:mod:`lcbayes.data.composition`), alpha3 says whether composition speeds or slows emergence, w_i are
-standardised individual traits and (v0j, v1j) optional community-specific emergence (independent, non-centred, with
-tight half-normal priors so that few communities do not destabilise it).
+alpha1 < 0 is consensus emergence (the latent within-community spread shrinks over sessions); z_j are standardised
+composition predictors (:mod:`lcbayes.data.composition`), alpha3 says whether composition speeds or slows emergence,
+w_i are standardised individual traits (alpha5: traits that speed it up) and (v0j, v1j) optional community-specific
+emergence, correlated with the community's location effects (one LKJ group). The item error variance theta comes from
+the scale's items (:class:`~lcbayes.models.components.MeasurementError`), so alpha and sigma refer to latent spread.
 
-Derived per community x session: climate *strength* (latent community mean, the location part at w = 0 and predictors
-at their means), *consensus* (latent within-community SD sigma_jt at w = 0), consensus on the r_wg scale
-(1 - sigma^2 / sigma_EU^2 for an A-point item, truncated to [0, 1] as r_wg is) and the time to consensus (first session
-whose SD is at or below the SD equivalent of an r_wg threshold).
+Derived per community x session (``derived``): climate *strength* (the latent community mean); the consensus estimand
+V_jt, the whole latent within-community variance (participant, organization, residual and predictor parts,
+:func:`~lcbayes.processes.within_community_variance`), as ``consensus_sd`` = sqrt(V_jt) with the residual part alone
+as ``transient_sd``; agreement indices implied by V_jt (:func:`~lcbayes.processes.consensus_indices`, r*_wg(J) by
+default) and time to consensus as a posterior survival curve.
 
-Outcome submodel (same joint model): a participant-level learning outcome regressed on the strength and consensus of
-the participant's community at the last session and their product, with both centred at constants (the observed mean
-climate and mean within-community SD at the last session): ``eta_centred`` holds the effects at average strength and
-consensus (the ones to interpret when the interaction is present); ``eta`` the same model's coefficients on the
-uncentred scale (effects at strength 0 and SD 0, far outside the data).
+Outcome submodel: a participant-level learning outcome regressed on the strength and log consensus_sd of the
+participant's community at the last session and their product, plus a community residual:
+learning_i ~ N(eta0 + eta1 S_j + eta2 log C_j + eta3 S_j log C_j + b_j, sigma_L), b_j ~ N(0, tau_L).
 """
 
 from __future__ import annotations
@@ -34,18 +35,22 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from lcbayes import plots, tables
-from lcbayes.agreement import uniform_null_variance
+from lcbayes.agreement import NAMED_NULLS, null_variance
 from lcbayes.data.composition import community_composition, standardize
+from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
-from lcbayes.models.components import GroupEffects, fill_missing
-from lcbayes.models.priors import Prior, normal_scaled
-from lcbayes.processes import climate_log_sd, learning_mean, normal_logpdf
+from lcbayes.models.components import GroupEffects, MeasurementError, fill_missing
+from lcbayes.models.priors import Prior
+from lcbayes.processes import climate_log_sd, consensus_indices, learning_mean, normal_logpdf, within_community_variance
 from lcbayes.tables import describe
 
 COMPOSITION_COLUMNS = ("size", "n_organizations", "largest_org_share")
 OUTCOME_TERMS = ["intercept", "strength", "consensus", "strength_x_consensus"]
+SCALE_TERMS = ("scale_intercept", "scale_slope")
+INDEX_LABELS = {"rstar": "r*_wg(J) (Lindell et al. 1999)", "rwg_j": "r_wg(J) (J-inflated)",
+                "scale": "scale-level index 1 - V / (sigma_E^2 / J) (single score: item error not separated)"}
 
 
 class ConsensusEmergence(ClimateModel):
@@ -61,22 +66,33 @@ class ConsensusEmergence(ClimateModel):
     - ``composition``: z_j columns of :func:`~lcbayes.data.composition.community_composition`,
       e.g. ``["lgo_sd", "n_organizations"]`` (``<trait>_sd``, ``<trait>_mean``, ``size``,
       ``n_organizations``, ``largest_org_share``), standardised over communities;
-    - ``scale_traits``: participant-level traits w_i in the scale model (standardised);
-    - ``community_scale``: community-specific emergence (v0j, v1j);
-    - ``learning``: participant-level learning outcome for the outcome submodel ("" = none);
-    - ``scale_points``: A of the A-point items for the r_wg scale (0: from the roles);
-    - ``consensus_rwg``: r_wg threshold defining consensus for the time to consensus.
+    - ``scale_traits``: participant-level traits w_i in the scale model (standardised), with
+      ``scale_traits_time`` (default true) their interaction with time, alpha5;
+    - ``community_scale``: community-specific emergence (v0j, v1j), correlated with the community's location effects;
+    - ``measurement_error``: ``"auto"`` (the items' error variance when the outcome is a scale with items, else none),
+      ``"items"`` (theta fixed at its estimate from the items), ``"estimate"`` (theta a parameter informed by the
+      items), ``"none"``;
+    - ``consensus_index``: ``"auto"`` (``rstar`` with items, ``scale`` without), ``"rstar"``, ``"rwg_j"``, ``"scale"``;
+      ``consensus_null``: the random-response null, ``"uniform"`` or one of ``agreement.NAMED_NULLS``;
+      ``consensus_threshold``: the index value that defines consensus (0.7); ``scale_points``: A of the A-point
+      items (0: from the roles);
+    - ``learning``: participant-level learning outcome for the outcome submodel ("" = none); it needs
+      ``community_scale`` (consensus must be able to vary beyond composition) unless
+      ``composition_implied_spread`` is set, which labels the term as such.
     """
 
     name = "consensus_emergence"
     option_defaults: ClassVar[dict[str, Any]] = {
         **LOCATION_OPTIONS, "participant_slopes": False, "emergence": True, "composition": [], "scale_traits": [],
-        "community_scale": False, "learning": "", "scale_points": 0, "consensus_rwg": 0.7}
-    cell_vars = ClimateModel.cell_vars + ("learning_loglik",)
+        "scale_traits_time": True, "community_scale": False, "measurement_error": "auto", "learning": "",
+        "composition_implied_spread": False, "scale_points": 0, "consensus_index": "auto",
+        "consensus_null": "uniform", "consensus_threshold": 0.7}
+    cell_vars = ClimateModel.cell_vars + ("learning_loglik", "learning_expected")
 
     def prepare(self) -> None:
-        self.prepare_parts(participant_slopes=bool(self.options["participant_slopes"]))
         o, study = self.options, self.study
+        self.prepare_parts(bool(o["participant_slopes"]), SCALE_TERMS if o["community_scale"] else ())
+        self.error = MeasurementError.of(self.panel, self.spec.outcome, str(o["measurement_error"]))
         self.composition_names = list(o["composition"])
         self.composition_traits = [c.rsplit("_", 1)[0] for c in self.composition_names if c not in COMPOSITION_COLUMNS]
         comp = community_composition(study, sorted(set(self.composition_traits)))
@@ -92,19 +108,61 @@ class ConsensusEmergence(ClimateModel):
             v = study.participant_values(name).to_numpy()
             cols.append((v - np.nanmean(v)) / np.nanstd(v))
         self.w = np.column_stack(cols) if cols else np.zeros((study.n("participant"), 0))
+        self.n_options = int(o["scale_points"]) or self._options_from_roles()
+        self._prepare_consensus()
         self.learning = str(o["learning"])
         if self.learning:
-            if study.roles.level_of(self.learning) != "participant":
-                raise ConfigError(f"learning outcome '{self.learning}' must be participant-level.")
-            v = study.participant_values(self.learning).to_numpy()
-            self.learning_mask = (~np.isnan(v)).astype(float)
-            self.learning_values = np.nan_to_num(v)
-        self.n_options = int(o["scale_points"]) or self._options_from_roles()
+            self._prepare_learning()
 
     def _options_from_roles(self) -> int:
         roles, outcome = self.study.roles, self.spec.outcome
         r = roles.scales[outcome].range if outcome in roles.scales else roles.variables[outcome].range
         return r[1] - r[0] + 1 if r else 0
+
+    def _prepare_consensus(self) -> None:
+        """Members (averaging matrix), organization concentration and the agreement index settings."""
+        o = self.options
+        comm = self.panel.community
+        counts = np.bincount(comm, minlength=self.study.n("community")).astype(float)
+        self.members = (np.arange(len(counts))[:, None] == comm[None, :]) / counts[:, None]     # (J, P), rows sum to 1
+        self.org_concentration = np.zeros(len(counts))                    # sum_o p_jo^2 per community
+        if self.location.use_org:
+            shares = pd.crosstab(comm, self.panel.organization).to_numpy() / counts[:, None]
+            self.org_concentration = (shares**2).sum(axis=1)
+        index = str(o["consensus_index"])
+        if index not in ("auto", *INDEX_LABELS):
+            raise ConfigError(f"option consensus_index must be auto, {', '.join(INDEX_LABELS)}; got {index!r}.")
+        if index in ("rstar", "rwg_j") and self.error is None:
+            raise ConfigError(f"consensus_index = '{index}' needs the item error variance, which this fit does not "
+                              "have (a single-score outcome or measurement_error = 'none'). Fix: consensus_index = "
+                              "'scale' (or 'auto').")
+        self.index = index if index != "auto" else ("rstar" if self.error else "scale")
+        null = o["consensus_null"]
+        if isinstance(null, str) and null != "uniform" and null not in NAMED_NULLS:
+            raise ConfigError(f"option consensus_null must be 'uniform' or one of {sorted(NAMED_NULLS)}, got {null!r}.")
+        self.null_variance = null_variance(self.n_options, null) if self.n_options else None
+        items = self.study.items.get(self.spec.outcome)
+        self.n_items = items.shape[1] if items is not None else 1        # J of the scale score (1: a single item)
+        if not 0 < float(o["consensus_threshold"]) < 1:
+            raise ConfigError(f"option consensus_threshold must lie in (0, 1), got {o['consensus_threshold']!r}.")
+
+    def _prepare_learning(self) -> None:
+        o, study = self.options, self.study
+        if study.roles.level_of(self.learning) != "participant":
+            raise ConfigError(f"learning outcome '{self.learning}' must be participant-level.")
+        varies = bool(self.composition_names or self.scale_trait_names or self.location.use_org)
+        if not o["community_scale"] and not (o["composition_implied_spread"] and varies):
+            raise ConfigError(
+                "the learning outcome needs consensus that can vary across communities beyond their composition: "
+                "with community_scale = false, consensus is a function of the composition predictors "
+                + ("alone, so its effect is the composition's. " if varies else
+                   "and, here, the same in every community (its effect is not identified). ")
+                + "Fix: set community_scale = true" + (", or set composition_implied_spread = true to estimate the "
+                                                       "effect of the composition-implied spread" if varies else "")
+                + ".")
+        v = study.participant_values(self.learning).to_numpy()
+        self.learning_mask = (~np.isnan(v)).astype(float)
+        self.learning_values = np.nan_to_num(v)
 
     @property
     def measures(self) -> list[str]:
@@ -112,21 +170,25 @@ class ConsensusEmergence(ClimateModel):
         return list(dict.fromkeys(super().measures + extra))
 
     @property
-    def coords(self) -> dict[str, list]:
-        return {**super().coords, "composition": self.composition_names, "scale_trait": self.scale_trait_names,
-                "outcome_term": OUTCOME_TERMS, **self.community_scale.coords()}
+    def item_measures(self) -> list[str]:
+        return [self.spec.outcome] if self.error else []
 
     @property
-    def community_scale(self) -> GroupEffects:
-        """Community-specific spread and emergence (v0j, v1j), independent."""
-        return GroupEffects("scale_community", "community", "effect_scale", ("intercept", "slope"), correlated=False)
+    def coords(self) -> dict[str, list]:
+        return {**super().coords, "composition": self.composition_names, "scale_trait": self.scale_trait_names,
+                "outcome_term": OUTCOME_TERMS}
+
+    @property
+    def learning_communities(self) -> GroupEffects:
+        """The community residual b_j of the learning outcome."""
+        return GroupEffects("learning_community", "community")
 
     def default_priors(self) -> dict[str, Prior]:
         """Location and participant priors as in :class:`ClimateGrowth`; scale part (log-SD scale, weakly informative):
         alpha0 ~ N(log sd_y, 1); alpha1 ~ N(0, 0.5 / sd_s) per time unit; composition and trait effects N(0, 0.5) per
-        SD, composition x time N(0, 0.5 / sd_s); SDs of v0j, v1j half-normal(0.2) and half-normal(0.1 / sd_s). Outcome
-        submodel: intercept N(mean_L, 2.5 sd_L), slopes N(0, 2.5 sd_L / sd_x) with sd_x the spread of the observed
-        community means (strength) and SDs (consensus) at the last session, residual SD exponential(1 / sd_L)."""
+        SD, their interactions with time N(0, 0.5 / sd_s); SDs of v0j, v1j half-normal(0.2) and half-normal(0.1 / sd_s),
+        correlated with u0j, u1j (LKJ). Estimated item error: theta ~ half-normal(sigma_E^2). Outcome submodel
+        (:meth:`_learning_priors`)."""
         loc = self.location
         sd_y, sd_s = loc.sd_y(), loc.sd_s()
         priors = {**loc.priors(), **self.participants.priors(sd_y, sd_s)}
@@ -138,38 +200,68 @@ class ConsensusEmergence(ClimateModel):
             priors["alpha_composition_time"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5 / sd_s})
         if self.scale_trait_names:
             priors["alpha_trait"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5})
+            if self.options["scale_traits_time"]:
+                priors["alpha_trait_time"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5 / sd_s})
         if self.options["community_scale"]:
-            priors.update(self.community_scale.priors([0.2, 0.1 / sd_s], 1.0))
+            sds = [sd_y, sd_y / sd_s][: 1 + loc.slopes] + [0.2, 0.1 / sd_s]
+            priors.update(loc.communities.priors(sds, loc.lkj_eta))
+        if self.error:
+            priors.update(self.error.theta_prior(self.null_variance or 1.0))
         if self.learning:
-            level, spread = self._last_session_climate()
-            v = self.learning_values[self.learning_mask > 0]
-            sd_l = float(v.std()) or 1.0
-            sd_strength, sd_consensus = float(level.std()) or sd_y, float(spread.std()) or sd_y
-            priors["eta_centred"] = normal_scaled([float(v.mean()), 0.0, 0.0, 0.0], sd_l,
-                                                  [1.0, sd_strength, sd_consensus, sd_strength * sd_consensus])
-            priors["sigma_learning"] = Prior("Exponential", {"lam": 1.0 / sd_l})
+            priors.update(self._learning_priors())
         return priors
 
-    def _last_session_climate(self) -> tuple[pd.Series, pd.Series]:
-        """Observed mean and SD of the outcome per community at the last session."""
+    def _learning_priors(self) -> dict[str, Prior]:
+        """eta_centred: intercept N(mean_L, 2.5 sd_L); per *latent* between-community SD of strength (sd_S) and of
+        log consensus_sd (sd_C), N(0, 0.5 sd_L) for the main effects and N(0, 0.25 sd_L) per sd_S sd_C for the
+        product; community residual SD half-normal(0.5 sd_L); residual SD exponential(1 / sd_L). The latent spreads
+        are method-of-moments estimates from the last session (observed spread minus its sampling variance, at least
+        0.05 sd_y and 0.1), so the same data always get the same priors."""
+        v = self.learning_values[self.learning_mask > 0]
+        sd_l = float(v.std()) or 1.0
+        sd_strength, sd_log_c = self._latent_spreads()
+        sigma = [2.5 * sd_l, 0.5 * sd_l / sd_strength, 0.5 * sd_l / sd_log_c, 0.25 * sd_l / (sd_strength * sd_log_c)]
+        return {"eta_centred": Prior("Normal", {"mu": [float(v.mean()), 0.0, 0.0, 0.0], "sigma": sigma}),
+                **self.learning_communities.priors(0.5 * sd_l, 1.0),
+                "sigma_learning": Prior("Exponential", {"lam": 1.0 / sd_l})}
+
+    def _last_session(self) -> pd.DataFrame:
+        """Observed mean, variance and size of each community at the last session."""
         t = self.study.table
-        last = t[t["session"] == t["session"].max()]
-        g = last.groupby("community")[self.spec.outcome]
-        return g.mean(), g.std()
+        g = t[t["session"] == t["session"].max()].groupby("community")[self.spec.outcome]
+        return pd.DataFrame({"mean": g.mean(), "var": g.var(), "n": g.count()}).reindex(self.coords["community"])
+
+    def _latent_spreads(self) -> tuple[float, float]:
+        """Method-of-moments between-community SDs of latent strength and of log consensus_sd at the last session."""
+        last = self._last_session().dropna()
+        last = last[last["n"] >= 2]
+        sd_y = self.location.sd_y()
+        var_s = last["mean"].var() - (last["var"] / last["n"]).mean() if len(last) > 1 else 0.0
+        log_sd = 0.5 * np.log(last["var"].clip(lower=1e-12))
+        var_c = log_sd.var() - (1 / (2 * (last["n"] - 1))).mean() if len(last) > 1 else 0.0
+        return max(float(np.sqrt(max(var_s, 0.0))), 0.05 * sd_y), max(float(np.sqrt(max(var_c, 0.0))), 0.1)
+
+    def _centres(self) -> tuple[float, float]:
+        """Constants at which eta_centred centres strength and log consensus_sd: the observed mean climate at the last
+        session and the log of the mean observed within-community SD there, less the item error."""
+        last = self._last_session()
+        error = self.error.theta_hat / self.error.n_items if self.error else 0.0
+        var = max(float(last["var"].mean()) - error, 1e-6)
+        return float(last["mean"].mean()), 0.5 * float(np.log(var))
 
     def build(self) -> pm.Model:
         with pm.Model(coords=self.coords) as model:
-            self.build_climate()
+            mu, log_sigma = self.build_climate()
             if self.learning:
-                self._learning_outcome(model)
+                self._learning_outcome(model, mu, log_sigma)
         return model
 
     def log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
-        """log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i [+ v0j + v1j s]."""
+        """log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i + alpha5 w_i s [+ v0j + v1j s]."""
         c = pm.modelcontext(None)["community_of"]
         alpha0 = self.prior("alpha_intercept")
         alpha1 = self.prior("alpha_time") if self.options["emergence"] else None
-        composition = composition_time = trait = v0 = v1 = None
+        composition = composition_time = trait = trait_time = v0 = v1 = None
         if self.composition_names:
             z = pm.Data("composition_z", self.z, dims=("community", "composition"))[c]
             composition = (z * self.prior("alpha_composition", dims="composition")).sum(-1)[:, None]
@@ -177,23 +269,59 @@ class ConsensusEmergence(ClimateModel):
         if self.scale_trait_names:
             w = fill_missing("scale_traits", self.w, lambda n: pm.Normal("scale_trait_missing", 0.0, 1.0, shape=n))
             trait = (w * self.prior("alpha_trait", dims="scale_trait")).sum(-1)[:, None]
+            if self.options["scale_traits_time"]:
+                trait_time = (w * self.prior("alpha_trait_time", dims="scale_trait")).sum(-1)[:, None]
         if self.options["community_scale"]:
-            v = self.community_scale.effects(self.priors)
-            v0, v1 = v[c, 0][:, None], v[c, 1][:, None]
-        return pt.broadcast_to(climate_log_sd(alpha0, s, alpha1, composition, composition_time, trait, v0, v1),
-                               self.panel.shape)
+            k = 1 + self.location.slopes
+            v = pm.modelcontext(None)["u_community"]
+            v0, v1 = v[c, k][:, None], v[c, k + 1][:, None]
+        return pt.broadcast_to(climate_log_sd(alpha0, s, alpha1, composition, composition_time, trait, v0, v1,
+                                              trait_time), self.panel.shape)
 
-    def _learning_outcome(self, model: pm.Model) -> None:
-        """Outcome submodel: learning_i ~ N(eta0 + eta1 S_j + eta2 C_j + eta3 S_j C_j, sigma_L),
-        S_j, C_j the community's strength and consensus at the last session."""
+    def _within_parts(self, source: Any, mu: Any, log_sigma: Any, s: Any) -> tuple[Any, ...]:
+        """The parts of V_jt (:func:`~lcbayes.processes.within_community_variance`) from ``source``: the PyMC model
+        with ``mu``, ``log_sigma`` (P,) tensors at one session, or posterior draws with (chain, draw, participant,
+        session) DataArrays. Returns (participant, organization, residual, predictors); absent parts are None."""
+        draws = isinstance(source, xr.Dataset)
+        mean: Any
+        exp: Any
+        concentration: Any
+        org_of: Any
+        if draws:
+            members = xr.DataArray(self.members, dims=("community", "participant"),
+                                   coords={"community": self.coords["community"]})
+            mean, exp = (lambda x: xr.dot(members, x, dim="participant")), np.exp
+            concentration = members[:, 0].copy(data=self.org_concentration)
+            org_of = xr.DataArray(self.panel.organization if self.location.use_org else [], dims="participant")
+        else:
+            mean, exp = (lambda x: (self.members * x[None, :]).sum(1)), pt.exp
+            concentration, org_of = self.org_concentration, self.panel.organization
+        participant = self.participants.effects.variance(source, (1.0, s)[: 1 + self.participants.slopes])
+        residual = mean(exp(2 * log_sigma))
+        organization = predictors = None
+        if self.location.use_org:
+            organization = source["tau_organization"] ** 2 * (1 - concentration)
+        if self.location.predictors.trait_names or self.location.predictors.tv_names:
+            x = mu
+            if self.location.use_org:
+                o = source["u_organization"]
+                x = mu - (o.isel(organization=org_of, drop=True) if draws else o[org_of])
+            predictors = mean(x**2) - mean(x) ** 2
+        return participant, organization, residual, predictors
+
+    def _learning_outcome(self, model: pm.Model, mu: Any, log_sigma: Any) -> None:
+        """learning_i ~ N(eta0 + eta1 S_j + eta2 log C_j + eta3 S_j log C_j + b_j, sigma_L), S_j the community's
+        strength and C_j its consensus_sd at the last session (centred at :meth:`_centres`)."""
         s_last = float(self.session_times()[-1])
         strength = self.location.strength_at(model, s_last, int(self.coords["session"][-1]))
-        consensus = pt.broadcast_to(pt.exp(self._community_log_sd(model, s_last)), strength.shape)
-        level, spread = self._last_session_climate()
-        s_bar, c_bar = float(level.mean()), float(spread.mean())
+        V = within_community_variance(*self._within_parts(model, mu[:, -1], log_sigma[:, -1], s_last))
+        log_c = 0.5 * pt.log(V)
+        s_bar, c_bar = self._centres()
         eta = self.prior("eta_centred", dims="outcome_term")
         c = model["community_of"]
-        mean = learning_mean((eta[0], eta[1], eta[2], eta[3]), (strength - s_bar)[c], (consensus - c_bar)[c])
+        b = self.learning_communities.effects(self.priors)
+        mean = learning_mean((eta[0], eta[1], eta[2], eta[3]), (strength - s_bar)[c], (log_c - c_bar)[c]) + b[c]
+        pm.Deterministic("learning_expected", mean, dims="participant")
         sigma_l = self.prior("sigma_learning")
         y = pm.Data("learning", self.learning_values, dims="participant")
         m = pm.Data("learning_mask", self.learning_mask, dims="participant")
@@ -204,62 +332,86 @@ class ConsensusEmergence(ClimateModel):
             eta[0] - eta[1] * s_bar - eta[2] * c_bar + eta[3] * s_bar * c_bar,
             eta[1] - eta[3] * c_bar, eta[2] - eta[3] * s_bar, eta[3]]), dims="outcome_term")
 
-    def _community_log_sd(self, model, s):
-        """:func:`~lcbayes.processes.climate_log_sd` per community (w = 0), on graph variables
-        (``model``) or a posterior Dataset alike."""
-        draws = isinstance(model, xr.Dataset)
-        composition = composition_time = v0 = v1 = None
-        if self.composition_names:
-            z = xr.DataArray(self.z, dims=("community", "composition"), coords={
-                "community": self.coords["community"], "composition": self.composition_names}) if draws else self.z
-            dot = (lambda a: (z * a).sum("composition")) if draws else (lambda a: (z * a).sum(-1))
-            composition, composition_time = dot(model["alpha_composition"]), dot(model["alpha_composition_time"])
-        if self.options["community_scale"]:
-            v = model["u_scale_community"]
-            v0, v1 = (v.isel(effect_scale=k, drop=True) if draws else v[:, k] for k in (0, 1))
-        alpha1 = model["alpha_time"] if self.options["emergence"] else None
-        return climate_log_sd(model["alpha_intercept"], s, alpha1, composition, composition_time, None, v0, v1)
-
     @property
     def population(self) -> list[str]:
         names = self.location.population + self.participants.effects.population
-        names += [n for n in self.priors if n.startswith("alpha_") or n == "tau_scale_community"]   # scale part
-        return names + (["eta_centred", "eta", "sigma_learning"] if self.learning else [])
+        names += [n for n in self.priors if n.startswith("alpha_") or n == "theta_items"]   # scale part
+        learning = ["eta_centred", "eta", "sigma_learning"] + self.learning_communities.population
+        return names + (learning if self.learning else [])
 
-    def consensus_sd_threshold(self) -> float:
-        """SD equivalent of the r_wg threshold: sqrt((1 - r_wg) sigma_EU^2) for A options."""
-        return float(np.sqrt((1 - float(self.options["consensus_rwg"])) * uniform_null_variance(self.n_options)))
+    @property
+    def calibration_targets(self) -> list[str]:
+        """The population parameters and the community means of consensus_sd and of the consensus index at the last
+        session (``consensus_sd_last``, ``consensus_index_last``)."""
+        return self.population + ["consensus_sd_last"] + (["consensus_index_last"] if self.null_variance else [])
+
+    @staticmethod
+    def _last_means(consensus: dict[str, xr.DataArray]) -> dict[str, xr.DataArray]:
+        names = {"consensus_sd_last": "consensus_sd", "consensus_index_last": "consensus_index"}
+        return {k: consensus[v].isel(session=-1, drop=True).mean("community") for k, v in names.items()
+                if v in consensus}
+
+    def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
+        """As :meth:`ClimateModel.prior_study`, with the learning outcome (when the model has one) drawn from the
+        outcome submodel at the same prior draw, and the truth of :attr:`calibration_targets`."""
+        study, truth = super().prior_study(seed)
+        draw = truth.expand_dims(chain=[0], draw=[0])
+        truth = truth.assign({k: v.isel(chain=0, draw=0, drop=True)
+                              for k, v in self._last_means(self.consensus(draw, draw)).items()})
+        if self.learning:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+            values = truth["learning_expected"].values
+            values = values + float(truth["sigma_learning"]) * rng.standard_normal(values.shape)
+            rows = values[self.study.idx["participant"]]
+            rows[np.isnan(self.study.values(self.learning))] = np.nan
+            study = study.with_values({self.learning: rows})
+        return study, truth
+
+    @property
+    def threshold(self) -> float:
+        return float(self.options["consensus_threshold"])
+
+    def consensus(self, post: xr.Dataset, cells: xr.Dataset) -> dict[str, xr.DataArray]:
+        """``consensus_sd``, ``transient_sd``, the indices and ``consensus_reached_by`` per draw, community and
+        session from the posterior ``post`` and its cell deterministics ``cells`` (mu, latent log_sigma)."""
+        s = self.session_grid()
+        parts = self._within_parts(post, cells["mu"], cells["log_sigma"], s)
+        V = within_community_variance(*parts).transpose("chain", "draw", "community", "session")
+        out = {"consensus_sd": np.sqrt(V), "transient_sd": np.sqrt(parts[2]).transpose(*V.dims)}
+        if self.null_variance is None:
+            return out
+        theta = self.error.theta(post) if self.error else None
+        indices = consensus_indices(V, theta, self.null_variance, self.n_items)
+        out.update({f"consensus_{k}": v.transpose(*V.dims) for k, v in indices.items()})
+        index = out[f"consensus_{self.index}"]
+        index.attrs.update(index=self.index, label=INDEX_LABELS[self.index], threshold=self.threshold)
+        out["consensus_index"] = index
+        reached = (index >= self.threshold).astype(float)
+        out["consensus_reached_by"] = reached.cumsum("session").clip(max=1)
+        return out
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
-        """Per community x session ``strength``, ``consensus`` (SD), ``consensus_rwg``; per community
-        ``time_to_consensus`` (session label, NaN = not reached); ``variance`` of the random effects per session
-        (community, participant, organization). The two r_wg-based quantities need the number of response options
-        (``scale_points`` or the outcome's range in the roles) and are left out when it is unknown.
+        """Per community x session: ``strength``; ``consensus_sd`` (sqrt V_jt) and ``transient_sd`` (its latent
+        residual part); ``consensus_rstar`` and ``consensus_rwg_j`` (with items) or ``consensus_scale`` (a single
+        score), ``consensus_index`` (the chosen one, option ``consensus_index``) and ``consensus_reached_by`` (1 when
+        the index reached the threshold at some session up to this one: its posterior mean is the survival curve
+        P(T_j <= t), :func:`~lcbayes.tables.p_consensus_by`). The indices need the number of response options
+        (``scale_points`` or the outcome's range in the roles) and are left out when it is unknown. ``variance`` of
+        the random effects per session (community, participant, organization).
 
         With a learning outcome, ``eta_average`` (outcome_term) holds the outcome model at the communities' average
-        latent strength and consensus at the last session, per draw: the expected outcome there, the effect of strength
-        at average consensus, the effect of consensus at average strength, and the interaction. These are the effects
-        to interpret; ``eta_centred`` centres at observed constants (the observed within-community SD includes
-        participant differences, so it lies above the latent consensus SD)."""
+        latent strength and log consensus_sd at the last session, per draw: the expected outcome there, the effect of
+        strength at average consensus, the effect of log consensus_sd at average strength, and the interaction."""
         post = idata.posterior
-        s = self.session_grid()
         strength = self.community_trajectories(post)
-        consensus = np.exp(self._community_log_sd(post, s)).broadcast_like(strength).transpose(*strength.dims)
-        out = {"strength": strength, "consensus": consensus}
-        if self.n_options:
-            consensus.attrs.update(threshold_sd=self.consensus_sd_threshold(),
-                                   threshold_rwg=float(self.options["consensus_rwg"]))
-            out["consensus_rwg"] = (1 - consensus**2 / uniform_null_variance(self.n_options)).clip(0, 1)
-            reached = consensus <= self.consensus_sd_threshold()
-            first = reached.argmax("session")
-            labels = xr.DataArray(np.asarray(self.coords["session"], dtype=float), dims="first")
-            out["time_to_consensus"] = xr.where(reached.any("session"), labels.isel(first=first), np.nan)
+        consensus = self.consensus(post, self._cells(post, ["mu", "log_sigma"]))
+        out = {"strength": strength, **consensus, **self._last_means(consensus)}
         var = xr.concat(self.random_effect_variances(post),
                         dim=xr.DataArray(["community", "participant", "organization"], dims="level", name="level"))
         out["variance"] = var.drop_vars([c for c in var.coords if c not in ("chain", "draw", "session", "level")])
         if self.learning:
             s_bar = strength.isel(session=-1, drop=True).mean("community")
-            c_bar = consensus.isel(session=-1, drop=True).mean("community")
+            c_bar = xr.apply_ufunc(np.log, out["consensus_sd"].isel(session=-1, drop=True)).mean("community")
             e0, e1, e2, e3 = (post["eta"].isel(outcome_term=k, drop=True) for k in range(4))
             out["eta_average"] = xr.concat(
                 [learning_mean((e0, e1, e2, e3), s_bar, c_bar), e1 + e3 * c_bar, e2 + e3 * s_bar, e3],
@@ -278,6 +430,7 @@ class ConsensusEmergence(ClimateModel):
         return idata.log_likelihood.assign(learning=logp.transpose("chain", "draw", "learner"))
 
     emergence_evidence = on_fit(tables.emergence_evidence)
+    p_consensus_by = on_fit(tables.p_consensus_by)
 
     def compare_emergence(self, **sampler: Any) -> pd.DataFrame:
         """LOO (leave one participant out) of this model against the same model without
@@ -287,32 +440,51 @@ class ConsensusEmergence(ClimateModel):
         return az.compare({"emergence": self.fitted(), "no_emergence": constant.idata}, ic="loo")
 
     plot_consensus = on_fit(plots.plot_consensus)
+    plot_consensus_by = on_fit(plots.plot_consensus_by)
     plot_strength_consensus = on_fit(plots.plot_strength_consensus)
 
     def report_content(self) -> ReportContent:
         post = self.fitted().posterior
-        derived = {"consensus_sd_mean": post["consensus"].mean("community")}
+        derived = {"consensus_sd_mean": post["consensus_sd"].mean("community")}
         out = []
+        if self.error is None:
+            out.append(f"The outcome '{self.spec.outcome}' is analysed without item measurement error ("
+                       + ("measurement_error = 'none'" if self.options["measurement_error"] == "none" else
+                          "a single score: no items to estimate it from")
+                       + "), so spread and consensus include the score's measurement error.")
         if "alpha_time" in post:
             derived["p_emergence"] = (post["alpha_time"] < 0).astype(float)
             p = float((post["alpha_time"] < 0).mean())
             trend = "shrinks" if p >= 0.95 else "grows" if p <= 0.05 else "may or may not change"
-            out.append(describe("Emergence, alpha1 (change in log within-community SD per unit of time)",
+            out.append(describe("Emergence, alpha1 (change in log latent residual SD per unit of time)",
                                 post["alpha_time"])
-                       + f". P(alpha1 < 0) = {p:.2f}: the spread within communities {trend}.")
-        if "alpha_composition_time" in post:
-            out += [describe(f"Composition x time, alpha3 ({c}; negative = faster emergence)",
-                             post["alpha_composition_time"].sel(composition=c)) for c in post["composition"].values]
+                       + f". P(alpha1 < 0) = {p:.2f}: the latent residual spread within communities {trend}.")
+        for name, label in (("alpha_composition_time", "Composition x time, alpha3"),
+                            ("alpha_trait_time", "Trait x time, alpha5")):
+            if name in post:
+                dim = post[name].dims[-1]
+                out += [describe(f"{label} ({c}; negative = faster emergence)", post[name].sel({dim: c}))
+                        for c in post[dim].values]
         if "eta_average" in post:
             derived["eta_average"] = post["eta_average"]
-            out += [describe(f"Learning outcome on {t} (at the communities' average latent strength and consensus)",
-                             post["eta_average"].sel(outcome_term=t)) for t in post["outcome_term"].values[1:]]
-        if "consensus_rwg" in post:
-            derived["consensus_rwg_mean"] = post["consensus_rwg"].mean("community")
-            reached = post["time_to_consensus"].notnull().mean("community").astype(float)
+            spread = ("log composition-implied spread" if self.options["composition_implied_spread"]
+                      and not self.options["community_scale"] else "log consensus_sd")
+            terms = {"strength": "strength", "consensus": spread, "strength_x_consensus": f"strength x {spread}"}
+            out += [describe(f"Learning outcome on {terms[t]} (at the communities' average latent strength and "
+                             "consensus)", post["eta_average"].sel(outcome_term=t))
+                    for t in post["outcome_term"].values[1:]]
+        if "consensus_index" in post:
+            index = post["consensus_index"]
+            derived["consensus_index_mean"] = index.mean("community")
+            reached = post["consensus_reached_by"].isel(session=-1).mean("community")
             derived["share_reaching_consensus"] = reached
-            out.append(f"Communities reaching consensus (r_wg >= {self.options['consensus_rwg']}) by the last "
-                       f"session: {float(reached.mean()):.0%} (posterior mean).")
-        figures = [("Consensus (within-community SD) per community over sessions.", self.plot_consensus().figure),
+            out.append(f"Communities at consensus ({index.attrs['label']} >= {self.threshold}) by the last session: "
+                       f"{float(reached.mean()):.0%} (posterior mean of the share; per community: p_consensus_by).")
+        figures = [("Consensus index per community over sessions.", self.plot_consensus().figure),
                    ("Strength and consensus at the last session.", self.plot_strength_consensus().figure)]
-        return ReportContent(xr.Dataset(derived), figures, [], out)
+        tables_ = []
+        if "consensus_reached_by" in post:
+            figures.append(("P(consensus reached by session t) per community (posterior survival curve).",
+                            self.plot_consensus_by().figure))
+            tables_.append(("P(consensus reached by session t) per community.", self.p_consensus_by()))
+        return ReportContent(xr.Dataset(derived), figures, tables_, out)

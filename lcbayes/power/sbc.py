@@ -2,8 +2,9 @@
 
 Each replicate draws the parameters from the model's prior and the outcome from the model at them
 (``BayesModel.prior_study``, in the layout of a simulated study of the plan's design), refits the compiled model, and
-records the rank of each true population parameter among ``L`` thinned posterior draws. If the model and sampler are
-calibrated, ranks are uniform on 0..L; ``sbc_check`` compares each parameter's rank ECDF with simultaneous 95% bands
+records the rank of each true population parameter and derived quantity (``calibration_targets``) among ``L`` thinned
+posterior draws. If the model and sampler are calibrated, ranks are uniform on 0..L; ``sbc_check`` compares each
+parameter's rank ECDF with simultaneous 95% bands
 (Saeilynoja, Buerkner & Vehtari 2022, as computed by ArviZ)."""
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ def sbc_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = No
     study, truth = fit.model(fit.simulate(replicate)).prior_study(data_seed)
     model, idata, recompiled = fit.fit(study, sampler_seed)
     verdict = diagnose(idata, [v for v in model.population if v in idata.posterior], min_ess=plan.min_ess)
-    draws = scalar_elements(idata.posterior, model.population)
+    post = idata.posterior
+    derived = [t for t in model.calibration_targets if t not in post]
+    draws = scalar_elements(post.merge(model.derived(idata)[derived]) if derived else post, model.calibration_targets)
     rows: list[dict[str, Any]] = []
-    for name, value in scalar_elements(truth, model.population).items():
+    for name, value in scalar_elements(truth, model.calibration_targets).items():
         flat = draws[name].reshape(-1)
         if np.ptp(flat) == 0:            # a constant (e.g. f(1) = 0): nothing to calibrate
             continue
