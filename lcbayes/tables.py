@@ -64,6 +64,22 @@ def p_consensus_by(idata: az.InferenceData) -> pd.DataFrame:
     return table
 
 
+def consensus_time(idata: az.InferenceData) -> pd.DataFrame:
+    """Continuous time to consensus per community (``consensus_time``, in session units): P(reached by the last
+    session), P(reached within the extrapolation horizon), the posterior median and 5%/95% quantiles over *all* draws,
+    not reached counting as +inf (a median of inf: not reached in at least half of the draws; no median conditional
+    on reaching, which censoring would bias), and the share of draws whose crossing is an extrapolation past the last
+    session."""
+    draws = idata.posterior["consensus_time"]
+    last = draws.attrs["last_session"]
+    x = draws.stack(sample=("chain", "draw")).transpose("community", "sample").values
+    q = np.quantile(x, [0.05, 0.5, 0.95], axis=1)
+    return pd.DataFrame({"p_reached_by_last": (x <= last).mean(1), "p_reached": np.isfinite(x).mean(1),
+                         "q5": q[0], "median": q[1], "q95": q[2],
+                         "share_extrapolated": (np.isfinite(x) & (x > last)).mean(1)},
+                        index=pd.Index(draws["community"].values, name="community"))
+
+
 def support_effect_table(idata: az.InferenceData, hdi_prob: float = HDI) -> pd.DataFrame:
     """Support effect per session and self-efficacy level: mean and HDI ("when and for whom")."""
     return hdi_table(idata.posterior["support_effect"], hdi_prob)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import optimize, stats
 
 from lcbayes.data.simulate import ClimateTruth, Design, simulate_study
@@ -264,3 +265,73 @@ def test_random_responders_are_not_consensus_and_small_spread_is(latent_sd):
     else:
         assert float(rstar.min()) > 0.7, rstar.values
         assert reached.min() > 0.9, reached
+
+
+def test_crossing_time_interpolates_extrapolates_and_censors(full):
+    """Continuous time to consensus (threshold 0.7, sessions 1..6): interpolated between the sessions around the first
+    rise through the threshold; extrapolated from the last interval when still rising; +inf when never reached or
+    falling; the first session when at consensus from the start."""
+    model = full[1]
+    rows = np.array([[0.5, 0.6, 0.65, 0.75, 0.8, 0.8],     # crosses between sessions 3 and 4: 3.5
+                     [0.5, 0.55, 0.6, 0.62, 0.64, 0.66],   # rising by 0.02 per session: 6 + 0.04 / 0.02 = 8
+                     [0.5, 0.5, 0.5, 0.5, 0.5, 0.5],       # flat: never
+                     [0.6, 0.6, 0.6, 0.6, 0.65, 0.6],      # falling at the end: never
+                     [0.8, 0.6, 0.5, 0.5, 0.5, 0.5],       # at consensus at session 1
+                     [0.3, 0.35, 0.4, 0.45, 0.5, 0.51]])   # rising, but slower than one more study length allows: never
+    index = xr.DataArray(rows[None, None], dims=("chain", "draw", "community", "session"),
+                         coords={"session": model.coords["session"]})
+    time = model._crossing_time(index).values[0, 0]
+    np.testing.assert_allclose(time, [3.5, 8.0, np.inf, np.inf, 1.0, np.inf])
+
+
+def test_cut_fit_keeps_the_climate_part_free_of_the_outcome():
+    """With cut = true the learning data do not touch the climate part: refitting with the learning outcome shifted
+    by 10 points gives the same climate draws (same seed), and the learning intercept moves by the shift; the stage-2
+    draws sit in the stage-1 layout and compare_cut refuses a cut fit."""
+    sim = simulate_study(Design(communities=8, participants=6, sessions=4, likert=5),
+                         climate=ClimateTruth(tau_v=(0.15, 0.02)), seed=71)
+    study = Study.from_frame(sim.table, sim.roles)
+    spec = {"outcome": "climate", "options": {"organization": False, "random_slopes": False, "community_scale": True,
+                                              "learning": "learning", "cut": True, "cut_imputations": 4}}
+    shifted = study.with_values({"learning": study.values("learning") + 10})
+    fits = []
+    for s in (study, shifted):
+        model = ConsensusEmergence(s, spec)
+        model.fit(chains=2, draws=200, tune=300, seed=8)
+        fits.append(model)
+    a, b = (m.idata.posterior for m in fits)
+    assert "eta" not in [v.name for v in fits[0].model.deterministics]          # no outcome in the climate graph
+    np.testing.assert_array_equal(a["alpha_intercept"].values, b["alpha_intercept"].values)
+    np.testing.assert_array_equal(a["consensus_sd"].values, b["consensus_sd"].values)
+    assert a["eta_average"].dims == ("chain", "draw", "outcome_term") and a["eta_average"].shape[:2] == (2, 200)
+    shift = float(b["eta_average"].sel(outcome_term="intercept").mean() - a["eta_average"].sel(
+        outcome_term="intercept").mean())
+    assert shift == pytest.approx(10, abs=0.3)
+    with pytest.raises(ConfigError, match="compare_cut needs a joint fit"):
+        fits[0].compare_cut()
+
+
+def test_censored_variant_removes_a_ceiling_made_emergence():
+    """No emergence in the truth (alpha1 = 0), but the climate rises towards the top of a 1..5 scale and scores are
+    clipped there: the uncensored model reads the shrinking observed spread as emergence; the censored variant does
+    not, and its replicated scores respect the bounds."""
+    truth = ClimateTruth(**LOCATION_ONLY, beta0=4.3, beta1=0.15, tau_u=(0.1, 0.0), tau_o=0.0, alpha1=0.0, alpha2=0.0,
+                         alpha3=0.0, alpha4=0.0)
+    sim = simulate_study(Design(communities=12, participants=8, sessions=5, attrition=0, late_join=0, missed=0),
+                         climate=truth, seed=81)
+    table = sim.table.assign(climate=sim.table["climate"].clip(1, 5))
+    roles = {"community": "community", "participant": "participant", "session": "session",
+             "variables": {"climate": {"column": "climate", "level": "session", "range": [1, 5]}}}
+    study = Study.from_frame(table, roles)
+    alpha1 = {}
+    for censored in (False, True):
+        model = ConsensusEmergence(study, {"outcome": "climate", "options": {
+            "organization": False, "random_slopes": False, "censored": censored}})
+        model.fit(chains=2, draws=400, tune=400, seed=9)
+        alpha1[censored] = interval(model.idata, "alpha_time")
+    assert model.bounds_share()["at_upper"].iloc[-1] > 0.3
+    assert alpha1[False][1] < 0, alpha1            # spurious emergence without censoring
+    assert alpha1[True][0] < 0 < alpha1[True][1], alpha1
+    pp = model.sample_posterior_predictive(seed=1).posterior_predictive["climate"].values
+    assert pp.min() >= 1 and pp.max() <= 5 and (pp == 5).mean() > 0.2
+    assert np.isfinite(model.idata.log_likelihood["climate"].values).all()

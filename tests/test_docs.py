@@ -34,7 +34,8 @@ SPECS = {
         "model": "consensus_emergence", "outcome": "climate",
         "options": {"traits": ["lgo"], "time_varying": ["support"], "organization": True, "random_slopes": True,
                     "participant_slopes": True, "emergence": True, "composition": ["lgo_sd", "n_organizations"],
-                    "scale_traits": ["psych_safety"], "community_scale": True, "learning": "learning"},
+                    "scale_traits": ["psych_safety"], "community_scale": True, "learning": "learning",
+                    "own_perception": True},
     },
     "knowledge_sharing": {
         "model": "knowledge_sharing", "outcome": "sharing",

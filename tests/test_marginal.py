@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lcbayes.models.marginal import draw_effects, marginal_loglik
+from lcbayes.models.marginal import draw_effects, intercept_posterior, marginal_loglik
 
 
 def explicit(e, mask, log_sigma, s, tau0, tau1, rho):
@@ -64,3 +64,22 @@ def test_effect_draws_have_the_gaussian_posterior_moments(panel):
         mean = cov @ Z.T @ W @ e[p, obs]
         assert draws[:, p].mean(axis=0) == pytest.approx(mean, abs=4 * np.sqrt(np.diag(cov) / n).max() + 1e-4)
         assert np.cov(draws[:, p].T) == pytest.approx(cov, abs=0.01 * np.abs(cov).max())
+
+
+@pytest.mark.parametrize("tau1, rho", [(0.2, -0.4), (None, 0.0)], ids=["intercept_and_slope", "intercept_only"])
+def test_intercept_posterior_is_the_gaussian_conditional(panel, tau1, rho):
+    """Mean and variance of r0 given the data (used to integrate the own-perception term of model B's outcome)
+    equal the dense Gaussian conditional."""
+    e, mask, log_sigma, s = panel
+    tau0 = 0.5
+    mean, var = intercept_posterior(e, mask, log_sigma, s, tau0, tau1, rho)
+    t1 = tau1 or 0.0
+    sigma_r = np.array([[tau0**2, rho * tau0 * t1], [rho * tau0 * t1, t1**2]])[: 1 + (tau1 is not None),
+                                                                                  : 1 + (tau1 is not None)]
+    for p in range(e.shape[0]):
+        obs = mask[p] > 0
+        Z = np.column_stack([np.ones(obs.sum()), s[p, obs]])[:, : len(sigma_r)]
+        W = np.diag(np.exp(-2 * log_sigma[p, obs]))
+        cov = np.linalg.inv(np.linalg.inv(sigma_r) + Z.T @ W @ Z)
+        assert mean[p] == pytest.approx((cov @ Z.T @ W @ e[p, obs])[0], rel=1e-9)
+        assert var[p] == pytest.approx(cov[0, 0], rel=1e-9)

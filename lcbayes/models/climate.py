@@ -199,18 +199,32 @@ class Participants:
         return self.effects.priors([sd_y, sd_y / sd_s][: 1 + self.slopes], self.lkj_eta)
 
     def likelihood(self, priors: Mapping[str, Prior], y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any,
-                   error_var: Any = None) -> None:
+                   error_var: Any = None, bounds: tuple[float, float] | None = None) -> None:
         """y_tij ~ N(mu + r0i + r1i s, sqrt(sigma_tij^2 + error_var_tij)) with (r0i, r1i) integrated out (``error_var``:
         the measurement error variance of the observed score, (P, T), or None); stores the per-participant log
-        likelihood ``loglik`` and the cell parts ``mu``, ``log_sigma`` (latent) and ``log_sigma_observed``."""
+        likelihood ``loglik`` and the cell parts ``mu``, ``log_sigma`` (latent) and ``log_sigma_observed``.
+
+        With ``bounds`` (the response scale's lowest and highest score), scores are censored there (a ceiling or
+        floor sensitivity variant): a score at a bound contributes P(y <= low) or P(y >= high). Censoring breaks the
+        closed-form integral, so the participant effects are then sampled (``u_participant``)."""
         cells = ("participant", "session")
         pm.Deterministic("log_sigma", log_sigma, dims=cells if log_sigma.ndim == 2 else None)
         if error_var is not None:
             log_sigma = pm.Deterministic("log_sigma_observed", 0.5 * pt.log(pt.exp(2 * log_sigma) + error_var),
                                          dims=cells)
-        tau, rows = self.effects.scale(priors)
-        loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau[0], tau[1] if self.slopes else None,
-                                 rows[1][0] if rows else 0.0, xp=pt)
+        if bounds is None:
+            tau, rows = self.effects.scale(priors)
+            loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau[0], tau[1] if self.slopes else None,
+                                     rows[1][0] if rows else 0.0, xp=pt)
+        else:
+            r = self.effects.effects(priors)
+            mean = mu + r[:, 0][:, None] + (r[:, 1][:, None] * s if self.slopes else 0.0)
+            sd = pt.broadcast_to(pt.exp(log_sigma), mean.shape)
+            low, high = bounds
+            cell = pt.switch(y <= low, pm.logcdf(pm.Normal.dist(mean, sd), low),
+                             pt.switch(y >= high, pm.logcdf(pm.Normal.dist(-mean, sd), -high),
+                                       pm.logp(pm.Normal.dist(mean, sd), y)))
+            loglik = (mask * cell).sum(-1)
         pm.Potential("likelihood", loglik.sum())
         pm.Deterministic("mu", mu, dims=cells)
         pm.Deterministic("loglik", loglik, dims="participant")
@@ -242,6 +256,7 @@ class ClimateModel(BayesModel):
     location: Location
     participants: Participants
     error: MeasurementError | None = None   # item measurement error of the outcome (model B)
+    bounds: tuple[float, float] | None = None   # censoring of the outcome at the scale's bounds (model B)
 
     def prepare_parts(self, participant_slopes: bool, scale_terms: tuple[str, ...] = ()) -> None:
         self.location = Location.from_options(self.panel, self.spec.outcome, self.options, scale_terms)
@@ -258,7 +273,7 @@ class ClimateModel(BayesModel):
         mu = self.location.build(self.priors, s)
         log_sigma = self.log_sigma(s)
         error_var = self.error.variance(self.priors) if self.error else None
-        self.participants.likelihood(self.priors, y, mask, s, mu, log_sigma, error_var)
+        self.participants.likelihood(self.priors, y, mask, s, mu, log_sigma, error_var, self.bounds)
         return mu, log_sigma
 
     @property
@@ -287,6 +302,10 @@ class ClimateModel(BayesModel):
         return self._draw_effects(ds, self.location.mask, predictive_streams(seed)[0])
 
     def _draw_effects(self, ds: xr.Dataset, mask: np.ndarray, rng: np.random.Generator) -> xr.DataArray:
+        if "u_participant" in ds:          # sampled (censored likelihood): the draws themselves, slope 0 if absent
+            u = ds["u_participant"].rename(participant_effect="effect")
+            return u.reindex(effect=["intercept", "slope"], fill_value=0.0).transpose("chain", "draw", "participant",
+                                                                                     "effect")
         return self.participants.draw(ds, self.location.y, mask, self.panel.time, self.coords["participant"], rng)
 
     def _expected(self, ds: xr.Dataset, r: xr.DataArray) -> np.ndarray:
@@ -305,6 +324,8 @@ class ClimateModel(BayesModel):
         mean = self._expected(ds, r)
         sd = np.exp(observed_log_sigma(ds).values)
         y = mean + sd * rng.standard_normal(mean.shape)
+        if self.bounds is not None:
+            y = np.clip(y, *self.bounds)
         obs = self._observed()["obs"].values
         pi, ti = self.study.idx["participant"][obs], self.study.idx["session"][obs]
         return xr.Dataset({self.spec.outcome: (("chain", "draw", "obs"), y[..., pi, ti])}, coords={"obs": obs})

@@ -25,6 +25,8 @@ learning_i ~ N(eta0 + eta1 S_j + eta2 log C_j + eta3 S_j log C_j + b_j, sigma_L)
 
 from __future__ import annotations
 
+import json
+from functools import cached_property
 from typing import Any, ClassVar
 
 import arviz as az
@@ -42,13 +44,17 @@ from lcbayes.errors import ConfigError
 from lcbayes.models.base import ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.components import GroupEffects, MeasurementError, fill_missing
+from lcbayes.models.marginal import intercept_posterior
 from lcbayes.models.priors import Prior
 from lcbayes.processes import climate_log_sd, consensus_indices, learning_mean, normal_logpdf, within_community_variance
+from lcbayes.sampling import CompiledModel
 from lcbayes.tables import describe
 
 COMPOSITION_COLUMNS = ("size", "n_organizations", "largest_org_share")
 OUTCOME_TERMS = ["intercept", "strength", "consensus", "strength_x_consensus"]
 SCALE_TERMS = ("scale_intercept", "scale_slope")
+CUT_DRAWS = 250          # stage-2 draws per chain and imputation of the cut fit
+CEILING_WARNING = 0.10   # share of scores at a bound in some session above which the report warns
 INDEX_LABELS = {"rstar": "r*_wg(J) (Lindell et al. 1999)", "rwg_j": "r_wg(J) (J-inflated)",
                 "scale": "scale-level index 1 - V / (sigma_E^2 / J) (single score: item error not separated)"}
 
@@ -78,7 +84,12 @@ class ConsensusEmergence(ClimateModel):
       items (0: from the roles);
     - ``learning``: participant-level learning outcome for the outcome submodel ("" = none); it needs
       ``community_scale`` (consensus must be able to vary beyond composition) unless
-      ``composition_implied_spread`` is set, which labels the term as such.
+      ``composition_implied_spread`` is set, which labels the term as such; ``cut``: fit it in two stages, so that
+      the learning data do not inform the climate part (:meth:`_cut`, ``cut_imputations`` refits);
+    - ``own_perception``: add the participant's own stable perception deviation r0i to the learning equation
+      (eta_own; shared climate beyond individual climate), integrated over its conditional posterior;
+    - ``censored``: scores at the response scale's bounds are censored there (a ceiling/floor sensitivity variant;
+      participant effects are then sampled, which is slower).
     """
 
     name = "consensus_emergence"
@@ -86,7 +97,8 @@ class ConsensusEmergence(ClimateModel):
         **LOCATION_OPTIONS, "participant_slopes": False, "emergence": True, "composition": [], "scale_traits": [],
         "scale_traits_time": True, "community_scale": False, "measurement_error": "auto", "learning": "",
         "composition_implied_spread": False, "scale_points": 0, "consensus_index": "auto",
-        "consensus_null": "uniform", "consensus_threshold": 0.7}
+        "consensus_null": "uniform", "consensus_threshold": 0.7, "cut": False, "cut_imputations": 20,
+        "censored": False, "own_perception": False}
     cell_vars = ClimateModel.cell_vars + ("learning_loglik", "learning_expected")
 
     def prepare(self) -> None:
@@ -109,15 +121,36 @@ class ConsensusEmergence(ClimateModel):
             cols.append((v - np.nanmean(v)) / np.nanstd(v))
         self.w = np.column_stack(cols) if cols else np.zeros((study.n("participant"), 0))
         self.n_options = int(o["scale_points"]) or self._options_from_roles()
+        if o["censored"]:
+            scale_range = self._scale_range()
+            if scale_range is None:
+                raise ConfigError(f"censored = true needs the response range of '{self.spec.outcome}'. Fix: declare "
+                                  "range = [low, high] for it in the roles.")
+            self.bounds = (float(scale_range[0]), float(scale_range[1]))
         self._prepare_consensus()
         self.learning = str(o["learning"])
         if self.learning:
             self._prepare_learning()
 
-    def _options_from_roles(self) -> int:
+    def _scale_range(self) -> tuple[int, int] | None:
         roles, outcome = self.study.roles, self.spec.outcome
-        r = roles.scales[outcome].range if outcome in roles.scales else roles.variables[outcome].range
+        return roles.scales[outcome].range if outcome in roles.scales else roles.variables[outcome].range
+
+    def _options_from_roles(self) -> int:
+        r = self._scale_range()
         return r[1] - r[0] + 1 if r else 0
+
+    def bounds_share(self) -> pd.DataFrame:
+        """Share of the observed scores at the response scale's lower and upper bound, per session (``at_lower``,
+        ``at_upper``; empty without a declared range). Scores piled up at a bound shrink the observed spread
+        mechanically as the mean moves towards it (a ceiling), which looks like consensus emergence."""
+        r = self._scale_range()
+        if r is None:
+            return pd.DataFrame(columns=["at_lower", "at_upper"])
+        t = self.study.table
+        y = t[self.spec.outcome]
+        return pd.DataFrame({"at_lower": (y <= r[0]).groupby(t["session"]).mean(),
+                             "at_upper": (y >= r[1]).groupby(t["session"]).mean()})
 
     def _prepare_consensus(self) -> None:
         """Members (averaging matrix), organization concentration and the agreement index settings."""
@@ -160,6 +193,9 @@ class ConsensusEmergence(ClimateModel):
                 + "Fix: set community_scale = true" + (", or set composition_implied_spread = true to estimate the "
                                                        "effect of the composition-implied spread" if varies else "")
                 + ".")
+        if o["own_perception"] and o["cut"]:
+            raise ConfigError("own_perception is available in the joint fit only (cut = false): the deviation r0i "
+                              "is part of the climate model. Fix: set one of them to false.")
         v = study.participant_values(self.learning).to_numpy()
         self.learning_mask = (~np.isnan(v)).astype(float)
         self.learning_values = np.nan_to_num(v)
@@ -220,9 +256,11 @@ class ConsensusEmergence(ClimateModel):
         v = self.learning_values[self.learning_mask > 0]
         sd_l = float(v.std()) or 1.0
         sd_strength, sd_log_c = self._latent_spreads()
+        own = {"eta_own": Prior("Normal", {"mu": 0.0, "sigma": sd_l / self.location.sd_y()})} \
+            if self.options["own_perception"] else {}
         sigma = [2.5 * sd_l, 0.5 * sd_l / sd_strength, 0.5 * sd_l / sd_log_c, 0.25 * sd_l / (sd_strength * sd_log_c)]
         return {"eta_centred": Prior("Normal", {"mu": [float(v.mean()), 0.0, 0.0, 0.0], "sigma": sigma}),
-                **self.learning_communities.priors(0.5 * sd_l, 1.0),
+                **self.learning_communities.priors(0.5 * sd_l, 1.0), **own,
                 "sigma_learning": Prior("Exponential", {"lam": 1.0 / sd_l})}
 
     def _last_session(self) -> pd.DataFrame:
@@ -252,9 +290,57 @@ class ConsensusEmergence(ClimateModel):
     def build(self) -> pm.Model:
         with pm.Model(coords=self.coords) as model:
             mu, log_sigma = self.build_climate()
-            if self.learning:
+            if self.learning and not self.options["cut"]:
                 self._learning_outcome(model, mu, log_sigma)
         return model
+
+    @cached_property
+    def cut_model(self) -> CompiledModel:
+        """Stage 2 of the cut fit: the outcome submodel with the communities' strength and log consensus_sd as data
+        (``cut_strength``, ``cut_log_consensus``), compiled once."""
+        with pm.Model(coords=self.coords) as model:
+            pm.Data("community_of", self.panel.community, dims="participant")
+            strength = pm.Data("cut_strength", np.zeros(self.study.n("community")), dims="community")
+            log_c = pm.Data("cut_log_consensus", np.zeros(self.study.n("community")), dims="community")
+            self._learning_part(model, strength, log_c)
+        settings = self.spec.sampler.updated(chains=2, tune=500, draws=CUT_DRAWS, target_accept=0.9)
+        return CompiledModel(model, settings, [v.name for v in model.free_RVs] + ["eta", "u_learning_community"])
+
+    def _cut(self, post: xr.Dataset, strength: xr.DataArray, consensus_sd: xr.DataArray) -> xr.Dataset:
+        """The outcome submodel fitted without feeding back into the climate part (a "cut", Plummer 2015): for
+        ``cut_imputations`` stage-1 draws spread over the posterior, the outcome model is refitted with that draw's
+        strength and log consensus_sd at the last session as data; the stage-2 draws of all refits together (nested
+        multiple imputation) take the place of the joint fit's eta, eta_centred, eta_average, sigma_learning and the
+        community residuals, laid out as the stage-1 (chain, draw), imputations interleaved."""
+        n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        m = int(self.options["cut_imputations"])
+        per = -(-n_chain * n_draw // m)                  # stage-2 draws kept per imputation
+        flat = np.linspace(0, n_chain * n_draw - 1, m).astype(int)
+        last = {name: x.isel(session=-1).stack(sample=("chain", "draw")).transpose("sample", "community").values
+                for name, x in (("S", strength), ("C", consensus_sd))}
+        S, C = last["S"], np.log(last["C"])
+        parts = []
+        for k, i in enumerate(flat):
+            fit = self.cut_model.sample({"cut_strength": S[i], "cut_log_consensus": C[i]},
+                                        seed=self.spec.sampler.seed + 1 + k).posterior
+            fit = fit.stack(sample=("chain", "draw")).transpose("sample", ...).isel(sample=slice(0, per))
+            fit = fit.drop_vars(["sample", "chain", "draw"])
+            e = fit["eta"]
+            s_bar, c_bar = S[i].mean(), C[i].mean()
+            e0, e1, e2, e3 = (e.isel(outcome_term=j, drop=True) for j in range(4))
+            fit["eta_average"] = xr.concat([learning_mean((e0, e1, e2, e3), s_bar, c_bar), e1 + e3 * c_bar,
+                                            e2 + e3 * s_bar, e3], dim=e["outcome_term"])
+            parts.append(fit)
+        # interleaved (draw 0 of every imputation, then draw 1...), so that each chain mixes all imputations
+        draws = xr.concat(parts, dim="imputation").transpose("sample", "imputation", ...)
+        draws = draws.stack(flat=("sample", "imputation")).transpose("flat", ...).drop_vars(["flat", "sample",
+                                                                                             "imputation"])
+        draws = draws.rename(flat="sample").isel(sample=slice(0, n_chain * n_draw))
+        keep = ["eta", "eta_centred", "eta_average", "sigma_learning", *self.learning_communities.population,
+                "u_learning_community"]
+        index = pd.MultiIndex.from_product([post["chain"].values, post["draw"].values], names=["chain", "draw"])
+        out = draws[keep].assign_coords(xr.Coordinates.from_pandas_multiindex(index, "sample")).unstack("sample")
+        return out.transpose("chain", "draw", ...)
 
     def log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
         """log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i + alpha5 w_i s [+ v0j + v1j s]."""
@@ -310,19 +396,40 @@ class ConsensusEmergence(ClimateModel):
         return participant, organization, residual, predictors
 
     def _learning_outcome(self, model: pm.Model, mu: Any, log_sigma: Any) -> None:
-        """learning_i ~ N(eta0 + eta1 S_j + eta2 log C_j + eta3 S_j log C_j + b_j, sigma_L), S_j the community's
-        strength and C_j its consensus_sd at the last session (centred at :meth:`_centres`)."""
+        """The outcome submodel on the graph's strength and consensus_sd at the last session (the joint fit)."""
         s_last = float(self.session_times()[-1])
         strength = self.location.strength_at(model, s_last, int(self.coords["session"][-1]))
         V = within_community_variance(*self._within_parts(model, mu[:, -1], log_sigma[:, -1], s_last))
-        log_c = 0.5 * pt.log(V)
+        self._learning_part(model, strength, 0.5 * pt.log(V), self._own_perception(model, mu))
+
+    def _own_perception(self, model: pm.Model, mu: Any) -> tuple[Any, Any] | None:
+        """Mean and variance of each participant's intercept deviation r0i given the climate data (the sampled value
+        and 0 when the participant effects are sampled), or None without ``own_perception``."""
+        if not self.options["own_perception"]:
+            return None
+        if self.bounds is not None:
+            return model["u_participant"][:, 0], 0.0
+        tau = model["tau_participant"]
+        slopes = self.participants.slopes
+        log_sigma = model["log_sigma_observed" if self.error else "log_sigma"]
+        return intercept_posterior(model["y"] - mu, model["mask"], log_sigma, model["s"], tau[0],
+                                   tau[1] if slopes else None, model["corr_participant"][0] if slopes else 0.0, xp=pt)
+
+    def _learning_part(self, model: pm.Model, strength: Any, log_c: Any, own: tuple[Any, Any] | None = None) -> None:
+        """learning_i ~ N(eta0 + eta1 S_j + eta2 log C_j + eta3 S_j log C_j + b_j [+ eta_own r0i], sigma_L), S_j the
+        community's strength and C_j its consensus_sd at the last session (``strength``, ``log_c``: (J,), centred at
+        :meth:`_centres`). ``own``: the mean m_i and variance v_i of r0i given the climate data; r0i integrated out,
+        the term adds eta_own m_i to the mean and eta_own^2 v_i to the variance (exact for the Gaussian model)."""
         s_bar, c_bar = self._centres()
         eta = self.prior("eta_centred", dims="outcome_term")
         c = model["community_of"]
         b = self.learning_communities.effects(self.priors)
         mean = learning_mean((eta[0], eta[1], eta[2], eta[3]), (strength - s_bar)[c], (log_c - c_bar)[c]) + b[c]
-        pm.Deterministic("learning_expected", mean, dims="participant")
         sigma_l = self.prior("sigma_learning")
+        if own is not None:
+            eta_own = self.prior("eta_own")
+            mean, sigma_l = mean + eta_own * own[0], pt.sqrt(sigma_l**2 + eta_own**2 * own[1])
+        pm.Deterministic("learning_expected", mean, dims="participant")
         y = pm.Data("learning", self.learning_values, dims="participant")
         m = pm.Data("learning_mask", self.learning_mask, dims="participant")
         loglik = m * normal_logpdf(y - mean, sigma_l, log=pt.log)
@@ -337,6 +444,7 @@ class ConsensusEmergence(ClimateModel):
         names = self.location.population + self.participants.effects.population
         names += [n for n in self.priors if n.startswith("alpha_") or n == "theta_items"]   # scale part
         learning = ["eta_centred", "eta", "sigma_learning"] + self.learning_communities.population
+        learning += ["eta_own"] if self.options["own_perception"] else []
         return names + (learning if self.learning else [])
 
     @property
@@ -388,7 +496,35 @@ class ConsensusEmergence(ClimateModel):
         out["consensus_index"] = index
         reached = (index >= self.threshold).astype(float)
         out["consensus_reached_by"] = reached.cumsum("session").clip(max=1)
+        out["consensus_time"] = self._crossing_time(index)
         return out
+
+    def _crossing_time(self, index: xr.DataArray) -> xr.DataArray:
+        """Continuous time to consensus per draw and community, in session units: where the index first rises through
+        the threshold between two sessions, linear interpolation; if it has not reached it by the last session but
+        rises over the last interval (the spread declines), linear extrapolation, at most one study length past the
+        last session (attribute ``last_session``: later values are extrapolations); otherwise +inf (censored: not
+        reached). At consensus from the first session: the first session (left-censored)."""
+        c, x = self.threshold, index.values                                      # (chain, draw, J, T)
+        labels, s = np.asarray(self.coords["session"], dtype=float), self.session_times()
+        above = x >= c
+        first = np.argmax(above, axis=-1)
+        time = np.full(x.shape[:-1], np.inf)
+        k = np.clip(first - 1, 0, None)
+        lo = np.take_along_axis(x, k[..., None], -1)[..., 0]
+        hi = np.take_along_axis(x, first[..., None], -1)[..., 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(first > 0, (c - lo) / (hi - lo), 0.0)
+            inside = s[k] + frac * (s[first] - s[k])
+            slope = (x[..., -1] - x[..., -2]) / (s[-1] - s[-2])
+            ahead = s[-1] + (c - x[..., -1]) / slope
+        time = np.where(above.any(axis=-1), inside, time)
+        extrapolate = ~above.any(axis=-1) & (slope > 0) & (ahead <= s[-1] + (s[-1] - s[0]))
+        time = np.where(extrapolate, ahead, time)
+        step = (labels[-1] - labels[0]) / (s[-1] - s[0]) if s[-1] > s[0] else 1.0
+        sessions = labels[0] + (time - s[0]) * step    # model time -> session units (linear; exact for session time)
+        return xr.DataArray(sessions, dims=index.dims[:-1], coords={k: index.coords[k] for k in index.dims[:-1]},
+                            attrs={"last_session": float(labels[-1])})
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """Per community x session: ``strength``; ``consensus_sd`` (sqrt V_jt) and ``transient_sd`` (its latent
@@ -409,6 +545,8 @@ class ConsensusEmergence(ClimateModel):
         var = xr.concat(self.random_effect_variances(post),
                         dim=xr.DataArray(["community", "participant", "organization"], dims="level", name="level"))
         out["variance"] = var.drop_vars([c for c in var.coords if c not in ("chain", "draw", "session", "level")])
+        if self.learning and self.options["cut"]:
+            return xr.Dataset(out).merge(self._cut(post, strength, out["consensus_sd"]))
         if self.learning:
             s_bar = strength.isel(session=-1, drop=True).mean("community")
             c_bar = xr.apply_ufunc(np.log, out["consensus_sd"].isel(session=-1, drop=True)).mean("community")
@@ -431,6 +569,7 @@ class ConsensusEmergence(ClimateModel):
 
     emergence_evidence = on_fit(tables.emergence_evidence)
     p_consensus_by = on_fit(tables.p_consensus_by)
+    consensus_time = on_fit(tables.consensus_time)
 
     def compare_emergence(self, **sampler: Any) -> pd.DataFrame:
         """LOO (leave one participant out) of this model against the same model without
@@ -438,6 +577,21 @@ class ConsensusEmergence(ClimateModel):
         constant = type(self)(self.study, self.spec, emergence=False)
         constant.fit(**sampler)
         return az.compare({"emergence": self.fitted(), "no_emergence": constant.idata}, ic="loo")
+
+    def compare_cut(self, **sampler: Any) -> pd.DataFrame:
+        """The learning effects at average latent strength and consensus (``eta_average``: mean and 90% HDI) of this
+        joint fit beside those of the cut (two-stage) fit of the same model, refitted with the same sampler settings
+        (overridable): if they differ, the learning data are shaping the climate estimates they are regressed on."""
+        if not self.learning or self.options["cut"]:
+            raise ConfigError("compare_cut needs a joint fit with a learning outcome (learning set, cut = false).")
+        settings = {**json.loads(self.fitted().attrs["sampler"]), **sampler}
+        cut = type(self)(self.study, self.spec, cut=True)
+        cut.fit(**settings)
+        rows = []
+        for label, idata in (("joint", self.fitted()), ("cut", cut.fitted())):
+            table = tables.hdi_table(idata.posterior["eta_average"]).assign(fit=label)
+            rows.append(table[table["outcome_term"] != "intercept"])
+        return pd.concat(rows).set_index(["outcome_term", "fit"]).sort_index()
 
     plot_consensus = on_fit(plots.plot_consensus)
     plot_consensus_by = on_fit(plots.plot_consensus_by)
@@ -480,11 +634,27 @@ class ConsensusEmergence(ClimateModel):
             derived["share_reaching_consensus"] = reached
             out.append(f"Communities at consensus ({index.attrs['label']} >= {self.threshold}) by the last session: "
                        f"{float(reached.mean()):.0%} (posterior mean of the share; per community: p_consensus_by).")
+        bounds = self.bounds_share()
+        if len(bounds) and float(bounds.to_numpy().max()) > CEILING_WARNING:
+            side = "upper" if bounds["at_upper"].max() >= bounds["at_lower"].max() else "lower"
+            effect = "ceiling" if side == "upper" else "floor"
+            out.append(f"Up to {float(bounds.to_numpy().max()):.0%} of the scores in a session lie at the scale's "
+                       f"{side} bound: part of any shrinking spread may be a {effect} effect, not consensus.")
         figures = [("Consensus index per community over sessions.", self.plot_consensus().figure),
                    ("Strength and consensus at the last session.", self.plot_strength_consensus().figure)]
-        tables_ = []
+        tables_ = [("Share of scores at the scale's bounds per session.", bounds)] if len(bounds) else []
         if "consensus_reached_by" in post:
             figures.append(("P(consensus reached by session t) per community (posterior survival curve).",
                             self.plot_consensus_by().figure))
             tables_.append(("P(consensus reached by session t) per community.", self.p_consensus_by()))
+        if self.learning and not self.options["cut"]:
+            both = self.compare_cut()
+            tables_.append(("Learning effects (eta_average), joint fit and cut (two-stage) fit.", both))
+            apart = [t for t in both.index.get_level_values(0).unique()
+                     if both.loc[(t, "joint"), "lower"] > both.loc[(t, "cut"), "upper"]
+                     or both.loc[(t, "joint"), "upper"] < both.loc[(t, "cut"), "lower"]]
+            out.append("The cut (two-stage) fit, in which the learning data do not inform the climate estimates, "
+                       + (f"gives 90% intervals that do not overlap the joint fit's for {', '.join(apart)}: the joint "
+                          "estimates of these effects rest partly on feedback from the outcome." if apart else
+                          "gives overlapping 90% intervals for every learning effect."))
         return ReportContent(xr.Dataset(derived), figures, tables_, out)

@@ -68,6 +68,22 @@ def marginal_loglik(e: Any, mask: Any, log_sigma: Any, s: Any, tau0: Any, tau1: 
     return -0.5 * (mask.sum(-1) * LOG_2PI + logdet + quad)
 
 
+def intercept_posterior(e: Any, mask: Any, log_sigma: Any, s: Any, tau0: Any, tau1: Any, rho: Any,
+                        xp: Any = np) -> tuple[Any, Any]:
+    """Mean and variance of each participant's random intercept r0 given the data and the other parameters, (..., P)
+    each: the first element of M^-1 Sigma_r b and of M^-1 Sigma_r (inputs as in :func:`marginal_loglik`)."""
+    w = mask * xp.exp(-2 * log_sigma)
+    e = e * mask
+    if tau1 is None:
+        s00 = tau0**2
+        a00, b0 = w.sum(-1), (w * e).sum(-1)
+        return s00 * b0 / (1 + s00 * a00), s00 / (1 + s00 * a00)
+    m, _, sb, _, (s00, s01, _) = _moments(e, w, s, tau0, tau1, rho)
+    (mean, _), _ = _solve(m, sb)
+    (c00, _), _ = _solve(m, (s00, s01))
+    return mean, c00
+
+
 def draw_effects(e: np.ndarray, mask: np.ndarray, log_sigma: np.ndarray, s: np.ndarray, tau0: np.ndarray,
                  tau1: np.ndarray, rho: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Exact draws of (r0, r1) per participant from their conditional posterior.

@@ -1,0 +1,68 @@
+"""Slow: model B on Likert data with a learning outcome. False-positive rate of the learning effects over 50 studies
+with no effect (and a community residual in learning), and 90% coverage of alpha1, alpha3, alpha5 and the learning
+effects over those and 20 studies with effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lcbayes.data.simulate import ClimateTruth, Design, simulate_study
+from lcbayes.data.study import Study
+from lcbayes.models import ConsensusEmergence
+from lcbayes.sampling import CompiledModel
+
+from coverage_table import coverage_report
+
+DESIGN = Design(communities=20, participants=8, sessions=5, likert=5)
+OPTIONS = {"organization": False, "composition": ["lgo_sd"], "scale_traits": ["psych_safety"],
+           "community_scale": True, "learning": "learning"}
+BASE = dict(gamma_lgo=0.0, gamma_support_within=0.0, gamma_support_between=0.0, tau_r=(0.5, 0.0), tau_o=0.0,
+            alpha1=-0.08, alpha3=0.03, alpha5=-0.03, tau_v=(0.15, 0.02), tau_learning=0.2, eta_interaction=0.0)
+TRUTHS = {"no_learning_effects": (ClimateTruth(**BASE, eta_strength=0.0, eta_consensus=0.0), range(500, 550)),
+          "learning_effects": (ClimateTruth(**BASE, eta_strength=0.6, eta_consensus=-0.5), range(600, 620))}
+TERMS = ("strength", "consensus", "strength_x_consensus")
+
+
+def fit_studies(truth: ClimateTruth, seeds: range) -> list[dict]:
+    compiled, priors, rows = None, None, []
+    checks = {"alpha_time": truth.alpha1, "alpha_composition_time": truth.alpha3, "alpha_trait_time": truth.alpha5}
+    checks.update({f"eta_average[{t}]": v for t, v in zip(TERMS, (truth.eta_strength, truth.eta_consensus,
+                                                                    truth.eta_interaction), strict=True)})
+    for seed in seeds:
+        sim = simulate_study(DESIGN, climate=truth, seed=seed)
+        model = ConsensusEmergence(Study.from_frame(sim.table, sim.roles),
+                                   {"outcome": "climate", "options": OPTIONS, "priors": priors or {}})
+        if compiled is None:   # compile once; later studies reuse the graph (and the first study's priors)
+            compiled = CompiledModel(model.model, model.spec.sampler.updated(chains=2, draws=600, tune=600),
+                                     model.stored_vars())
+            priors = {k: p.to_dict() for k, p in model.priors.items()}
+        idata = model.complete(compiled.sample(compiled.data_of(model.model), seed=seed), model.spec.sampler)
+        post = idata.posterior
+        divergences = int(idata.sample_stats["diverging"].sum())
+        for name, value in checks.items():
+            draws = (post["eta_average"].sel(outcome_term=name[12:-1]) if name.startswith("eta_average")
+                     else post[name]).values.ravel()
+            lo, hi = np.quantile(draws, [0.05, 0.95])
+            rows.append({"seed": seed, "parameter": name, "covered": lo <= value <= hi, "mean": draws.mean(),
+                         "truth": value, "excludes_0": not lo <= 0 <= hi, "divergences": divergences})
+    return rows
+
+
+@pytest.mark.slow
+def test_learning_effects_false_positives_and_coverage():
+    """50 studies without learning effects: at most 12% of the 90% intervals of each learning effect exclude 0. All 70
+    studies: the 90% coverage of alpha1, alpha3, alpha5 and of each learning effect lies in [0.82, 0.97] (binomial
+    SD at 70 studies: 0.036)."""
+    rows = []
+    for case, (truth, seeds) in TRUTHS.items():
+        rows += [{**row, "case": case} for row in fit_studies(truth, seeds)]
+    table, per_param, with_divergences = coverage_report(rows)
+    null = table[table["case"] == "no_learning_effects"]
+    excluding = null.groupby("parameter")["excludes_0"].mean()
+    print(f"no learning effects, share of 90% intervals excluding 0:\n{excluding.to_string()}")
+    for t in TERMS:
+        assert excluding[f"eta_average[{t}]"] <= 0.12, (t, excluding)
+    for name in per_param.index:
+        assert 0.82 <= per_param.loc[name, "coverage"] <= 0.97, (name, per_param)
+    assert with_divergences <= 0.1
