@@ -80,7 +80,8 @@ def plot_consensus_by(idata: az.InferenceData, ax: Any = None) -> Any:
     communities = list(p["community"].values)
     for comm, color in zip(communities, matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(communities))),
                            strict=True):
-        ax.step(p["session"].values, p.sel(community=comm).values, where="post", color=color, linewidth=1.2)
+        ax.step(p["session"].values, p.sel(community=comm).values, where="post", color=color, linewidth=1.2,
+                marker="o", markersize=3)   # markers: the last session's value is a point, not only a jump
     ax.set(xlabel="session", ylabel="P(consensus reached by session)", ylim=(-0.02, 1.02),
            title="Time to consensus per community (posterior probability, censored at the last session)")
     return ax
