@@ -462,6 +462,9 @@ class ConsensusEmergence(ClimateModel):
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
         """As :meth:`ClimateModel.prior_study`, with the learning outcome (when the model has one) drawn from the
         outcome submodel at the same prior draw, and the truth of :attr:`calibration_targets`."""
+        if self.learning and self.options["cut"]:
+            raise ConfigError("simulation-based calibration of a cut fit is not available (the cut is not one "
+                              "generative model). Fix: calibrate the joint model (cut = false).")
         study, truth = super().prior_study(seed)
         draw = truth.expand_dims(chain=[0], draw=[0])
         truth = truth.assign({k: v.isel(chain=0, draw=0, drop=True)
