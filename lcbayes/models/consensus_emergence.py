@@ -59,6 +59,15 @@ INDEX_LABELS = {"rstar": "r*_wg(J) (Lindell et al. 1999)", "rwg_j": "r_wg(J) (J-
                 "scale": "scale-level index 1 - V / (sigma_E^2 / J) (single score: item error not separated)"}
 
 
+def eta_average(eta: xr.DataArray, s_bar: Any, c_bar: Any) -> xr.DataArray:
+    """The outcome model at strength ``s_bar`` and log consensus_sd ``c_bar`` from its uncentred coefficients ``eta``
+    (over ``outcome_term``): the expected outcome there, the effect of strength at ``c_bar``, the effect of log
+    consensus_sd at ``s_bar``, and the interaction (over ``outcome_term``)."""
+    e0, e1, e2, e3 = (eta.isel(outcome_term=k, drop=True) for k in range(4))
+    return xr.concat([learning_mean((e0, e1, e2, e3), s_bar, c_bar), e1 + e3 * c_bar, e2 + e3 * s_bar, e3],
+                     dim=eta["outcome_term"])
+
+
 class ConsensusEmergence(ClimateModel):
     """Location-scale model of climate perceptions with consensus emergence.
 
@@ -325,11 +334,7 @@ class ConsensusEmergence(ClimateModel):
                                         seed=self.spec.sampler.seed + 1 + k).posterior
             fit = fit.stack(sample=("chain", "draw")).transpose("sample", ...).isel(sample=slice(0, per))
             fit = fit.drop_vars(["sample", "chain", "draw"])
-            e = fit["eta"]
-            s_bar, c_bar = S[i].mean(), C[i].mean()
-            e0, e1, e2, e3 = (e.isel(outcome_term=j, drop=True) for j in range(4))
-            fit["eta_average"] = xr.concat([learning_mean((e0, e1, e2, e3), s_bar, c_bar), e1 + e3 * c_bar,
-                                            e2 + e3 * s_bar, e3], dim=e["outcome_term"])
+            fit["eta_average"] = eta_average(fit["eta"], S[i].mean(), C[i].mean())
             parts.append(fit)
         # interleaved (draw 0 of every imputation, then draw 1...), so that each chain mixes all imputations
         draws = xr.concat(parts, dim="imputation").transpose("sample", "imputation", ...)
@@ -553,10 +558,7 @@ class ConsensusEmergence(ClimateModel):
         if self.learning:
             s_bar = strength.isel(session=-1, drop=True).mean("community")
             c_bar = xr.apply_ufunc(np.log, out["consensus_sd"].isel(session=-1, drop=True)).mean("community")
-            e0, e1, e2, e3 = (post["eta"].isel(outcome_term=k, drop=True) for k in range(4))
-            out["eta_average"] = xr.concat(
-                [learning_mean((e0, e1, e2, e3), s_bar, c_bar), e1 + e3 * c_bar, e2 + e3 * s_bar, e3],
-                dim=post["outcome_term"]).transpose("chain", "draw", "outcome_term")
+            out["eta_average"] = eta_average(post["eta"], s_bar, c_bar).transpose("chain", "draw", "outcome_term")
         return xr.Dataset(out)
 
     def log_likelihood_terms(self) -> xr.Dataset:
