@@ -97,16 +97,20 @@ class GroupEffects:
         pairs = {f"{self.terms_dim}_pair": [f"{a}:{b}" for a, b in combinations(self.terms, 2)]}
         return {self.terms_dim: list(self.terms), **(pairs if self.has_corr else {})}
 
+    def _lkj(self, priors: Mapping[str, Prior]) -> Prior:
+        lkj = priors[self.corr]
+        if lkj.dist != "LKJ":
+            raise ConfigError(f"prior '{self.corr}': correlations take an LKJ prior, not {lkj.dist}. "
+                              f"Fix: {self.corr} = {{ dist = \"LKJ\", eta = 2 }}.")
+        return lkj
+
     def scale(self, priors: Mapping[str, Prior]) -> tuple[Any, list[list[Any]] | None]:
         """tau and the Cholesky factor L of Omega in the model in context, L as rows of scalars (row i holds
         L[i, 0..i]); None without correlations."""
         tau = priors[self.tau].create(self.tau, dims=self.terms_dim)
         if not self.has_corr:
             return tau, None
-        n, lkj = len(self.terms), priors[self.corr]
-        if lkj.dist != "LKJ":
-            raise ConfigError(f"prior '{self.corr}': correlations take an LKJ prior, not {lkj.dist}. "
-                              f"Fix: {self.corr} = {{ dist = \"LKJ\", eta = 2 }}.")
+        n, lkj = len(self.terms), self._lkj(priors)
         column = np.array([j for i in range(1, n) for j in range(i)])
         b = float(lkj.params.get("eta", 1.0)) + (n - 2 - column) / 2
         z = 2 * pm.Beta(f"cpc_{self.name}", b, b, dims=f"{self.terms_dim}_pair") - 1
@@ -121,12 +125,20 @@ class GroupEffects:
         pm.Deterministic(self.corr, pt.stack(pairs), dims=f"{self.terms_dim}_pair")
         return tau, rows
 
-    @staticmethod
-    def cholesky(tau: Any, rows: list[list[Any]]) -> pt.TensorVariable:
-        """diag(tau) L as an (n, n) matrix (e.g. the ``chol`` of a centred ``pm.MvNormal``)."""
-        n = len(rows)
-        return pt.stack([pt.stack([tau[i] * rows[i][j] if j <= i else pt.constant(0.0) for j in range(n)])
-                         for i in range(n)])
+    def centred_cholesky(self, priors: Mapping[str, Prior]) -> pt.TensorVariable:
+        """diag(tau) L, (n, n), for *centred* effects (the ``chol`` of a ``pm.MvNormal``), sampled as one packed
+        Cholesky factor by ``pm.LKJCholeskyCov`` (free variable ``chol_<name>``; ``tau_<name>`` and ``corr_<name>`` are
+        stored as deterministics). Same prior as :meth:`scale`; for the centred 3 x 3 person means of model C this
+        parametrisation mixes better than partial correlations (``benchmarks/RESULTS.md``), while non-centred effects
+        (:meth:`effects`) keep the partial correlations."""
+        n, lkj = len(self.terms), self._lkj(priors)
+        chol, corr, sd = pm.LKJCholeskyCov(f"chol_{self.name}", n=n, eta=float(lkj.params.get("eta", 1.0)),
+                                           sd_dist=priors[self.tau].distribution(shape=n), compute_corr=True,
+                                           store_in_trace=False)
+        pm.Deterministic(self.tau, sd, dims=self.terms_dim)
+        pm.Deterministic(self.corr, pt.stack([corr[a, c] for a, c in combinations(range(n), 2)]),
+                         dims=f"{self.terms_dim}_pair")
+        return chol
 
     def effects(self, priors: Mapping[str, Prior]) -> pt.TensorVariable:
         """Non-centred effects u = diag(tau) L z, (level, terms) or (level,), stored as ``u_<name>``."""

@@ -185,9 +185,7 @@ class KnowledgeSharing(BayesModel):
             # person means (muS_i, muE_i, muM_i) ~ MVN(m, Sigma) and their centred versions
             if o["centring"] == "latent":
                 m = self.prior("mean_predictor", dims="predictor")
-                tau, rows = self.person_means_group.scale(self.priors)
-                assert rows is not None   # three correlated predictors
-                chol = GroupEffects.cholesky(tau, rows)
+                chol = self.person_means_group.centred_cholesky(self.priors)
                 mu = pm.MvNormal("mu_person", mu=m, chol=chol, dims=("participant", "predictor"))
             else:
                 mu = pm.Data("mu_person", self.person_means, dims=("participant", "predictor"))

@@ -30,11 +30,14 @@ THRESHOLD = 0.05
 
 def prior_variables(model: BayesModel) -> list[str]:
     """The free variables that carry the model's top-level priors (``model.priors``): the
-    parameter itself, or the canonical partial correlations ``cpc_<group>`` that carry the LKJ
-    prior of ``corr_<group>`` (:class:`~lcbayes.models.components.GroupEffects`)."""
+    parameter itself, the canonical partial correlations ``cpc_<group>`` that carry the LKJ
+    prior of ``corr_<group>``, or the packed Cholesky factor ``chol_<group>`` that carries the
+    priors of ``tau_<group>`` and ``corr_<group>`` together
+    (:class:`~lcbayes.models.components.GroupEffects`)."""
     names = set(model.priors)
+    carried = {"cpc": "corr", "chol": "tau"}
     return [rv.name for rv in model.model.free_RVs
-            if rv.name in names or (rv.name.startswith("cpc_") and f"corr_{rv.name[4:]}" in names)]
+            if rv.name in names or f"{carried.get(rv.name.split('_')[0])}_{rv.name.partition('_')[2]}" in names]
 
 
 def log_prior(model: BayesModel) -> xr.Dataset:
