@@ -4,6 +4,8 @@ effects over those and 20 studies with effects."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 import pytest
 
@@ -26,31 +28,43 @@ BASE = dict(gamma_lgo=0.0, gamma_support_within=0.0, gamma_support_between=0.0, 
 TRUTHS = {"no_learning_effects": (ClimateTruth(**BASE, eta_strength=0.0, eta_consensus=0.0), range(500, 550)),
           "learning_effects": (ClimateTruth(**BASE, eta_strength=0.6, eta_consensus=-0.5), range(600, 620))}
 TERMS = ("strength", "consensus", "strength_x_consensus")
+SAMPLER = {"chains": 2, "draws": 500, "tune": 500, "target_accept": 0.95}
 
 
-def fit_studies(truth: ClimateTruth, seeds: range) -> list[dict]:
-    compiled, priors, rows = None, None, []
+def fit_studies(truth: ClimateTruth, seeds: Iterable[int], cut: bool = False, prior_seed: int | None = None,
+                on_study: Callable[[int, list[dict]], None] | None = None) -> list[dict]:
+    """One row per seed and checked quantity (interval, coverage, exclusion of 0); ``cut`` fits the two-stage model.
+    Every study uses the default priors of the study of ``prior_seed`` (default: the first seed), so that the graph
+    compiles once; ``on_study(seed, rows)`` is called after each study (the benchmark script stores them there)."""
+    seeds = list(seeds)
+
+    def model_of(seed: int, priors: dict) -> ConsensusEmergence:
+        sim = simulate_study(DESIGN, climate=truth, seed=seed)
+        return ConsensusEmergence(Study.from_frame(sim.table, sim.roles),
+                                  {"outcome": "climate", "options": {**OPTIONS, "cut": cut}, "priors": priors})
+
+    first = model_of(seeds[0] if prior_seed is None else prior_seed, {})
+    priors = {k: p.to_dict() for k, p in first.priors.items()}
+    compiled, rows = CompiledModel(first.model, first.spec.sampler.updated(**SAMPLER), first.stored_vars()), []
     checks = {"alpha_time": truth.alpha1, "alpha_composition_time": truth.alpha3, "alpha_trait_time": truth.alpha5}
     checks.update({f"eta_average[{t}]": v for t, v in zip(TERMS, (truth.eta_strength, truth.eta_consensus,
                                                                     truth.eta_interaction), strict=True)})
     for seed in seeds:
-        sim = simulate_study(DESIGN, climate=truth, seed=seed)
-        model = ConsensusEmergence(Study.from_frame(sim.table, sim.roles),
-                                   {"outcome": "climate", "options": OPTIONS, "priors": priors or {}})
-        if compiled is None:   # compile once; later studies reuse the graph (and the first study's priors)
-            compiled = CompiledModel(model.model, model.spec.sampler.updated(chains=2, draws=500, tune=500,
-                                                                                target_accept=0.95),
-                                     model.stored_vars())
-            priors = {k: p.to_dict() for k, p in model.priors.items()}
+        model = model_of(seed, priors)
         idata = model.complete(compiled.sample(compiled.data_of(model.model), seed=seed), model.spec.sampler)
         post = idata.posterior
         divergences = int(idata.sample_stats["diverging"].sum())
+        study = []
         for name, value in checks.items():
             draws = (post["eta_average"].sel(outcome_term=name[12:-1]) if name.startswith("eta_average")
                      else post[name]).values.ravel()
             lo, hi = np.quantile(draws, [0.05, 0.95])
-            rows.append({"seed": seed, "parameter": name, "covered": lo <= value <= hi, "mean": draws.mean(),
-                         "truth": value, "excludes_0": not lo <= 0 <= hi, "divergences": divergences})
+            study.append({"seed": seed, "parameter": name, "covered": bool(lo <= value <= hi),
+                          "mean": float(draws.mean()), "sd": float(draws.std()), "lo": float(lo), "hi": float(hi),
+                          "truth": value, "excludes_0": bool(not lo <= 0 <= hi), "divergences": divergences})
+        if on_study is not None:
+            on_study(seed, study)
+        rows += study
     return rows
 
 
