@@ -124,34 +124,70 @@ def support_slope(gamma0: Any, f: Any = None, gamma1_e: Any = None, u_beta: Any 
     return _sum(gamma0, f, gamma1_e, u_beta)
 
 
-def sharing_step(Sw: Any, Ew: Any, k_lag: Any, m_lag: Any, beta_s: Any, beta_e: Any, theta: Any, phi: Any = None,
-                 beta_se: Any = None, beta_m: Any = None, phi_m: Any = None, delta: Any = None) -> tuple[Any, Any]:
-    """Expected within-person sharing and motivation at a session from its predictors and lags:
-
-        Kw_hat = phi Kw_(t-1) + betaS Sw + betaE Ew + betaSE Sw Ew + betaM Mw_(t-1)
-        Mw_hat = phiM Mw_(t-1) + delta Kw_(t-1) + theta Sw
-
-    Kw = Kw_hat + eps, Mw = Mw_hat + zeta. ``k_lag``/``m_lag`` are the previous session's
-    Kw and Mw (0 before the first)."""
-    interaction = None if beta_se is None else beta_se * Sw * Ew
-    k_hat = _sum(_times(phi, k_lag), beta_s * Sw, beta_e * Ew, interaction, _times(beta_m, m_lag))
-    m_hat = _sum(_times(phi_m, m_lag), _times(delta, k_lag), theta * Sw)
-    return k_hat, m_hat
+WITHIN = ("Sw", "Ew", "Mw", "Kw")              # model C's within-person states, in this order
+INNOVATIONS = ("nu_S", "nu_E", "zeta", "eps")   # their innovations, in this order
 
 
-def sharing_paths(Sw: np.ndarray, Ew: np.ndarray, eps: np.ndarray, zeta: np.ndarray, beta_s: np.ndarray,
-                  **coefficients: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Within-person sharing Kw and motivation Mw, (n, T), by running :func:`sharing_step`
-    forward from zero lags at the first session, with innovations ``eps`` and ``zeta``
-    (n, T) and the support effect ``beta_s`` (n, T). ``coefficients`` as in :func:`sharing_step`."""
-    n, T = Sw.shape
-    Kw, Mw = np.zeros((n, T)), np.zeros((n, T))
+def sharing_transition(slope: Any, beta_e: Any, theta: Any, phi: Any = None, beta_m: Any = None, phi_m: Any = None,
+                       delta: Any = None, at: int = 0) -> tuple[dict, dict]:
+    """Model C's within-person dynamics as one linear state-space step of (Sw, Ew, Mw, Kw) (positions ``at`` ..
+    ``at + 3``; innovations (nuS, nuE, zeta, eps) at 0..3)::
+
+        Sw_t = nuS_t,   Ew_t = nuE_t
+        Mw_t = phiM Mw_(t-1) + delta Kw_(t-1) + theta Sw_t + zeta_t
+        Kw_t = phi Kw_(t-1) + betaM Mw_(t-1) + slope_t Sw_t + betaE Ew_t + eps_t
+
+    ``slope`` is the support effect of the session, betaS_i(t) (:func:`support_slope`), plus betaSE times the
+    self-efficacy deviation that moderates it (the simulator's true Ew; in the model's filter its expectation).
+    Returns the sparse (A, G) of :mod:`lcbayes.kalman`: x_t = A x_(t-1) + G nu_t."""
+    S, E, M, K = (at + k for k in range(4))
+    A = {M: {M: phi_m, K: delta}, K: {K: phi, M: beta_m}}
+    A = {row: {col: c for col, c in cols.items() if c is not None} for row, cols in A.items()}
+    G = {S: {0: 1.0}, E: {1: 1.0}, M: {0: theta, 2: 1.0}, K: {0: slope, 1: beta_e, 3: 1.0}}
+    return {row: cols for row, cols in A.items() if cols}, G
+
+
+def stationary_lags(A: dict, G: dict, q: Any, at: int = 0, doublings: int = 6) -> tuple[Any, Any, Any]:
+    """Covariance (var Mw, cov Mw Kw, var Kw) of the lagged states in the stationary distribution of the step
+    (:func:`sharing_transition`): Sigma = A Sigma A' + Q, summed as sum_k A^k Q A'^k over 2^doublings terms by
+    doubling (finite, and large, where the system is not stable). Elementwise, so it runs on NumPy and PyTensor."""
+    M, K = at + 2, at + 3
+
+    def row(r: int) -> tuple[Any, Any]:
+        return A.get(r, {}).get(M, 0.0), A.get(r, {}).get(K, 0.0)
+
+    def cov(i: int, j: int) -> Any:
+        return sum((G[i][k] * G[j][k] * q[k] for k in G[i] if k in G[j]), 0.0)
+
+    (b11, b12), (b21, b22) = row(M), row(K)
+    s11, s12, s22 = cov(M, M), cov(M, K), cov(K, K)
+    for _ in range(doublings):
+        # S += B S B';  B = B B
+        t11, t12 = b11 * s11 + b12 * s12, b11 * s12 + b12 * s22
+        t21, t22 = b21 * s11 + b22 * s12, b21 * s12 + b22 * s22
+        s11, s12, s22 = (s11 + t11 * b11 + t12 * b12, s12 + t11 * b21 + t12 * b22, s22 + t21 * b21 + t22 * b22)
+        b11, b12, b21, b22 = (b11 * b11 + b12 * b21, b11 * b12 + b12 * b22, b21 * b11 + b22 * b21,
+                              b21 * b12 + b22 * b22)
+    return s11, s12, s22
+
+
+def sharing_paths(slope: np.ndarray, innovations: np.ndarray, lags: tuple[np.ndarray, np.ndarray],
+                  **coefficients: Any) -> np.ndarray:
+    """Within-person states (Sw, Ew, Mw, Kw), shape (4, n, T), run forward by :func:`sharing_transition` from the
+    lagged (Mw, Kw) ``lags`` before the first session, with ``innovations`` (4, n, T) in the order of
+    :data:`INNOVATIONS` and the support effect ``slope`` (n, T) (a callable ``slope(t, Sw_t, Ew_t)`` too, for a
+    slope moderated by the session's self-efficacy deviation). ``coefficients`` as in :func:`sharing_transition`."""
+    _, n, T = innovations.shape
+    x = [np.zeros(n), np.zeros(n), lags[0], lags[1]]
+    out = np.zeros((4, n, T))
     for t in range(T):
-        k_lag, m_lag = (Kw[:, t - 1], Mw[:, t - 1]) if t else (0.0, 0.0)
-        k_hat, m_hat = sharing_step(Sw[:, t], Ew[:, t], k_lag, m_lag, beta_s[:, t], **coefficients)
-        Mw[:, t] = m_hat + zeta[:, t]
-        Kw[:, t] = k_hat + eps[:, t]
-    return Kw, Mw
+        nu = innovations[:, :, t]
+        b = slope(t, nu[0], nu[1]) if callable(slope) else slope[:, t]
+        A, G = sharing_transition(b, **coefficients)
+        x = [sum((c * x[j] for j, c in A.get(i, {}).items()), 0.0)
+             + sum((g * nu[k] for k, g in G.get(i, {}).items()), 0.0) for i in range(4)]
+        out[:, :, t] = x
+    return out
 
 
 def spectral_radius(phi: np.ndarray, beta_m: np.ndarray, delta: np.ndarray, phi_m: np.ndarray) -> np.ndarray:

@@ -44,6 +44,8 @@ from lcbayes.processes import (
     climate_strength,
     learning_mean,
     sharing_paths,
+    sharing_transition,
+    stationary_lags,
     support_slope,
     time_basis,
     within_community_variance,
@@ -167,6 +169,12 @@ class SharingTruth:
     sd_mu: tuple[float, float, float] = (0.6, 0.6, 0.6)
     corr_mu: float = 0.3                                       # common correlation of muS, muE, muM
     support_trend: float = -0.05                               # change of S per session
+    efficacy_trend: float = 0.0                                # change of E per session
+    motivation_trend: float = -0.03                            # change of M per session
+    sharing_trend: float = -0.04                               # change of K per session
+    session_shock_sd: tuple[float, float, float, float] = (0.0, 0.0, 0.05, 0.05)   # shocks common to all, S E M K
+    tau_community_session: float = 0.10                        # community x session shocks in K
+    stationary_start: bool = True                              # lags before session 1 stationary (else 0)
     sd_within: tuple[float, float] = (0.5, 0.5)                # SD of Sw, Ew
     phi: float = 0.30
     gamma0: float = 0.30
@@ -213,7 +221,9 @@ class Truth:
     ``communities``: one row per community (size, organizations, composition z, random effects). ``community_sessions``:
     per community x session, the latent climate ``strength`` (community mean for an average member), ``consensus_sd``
     (square root of the whole latent within-community variance V_jt) and ``transient_sd`` (its residual part: the
-    root mean square of the members' sigma_tij). ``participants``: per participant, ids, timing and latent values.
+    root mean square of the members' sigma_tij) and the community x session shock of sharing ``sharing_shock``.
+    ``participants``: per participant, ids, timing and latent values. ``sessions``: per session, the effect common to
+    all participants of support, self-efficacy, motivation and sharing (trend plus shock, not centred).
     """
 
     seed: int
@@ -223,10 +233,11 @@ class Truth:
     communities: pd.DataFrame
     community_sessions: pd.DataFrame
     participants: pd.DataFrame
+    sessions: pd.DataFrame
 
     def to_dict(self) -> dict[str, Any]:
         frames = {name: json.loads(getattr(self, name).to_json(orient="records"))
-                  for name in ("communities", "community_sessions", "participants")}
+                  for name in ("communities", "community_sessions", "participants", "sessions")}
         return {"seed": self.seed, "design": asdict(self.design), "climate": asdict(self.climate),
                 "sharing": {**asdict(self.sharing), "f": self.sharing.f_values(self.design.sessions).tolist()},
                 **frames}
@@ -287,7 +298,9 @@ def _layout(design: Design, rng: np.random.Generator) -> tuple[pd.DataFrame, np.
 def _sharing(people: pd.DataFrame, truth: SharingTruth, T: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Latent model C processes for every participant and session (even unobserved ones).
 
-    Returns arrays of shape (n, T) for S, E, M, K, Sw, Ew, Mw, Kw and (n,) person means.
+    Returns the scores' latent values (n, T) by measure name, Sw (n, T), the person means (n, 3) and muK (n,),
+    u_beta (n,), b_comm (J,), the community x session shocks c_jt (J, T) and the session effects (4, T) of S, E, M, K
+    (trend plus shocks, not centred).
     """
     n = len(people)
     mu = np.asarray(truth.mu)
@@ -308,11 +321,26 @@ def _sharing(people: pd.DataFrame, truth: SharingTruth, T: int, rng: np.random.G
     beta_s = support_slope(truth.gamma0, f[None, :], (truth.gamma1 * centred[:, 1] + u_beta)[:, None])
     eps = rng.normal(0, truth.sigma_k, size=(n, T))
     zeta = rng.normal(0, truth.sigma_m, size=(n, T))
-    Kw, Mw = sharing_paths(Sw, Ew, eps, zeta, beta_s, beta_e=truth.beta_e, theta=truth.theta, phi=truth.phi,
-                           beta_se=truth.beta_se, beta_m=truth.beta_m, phi_m=truth.phi_m, delta=truth.delta)
-    return {"support": means[:, [0]] + truth.support_trend * s + Sw, "self_efficacy": means[:, [1]] + Ew,
-            "motivation": means[:, [2]] + Mw, "sharing": mu_k[:, None] + Kw,
-            "Sw": Sw, "mu": means, "mu_k": mu_k, "u_beta": u_beta, "b_comm": b_comm}
+    shocks = rng.standard_normal((4, T)) * np.asarray(truth.session_shock_sd, dtype=float)[:, None]
+    c_jt = rng.normal(0, truth.tau_community_session, size=(J, T))
+    coefficients = {"beta_e": truth.beta_e, "theta": truth.theta, "phi": truth.phi, "beta_m": truth.beta_m,
+                    "phi_m": truth.phi_m, "delta": truth.delta}
+    lags = (np.zeros(n), np.zeros(n))
+    if truth.stationary_start:
+        A1, G1 = sharing_transition(beta_s[:, 0], **coefficients)
+        q = np.array([truth.sd_within[0], truth.sd_within[1], truth.sigma_m, truth.sigma_k]) ** 2
+        s11, s12, s22 = stationary_lags(A1, G1, q)
+        z = rng.standard_normal((2, n))
+        lags = (np.sqrt(s11) * z[0], s12 / np.sqrt(s11) * z[0] + np.sqrt(s22 - s12**2 / s11) * z[1])
+    _, _, Mw, Kw = sharing_paths(lambda t, nu_s, nu_e: beta_s[:, t] + truth.beta_se * nu_e,
+                                 np.stack([Sw, Ew, zeta, eps]), lags, **coefficients)
+    trend = [truth.support_trend, truth.efficacy_trend, truth.motivation_trend, truth.sharing_trend]
+    session = np.array(trend)[:, None] * s + shocks                    # (4, T) common to all participants
+    return {"support": means[:, [0]] + session[0] + Sw, "self_efficacy": means[:, [1]] + session[1] + Ew,
+            "motivation": means[:, [2]] + session[2] + Mw,
+            "sharing": mu_k[:, None] + session[3] + c_jt[people["j"].to_numpy()] + Kw,
+            "Sw": Sw, "mu": means, "mu_k": mu_k, "u_beta": u_beta, "b_comm": b_comm, "c_jt": c_jt,
+            "session": session}
 
 
 def _climate(people: pd.DataFrame, truth: ClimateTruth, T: int, lgo_obs: np.ndarray, safety_obs: np.ndarray,
@@ -431,12 +459,14 @@ def simulate_study(design: Design | None = None, climate: ClimateTruth | None = 
     cs = pd.DataFrame({"community": np.repeat(communities["community"].to_numpy(), T),
                        "session": np.tile(np.arange(1, T + 1), len(communities)),
                        "strength": clim["strength"].ravel(), "consensus_sd": clim["consensus_sd"].ravel(),
-                       "transient_sd": clim["transient_sd"].ravel()})
+                       "transient_sd": clim["transient_sd"].ravel(), "sharing_shock": proc["c_jt"].ravel()})
+    measures = TIME_VARYING_PREDICTORS + ("sharing",)
+    sessions = pd.DataFrame({"session": np.arange(1, T + 1), **dict(zip(measures, proc["session"], strict=True))})
     participants = people.drop(columns="j").assign(
         w=clim["w"], r0=clim["r"][:, 0], r1=clim["r"][:, 1], mu_support=proc["mu"][:, 0],
         mu_self_efficacy=proc["mu"][:, 1], mu_motivation=proc["mu"][:, 2], mu_sharing=proc["mu_k"],
         u_beta=proc["u_beta"], **{f"{name}_latent": traits[:, i] for i, name in enumerate(TRAITS)})
-    truth = Truth(seed, design, climate, sharing, communities, cs, participants)
+    truth = Truth(seed, design, climate, sharing, communities, cs, participants, sessions)
     return SimulatedStudy(table, _roles(design), truth)
 
 

@@ -1,31 +1,32 @@
-"""Model C: knowledge sharing with time-varying predictors (``docs/models.md``, model C).
+"""Model C: knowledge sharing with time-varying support, self-efficacy and motivation, as a state-space model
+(``docs/models.md``, model C).
 
-Latent mean centring as in dynamic SEM: each time-varying predictor v in {S, E, M} (supervisor support, self-efficacy,
-motivation to transfer) is a latent person mean plus a within-person deviation, and so is knowledge sharing K::
+Each observed scale score is a person mean, a session effect, a within-person state and item measurement error; the
+within-person states follow model C's lagged equations (:func:`~lcbayes.processes.sharing_transition`)::
 
-    S_ti = muS_i + lambda (t - 1) + Sw_ti,   E_ti = muE_i + Ew_ti,   Sw ~ N(0, sdS), Ew ~ N(0, sdE)
-    M_ti = muM_i + Mw_ti,   Mw_ti = phiM Mw_(t-1)i + delta Kw_(t-1)i + theta Sw_ti + zeta_ti
-    K_ti = muK_i + Kw_ti,   Kw_ti = phi Kw_(t-1)i + betaS_i(t) Sw_ti + betaE Ew_ti
-                                    + betaSE Sw_ti Ew_ti + betaM Mw_(t-1)i + eps_ti
-    betaS_i(t) = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i,   f(1) = 0, f(t) = f(t-1) + sd_f z_t
-    muK_i = pi0 + pi1 (muS_i - mS) + pi2 (muE_i - mE) + pi3 (muM_i - mM) + a_org(i) + b_comm(i) + uK_i
-    (muS_i, muE_i, muM_i) ~ MVN(m, diag(tau) Omega diag(tau))
+    y_vti = mu_vi + s_vt [+ c_jt for K] + w_vti + e_vti,   e_vti ~ N(0, theta_v / n_vti)      v in S, E, M, K
+    Sw_ti = nuS,  Ew_ti = nuE
+    Mw_ti = phiM Mw_(t-1)i + delta Kw_(t-1)i + theta Sw_ti + zeta_ti
+    Kw_ti = phi Kw_(t-1)i + betaM Mw_(t-1)i + b_ti Sw_ti + betaE Ew_ti + eps_ti
+    b_ti  = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i + betaSE Ew_ti        (f sums to 0 over sessions)
+    (muS_i, muE_i, muM_i) ~ MVN(m, Sigma),  muK_i = pi0 + pi . (mu_i - m) + a_org(i) + b_comm(i) + uK_i
 
-The process starts at each community's first session (lags there are 0) and runs to the participant's last session in
-the table (their *window*). Every value in the window that is not observed (a missed session, a missing predictor
-value, a late joiner's sessions before joining) is a latent parameter, imputed by the model; nothing is dropped.
+The person means and the within-person states are integrated out by a Kalman filter (:mod:`lcbayes.kalman`; the
+person means are states that persist), run over sessions and vectorised over participants, so that NUTS samples only
+the population parameters, the support slopes ubeta, the community x session shocks c_jt and the intercepts of the
+organizations and communities. The filter gives each participant's marginal log likelihood (all four measures), which
+leave-one-participant-out cross-validation needs. The lagged states before the first session are drawn from the
+stationary distribution of the dynamics at session 1. Unobserved values (missed sessions, missing predictors, sessions
+before joining or after leaving) are simply not observed.
 
-Latent values live on a fixed participant x session x variable grid, with a standard-normal placeholder where a value
-is observed or outside the window, so the graph's shape depends on the design only and a compiled model takes another
-study of the same design by swapping data (power analysis). Placeholders are not stored after sampling.
-
-Person means of S, E, M and muK are centred parameters (each is informed by several sessions); ubeta, the organization
-and community intercepts and the random-walk steps are non-centred.
+The two moderators of the support effect, muE_i - mE and Ew_ti, would make the state equation non-linear; the filter
+conditions on their expectations given the participant's self-efficacy scores (regression calibration, Carroll et al.
+2006): muE_i by its precision-weighted mean, Ew_ti by the score's deviation from it, shrunk by the reliability
+sigmaE^2 / (sigmaE^2 + theta_E / n). The coverage study measures what this leaves of bias in gamma1 and betaSE.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, ClassVar
 
 import arviz as az
@@ -35,19 +36,21 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from lcbayes import plots, tables
+from lcbayes import kalman, plots, tables
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import BayesModel, ReportContent, on_fit
-from lcbayes.models.components import GroupEffects, uses_organization
+from lcbayes.models.components import GroupEffects, MeasurementError, uses_organization
 from lcbayes.models.priors import Prior, normal_scaled
-from lcbayes.processes import normal_logpdf, sharing_paths, sharing_step, spectral_radius, support_slope
+from lcbayes.processes import sharing_paths, sharing_transition, spectral_radius, stationary_lags, support_slope
 from lcbayes.tables import describe
 
-VARIABLES = ("S", "E", "M", "K")     # order of the latent grid's first axis
+VARIABLES = ("S", "E", "M", "K")     # order of the measures' first axis
+STATIC, WITHIN = 0, 4                # filter state: person means of S, E, M, K at 0..3, within states at 4..7
 EFFICACY_LEVELS = [-1.0, 0.0, 1.0]   # self-efficacy levels (SDs of muE) for the support effect
 SWITCHES = ("autoregression", "time_varying_support", "cross_level", "support_slopes", "interaction",
-            "spiral", "between", "support_trend", "community")
+            "spiral", "between", "trends", "community", "community_sessions")
+ERROR_MODES = ("auto", "items", "none")
 
 
 class KnowledgeSharing(BayesModel):
@@ -57,30 +60,29 @@ class KnowledgeSharing(BayesModel):
 
     - ``support``, ``self_efficacy``, ``motivation``: names of the session-level measures (S, E, M); the spec's
       ``outcome`` is knowledge sharing K;
-    - ``centring``: ``"latent"`` person means (default) or ``"observed"`` ones (the classic two-step approach, biased
-      with few sessions; kept for comparison);
-    - switches, each true by default, to compare simpler models with LOO: ``autoregression`` (phi),
-      ``time_varying_support`` (f), ``cross_level`` (gamma1), ``support_slopes`` (ubeta), ``interaction`` (betaSE),
-      ``spiral`` (betaM and delta: off drops both paths between K and M), ``between`` (pi), ``support_trend``
-      (lambda), ``community`` (b_comm); ``organization`` intercepts: true, false or ``"auto"``.
+    - ``measurement_error``: ``"auto"`` (item error of every measure that has items; default), ``"items"`` (all four
+      must have items) or ``"none"`` (scale scores taken as error-free);
+    - switches, each true by default, to compare simpler models: ``autoregression`` (phi), ``time_varying_support``
+      (f), ``cross_level`` (gamma1), ``support_slopes`` (ubeta), ``interaction`` (betaSE), ``spiral`` (betaM and
+      delta: off drops both paths between K and M), ``between`` (pi), ``trends`` (session effects of S, E, M, K),
+      ``community`` (b_comm), ``community_sessions`` (c_jt); ``organization`` intercepts: true, false or ``"auto"``.
     """
 
     name = "knowledge_sharing"
     option_defaults: ClassVar[dict[str, Any]] = {
-        "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation", "centring": "latent",
-        "organization": "auto", "lkj_eta": 2.0, **{switch: True for switch in SWITCHES}}
-    # measured on the reference design (benchmarks/RESULTS.md): 0.9 leaves a few divergences;
-    # JAX samples this graph as fast as Numba and compiles in seconds instead of ~40 s
-    sampler_defaults = {"backend": "nutpie-jax", "target_accept": 0.95, "draws": 1000, "tune": 1000}
-    cell_vars = ("loglik", "expected")
+        "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation",
+        "measurement_error": "auto", "organization": "auto", "lkj_eta": 2.0, **{switch: True for switch in SWITCHES}}
+    sampler_defaults = {"backend": "nutpie-jax", "target_accept": 0.9, "draws": 1000, "tune": 1000}
+    cell_vars = ("loglik", "expected", "predictive_sd")
 
     def prepare(self) -> None:
         o, study = self.options, self.study
         for switch in SWITCHES:
             if not isinstance(o[switch], bool):
                 raise ConfigError(f"option {switch} must be true or false, got {o[switch]!r}.")
-        if o["centring"] not in ("latent", "observed"):
-            raise ConfigError(f"option centring must be \"latent\" or \"observed\", got {o['centring']!r}.")
+        if o["measurement_error"] not in ERROR_MODES:
+            raise ConfigError(f"option measurement_error must be one of {', '.join(ERROR_MODES)} for model C, got "
+                              f"{o['measurement_error']!r}.")
         self.use_org = uses_organization(o["organization"], study)
         for name in self.measures:
             if study.roles.level_of(name) != "session":
@@ -88,26 +90,18 @@ class KnowledgeSharing(BayesModel):
                                   f"for the outcome and the options support, self_efficacy and motivation.")
         grids = [self.panel.cells(name) for name in self.measures]   # S, E, M, K: (values 0 where missing, mask)
         self.values, self.observed = (np.stack(g) for g in zip(*grids, strict=True))   # (4, P, T) each, 1 = observed
-        present = self.panel.present()
-        last = present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)   # last session in the table
-        self.window = (np.arange(present.shape[1])[None, :] <= last[:, None]).astype(float)
-        self.session_index = np.broadcast_to(np.arange(present.shape[1], dtype=float), present.shape).copy()
-        self.person_means = self._observed_means()[:3].T                    # (P, 3)
-        if o["centring"] == "observed":
-            if o["support_trend"]:
-                raise ConfigError("centring = \"observed\" uses plain person means, which a support trend would "
-                                  "bias. Fix: set support_trend = false, or use centring = \"latent\".")
-            empty = np.isnan(self.person_means)
-            if empty.any():
-                who = np.asarray(self.coords["participant"])[empty.any(axis=1)][:5]
-                raise ConfigError(f"centring = \"observed\" needs at least one value of each predictor per "
-                                  f"participant; participants {', '.join(map(str, who))} have none. "
-                                  "Fix: use centring = \"latent\", which treats their means as unknown.")
+        self.errors = {name: MeasurementError.of(self.panel, name, o["measurement_error"]) for name in self.measures}
+        self.error_variance = np.stack([np.zeros(self.panel.shape) if e is None else e.theta_hat * e.inv_answered
+                                        for e in self.errors.values()])   # (4, P, T) theta_v / n_vti
 
     @property
     def measures(self) -> list[str]:
         o = self.options
         return [o["support"], o["self_efficacy"], o["motivation"], self.spec.outcome]
+
+    @property
+    def item_measures(self) -> list[str]:
+        return [name for name, error in self.errors.items() if error is not None]
 
     @property
     def predictors(self) -> list[str]:
@@ -137,7 +131,8 @@ class KnowledgeSharing(BayesModel):
         innovation SD of M half-normal(sw); autoregressions phi, phiM N(0, 0.5); each other slope
         N(0, 2.5 x outcome scale / predictor scale) (within slopes use sw, between slopes and gamma1 sb); random-walk
         step SD and ubeta SD half-normal(sw_K / sw_S / 2); intercept SDs half-normal(sd_K / 2); residual SD of K
-        exponential(rate 1 / sw_K); support trend N(0, sd_S / 2) per session.
+        exponential(rate 1 / sw_K); session effects zero-sum normal(sd / 2) per variable; community x session shock
+        SD half-normal(sw_K / 2).
         """
         sc = self._scales()
         sw, sb, sd = sc["within"], sc["between"], sc["total"]
@@ -147,14 +142,14 @@ class KnowledgeSharing(BayesModel):
             "sigma_within": Prior("HalfNormal", {"sigma": list(sw[:3])}),
             "sigma": Prior("Exponential", {"lam": 1.0 / sw[K]}), "pi_intercept": normal_scaled(sc["mean"][K], sd[K]),
             "tau_sharing": Prior("HalfNormal", {"sigma": sd[K]}), "gamma_support": normal_scaled(0.0, sw[K], sw[S]),
-            "beta_efficacy": normal_scaled(0.0, sw[K], sw[E]), "theta_support": normal_scaled(0.0, sw[M], sw[S])}
-        if o["centring"] == "latent":
-            priors["mean_predictor"] = normal_scaled(sc["mean"][:3], sd[:3])
-            priors.update(self.person_means_group.priors(list(sd[:3]), float(o["lkj_eta"])))
-        optional = [   # (the switch that adds the parameter, None = always; parameter; prior)
-            ("support_trend", "support_trend", Prior("Normal", {"mu": 0.0, "sigma": sd[S] / 2})),
+            "beta_efficacy": normal_scaled(0.0, sw[K], sw[E]), "theta_support": normal_scaled(0.0, sw[M], sw[S]),
+            "mean_predictor": normal_scaled(sc["mean"][:3], sd[:3]),
+            **self.person_means_group.priors(list(sd[:3]), float(o["lkj_eta"])),
+            "phi_motivation": Prior("Normal", {"mu": 0.0, "sigma": 0.5})}
+        optional = [   # (the switch that adds the parameter; parameter; prior)
+            ("trends", "session_effect", Prior("ZeroSumNormal", {"sigma": [[v / 2] for v in sd]})),
+            ("community_sessions", "tau_community_session", Prior("HalfNormal", {"sigma": sw[K] / 2})),
             ("autoregression", "phi", Prior("Normal", {"mu": 0.0, "sigma": 0.5})),
-            (None, "phi_motivation", Prior("Normal", {"mu": 0.0, "sigma": 0.5})),
             ("time_varying_support", "sd_support_walk", Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})),
             ("cross_level", "gamma_efficacy", normal_scaled(0.0, sw[K], sw[S] * sb[E])),
             ("support_slopes", "tau_support_slope", Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})),
@@ -163,7 +158,7 @@ class KnowledgeSharing(BayesModel):
             ("spiral", "delta", normal_scaled(0.0, sw[M], sw[K])),
             ("between", "pi", normal_scaled(0.0, sd[K], sb[:3])),
         ]
-        priors.update({name: prior for switch, name, prior in optional if switch is None or o[switch]})
+        priors.update({name: prior for switch, name, prior in optional if o[switch]})
         for level in self._intercept_levels():
             priors.update(GroupEffects(level, level).priors(sd[K] / 2, 1.0))
         return priors
@@ -175,104 +170,145 @@ class KnowledgeSharing(BayesModel):
 
     def build(self) -> pm.Model:
         o = self.options
-        S, E, M, K = range(4)
         with pm.Model(coords=self.coords) as model:
             cell = ("participant", "session")
             values = pm.Data("values", self.values, dims=("variable",) + cell)
             observed = pm.Data("observed", self.observed, dims=("variable",) + cell)
-            window = pm.Data("window", self.window, dims=cell)
+            error = pm.Data("error_variance", self.error_variance, dims=("variable",) + cell)
+            codes = {level: pm.Data(f"{level}_of", c, dims="participant") for level, c in self._levels().items()}
 
-            # person means (muS_i, muE_i, muM_i) ~ MVN(m, Sigma) and their centred versions
-            if o["centring"] == "latent":
-                m = self.prior("mean_predictor", dims="predictor")
-                chol = self.person_means_group.centred_cholesky(self.priors)
-                mu = pm.MvNormal("mu_person", mu=m, chol=chol, dims=("participant", "predictor"))
-            else:
-                mu = pm.Data("mu_person", self.person_means, dims=("participant", "predictor"))
-                m = mu.mean(0)
-            centred = mu - m                                                  # (P, 3)
+            # offsets: session effects s_vt (zero-sum over sessions) and, for K, community x session shocks c_jt
+            offsets: list[Any] = [0.0] * 4
+            if o["trends"]:
+                s = self.prior("session_effect", dims=("variable", "session"))
+                offsets = [s[v][None, :] for v in range(4)]
+            if o["community_sessions"]:
+                z_c = pm.Normal("z_community_session", 0.0, 1.0, dims=("community", "session"))
+                c = pm.Deterministic("community_session", self.prior("tau_community_session") * z_c,
+                                     dims=("community", "session"))
+                offsets[3] = offsets[3] + c[codes["community"]]
+            sigma_w = self.prior("sigma_within", dims="predictor")
+            q = [sigma_w[0] ** 2, sigma_w[1] ** 2, sigma_w[2] ** 2, self.prior("sigma") ** 2]
 
-            # muK_i = pi0 + pi . (mu_i - m) + a_org(i) + b_comm(i) + uK_i   (centred in muK)
-            mu_k = self.prior("pi_intercept") + pt.zeros(self.panel.shape[0])
+            # person means: (muS, muE, muM) ~ MVN(m, Sigma); muK = pi0 + pi . (mu - m) + a_org + b_comm + uK
+            m = self.prior("mean_predictor", dims="predictor")
+            tau, rows = self.person_means_group.scale(self.priors)
+            L = rows if rows is not None else [[1.0 if i == j else 0.0 for j in range(i + 1)] for i in range(3)]
+            Sigma = {(a, b): tau[a] * tau[b] * sum(L[a][k] * L[b][k] for k in range(a + 1))
+                     for a in range(3) for b in range(a, 3)}
+            mean_k = self.prior("pi_intercept") + pt.zeros(self.panel.shape[0])
+            for level in self._intercept_levels():
+                mean_k = mean_k + GroupEffects(level, level).effects(self.priors)[codes[level]]
+            cov0 = dict(Sigma)
+            var_k = self.prior("tau_sharing") ** 2
             if o["between"]:
                 pi = self.prior("pi", dims="predictor")
-                mu_k = mu_k + (centred * pi).sum(-1)
-            for level, codes in self._intercept_levels().items():
-                a = GroupEffects(level, level).effects(self.priors)
-                mu_k = mu_k + a[pm.Data(f"{level}_of", codes, dims="participant")]
-            mu_k = pm.Normal("mu_sharing", mu_k, self.prior("tau_sharing"), dims="participant")
+                for a in range(3):
+                    cov0[(a, 3)] = sum(pi[b] * kalman.cov_get(Sigma, a, b) for b in range(3))
+                var_k = var_k + sum(pi[a] * cov0[(a, 3)] for a in range(3))
+            cov0[(3, 3)] = var_k
 
-            # within parts: observed value minus person mean, else latent (placeholder N(0, 1) where unused)
-            latent = pm.Flat("latent", dims=("variable",) + cell)
-            trend = 0.0
-            if o["support_trend"]:   # lambda (t - 1)
-                trend = self.prior("support_trend") * pm.Data("session_index", self.session_index, dims=cell)
-            means = [mu[:, 0][:, None] + trend, mu[:, 1][:, None], mu[:, 2][:, None], mu_k[:, None]]
-            Sw, Ew, Mw, Kw = [observed[k] * (values[k] - means[k]) + (1 - observed[k]) * latent[k] for k in range(4)]
-            used = window[None] * (1 - observed)
-            pm.Potential("placeholders", -0.5 * ((1 - used) * latent**2).sum())
-            K_lag, M_lag = _lag(Kw), _lag(Mw)
-
-            # betaS_i(t) = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i
-            beta_s = self.prior("gamma_support") + pt.zeros((1, 1))
+            # support effect b_ti = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i + betaSE Ew_ti (expectations)
+            moderator, deviation = self._efficacy_expectations(values[1], observed[1], error[1], offsets[1],
+                                                               m[1], tau[1], sigma_w[1])
+            f = None
             if o["time_varying_support"]:
                 z_f = pm.Normal("z_support_walk", 0.0, 1.0, dims="step")
-                f = pm.Deterministic("support_walk", pt.concatenate(
-                    [pt.zeros(1), pt.cumsum(self.prior("sd_support_walk") * z_f)]), dims="session")
-                beta_s = beta_s + f[None, :]
-            if o["cross_level"]:
-                beta_s = beta_s + (self.prior("gamma_efficacy") * centred[:, 1])[:, None]
+                walk = pt.concatenate([pt.zeros(1), pt.cumsum(self.prior("sd_support_walk") * z_f)])
+                f = pm.Deterministic("support_walk", walk - walk.mean(), dims="session")[None, :]
+            gamma1_e = (self.prior("gamma_efficacy") * (moderator - m[1]))[:, None] if o["cross_level"] else None
+            u_beta = None
             if o["support_slopes"]:
                 z_b = pm.Normal("z_support_slope", 0.0, 1.0, dims="participant")
-                beta_s = beta_s + (self.prior("tau_support_slope") * z_b)[:, None]
+                u_beta = (self.prior("tau_support_slope") * z_b)[:, None]
+            slope = support_slope(self.prior("gamma_support"), f, gamma1_e, u_beta) + pt.zeros(self.panel.shape)
+            interaction = self.prior("beta_interaction") * deviation if o["interaction"] else None
+            coefficients = {symbol: self.prior(name) for symbol, name in self._coefficients().items()}
 
-            # Kw_ti = Kw_hat + eps, Mw_ti = Mw_hat + zeta (lcbayes.processes.sharing_step)
-            k_hat, m_hat = sharing_step(Sw, Ew, K_lag, M_lag, beta_s,
-                                        **{symbol: self.prior(name) for symbol, name in self._coefficients().items()})
+            # the filter, over sessions: lags before session 1 from the stationary distribution at session 1
+            A1, G1 = sharing_transition(slope[:, 0], at=WITHIN, **coefficients)   # without the session's Ew
+            s11, s12, s22 = stationary_lags(A1, G1, q, at=WITHIN)
+            if interaction is not None:
+                slope = slope + interaction
+            a0 = [m[0], m[1], m[2], mean_k, 0.0, 0.0, 0.0, 0.0]
+            P0 = {**cov0, (6, 6): s11, (6, 7): s12, (7, 7): s22}
+            session_major = [x.transpose(2, 0, 1) for x in (values, observed, error)]       # (T, 4, P)
+            offset = pt.stack([pt.broadcast_to(x, self.panel.shape) for x in offsets]).transpose(2, 0, 1)
 
-            sigma_w = self.prior("sigma_within", dims="predictor")
-            k_cell = normal_logpdf(Kw - k_hat, self.prior("sigma"), log=pt.log)
-            logp = (normal_logpdf(Sw, sigma_w[0], log=pt.log) + normal_logpdf(Ew, sigma_w[1], log=pt.log)
-                    + normal_logpdf(Mw - m_hat, sigma_w[2], log=pt.log) + k_cell)
-            pm.Potential("likelihood", (window * logp).sum())
-            pm.Deterministic("loglik", window * observed[K] * k_cell, dims=cell)
-            pm.Deterministic("expected", mu_k[:, None] + k_hat, dims=cell)
+            def step(a: list, P: kalman.Cov, y: Any, mask: Any, err: Any, off: Any, b: Any, p: dict) -> tuple:
+                A, G = sharing_transition(b, at=WITHIN, **{k: p[k] for k in coefficients})
+                a, P = kalman.predict(a, P, {**{k: {k: 1.0} for k in range(4)}, **A}, G,
+                                      [p[f"q{k}"] for k in range(4)])
+                loglik = 0.0
+                for v in range(4):
+                    obs = kalman.Observation({STATIC + v: 1.0, WITHIN + v: 1.0}, y[v], off[v], err[v], mask[v])
+                    if v == 3:   # one-step-ahead predictive of K given the past and the session's S, E, M
+                        expected = off[v] + a[3] + a[7]
+                        sd = pt.sqrt(P[(3, 3)] + 2 * P[(3, 7)] + P[(7, 7)] + err[v])
+                    a, P, ll = kalman.update(a, P, obs, pt.log)
+                    loglik = loglik + ll
+                return a, P, [loglik, expected, sd]
+
+            params = {**coefficients, **{f"q{k}": q[k] for k in range(4)}}
+            loglik, expected, sd = kalman.scan(a0, P0, [*session_major, offset, slope.T], params, step,
+                                               self.panel.shape[0], outputs=3)
+            loglik = pm.Deterministic("loglik", loglik.sum(0), dims="participant")
+            pm.Potential("likelihood", loglik.sum())
+            pm.Deterministic("expected", expected.T, dims=cell)
+            pm.Deterministic("predictive_sd", sd.T, dims=cell)
         return model
 
+    @staticmethod
+    def _efficacy_expectations(y: Any, observed: Any, error: Any, offset: Any, mean: Any, tau: Any,
+                               sigma: Any) -> tuple[Any, Any]:
+        """E[muE_i | the participant's E scores] (P,) and E[Ew_ti | score, muE_i at that value] (P, T), 0 where E is
+        not observed: precision-weighted means under y_Eti = muE_i + s_Et + Ew_ti + e_ti."""
+        noise = sigma**2 + error                                   # var(Ew + e)
+        centred = y - offset
+        precision = 1 / tau**2 + (observed / noise).sum(-1)
+        moderator = (mean / tau**2 + (observed * centred / noise).sum(-1)) / precision
+        deviation = observed * sigma**2 / noise * (centred - moderator[:, None])
+        return moderator, deviation
+
     def _coefficients(self) -> dict[str, str]:
-        """The coefficients of :func:`~lcbayes.processes.sharing_step` in this model (paths the
-        options switch off have no prior and are left out), as argument -> parameter name, in graph order."""
-        names = {"beta_e": "beta_efficacy", "phi": "phi", "beta_se": "beta_interaction", "phi_m": "phi_motivation",
-                 "theta": "theta_support", "beta_m": "beta_motivation", "delta": "delta"}
+        """The coefficients of :func:`~lcbayes.processes.sharing_transition` in this model (paths the options switch
+        off have no prior and are left out), as argument -> parameter name, in graph order."""
+        names = {"beta_e": "beta_efficacy", "theta": "theta_support", "phi": "phi", "phi_m": "phi_motivation",
+                 "beta_m": "beta_motivation", "delta": "delta"}
         return {k: v for k, v in names.items() if v in self.priors}
+
+    def _levels(self) -> dict[str, np.ndarray]:
+        """Each participant's community and (where used) organization code."""
+        org = {"organization": self.panel.organization} if self.use_org else {}
+        return {"community": self.panel.community, **org}
 
     def _intercept_levels(self) -> dict[str, np.ndarray]:
         """The levels with intercepts in muK (organization, community) and each participant's code."""
-        levels = {"organization": self.panel.organization if self.use_org else None,
-                  "community": self.panel.community if self.options["community"] else None}
-        return {level: codes for level, codes in levels.items() if codes is not None}
+        return {level: codes for level, codes in self._levels().items()
+                if level == "organization" or self.options["community"]}
 
     @property
     def person_means_group(self) -> GroupEffects:
-        """(muS_i, muE_i, muM_i) - m: participant-level, correlated."""
+        """(muS_i, muE_i, muM_i) - m: participant-level, correlated (integrated out by the filter)."""
         return GroupEffects("predictor", "participant", "predictor", tuple(self.predictors))
 
     @property
     def population(self) -> list[str]:
-        means = ["mean_predictor", "tau_predictor", "corr_predictor"]   # latent centring only; listed last
-        names = [n for n in self.priors if n not in means] + [n for n in means if n in self.priors]
+        means = ["mean_predictor", "tau_predictor", "corr_predictor"]   # listed last
+        names = [n for n in self.priors if n not in means] + means
         return names + (["support_walk"] if self.options["time_varying_support"] else [])
 
     def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
-        """Log density of each observed K given its lags and predictors (one-step-ahead, as
-        brms computes it for autoregressive models), over ``obs`` like ``observed_data``."""
-        return self._at_rows(self._cells(idata.posterior, ["loglik"])["loglik"])
+        """Each participant's marginal log likelihood from the filter: the joint density of their S, E, M and K
+        scores with their person means and within-person states integrated out (LOO leaves out whole
+        participants), (chain, draw, participant)."""
+        return self._cells(idata.posterior, ["loglik"])["loglik"]
 
     def trim(self, posterior: xr.Dataset) -> xr.Dataset:
-        """The posterior to keep: without the latent grid, with the one-step expected K at the
-        observed rows (``expected`` over ``obs``)."""
-        expected = self._at_rows(self._cells(posterior, ["expected"])["expected"])
-        return posterior.drop_vars("latent", errors="ignore").assign(expected=expected)
+        """The posterior with the one-step-ahead expected K and its predictive SD at the observed rows (over
+        ``obs``)."""
+        cells = self._cells(posterior, ["expected", "predictive_sd"])
+        return posterior.assign({name: self._at_rows(cells[name]) for name in ("expected", "predictive_sd")})
 
     def _at_rows(self, cells: xr.DataArray) -> xr.DataArray:
         """(..., participant, session) values at the rows with an observed outcome, over ``obs``."""
@@ -284,27 +320,32 @@ class KnowledgeSharing(BayesModel):
         """When and for whom support matters, the spiral, and within vs between effects.
 
         - ``support_effect`` (efficacy_level, session): gamma0 + f(t) + gamma1 c tau_E for self-efficacy c = -1, 0, +1
-          SDs of the latent person means around their mean;
+          SDs of the person means around their mean (f sums to 0, so gamma0 is the average over sessions);
+        - ``support_late_minus_early``: the mean support effect over the second half of the sessions minus that
+          over the first half (the pre-specified contrast of the time-varying support effect; a middle session of
+          an odd number is in neither);
         - ``spiral_gain`` = delta betaM, the feedback K -> M -> K per two sessions;
         - ``spectral_radius``: the largest |eigenvalue| of A = [[phi, betaM], [delta, phiM]], the lag matrix of
           (Kw, Mw); the K-M system is stable (shocks die out) when < 1; ``stable`` is 1 in draws where it is;
-        - ``within_between`` (predictor, effect): within effects (support: gamma0 + mean f, the average over sessions;
+        - ``within_between`` (predictor, effect): within effects (support: gamma0, the average over sessions;
           self-efficacy: betaE; motivation: betaM, lagged) beside the between effects pi.
         """
-        post, o = idata.posterior, self.options
+        post = idata.posterior
         zero = xr.zeros_like(post["gamma_support"])
         f = post.get("support_walk", zero.expand_dims(session=self.coords["session"]))   # switched off: absent, 0
         level = xr.DataArray(EFFICACY_LEVELS, dims="efficacy_level", coords={"efficacy_level": EFFICACY_LEVELS})
-        sd_e = post["tau_predictor"].isel(predictor=1, drop=True) if o["centring"] == "latent" else \
-            float(np.std(self.person_means[:, 1]))
+        sd_e = post["tau_predictor"].isel(predictor=1, drop=True)
         effect = post["gamma_support"] + f + post.get("gamma_efficacy", zero) * level * sd_e
+        half = len(self.coords["session"]) // 2
+        contrast = f.isel(session=slice(-half, None)).mean("session") - f.isel(session=slice(0, half)).mean("session")
         phi, beta_m, delta = (post.get(name, zero) for name in ("phi", "beta_motivation", "delta"))
         radius = spectral_radius(phi.values, beta_m.values, delta.values, post["phi_motivation"].values)
-        within = xr.concat([post["gamma_support"] + f.mean("session"), post["beta_efficacy"], beta_m], dim="predictor")
+        within = xr.concat([post["gamma_support"], post["beta_efficacy"], beta_m], dim="predictor")
         between = post.get("pi", xr.zeros_like(within))
         wb = xr.concat([part.assign_coords(predictor=self.predictors) for part in (within, between)],
                        dim=pd.Index(["within", "between"], name="effect"))
         return xr.Dataset({"support_effect": effect.transpose("chain", "draw", "efficacy_level", "session"),
+                           "support_late_minus_early": contrast,
                            "spiral_gain": delta * beta_m, "spectral_radius": (("chain", "draw"), radius),
                            "stable": (("chain", "draw"), (radius < 1).astype(float)),
                            "within_between": wb.transpose("chain", "draw", "predictor", "effect")})
@@ -314,21 +355,24 @@ class KnowledgeSharing(BayesModel):
     spiral = on_fit(tables.spiral)
 
     def predict(self) -> xr.DataArray:
-        """One-step-ahead expected sharing at the observed rows given the latent states, (chain, draw, obs)."""
+        """One-step-ahead expected sharing at the observed rows, given the participant's earlier scores and the
+        session's support, self-efficacy and motivation (the filter's prediction), (chain, draw, obs)."""
         return self.fitted().posterior["expected"]
 
     def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
-        """Add replicated sharing at the observed rows (one-step-ahead: expected + N(0, sigma))."""
+        """Add replicated sharing at the observed rows from the one-step-ahead predictive distributions of the
+        filter, N(expected, predictive_sd)."""
         idata = self.fitted()
-        mean = idata.posterior["expected"]
+        post = idata.posterior
         rng = np.random.default_rng(seed)
-        rep = mean + idata.posterior["sigma"] * xr.DataArray(rng.standard_normal(mean.shape), dims=mean.dims)
+        rep = post["expected"] + post["predictive_sd"] * xr.DataArray(rng.standard_normal(post["expected"].shape),
+                                                                      dims=post["expected"].dims)
         idata.extend(az.InferenceData(posterior_predictive=xr.Dataset({self.spec.outcome: rep})), join="right")
         return idata
 
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
-        """Parameters drawn from the prior; S, E, M, K drawn from the model's equations at
-        them (process from session 1, lags 0 there) and kept where this study has values."""
+        """Parameters drawn from the prior; S, E, M, K drawn from the model's equations at them and kept where this
+        study has values."""
         p = self._prior_draws(1, seed).isel(chain=0, draw=0)
         return self.study.with_values(self._simulate(p, np.random.default_rng(seed))), p
 
@@ -343,32 +387,50 @@ class KnowledgeSharing(BayesModel):
         return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
 
     def _prior_draws(self, draws: int, seed: int) -> xr.Dataset:
-        names = [v.name for v in self.model.free_RVs if v.name != "latent"] + \
+        names = [v.name for v in self.model.free_RVs] + \
             [v.name for v in self.model.deterministics if v.name not in self.cell_vars]
-        with self.model, warnings.catch_warnings():   # the likelihood is a Potential: right to ignore
-            warnings.filterwarnings("ignore", message="The effect of Potentials")
-            return pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=seed).prior
+        return pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=seed, model=self.model).prior
 
     def _simulate(self, p: xr.Dataset, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """S, E, M, K per row of the study (NaN where the study has none) from one parameter
-        draw ``p``, by :func:`~lcbayes.processes.sharing_paths` from session 1 (lags 0 there)."""
+        """S, E, M, K per row of the study (NaN where the study has none) from one parameter draw ``p``: person means
+        from their population, lagged states before session 1 from the stationary distribution, the states run
+        forward by :func:`~lcbayes.processes.sharing_paths`, plus session effects, community x session shocks and
+        item error of variance theta_v / n_vti."""
         o = self.options
         P, T = self.panel.shape
         value: Any = {name: draw.values for name, draw in p.items()}.get   # None or a default: path switched off
-        mu = value("mu_person", self.person_means)
-        centred = mu - (value("mean_predictor") if o["centring"] == "latent" else mu.mean(0))
+        m, tau, corr = value("mean_predictor"), value("tau_predictor"), value("corr_predictor")
+        Omega = np.eye(3)
+        Omega[np.triu_indices(3, 1)] = corr
+        Omega = np.triu(Omega) + np.triu(Omega, 1).T
+        mu = m + rng.multivariate_normal(np.zeros(3), np.diag(tau) @ Omega @ np.diag(tau), size=P)
+        mean_k = float(value("pi_intercept")) + rng.normal(0, float(value("tau_sharing")), P)
+        if o["between"]:
+            mean_k = mean_k + (mu - m) @ value("pi")
+        for level, codes in self._intercept_levels().items():
+            mean_k = mean_k + value(f"u_{level}")[codes]
         sd_s, sd_e, sd_m = value("sigma_within")
+        sd = np.array([sd_s, sd_e, sd_m, float(value("sigma"))])
+        nu = rng.standard_normal((4, P, T)) * sd[:, None, None]
         gamma1, tau_b = value("gamma_efficacy"), value("tau_support_slope")
-        beta_s = support_slope(float(value("gamma_support")), value("support_walk", np.zeros(T))[None, :],
-                               None if gamma1 is None else (float(gamma1) * centred[:, 1])[:, None],
-                               None if tau_b is None else (float(tau_b) * value("z_support_slope"))[:, None])
-        beta_s = np.broadcast_to(beta_s, (P, T))
-        Sw, Ew = rng.normal(0, sd_s, (P, T)), rng.normal(0, sd_e, (P, T))
-        eps, zeta = rng.normal(0, float(value("sigma")), (P, T)), rng.normal(0, sd_m, (P, T))
-        Kw, Mw = sharing_paths(Sw, Ew, eps, zeta, beta_s,
-                               **{k: float(value(name)) for k, name in self._coefficients().items()})
-        grids = [mu[:, [0]] + float(value("support_trend", 0.0)) * self.session_index + Sw, mu[:, [1]] + Ew,
-                 mu[:, [2]] + Mw, value("mu_sharing")[:, None] + Kw]
+        slope = support_slope(float(value("gamma_support")), value("support_walk", np.zeros(T))[None, :],
+                              None if gamma1 is None else (float(gamma1) * (mu[:, 1] - m[1]))[:, None],
+                              None if tau_b is None else (float(tau_b) * value("z_support_slope"))[:, None])
+        slope = np.broadcast_to(slope, (P, T))
+        beta_se = float(value("beta_interaction", 0.0))
+        coefficients = {k: float(value(name)) for k, name in self._coefficients().items()}
+        A1, G1 = sharing_transition(slope[:, 0], **coefficients)
+        s11, s12, s22 = stationary_lags(A1, G1, sd**2)
+        z1, z2 = rng.standard_normal((2, P))
+        lag_m = np.sqrt(s11) * z1
+        lag_k = s12 / np.sqrt(s11) * z1 + np.sqrt(np.maximum(s22 - s12**2 / s11, 0.0)) * z2
+        within = sharing_paths(lambda t, nu_s, nu_e: slope[:, t] + beta_se * nu_e, nu, (lag_m, lag_k),
+                               **coefficients)
+        session = value("session_effect", np.zeros((4, T)))
+        shocks = value("community_session", np.zeros((self.study.n("community"), T)))[self.panel.community]
+        grids = [mu[:, [v]] + session[v] + within[v] for v in range(3)]
+        grids.append(mean_k[:, None] + session[3] + shocks + within[3])
+        grids = [g + np.sqrt(e) * rng.standard_normal((P, T)) for g, e in zip(grids, self.error_variance, strict=True)]
         pi, ti = self.study.idx["participant"], self.study.idx["session"]
         return {name: np.where(np.isnan(self.study.values(name)), np.nan, grid[pi, ti])
                 for name, grid in zip(self.measures, grids, strict=True)}
@@ -378,11 +440,10 @@ class KnowledgeSharing(BayesModel):
 
     def report_content(self) -> ReportContent:
         post = self.fitted().posterior
-        derived = post[["support_effect", "within_between", "spiral_gain", "spectral_radius"]].assign(
-            p_stable=post["stable"].astype(float))
-        out = [describe("Support effect at session 1 and average self-efficacy, gamma0", post["gamma_support"]),
-               describe("Support effect at the last session (average self-efficacy)",
-                        post["support_effect"].sel(efficacy_level=0).isel(session=-1))]
+        derived = post[["support_effect", "support_late_minus_early", "within_between", "spiral_gain",
+                        "spectral_radius"]].assign(p_stable=post["stable"].astype(float))
+        out = [describe("Support effect averaged over sessions (average self-efficacy), gamma0", post["gamma_support"]),
+               describe("Support effect, late minus early sessions", post["support_late_minus_early"])]
         if "gamma_efficacy" in post:
             out.append(describe("Cross-level moderation by mean self-efficacy, gamma1", post["gamma_efficacy"]))
         out.append(describe("Spiral gain delta x betaM (sharing -> motivation -> sharing)", post["spiral_gain"])
@@ -399,8 +460,3 @@ class KnowledgeSharing(BayesModel):
                          ("Within- and between-person effects", self.within_between_table()),
                          ("Spiral (motivation <-> sharing) and stability", self.spiral().to_frame("value"))]
         return ReportContent(derived, figures, report_tables, out)
-
-
-def _lag(x: pt.TensorVariable) -> pt.TensorVariable:
-    """x shifted one session later, 0 at the first session: (P, T) -> (P, T)."""
-    return pt.concatenate([pt.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
