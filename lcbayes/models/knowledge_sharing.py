@@ -175,7 +175,7 @@ class KnowledgeSharing(BayesModel):
             values = pm.Data("values", self.values, dims=("variable",) + cell)
             observed = pm.Data("observed", self.observed, dims=("variable",) + cell)
             error = pm.Data("error_variance", self.error_variance, dims=("variable",) + cell)
-            codes = {level: pm.Data(f"{level}_of", c, dims="participant") for level, c in self._levels().items()}
+            codes = {level: pm.Data(f"{level}_of", c, dims="participant") for level, c in self._group_codes().items()}
 
             # offsets: session effects s_vt (zero-sum over sessions) and, for K, community x session shocks c_jt
             offsets: list[Any] = [0.0] * 4
@@ -204,7 +204,7 @@ class KnowledgeSharing(BayesModel):
             if o["between"]:
                 pi = self.prior("pi", dims="predictor")
                 for a in range(3):
-                    cov0[(a, 3)] = sum(pi[b] * kalman.cov_get(Sigma, a, b) for b in range(3))
+                    cov0[(a, 3)] = sum(pi[b] * kalman_entry(Sigma, a, b) for b in range(3))
                 var_k = var_k + sum(pi[a] * cov0[(a, 3)] for a in range(3))
             cov0[(3, 3)] = var_k
 
@@ -230,32 +230,32 @@ class KnowledgeSharing(BayesModel):
             s11, s12, s22 = stationary_lags(A1, G1, q, at=WITHIN)
             if interaction is not None:
                 slope = slope + interaction
-            a0 = [m[0], m[1], m[2], mean_k, 0.0, 0.0, 0.0, 0.0]
-            P0 = {**cov0, (6, 6): s11, (6, 7): s12, (7, 7): s22}
-            session_major = [x.transpose(2, 0, 1) for x in (values, observed, error)]       # (T, 4, P)
-            offset = pt.stack([pt.broadcast_to(x, self.panel.shape) for x in offsets]).transpose(2, 0, 1)
-
-            def step(a: list, P: kalman.Cov, y: Any, mask: Any, err: Any, off: Any, b: Any, p: dict) -> tuple:
-                A, G = sharing_transition(b, at=WITHIN, **{k: p[k] for k in coefficients})
-                a, P = kalman.predict(a, P, {**{k: {k: 1.0} for k in range(4)}, **A}, G,
-                                      [p[f"q{k}"] for k in range(4)])
-                loglik = 0.0
+            n_p = self.panel.shape[0]
+            start = {**cov0, (6, 6): s11, (6, 7): s12, (7, 7): s22}
+            zero = pt.zeros(n_p)
+            a = pt.stack([m[0] + zero, m[1] + zero, m[2] + zero, mean_k, zero, zero, zero, zero], axis=-1)
+            P = kalman.dense({i: {j: kalman_entry(start, i, j) for j in range(8)} for i in range(8)}, 8, 8, n_p)
+            A, _ = sharing_transition(0.0, at=WITHIN, **coefficients)
+            A = kalman.dense({**{k: {k: 1.0} for k in range(4)}, **A}, 8, 8)   # person means persist
+            loading = [np.eye(8)[STATIC + v] + np.eye(8)[WITHIN + v] for v in range(4)]
+            q = pt.stack(q)
+            loglik, expected, predictive_sd = 0.0, [], []
+            for t in range(self.panel.shape[1]):
+                _, G = sharing_transition(slope[:, t], at=WITHIN, **coefficients)
+                a, P = kalman.predict(a, P, A, kalman.dense(G, 8, 4, n_p), q)
                 for v in range(4):
-                    obs = kalman.Observation({STATIC + v: 1.0, WITHIN + v: 1.0}, y[v], off[v], err[v], mask[v])
+                    offset = pt.broadcast_to(offsets[v], self.panel.shape)[:, t]
                     if v == 3:   # one-step-ahead predictive of K given the past and the session's S, E, M
-                        expected = off[v] + a[3] + a[7]
-                        sd = pt.sqrt(P[(3, 3)] + 2 * P[(3, 7)] + P[(7, 7)] + err[v])
-                    a, P, ll = kalman.update(a, P, obs, pt.log)
+                        expected.append(offset + pt.matmul(a, loading[3]))
+                        predictive_sd.append(pt.sqrt(pt.matmul(pt.matmul(P, loading[3]), loading[3])
+                                                     + error[v][:, t]))
+                    a, P, ll = kalman.update(a, P, loading[v], values[v][:, t], offset, error[v][:, t],
+                                             observed[v][:, t])
                     loglik = loglik + ll
-                return a, P, [loglik, expected, sd]
-
-            params = {**coefficients, **{f"q{k}": q[k] for k in range(4)}}
-            loglik, expected, sd = kalman.scan(a0, P0, [*session_major, offset, slope.T], params, step,
-                                               self.panel.shape[0], outputs=3)
-            loglik = pm.Deterministic("loglik", loglik.sum(0), dims="participant")
+            loglik = pm.Deterministic("loglik", loglik, dims="participant")
             pm.Potential("likelihood", loglik.sum())
-            pm.Deterministic("expected", expected.T, dims=cell)
-            pm.Deterministic("predictive_sd", sd.T, dims=cell)
+            pm.Deterministic("expected", pt.stack(expected, axis=1), dims=cell)
+            pm.Deterministic("predictive_sd", pt.stack(predictive_sd, axis=1), dims=cell)
         return model
 
     @staticmethod
@@ -277,14 +277,14 @@ class KnowledgeSharing(BayesModel):
                  "beta_m": "beta_motivation", "delta": "delta"}
         return {k: v for k, v in names.items() if v in self.priors}
 
-    def _levels(self) -> dict[str, np.ndarray]:
+    def _group_codes(self) -> dict[str, np.ndarray]:
         """Each participant's community and (where used) organization code."""
         org = {"organization": self.panel.organization} if self.use_org else {}
         return {"community": self.panel.community, **org}
 
     def _intercept_levels(self) -> dict[str, np.ndarray]:
         """The levels with intercepts in muK (organization, community) and each participant's code."""
-        return {level: codes for level, codes in self._levels().items()
+        return {level: codes for level, codes in self._group_codes().items()
                 if level == "organization" or self.options["community"]}
 
     @property
@@ -460,3 +460,8 @@ class KnowledgeSharing(BayesModel):
                          ("Within- and between-person effects", self.within_between_table()),
                          ("Spiral (motivation <-> sharing) and stability", self.spiral().to_frame("value"))]
         return ReportContent(derived, figures, report_tables, out)
+
+
+def kalman_entry(cov: dict[tuple[int, int], Any], i: int, j: int) -> Any:
+    """Entry (i, j) of a symmetric matrix stored as its upper triangle (None where absent)."""
+    return cov.get((min(i, j), max(i, j)))
