@@ -190,73 +190,99 @@ class KnowledgeSharing(BayesModel):
             sigma_w = self.prior("sigma_within", dims="predictor")
             q = [sigma_w[0] ** 2, sigma_w[1] ** 2, sigma_w[2] ** 2, self.prior("sigma") ** 2]
 
-            # person means: (muS, muE, muM) ~ MVN(m, Sigma); muK = pi0 + pi . (mu - m) + a_org + b_comm + uK
+            # person means: (muS, muE, muM) ~ MVN(m, Sigma); muK ~ N(pi0 + pi . (mu - m) + a_org + b_comm, tauK)
             m = self.prior("mean_predictor", dims="predictor")
-            tau, rows = self.person_means_group.scale(self.priors)
-            L = rows if rows is not None else [[1.0 if i == j else 0.0 for j in range(i + 1)] for i in range(3)]
-            Sigma = {(a, b): tau[a] * tau[b] * sum(L[a][k] * L[b][k] for k in range(a + 1))
-                     for a in range(3) for b in range(a, 3)}
+            chol = self.person_means_group.centred_cholesky(self.priors)
+            mu = pm.MvNormal("mu_person", mu=m, chol=chol, dims=("participant", "predictor"))
             mean_k = self.prior("pi_intercept") + pt.zeros(self.panel.shape[0])
             for level in self._intercept_levels():
                 mean_k = mean_k + GroupEffects(level, level).effects(self.priors)[codes[level]]
-            cov0 = dict(Sigma)
-            var_k = self.prior("tau_sharing") ** 2
-            if o["between"]:
-                pi = self.prior("pi", dims="predictor")
-                for a in range(3):
-                    cov0[(a, 3)] = sum(pi[b] * kalman_entry(Sigma, a, b) for b in range(3))
-                var_k = var_k + sum(pi[a] * cov0[(a, 3)] for a in range(3))
-            cov0[(3, 3)] = var_k
+            pi = self.prior("pi", dims="predictor") if o["between"] else None
+            tau_k = self.prior("tau_sharing")
+            mu_k = pm.Normal("mu_sharing", mean_k + (0.0 if pi is None else ((mu - m) * pi).sum(-1)), tau_k,
+                             dims="participant")
 
-            # support effect b_ti = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i + betaSE Ew_ti (expectations)
-            moderator, deviation = self._efficacy_expectations(values[1], observed[1], error[1], offsets[1],
-                                                               m[1], tau[1], sigma_w[1])
+            # support effect b_ti = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i [+ betaSE E[Ew_ti]]
             f = None
             if o["time_varying_support"]:
                 z_f = pm.Normal("z_support_walk", 0.0, 1.0, dims="step")
                 walk = pt.concatenate([pt.zeros(1), pt.cumsum(self.prior("sd_support_walk") * z_f)])
                 f = pm.Deterministic("support_walk", walk - walk.mean(), dims="session")[None, :]
-            gamma1_e = (self.prior("gamma_efficacy") * (moderator - m[1]))[:, None] if o["cross_level"] else None
             u_beta = None
             if o["support_slopes"]:
                 z_b = pm.Normal("z_support_slope", 0.0, 1.0, dims="participant")
                 u_beta = (self.prior("tau_support_slope") * z_b)[:, None]
-            slope = support_slope(self.prior("gamma_support"), f, gamma1_e, u_beta) + pt.zeros(self.panel.shape)
-            interaction = self.prior("beta_interaction") * deviation if o["interaction"] else None
+            gamma0, gamma1 = self.prior("gamma_support"), self.prior("gamma_efficacy") if o["cross_level"] else None
+            beta_se = self.prior("beta_interaction") if o["interaction"] else None
             coefficients = {symbol: self.prior(name) for symbol, name in self._coefficients().items()}
+            filter_args = (values, observed, error, q, coefficients)
 
-            # the filter, over sessions: lags before session 1 from the stationary distribution at session 1
-            A1, G1 = sharing_transition(slope[:, 0], at=WITHIN, **coefficients)   # without the session's Ew
-            s11, s12, s22 = stationary_lags(A1, G1, q, at=WITHIN)
-            if interaction is not None:
-                slope = slope + interaction
-            n_p = self.panel.shape[0]
-            start = {**cov0, (6, 6): s11, (6, 7): s12, (7, 7): s22}
-            zero = pt.zeros(n_p)
-            a = pt.stack([m[0] + zero, m[1] + zero, m[2] + zero, mean_k, zero, zero, zero, zero], axis=-1)
-            P = kalman.dense({i: {j: kalman_entry(start, i, j) for j in range(8)} for i in range(8)}, 8, 8, n_p)
-            A, _ = sharing_transition(0.0, at=WITHIN, **coefficients)
-            A = kalman.dense({**{k: {k: 1.0} for k in range(4)}, **A}, 8, 8)   # person means persist
-            loading = [np.eye(8)[STATIC + v] + np.eye(8)[WITHIN + v] for v in range(4)]
-            q = pt.stack(q)
-            loglik, expected, predictive_sd = 0.0, [], []
-            for t in range(self.panel.shape[1]):
-                _, G = sharing_transition(slope[:, t], at=WITHIN, **coefficients)
-                a, P = kalman.predict(a, P, A, kalman.dense(G, 8, 4, n_p), q)
-                for v in range(4):
-                    offset = pt.broadcast_to(offsets[v], self.panel.shape)[:, t]
-                    if v == 3:   # one-step-ahead predictive of K given the past and the session's S, E, M
-                        expected.append(offset + pt.matmul(a, loading[3]))
-                        predictive_sd.append(pt.sqrt(pt.matmul(pt.matmul(P, loading[3]), loading[3])
-                                                     + error[v][:, t]))
-                    a, P, ll = kalman.update(a, P, loading[v], values[v][:, t], offset, error[v][:, t],
-                                             observed[v][:, t])
-                    loglik = loglik + ll
-            loglik = pm.Deterministic("loglik", loglik, dims="participant")
+            # sampling: the filter given the person means (within states only)
+            means = [mu[:, v][:, None] for v in range(3)] + [mu_k[:, None]]
+            offset = [means[v] + offsets[v] for v in range(4)]
+            reliability = sigma_w[1] ** 2 / (sigma_w[1] ** 2 + error[1])       # of one E score about muE_i
+            deviation = observed[1] * reliability * (values[1] - offset[1])  # E[Ew_ti | score, muE_i]
+            slope = support_slope(gamma0, f, None if gamma1 is None else (gamma1 * (mu[:, 1] - m[1]))[:, None],
+                                  u_beta)
+            loglik, expected, predictive_sd = self._filter(
+                [], {}, slope, None if beta_se is None else beta_se * deviation, offset, 0, *filter_args)
             pm.Potential("likelihood", loglik.sum())
-            pm.Deterministic("expected", pt.stack(expected, axis=1), dims=cell)
-            pm.Deterministic("predictive_sd", pt.stack(predictive_sd, axis=1), dims=cell)
+            pm.Deterministic("expected", expected, dims=cell)
+            pm.Deterministic("predictive_sd", predictive_sd, dims=cell)
+
+            # leave-one-participant-out: the person means integrated out too (evaluated after sampling only)
+            Sigma = pt.matmul(chol, chol.T)
+            cov0 = {(a, b): Sigma[a, b] for a in range(3) for b in range(a, 3)}
+            var_k = tau_k**2
+            if pi is not None:
+                for a in range(3):
+                    cov0[(a, 3)] = sum(pi[b] * Sigma[a, b] for b in range(3))
+                var_k = var_k + sum(pi[a] * cov0[(a, 3)] for a in range(3))
+            cov0[(3, 3)] = var_k
+            moderator, expected_ew = self._efficacy_expectations(values[1], observed[1], error[1], offsets[1],
+                                                                 m[1], pt.sqrt(Sigma[1, 1]), sigma_w[1])
+            slope = support_slope(gamma0, f, None if gamma1 is None else (gamma1 * (moderator - m[1]))[:, None],
+                                  u_beta)
+            marginal, _, _ = self._filter([m[0], m[1], m[2], mean_k], cov0, slope,
+                                          None if beta_se is None else beta_se * expected_ew, offsets, WITHIN,
+                                          *filter_args)
+            pm.Deterministic("loglik", marginal, dims="participant")
         return model
+
+    def _filter(self, static_mean: list, static_cov: dict, slope: Any, interaction: Any, offset: list, at: int,
+                values: Any, observed: Any, error: Any, q: list, coefficients: dict) -> tuple[Any, Any, Any]:
+        """Run the Kalman filter over the sessions. The state is ``at`` persisting components (the person means of
+        S, E, M, K, with mean ``static_mean`` and covariance ``static_cov`` before the first session; none when
+        ``at`` is 0) and the within states (Sw, Ew, Mw, Kw), whose lags before session 1 are stationary. Score v
+        loads on within state v (and person mean v). ``offset`` (per measure, broadcasting to (P, T)) is added to
+        each score's expectation. Returns each participant's log likelihood (P,), and the one-step-ahead expected
+        value of K and its predictive SD (P, T)."""
+        n, n_p = at + 4, self.panel.shape[0]
+        A1, G1 = sharing_transition(slope[:, 0], at=at, **coefficients)     # without the session's Ew
+        s11, s12, s22 = stationary_lags(A1, G1, q, at=at)
+        if interaction is not None:
+            slope = slope + interaction
+        slope = slope + pt.zeros(self.panel.shape)
+        start = {**static_cov, (at + 2, at + 2): s11, (at + 2, at + 3): s12, (at + 3, at + 3): s22}
+        zero = pt.zeros(n_p)
+        a = pt.stack([x + zero for x in static_mean] + [zero] * 4, axis=-1)
+        P = kalman.dense({i: {j: kalman_entry(start, i, j) for j in range(n)} for i in range(n)}, n, n, n_p)
+        A, _ = sharing_transition(0.0, at=at, **coefficients)
+        A = kalman.dense({**{k: {k: 1.0} for k in range(at)}, **A}, n, n)   # person means persist
+        loading = [np.eye(n)[at + v] + (np.eye(n)[v] if at else 0.0) for v in range(4)]
+        q = pt.stack(q)
+        loglik, expected, predictive_sd = 0.0, [], []
+        for t in range(self.panel.shape[1]):
+            _, G = sharing_transition(slope[:, t], at=at, **coefficients)
+            a, P = kalman.predict(a, P, A, kalman.dense(G, n, 4, n_p), q)
+            for v in range(4):
+                c = pt.broadcast_to(offset[v], self.panel.shape)[:, t]
+                if v == 3:   # one-step-ahead predictive of K given the past and the session's S, E, M
+                    expected.append(c + pt.matmul(a, loading[3]))
+                    predictive_sd.append(pt.sqrt(pt.matmul(pt.matmul(P, loading[3]), loading[3]) + error[v][:, t]))
+                a, P, ll = kalman.update(a, P, loading[v], values[v][:, t], c, error[v][:, t], observed[v][:, t])
+                loglik = loglik + ll
+        return loglik, pt.stack(expected, axis=1), pt.stack(predictive_sd, axis=1)
 
     @staticmethod
     def _efficacy_expectations(y: Any, observed: Any, error: Any, offset: Any, mean: Any, tau: Any,
@@ -392,23 +418,13 @@ class KnowledgeSharing(BayesModel):
         return pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=seed, model=self.model).prior
 
     def _simulate(self, p: xr.Dataset, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """S, E, M, K per row of the study (NaN where the study has none) from one parameter draw ``p``: person means
-        from their population, lagged states before session 1 from the stationary distribution, the states run
+        """S, E, M, K per row of the study (NaN where the study has none) from one parameter draw ``p`` (person means
+        included), lagged states before session 1 from the stationary distribution, the states run
         forward by :func:`~lcbayes.processes.sharing_paths`, plus session effects, community x session shocks and
         item error of variance theta_v / n_vti."""
-        o = self.options
         P, T = self.panel.shape
         value: Any = {name: draw.values for name, draw in p.items()}.get   # None or a default: path switched off
-        m, tau, corr = value("mean_predictor"), value("tau_predictor"), value("corr_predictor")
-        Omega = np.eye(3)
-        Omega[np.triu_indices(3, 1)] = corr
-        Omega = np.triu(Omega) + np.triu(Omega, 1).T
-        mu = m + rng.multivariate_normal(np.zeros(3), np.diag(tau) @ Omega @ np.diag(tau), size=P)
-        mean_k = float(value("pi_intercept")) + rng.normal(0, float(value("tau_sharing")), P)
-        if o["between"]:
-            mean_k = mean_k + (mu - m) @ value("pi")
-        for level, codes in self._intercept_levels().items():
-            mean_k = mean_k + value(f"u_{level}")[codes]
+        m, mu, mean_k = value("mean_predictor"), value("mu_person"), value("mu_sharing")
         sd_s, sd_e, sd_m = value("sigma_within")
         sd = np.array([sd_s, sd_e, sd_m, float(value("sigma"))])
         nu = rng.standard_normal((4, P, T)) * sd[:, None, None]
