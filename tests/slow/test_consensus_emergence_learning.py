@@ -30,8 +30,12 @@ BASE = dict(gamma_lgo=0.0, gamma_support_within=0.0, gamma_support_between=0.0, 
 # chance (0.06-0.10 in each later block of 50; benchmarks/RESULTS.md)
 TRUTHS = {"no_learning_effects": (ClimateTruth(**BASE, eta_strength=0.0, eta_consensus=0.0, eta_interaction=0.0),
                                   range(500, 700)),
-          "learning_effects": (ClimateTruth(**BASE, eta_strength=0.6, eta_consensus=-0.5, eta_interaction=-1.0),
-                               range(1000, 1100))}
+          # uncentred coefficients chosen so that at the design's typical last-session strength (3.6) and log
+          # consensus_sd (-0.75) the effects are 0.6 (strength) and -0.5 (consensus) with an interaction of -2 and
+          # mean learning 3.5: mid-scale, so that the learning items' 1-5 range does not clip the effects away
+          # (eta0 = 1 with these coefficients put learning near 6, all at the ceiling)
+          "learning_effects": (ClimateTruth(**BASE, eta0=6.4, eta_strength=-0.9, eta_consensus=6.7,
+                                            eta_interaction=-2.0), range(1000, 1100))}
 TERMS = ("strength", "consensus", "strength_x_consensus")
 SAMPLER = {"chains": 2, "draws": 500, "tune": 500, "target_accept": 0.95}
 
