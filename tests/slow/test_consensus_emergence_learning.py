@@ -28,8 +28,10 @@ BASE = dict(gamma_lgo=0.0, gamma_support_within=0.0, gamma_support_between=0.0, 
             alpha1=-0.08, alpha3=0.03, alpha5=-0.03, tau_v=(0.3, 0.03), tau_learning=0.2, sigma_learning=0.35)
 # 200 null studies: at 50, a share of 10% has a binomial SD of 4.2%, and seeds 500-549 alone give 0.14 and 0.16 by
 # chance (0.06-0.10 in each later block of 50; benchmarks/RESULTS.md)
-TRUTHS = {"no_learning_effects": (ClimateTruth(**BASE, eta_strength=0.0, eta_consensus=0.0, eta_interaction=0.0),
-                                  range(500, 700)),
+# (null studies with learning at mid-scale, eta0 = 3.5: the simulator's default eta0 = 1 with no effects put half the
+# learning item responses at the scale's floor)
+TRUTHS = {"no_learning_effects": (ClimateTruth(**BASE, eta0=3.5, eta_strength=0.0, eta_consensus=0.0,
+                                               eta_interaction=0.0), range(500, 700)),
           # uncentred coefficients chosen so that at the design's typical last-session strength (3.6) and log
           # consensus_sd (-0.75) the effects are 0.6 (strength) and -0.5 (consensus) with an interaction of -2 and
           # mean learning 3.5: mid-scale, so that the learning items' 1-5 range does not clip the effects away
