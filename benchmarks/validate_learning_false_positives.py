@@ -1,15 +1,18 @@
-"""False positives of model B's learning effects over many null studies (the slow test's studies, more seeds).
+"""False positives and coverage of model B's learning effects over many studies (the slow test's studies).
 
     .venv/bin/python benchmarks/validate_learning_false_positives.py --seeds 500 700 [--cut] [--summary]
-    .venv/bin/python benchmarks/validate_learning_false_positives.py --effects --seeds 1000 1100
+    .venv/bin/python benchmarks/validate_learning_false_positives.py --effects --seeds 1000 1100 [--summary]
 
-Each seed is one simulated study of ``tests/slow/test_consensus_emergence_learning.py`` with no learning effect (a
-community residual in learning), fitted as that test fits it (joint, or with ``--cut`` the two-stage fit). Rows are
-appended to ``benchmarks/results_learning_false_positives[_cut].json`` after each study, so an interrupted run loses
-at most the study in progress and a rerun skips the seeds already stored. ``--summary`` prints, per learning effect,
+Each seed is one simulated study of ``tests/slow/test_consensus_emergence_learning.py``, fitted as that test fits it
+(joint, or with ``--cut`` the two-stage fit): by default a study with no learning effect (a community residual in
+learning), with ``--effects`` one with all three effects non-zero. Rows are appended after each study to
+``benchmarks/results_learning_false_positives[_cut].json`` (null studies) or
+``benchmarks/results_learning_coverage[_cut].json`` (``--effects``), so an interrupted run loses at most the study in
+progress and a rerun skips the seeds already stored. The summary prints, for the null studies and per learning effect,
 the share of 90% intervals that exclude 0 with its binomial SD and a 95% Wilson interval, and the SD of the
-standardised posterior means (1 for intervals of the right width). All studies take the default priors of the study
-of the first seed of ``--seeds`` (as the slow test does), so keep FIRST when resuming.
+standardised posterior means (1 for intervals of the right width); for ``--effects``, the coverage per quantity. All
+studies take the default priors of the study of the first seed of ``--seeds`` (as the slow test does), so keep FIRST
+when resuming.
 """
 
 from __future__ import annotations

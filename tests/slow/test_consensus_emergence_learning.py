@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from lcbayes.data.simulate import ClimateTruth, Design, simulate_study
+from lcbayes.data.simulate import ClimateTruth, Design, SimulatedStudy, simulate_study
 from lcbayes.data.study import Study
 from lcbayes.models import ConsensusEmergence
 from lcbayes.sampling import CompiledModel
@@ -42,10 +43,10 @@ TERMS = ("strength", "consensus", "strength_x_consensus")
 SAMPLER = {"chains": 2, "draws": 500, "tune": 500, "target_accept": 0.95}
 
 
-def true_average_effects(truth: ClimateTruth, seed: int) -> dict[str, float]:
+def true_average_effects(truth: ClimateTruth, cs: pd.DataFrame) -> dict[str, float]:
     """The true learning effects at the study's average latent strength S and log consensus_sd C of the last session
-    (what ``eta_average`` estimates): eta_S + eta_SC mean(log C), eta_C + eta_SC mean(S), eta_SC."""
-    cs = simulate_study(DESIGN, climate=truth, seed=seed).truth.community_sessions
+    (``cs``: the simulated truth's community_sessions; what ``eta_average`` estimates): eta_S + eta_SC mean(log C),
+    eta_C + eta_SC mean(S), eta_SC."""
     last = cs[cs["session"] == cs["session"].max()]
     s_bar, c_bar = float(last["strength"].mean()), float(np.log(last["consensus_sd"]).mean())
     values = (truth.eta_strength + truth.eta_interaction * c_bar, truth.eta_consensus + truth.eta_interaction * s_bar,
@@ -60,18 +61,18 @@ def fit_studies(truth: ClimateTruth, seeds: Iterable[int], cut: bool = False, pr
     compiles once; ``on_study(seed, rows)`` is called after each study (the benchmark script stores them there)."""
     seeds = list(seeds)
 
-    def model_of(seed: int, priors: dict) -> ConsensusEmergence:
-        sim = simulate_study(DESIGN, climate=truth, seed=seed)
+    def model_of(sim: SimulatedStudy, priors: dict) -> ConsensusEmergence:
         return ConsensusEmergence(Study.from_frame(sim.table, sim.roles),
                                   {"outcome": "climate", "options": {**OPTIONS, "cut": cut}, "priors": priors})
 
-    first = model_of(seeds[0] if prior_seed is None else prior_seed, {})
+    first = model_of(simulate_study(DESIGN, climate=truth, seed=seeds[0] if prior_seed is None else prior_seed), {})
     priors = {k: p.to_dict() for k, p in first.priors.items()}
     compiled, rows = CompiledModel(first.model, first.spec.sampler.updated(**SAMPLER), first.stored_vars()), []
     for seed in seeds:
-        model = model_of(seed, priors)
+        sim = simulate_study(DESIGN, climate=truth, seed=seed)
+        model = model_of(sim, priors)
         checks = {"alpha_time": truth.alpha1, "alpha_composition_time": truth.alpha3, "alpha_trait_time": truth.alpha5,
-                  **true_average_effects(truth, seed)}
+                  **true_average_effects(truth, sim.truth.community_sessions)}
         idata = model.complete(compiled.sample(compiled.data_of(model.model), seed=seed), model.spec.sampler)
         post = idata.posterior
         divergences = int(idata.sample_stats["diverging"].sum())
