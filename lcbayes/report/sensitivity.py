@@ -34,10 +34,12 @@ def prior_variables(model: BayesModel) -> list[str]:
     prior of ``corr_<group>``, or the packed Cholesky factor ``chol_<group>`` that carries the
     priors of ``tau_<group>`` and ``corr_<group>`` together
     (:class:`~lcbayes.models.components.GroupEffects`)."""
+    def carried(name: str) -> str | None:
+        prefix, _, group = name.partition("_")
+        return {"cpc": f"corr_{group}", "chol": f"tau_{group}"}.get(prefix)
+
     names = set(model.priors)
-    carried = {"cpc": "corr", "chol": "tau"}
-    return [rv.name for rv in model.model.free_RVs
-            if rv.name in names or f"{carried.get(rv.name.split('_')[0])}_{rv.name.partition('_')[2]}" in names]
+    return [rv.name for rv in model.model.free_RVs if rv.name in names or carried(rv.name) in names]
 
 
 def log_prior(model: BayesModel) -> xr.Dataset:
