@@ -1,58 +1,142 @@
-"""A Kalman filter for many small linear-Gaussian state-space models at once (one per participant): the batch is the
-leading axis of every array, and the filter is a few batched matrix products per observation, so that the PyTensor
-graph (and its gradient) stays small and its rewrites fast.
+"""Model C's Kalman filter: the within-person states integrated out, one participant per entry of the batch.
 
-The state x_t has ``n`` components. A step is
+The states follow :class:`~lcbayes.processes.SharingDynamics`, and each score is its state plus measurement error,
+r_vt = state_vt + e_vt with e_vt ~ N(0, h_vt) (``residual``: the score minus everything the model adds to the state:
+person mean, session effect, shocks). Only (Mw, Kw) carry over from one session to the next, and Sw_t, Ew_t are
+white noise, independent of the past, so the filter's state is (Mw, Kw, cK), where cK, the participant's deviation of
+the person mean muK from its expected value (variance tauK^2), persists: muK is integrated out too. Each session it
 
-    x_t = A_t x_(t-1) + G_t nu_t,   nu_t ~ N(0, diag(q))             (transition)
-    y_vt = c_vt + h_v' x_t + e_vt,   e_vt ~ N(0, r_vt)               (observations, one scalar at a time)
+1. conditions Sw_t and Ew_t on their scores (each a scalar normal-normal update, independent of the past);
+2. adds the session's input u = (theta Sw, b Sw + betaE Ew + betaSE Sw Ew) to the predicted (Mw, Kw), with the exact
+   mean and covariance of u given the two scores (Sw and Ew are independent normals there). The product term makes
+   u non-normal; the filter carries its first two moments (assumed-density filtering), which is exact when
+   betaSE = 0;
+3. conditions on the M score, then on the K score (which loads on Kw + cK), one scalar at a time (the univariate
+   treatment of Durbin & Koopman 2012, 6.4).
 
-Observations are taken one at a time (the univariate treatment of Durbin & Koopman 2012, section 6.4), so that no
-matrix is inverted: with F = h' P h + r and k = P h / F, the update is a += k (y - c - h' a), P -= k k' F, and the
-log density of y given the past is N(y - c - h' a; 0, F). A missing value has mask 0 and changes nothing.
-
-Shapes: ``a`` (B, n); ``P`` (B, n, n); ``A`` (n, n) or (B, n, n); ``G`` (B, n, k); ``q`` (k,); ``h`` (n,) constant;
-``y``, ``c``, ``r``, ``mask`` (B,). Model code describes A and G sparsely (``{row: {column: coefficient}}``, see
-:func:`~lcbayes.processes.sharing_transition`) and turns them into arrays with :func:`dense`.
+Missing scores have ``observed`` 0 and change nothing. The lagged (Mw, Kw) before the first session are drawn from
+the stationary distribution of the first session's dynamics. The arithmetic is elementwise on arrays of shape (P,),
+so one step function serves NumPy (``xp=np``: tests, simulation checks) and PyTensor (``xp=pt``: the model graph,
+where :func:`scan_filter` runs it as a ``scan``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pytensor.tensor as pt
+import pytensor
+
+from lcbayes.processes import SharingDynamics
 
 LOG_2PI = float(np.log(2 * np.pi))
 
 
-def dense(sparse: Mapping[int, Mapping[int, Any]], rows: int, cols: int, batch: int | None = None) -> Any:
-    """The (rows, cols) matrix of a sparse ``{row: {col: value}}`` (absent entries 0); with ``batch``, values may be
-    (batch,) arrays and the result is (batch, rows, cols)."""
-    zero = pt.zeros(()) if batch is None else pt.zeros(batch)
-
-    def entry(i: int, j: int) -> Any:
-        value = sparse.get(i, {}).get(j)
-        return zero if value is None else value + zero
-
-    matrix = pt.stack([pt.stack([entry(i, j) for j in range(cols)]) for i in range(rows)])
-    return matrix if batch is None else matrix.transpose(2, 0, 1)
+def _observe_white(r: Any, h: Any, q: Any, seen: Any, xp: Any) -> tuple[Any, Any, Any]:
+    """A white-noise state N(0, q) seen as r = state + N(0, h) where ``seen``: its posterior mean and variance and
+    the log density of r (0 where not seen)."""
+    F = q + h
+    gain = seen * q / F
+    return gain * r, q - gain * q, -0.5 * seen * (LOG_2PI + xp.log(F) + r * r / F)
 
 
-def predict(a: Any, P: Any, A: Any, G: Any, q: Any) -> tuple[Any, Any]:
-    """Mean and covariance of x_t = A x_(t-1) + G nu, nu ~ N(0, diag(q)), from those of x_(t-1)."""
-    At = A.swapaxes(-1, -2)
-    return pt.matmul(a[:, None, :], At)[:, 0, :], pt.matmul(pt.matmul(A, P), At) + pt.matmul(G * q, G.swapaxes(-1, -2))
+def _observe(x: list, P: dict, load: tuple[int, ...], r: Any, h: Any, seen: Any, xp: Any) -> Any:
+    """Condition the state (means ``x``, covariance ``P`` as {(i, j): value} for i <= j, both updated in place) on a
+    score r = sum_i load_i x_i + N(0, h) where ``seen``; ``load`` holds 0/1 constants. Returns the log density of r
+    given what was seen before (0 where not seen)."""
+    n = len(x)
+
+    def cov(i: int, j: int) -> Any:
+        return P[(min(i, j), max(i, j))]
+
+    v = [sum(cov(i, j) for j in range(n) if load[j]) for i in range(n)]    # cov(state, r)
+    F = sum(v[i] for i in range(n) if load[i]) + h
+    innovation = r - sum(x[i] for i in range(n) if load[i])
+    gain = seen / F
+    for i in range(n):
+        x[i] = x[i] + v[i] * gain * innovation
+    for i, j in P:
+        P[(i, j)] = P[(i, j)] - v[i] * v[j] * gain
+    return -0.5 * seen * (LOG_2PI + xp.log(F) + innovation * innovation / F)
 
 
-def update(a: Any, P: Any, h: np.ndarray, y: Any, offset: Any, variance: Any, mask: Any) -> tuple[Any, Any, Any]:
-    """Condition on one scalar observation y = offset + h' x + e, e ~ N(0, variance), where ``mask`` is 1; returns the
-    new mean and covariance and the log density of the observation given the past (0 where masked)."""
-    Ph = pt.matmul(P, h)                                   # (B, n)
-    F = pt.matmul(Ph, h) + variance                        # (B,)
-    e = y - offset - pt.matmul(a, h)
-    gain = mask / F
-    a = a + Ph * (gain * e)[:, None]
-    P = P - Ph[:, :, None] * Ph[:, None, :] * gain[:, None, None]
-    return a, P, -0.5 * mask * (LOG_2PI + pt.log(F) + e * e / F)
+def session_step(state: tuple, r: Any, h: Any, o: Any, b: Any, dyn: SharingDynamics,
+                 xp: Any) -> tuple[tuple, Any, Any, Any]:
+    """One session. ``state`` = (m, k, c, pmm, pmk, pkk, pmc, pkc, pcc): the filtered mean and covariance of
+    (Mw, Kw, cK) after the previous session, cK the participant's deviation of muK from its expected value (it
+    persists); ``r``, ``h``, ``o``: the session's residuals, error variances and observed flags of S, E, M, K (sequences
+    of 4 arrays (P,)); ``b``: the support effect (P,). Returns the new state, the log density of the session's scores
+    given the past, and the expected Kw + cK and its predictive variance before the K score."""
+    m, k, c, pmm, pmk, pkk, pmc, pkc, pcc = state
+    s, vs, ll_s = _observe_white(r[0], h[0], dyn.q[0], o[0], xp)
+    e, ve, ll_e = _observe_white(r[1], h[1], dyn.q[1], o[1], xp)
+    um, uk, vmm, vmk, vkk = dyn.input_moments(b, s, vs, e, ve)
+    (m, k), (pmm, pmk, pkk), (pmc, pkc) = dyn.predict_mean(m, k), dyn.predict_cov(pmm, pmk, pkk), \
+        dyn.predict_mean(pmc, pkc)
+    x = [m + um, k + uk, c]
+    P = {(0, 0): pmm + vmm + dyn.q[2], (0, 1): pmk + vmk, (1, 1): pkk + vkk + dyn.q[3], (0, 2): pmc, (1, 2): pkc,
+         (2, 2): pcc}
+    ll_m = _observe(x, P, (1, 0, 0), r[2], h[2], o[2], xp)
+    expected, variance = x[1] + x[2], P[(1, 1)] + 2 * P[(1, 2)] + P[(2, 2)] + h[3]
+    ll_k = _observe(x, P, (0, 1, 1), r[3], h[3], o[3], xp)
+    return (*x, P[(0, 0)], P[(0, 1)], P[(1, 1)], P[(0, 2)], P[(1, 2)], P[(2, 2)]), ll_s + ll_e + ll_m + ll_k, \
+        expected, variance
+
+
+def start(slope1: Any, dyn: SharingDynamics, person_variance: Any = 0.0) -> tuple:
+    """The filter's state before the first session: (Mw, Kw) with mean 0 and the stationary covariance of the first
+    session's dynamics (``slope1``: the support effect there, (P,)); cK with mean 0 and variance
+    ``person_variance`` (tauK^2; 0: muK given)."""
+    s11, s12, s22 = dyn.stationary(slope1)
+    zero = 0.0 * s11
+    return zero, zero, zero, s11, s12, s22, zero, zero, zero + person_variance
+
+
+def sharing_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: SharingDynamics, xp: Any,
+                   sessions: int, person_variance: Any = 0.0) -> tuple[Any, list, list]:
+    """Run the filter over ``sessions`` sessions (a Python loop: unrolled in a graph).
+
+    ``residual``, ``error``, ``observed``: per measure (S, E, M, K), indexable ``[v][:, t]`` to arrays of shape (P,):
+    the score minus its expected value given the person mean and offsets (0 where missing), the error variance
+    theta_v / n_vti, and 1 where observed; ``slope`` (P, T): the support effect b_ti without the betaSE term.
+    ``person_variance``: the variance of cK (tauK^2; 0 where muK is in the residual). Returns each participant's log
+    density of all their scores (P,), and per session the one-step-ahead expected Kw + cK given the past and the
+    session's S, E, M scores, and its predictive variance (score error included), lists of T arrays (P,).
+    """
+    state, loglik, expected, variance = start(slope[:, 0], dyn, person_variance), 0.0, [], []
+    for t in range(sessions):
+        state, ll, k, F = session_step(state, *([x[v][:, t] for v in range(4)] for x in (residual, error, observed)),
+                                       slope[:, t], dyn, xp)
+        loglik = loglik + ll
+        expected.append(k)
+        variance.append(F)
+    return loglik, expected, variance
+
+
+def scan_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: SharingDynamics,
+                shape: tuple[int, int], person_variance: Any = 0.0) -> tuple[Any, Any, Any]:
+    """:func:`sharing_filter` in a PyTensor graph as a ``scan`` over sessions (the graph and its gradient stay the
+    size of one session; with the JAX backend 4-5x faster per gradient than the unrolled loop at the reference design,
+    and compiled in a quarter of the time). Arguments are tensors: ``residual``, ``error``, ``observed`` (4, P, T),
+    ``slope`` (P, T), with ``shape`` = (P, T) (static shapes, which JAX needs for the scan's gradient). Returns the log
+    density per participant (P,) and the expected K state and its predictive variance (P, T)."""
+    import pytensor.tensor as pt
+
+    coefficients = [dyn.phi, dyn.beta_m, dyn.delta, dyn.phi_m, dyn.theta, dyn.beta_e, dyn.beta_se, *dyn.q]
+    coefficients = [pt.as_tensor(c, dtype="float64") for c in coefficients]
+
+    def session(r: Any, h: Any, o: Any, b: Any, *carried: Any) -> tuple:
+        state, c = carried[:9], carried[9:]
+        step = SharingDynamics(*c[:7], q=tuple(c[7:]))
+        state, ll, expected, variance = session_step(state, r, h, o, b, step, pt)
+        return (*state, ll, expected, variance)
+
+    n, sessions = shape
+    slope = pt.specify_shape(slope, shape)
+    first = [pt.as_tensor(x, dtype="float64") + pt.zeros(n) for x in start(slope[:, 0], dyn, person_variance)]
+    by_session = [pt.specify_shape(pt.as_tensor(x, dtype="float64"), (4, n, sessions)).transpose(2, 0, 1)
+                  for x in (residual, error, observed)]
+    outputs = pytensor.scan(session, sequences=[*by_session, slope.T], outputs_info=[*first, None, None, None],
+                            non_sequences=coefficients, n_steps=sessions, strict=True, return_updates=False)
+    loglik, expected, variance = outputs[9:]
+    return loglik.sum(0), expected.T, variance.T

@@ -12,6 +12,7 @@ constants in model graphs, where they would cost evaluations).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -128,65 +129,78 @@ WITHIN = ("Sw", "Ew", "Mw", "Kw")              # model C's within-person states,
 INNOVATIONS = ("nu_S", "nu_E", "zeta", "eps")   # their innovations, in this order
 
 
-def sharing_transition(slope: Any, beta_e: Any, theta: Any, phi: Any = None, beta_m: Any = None, phi_m: Any = None,
-                       delta: Any = None, at: int = 0) -> tuple[dict, dict]:
-    """Model C's within-person dynamics as one linear state-space step of (Sw, Ew, Mw, Kw) (positions ``at`` ..
-    ``at + 3``; innovations (nuS, nuE, zeta, eps) at 0..3)::
+@dataclass(frozen=True)
+class SharingDynamics:
+    """Model C's within-person dynamics of (Sw, Ew, Mw, Kw)::
 
-        Sw_t = nuS_t,   Ew_t = nuE_t
+        Sw_t = nuS_t,   Ew_t = nuE_t                                                 (white noise)
         Mw_t = phiM Mw_(t-1) + delta Kw_(t-1) + theta Sw_t + zeta_t
-        Kw_t = phi Kw_(t-1) + betaM Mw_(t-1) + slope_t Sw_t + betaE Ew_t + eps_t
+        Kw_t = phi Kw_(t-1) + betaM Mw_(t-1) + b_t Sw_t + betaE Ew_t + betaSE Sw_t Ew_t + eps_t
 
-    ``slope`` is the support effect of the session, betaS_i(t) (:func:`support_slope`), plus betaSE times the
-    self-efficacy deviation that moderates it (the simulator's true Ew; in the model's filter its expectation).
-    Returns the sparse (A, G) of :mod:`lcbayes.kalman`: x_t = A x_(t-1) + G nu_t."""
-    S, E, M, K = (at + k for k in range(4))
-    A = {M: {M: phi_m, K: delta}, K: {K: phi, M: beta_m}}
-    A = {row: {col: c for col, c in cols.items() if c is not None} for row, cols in A.items()}
-    G = {S: {0: 1.0}, E: {1: 1.0}, M: {0: theta, 2: 1.0}, K: {0: slope, 1: beta_e, 3: 1.0}}
-    return {row: cols for row, cols in A.items() if cols}, G
+    with innovation variances ``q`` = (var nuS, var nuE, var zeta, var eps) and b_t the session's support effect
+    (:func:`support_slope`). Coefficients are scalars (0 for a path switched off). Only (Mw, Kw) carry over from one
+    session to the next; A = [[phiM, delta], [betaM, phi]] is their lag matrix."""
 
+    phi: Any
+    beta_m: Any
+    delta: Any
+    phi_m: Any
+    theta: Any
+    beta_e: Any
+    beta_se: Any
+    q: tuple[Any, Any, Any, Any]
 
-def stationary_lags(A: dict, G: dict, q: Any, at: int = 0, doublings: int = 6) -> tuple[Any, Any, Any]:
-    """Covariance (var Mw, cov Mw Kw, var Kw) of the lagged states in the stationary distribution of the step
-    (:func:`sharing_transition`): Sigma = A Sigma A' + Q, summed as sum_k A^k Q A'^k over 2^doublings terms by
-    doubling (finite, and large, where the system is not stable). Elementwise, so it runs on NumPy and PyTensor."""
-    M, K = at + 2, at + 3
+    def step(self, lags: tuple[Any, Any], nu: Any, b: Any) -> tuple[Any, Any]:
+        """(Mw_t, Kw_t) from the lagged (Mw, Kw) and the session's innovations ``nu`` (nuS, nuE, zeta, eps)."""
+        m, k = self.predict_mean(*lags)
+        return (m + self.theta * nu[0] + nu[2],
+                k + b * nu[0] + self.beta_e * nu[1] + self.beta_se * nu[0] * nu[1] + nu[3])
 
-    def row(r: int) -> tuple[Any, Any]:
-        return A.get(r, {}).get(M, 0.0), A.get(r, {}).get(K, 0.0)
+    def predict_mean(self, m: Any, k: Any) -> tuple[Any, Any]:
+        """A (m, k)."""
+        return self.phi_m * m + self.delta * k, self.beta_m * m + self.phi * k
 
-    def cov(i: int, j: int) -> Any:
-        return sum((G[i][k] * G[j][k] * q[k] for k in G[i] if k in G[j]), 0.0)
+    def predict_cov(self, pmm: Any, pmk: Any, pkk: Any) -> tuple[Any, Any, Any]:
+        """A P A' for P = [[pmm, pmk], [pmk, pkk]], as (MM, MK, KK)."""
+        a11, a12, a21, a22 = self.phi_m, self.delta, self.beta_m, self.phi
+        t11, t12 = a11 * pmm + a12 * pmk, a11 * pmk + a12 * pkk
+        t21, t22 = a21 * pmm + a22 * pmk, a21 * pmk + a22 * pkk
+        return t11 * a11 + t12 * a12, t11 * a21 + t12 * a22, t21 * a21 + t22 * a22
 
-    (b11, b12), (b21, b22) = row(M), row(K)
-    s11, s12, s22 = cov(M, M), cov(M, K), cov(K, K)
-    for _ in range(doublings):
-        # S += B S B';  B = B B
-        t11, t12 = b11 * s11 + b12 * s12, b11 * s12 + b12 * s22
-        t21, t22 = b21 * s11 + b22 * s12, b21 * s12 + b22 * s22
-        s11, s12, s22 = (s11 + t11 * b11 + t12 * b12, s12 + t11 * b21 + t12 * b22, s22 + t21 * b21 + t22 * b22)
-        b11, b12, b21, b22 = (b11 * b11 + b12 * b21, b11 * b12 + b12 * b22, b21 * b11 + b22 * b21,
-                              b21 * b12 + b22 * b22)
-    return s11, s12, s22
+    def input_moments(self, b: Any, s: Any, vs: Any, e: Any, ve: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """Mean (uM, uK) and covariance (MM, MK, KK) of the session's input u = (theta Sw, b Sw + betaE Ew + betaSE
+        Sw Ew) for independent Sw ~ N(s, vs) and Ew ~ N(e, ve) (exact; u is not normal when betaSE != 0)."""
+        bs, be = b + self.beta_se * e, self.beta_e + self.beta_se * s      # the slopes on Sw and Ew at the means
+        return (self.theta * s, b * s + self.beta_e * e + self.beta_se * s * e,
+                self.theta**2 * vs, self.theta * bs * vs, bs**2 * vs + be**2 * ve + self.beta_se**2 * vs * ve)
+
+    def stationary(self, b: Any, doublings: int = 6) -> tuple[Any, Any, Any]:
+        """Covariance (var Mw, cov, var Kw) of the stationary distribution with support effect ``b``:
+        Sigma = A Sigma A' + Q, summed as sum_k A^k Q A'^k over 2^doublings terms by doubling (finite, and large, where
+        the system is not stable)."""
+        _, _, s11, s12, s22 = self.input_moments(b, 0.0, self.q[0], 0.0, self.q[1])
+        s11, s22 = s11 + self.q[2], s22 + self.q[3]
+        power = self
+        for _ in range(doublings):   # Sigma += A^k Sigma A^k';  A^k = A^k A^k
+            t11, t12, t22 = power.predict_cov(s11, s12, s22)
+            s11, s12, s22 = s11 + t11, s12 + t12, s22 + t22
+            b11, b12, b21, b22 = power.phi_m, power.delta, power.beta_m, power.phi
+            power = replace(power, phi_m=b11 * b11 + b12 * b21, delta=b11 * b12 + b12 * b22,
+                            beta_m=b21 * b11 + b22 * b21, phi=b21 * b12 + b22 * b22)
+        return s11, s12, s22
 
 
 def sharing_paths(slope: np.ndarray, innovations: np.ndarray, lags: tuple[np.ndarray, np.ndarray],
-                  **coefficients: Any) -> np.ndarray:
-    """Within-person states (Sw, Ew, Mw, Kw), shape (4, n, T), run forward by :func:`sharing_transition` from the
-    lagged (Mw, Kw) ``lags`` before the first session, with ``innovations`` (4, n, T) in the order of
-    :data:`INNOVATIONS` and the support effect ``slope`` (n, T) (a callable ``slope(t, Sw_t, Ew_t)`` too, for a
-    slope moderated by the session's self-efficacy deviation). ``coefficients`` as in :func:`sharing_transition`."""
+                  dynamics: SharingDynamics) -> np.ndarray:
+    """Within-person states (Sw, Ew, Mw, Kw), shape (4, n, T), run forward by ``dynamics`` from the lagged (Mw, Kw)
+    ``lags`` before the first session, with ``innovations`` (4, n, T) in the order of :data:`INNOVATIONS` and the
+    support effect ``slope`` (n, T)."""
     _, n, T = innovations.shape
-    x = [np.zeros(n), np.zeros(n), lags[0], lags[1]]
     out = np.zeros((4, n, T))
+    out[:2] = innovations[:2]
     for t in range(T):
-        nu = innovations[:, :, t]
-        b = slope(t, nu[0], nu[1]) if callable(slope) else slope[:, t]
-        A, G = sharing_transition(b, **coefficients)
-        x = [sum((c * x[j] for j, c in A.get(i, {}).items()), 0.0)
-             + sum((g * nu[k] for k, g in G.get(i, {}).items()), 0.0) for i in range(4)]
-        out[:, :, t] = x
+        lags = dynamics.step(lags, innovations[:, :, t], slope[:, t])
+        out[2:, :, t] = lags
     return out
 
 

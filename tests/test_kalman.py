@@ -1,4 +1,5 @@
-"""The batched Kalman filter against the exact multivariate normal density of the same observations."""
+"""Model C's Kalman filter against the exact multivariate normal density of the same scores, and its moments with the
+support x self-efficacy product against simulation."""
 
 from __future__ import annotations
 
@@ -7,62 +8,96 @@ import pytensor
 import pytensor.tensor as pt
 from scipy import stats
 
-from lcbayes.kalman import dense, predict, update
+from lcbayes.kalman import scan_filter, sharing_filter
+from lcbayes.processes import SharingDynamics as Dynamics
 
-N, K, T = 5, 4, 4      # state components, innovations, steps
-
-
-def system(rng: np.random.Generator):
-    """A sparse system with one persisting (static) component, memoryless ones and autoregressive ones."""
-    A = {0: {0: 1.0}, 3: {3: 0.5, 4: 0.2}, 4: {3: -0.3, 4: 0.4}}
-    G = [{1: {0: 1.0}, 2: {1: 1.0}, 3: {0: 0.3, 2: 1.0}, 4: {0: rng.normal(), 1: 0.2, 3: 1.0}} for _ in range(T)]
-    q = rng.uniform(0.2, 1.0, K)
-    loadings = [{0: 1.0, 1: 1.0}, {2: 1.0}, {0: 0.5, 3: 1.0}, {4: 1.0}]
-    return A, G, q, [dense({0: h}, 1, N).eval()[0] for h in loadings]
+P, T = 4, 5
 
 
-def exact_logpdf(A, G, q, H, a0, P0, y, offset, r, mask) -> float:
-    """Every x_t as a linear map of z = (x0, nu_1..nu_T): the joint normal of the observed y, by brute force."""
-    dim = N + K * T
-    maps = np.zeros((N, dim))
-    maps[:, :N] = np.eye(N)
-    rows = []
+def dynamics(**change) -> Dynamics:
+    values = dict(phi=0.4, beta_m=0.15, delta=0.2, phi_m=0.3, theta=0.25, beta_e=0.3, beta_se=0.0,
+                  q=(0.5, 0.4, 0.3, 0.35))
+    return Dynamics(**{**values, **change})
+
+
+def exact_logpdf(dyn: Dynamics, slope: np.ndarray, residual: np.ndarray, error: np.ndarray,
+                 observed: np.ndarray, person_variance: float) -> float:
+    """One participant (``slope`` (T,), the others (4, T)): every state as a linear map of z = (Mw_0, Kw_0, the
+    innovations nuS, nuE, zeta, eps of each session, cK), the joint normal of the observed scores by brute force."""
+    dim = 2 + 4 * T + 1
+    lag = np.zeros((2, dim))
+    lag[:, :2] = np.eye(2)
+    A = np.array([[dyn.phi_m, dyn.delta], [dyn.beta_m, dyn.phi]])
+    rows, cov_z = [], np.zeros((dim, dim))
+    s11, s12, s22 = dyn.stationary(slope[0], doublings=12)
+    cov_z[:2, :2] = [[s11, s12], [s12, s22]]
+    cov_z[2:-1, 2:-1] = np.diag(np.tile(dyn.q, T))
+    cov_z[-1, -1] = person_variance
+    c = np.eye(dim)[-1]
     for t in range(T):
-        Gt = np.zeros((N, dim))
-        Gt[:, N + K * t: N + K * (t + 1)] = dense(G[t], N, K).eval()
-        maps = dense(A, N, N).eval() @ maps + Gt
-        rows += [(h @ maps, t, v) for v, h in enumerate(H) if mask[t, v]]
-    cov_z = np.zeros((dim, dim))
-    cov_z[:N, :N] = P0
-    cov_z[N:, N:] = np.diag(np.tile(q, T))
-    M = np.array([m for m, _, _ in rows])
-    cov = M @ cov_z @ M.T + np.diag([r[t, v] for _, t, v in rows])
-    mean = M @ np.concatenate([a0, np.zeros(K * T)]) + np.array([offset[t, v] for _, t, v in rows])
-    return stats.multivariate_normal(mean, cov).logpdf(np.array([y[t, v] for _, t, v in rows]))
+        nu = np.zeros((4, dim))
+        nu[:, 2 + 4 * t: 6 + 4 * t] = np.eye(4)
+        m = A[0] @ lag + dyn.theta * nu[0] + nu[2]
+        k = A[1] @ lag + slope[t] * nu[0] + dyn.beta_e * nu[1] + nu[3]
+        rows += [(state, v, t) for v, state in enumerate([nu[0], nu[1], m, k + c]) if observed[v, t]]
+        lag = np.stack([m, k])
+    M = np.array([r for r, _, _ in rows])
+    cov = M @ cov_z @ M.T + np.diag([error[v, t] for _, v, t in rows])
+    return stats.multivariate_normal(np.zeros(len(rows)), cov).logpdf([residual[v, t] for _, v, t in rows])
 
 
-def test_filter_log_density_is_the_exact_joint_density_with_missing_values_over_a_batch():
+def test_filter_density_is_the_exact_joint_density_with_missing_scores():
     rng = np.random.default_rng(3)
-    A, G, q, H = system(rng)
-    B = 3
-    a0 = rng.normal(size=(B, N))
-    L = rng.normal(size=(B, N, N)) * 0.3
-    P0 = L @ L.transpose(0, 2, 1) + np.diag([1.0, 0.0, 0.0, 0.5, 0.5])
-    r = rng.uniform(0.1, 0.5, (B, T, len(H)))
-    offset = rng.normal(size=(B, T, len(H)))
-    y = rng.normal(size=(B, T, len(H)))
-    mask = (rng.random((B, T, len(H))) > 0.3).astype(float)
-    phi = pt.dscalar("phi")                   # one coefficient symbolic: the gradient is checked too
-    a, P, total = pt.as_tensor(a0), pt.as_tensor(P0), 0.0
-    for t in range(T):
-        a, P = predict(a, P, dense({**A, 3: {3: phi, 4: 0.2}}, N, N), dense(G[t], N, K, B), q)
-        for v, h in enumerate(H):
-            a, P, ll = update(a, P, h, y[:, t, v] * mask[:, t, v], offset[:, t, v], r[:, t, v], mask[:, t, v])
-            total = total + ll
-    fn = pytensor.function([phi], [total, pytensor.grad(total.sum(), phi)])
-    value, grad = fn(0.5)
-    exact = [exact_logpdf(A, G, q, H, a0[b], P0[b], y[b], offset[b], r[b], mask[b]) for b in range(B)]
-    np.testing.assert_allclose(value, exact, rtol=1e-10)
+    slope = rng.normal(0.3, 0.2, (P, T))
+    residual = rng.normal(size=(4, P, T))
+    error = rng.uniform(0.05, 0.4, (4, P, T))
+    error[1] = 0.0                                            # a measure without item error
+    observed = (rng.random((4, P, T)) > 0.3).astype(float)
+    observed[:, 0, :2] = 0                                    # joined late
+    residual *= observed
+    dyn = dynamics()
+    loglik, expected, variance = sharing_filter(residual, error, observed, slope, dyn, np, T, person_variance=0.3)
+    exact = [exact_logpdf(dyn, slope[i], residual[:, i], error[:, i], observed[:, i], 0.3) for i in range(P)]
+    np.testing.assert_allclose(loglik, exact, rtol=1e-6)
+    assert len(expected) == len(variance) == T and np.all(np.stack(variance) > 0)
+
+
+def test_scan_in_the_graph_equals_the_loop_and_has_the_right_gradient():
+    rng = np.random.default_rng(4)
+    slope = rng.normal(0.3, 0.2, (P, T))
+    residual, error = rng.normal(size=(4, P, T)), rng.uniform(0.05, 0.4, (4, P, T))
+    observed = (rng.random((4, P, T)) > 0.2).astype(float)
+    phi = pt.dscalar("phi")
+    loglik, expected, variance = scan_filter(pt.as_tensor(residual), pt.as_tensor(error), pt.as_tensor(observed),
+                                             pt.as_tensor(slope), dynamics(phi=phi, beta_se=0.2), (P, T), 0.2)
+    fn = pytensor.function([phi], [loglik, expected, variance, pytensor.grad(loglik.sum(), phi)])
+    value, k, v, grad = fn(0.4)
+    loop = sharing_filter(residual, error, observed, slope, dynamics(beta_se=0.2), np, T, 0.2)
+    np.testing.assert_allclose(value, loop[0], rtol=1e-10)
+    np.testing.assert_allclose(k, np.stack(loop[1], 1), rtol=1e-10)
+    np.testing.assert_allclose(v, np.stack(loop[2], 1), rtol=1e-10)
     eps = 1e-6
-    numeric = (fn(0.5 + eps)[0].sum() - fn(0.5 - eps)[0].sum()) / (2 * eps)
-    np.testing.assert_allclose(grad, numeric, rtol=1e-5)
+    np.testing.assert_allclose(grad, (fn(0.4 + eps)[0].sum() - fn(0.4 - eps)[0].sum()) / (2 * eps), rtol=1e-5)
+
+
+def test_moments_with_the_interaction_match_simulation():
+    """With betaSE != 0 the filter carries the exact mean and variance of K given the session's S and E scores (one
+    session, M and K not yet seen): compared with 400,000 simulated participants."""
+    dyn = dynamics(beta_se=0.5)
+    n, b = 400_000, 0.3
+    rng = np.random.default_rng(5)
+    h_s, h_e, r_s, r_e = 0.2, 0.1, 0.8, -0.6
+    # states given the scores: Sw | r_s ~ N(q r / (q + h), q h / (q + h)); lags stationary
+    post = [(dyn.q[v] * r / (dyn.q[v] + h), dyn.q[v] * h / (dyn.q[v] + h))
+            for v, r, h in ((0, r_s, h_s), (1, r_e, h_e))]
+    sw, ew = (rng.normal(mean, np.sqrt(var), n) for mean, var in post)
+    s11, s12, s22 = dyn.stationary(b, doublings=12)
+    lag = rng.multivariate_normal([0.0, 0.0], [[s11, s12], [s12, s22]], n)
+    k = dyn.beta_m * lag[:, 0] + dyn.phi * lag[:, 1] + b * sw + dyn.beta_e * ew + dyn.beta_se * sw * ew \
+        + rng.normal(0, np.sqrt(dyn.q[3]), n)
+    shape = (4, 1, 1)
+    residual, error, observed = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    residual[:2, 0, 0], error[:2, 0, 0], observed[:2, 0, 0] = (r_s, r_e), (h_s, h_e), 1
+    _, expected, variance = sharing_filter(residual, error, observed, np.full((1, 1), b), dyn, np, 1)
+    assert abs(expected[0][0] - k.mean()) < 4 * k.std() / np.sqrt(n)
+    assert abs(variance[0][0] / k.var() - 1) < 0.01

@@ -40,12 +40,11 @@ import pandas as pd
 
 from lcbayes.data.roles import Roles
 from lcbayes.processes import (
+    SharingDynamics,
     climate_log_sd,
     climate_strength,
     learning_mean,
     sharing_paths,
-    sharing_transition,
-    stationary_lags,
     support_slope,
     time_basis,
     within_community_variance,
@@ -323,17 +322,15 @@ def _sharing(people: pd.DataFrame, truth: SharingTruth, T: int, rng: np.random.G
     zeta = rng.normal(0, truth.sigma_m, size=(n, T))
     shocks = rng.standard_normal((4, T)) * np.asarray(truth.session_shock_sd, dtype=float)[:, None]
     c_jt = rng.normal(0, truth.tau_community_session, size=(J, T))
-    coefficients = {"beta_e": truth.beta_e, "theta": truth.theta, "phi": truth.phi, "beta_m": truth.beta_m,
-                    "phi_m": truth.phi_m, "delta": truth.delta}
+    q = np.array([truth.sd_within[0], truth.sd_within[1], truth.sigma_m, truth.sigma_k]) ** 2
+    dynamics = SharingDynamics(phi=truth.phi, beta_m=truth.beta_m, delta=truth.delta, phi_m=truth.phi_m,
+                               theta=truth.theta, beta_e=truth.beta_e, beta_se=truth.beta_se, q=tuple(q))
     lags = (np.zeros(n), np.zeros(n))
     if truth.stationary_start:
-        A1, G1 = sharing_transition(beta_s[:, 0], **coefficients)
-        q = np.array([truth.sd_within[0], truth.sd_within[1], truth.sigma_m, truth.sigma_k]) ** 2
-        s11, s12, s22 = stationary_lags(A1, G1, q)
+        s11, s12, s22 = dynamics.stationary(beta_s[:, 0])
         z = rng.standard_normal((2, n))
         lags = (np.sqrt(s11) * z[0], s12 / np.sqrt(s11) * z[0] + np.sqrt(s22 - s12**2 / s11) * z[1])
-    _, _, Mw, Kw = sharing_paths(lambda t, nu_s, nu_e: beta_s[:, t] + truth.beta_se * nu_e,
-                                 np.stack([Sw, Ew, zeta, eps]), lags, **coefficients)
+    _, _, Mw, Kw = sharing_paths(np.broadcast_to(beta_s, (n, T)), np.stack([Sw, Ew, zeta, eps]), lags, dynamics)
     trend = [truth.support_trend, truth.efficacy_trend, truth.motivation_trend, truth.sharing_trend]
     session = np.array(trend)[:, None] * s + shocks                    # (4, T) common to all participants
     return {"support": means[:, [0]] + session[0] + Sw, "self_efficacy": means[:, [1]] + session[1] + Ew,

@@ -2,27 +2,29 @@
 (``docs/models.md``, model C).
 
 Each observed scale score is a person mean, a session effect, a within-person state and item measurement error; the
-within-person states follow model C's lagged equations (:func:`~lcbayes.processes.sharing_transition`)::
+within-person states follow model C's lagged equations (:class:`~lcbayes.processes.SharingDynamics`)::
 
     y_vti = mu_vi + s_vt [+ c_jt for K] + w_vti + e_vti,   e_vti ~ N(0, theta_v / n_vti)      v in S, E, M, K
     Sw_ti = nuS,  Ew_ti = nuE
     Mw_ti = phiM Mw_(t-1)i + delta Kw_(t-1)i + theta Sw_ti + zeta_ti
-    Kw_ti = phi Kw_(t-1)i + betaM Mw_(t-1)i + b_ti Sw_ti + betaE Ew_ti + eps_ti
-    b_ti  = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i + betaSE Ew_ti        (f sums to 0 over sessions)
+    Kw_ti = phi Kw_(t-1)i + betaM Mw_(t-1)i + b_ti Sw_ti + betaE Ew_ti + betaSE Sw_ti Ew_ti + eps_ti
+    b_ti  = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i                      (f sums to 0 over sessions)
     (muS_i, muE_i, muM_i) ~ MVN(m, Sigma),  muK_i = pi0 + pi . (mu_i - m) + a_org(i) + b_comm(i) + uK_i
 
-The person means and the within-person states are integrated out by a Kalman filter (:mod:`lcbayes.kalman`; the
-person means are states that persist), run over sessions and vectorised over participants, so that NUTS samples only
-the population parameters, the support slopes ubeta, the community x session shocks c_jt and the intercepts of the
-organizations and communities. The filter gives each participant's marginal log likelihood (all four measures), which
-leave-one-participant-out cross-validation needs. The lagged states before the first session are drawn from the
-stationary distribution of the dynamics at session 1. Unobserved values (missed sessions, missing predictors, sessions
-before joining or after leaving) are simply not observed.
+The within-person states are integrated out by a Kalman filter (:mod:`lcbayes.kalman`), run over sessions as a
+``scan`` and vectorised over participants, so that NUTS samples the population parameters and the participant-level
+ones (person means, support slopes ubeta), the community x session shocks c_jt and the intercepts of the
+organizations and communities, but no latent cell of a participant and session. The filter gives each participant's
+log likelihood of all four measures with the states integrated out (given the person means and slope), which
+leave-one-participant-out cross-validation uses. The lagged states before the first session are drawn from the
+stationary distribution of the first session's dynamics. Unobserved values (missed sessions, missing predictors,
+sessions before joining or after leaving) are simply not observed.
 
-The two moderators of the support effect, muE_i - mE and Ew_ti, would make the state equation non-linear; the filter
-conditions on their expectations given the participant's self-efficacy scores (regression calibration, Carroll et al.
-2006): muE_i by its precision-weighted mean, Ew_ti by the score's deviation from it, shrunk by the reliability
-sigmaE^2 / (sigmaE^2 + theta_E / n). The coverage study measures what this leaves of bias in gamma1 and betaSE.
+The moderator muE_i of the cross-level term is sampled, so that term is exact. The within-person moderation
+betaSE Sw_ti Ew_ti is a product of two latent states: given the session's S and E scores both are independent normals,
+and the filter carries the exact mean and variance of the product (assumed-density filtering: the only
+approximation in the likelihood is treating that product as normal; exact when betaSE = 0). The coverage study
+measures what this leaves of bias in betaSE.
 """
 
 from __future__ import annotations
@@ -36,17 +38,20 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from lcbayes import kalman, plots, tables
+from lcbayes import plots, tables
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
+from lcbayes.kalman import scan_filter
 from lcbayes.models.base import BayesModel, ReportContent, on_fit
 from lcbayes.models.components import GroupEffects, MeasurementError, uses_organization
 from lcbayes.models.priors import Prior, normal_scaled
-from lcbayes.processes import sharing_paths, sharing_transition, spectral_radius, stationary_lags, support_slope
+from lcbayes.processes import SharingDynamics, sharing_paths, spectral_radius, support_slope
 from lcbayes.tables import describe
 
 VARIABLES = ("S", "E", "M", "K")     # order of the measures' first axis
-STATIC, WITHIN = 0, 4                # filter state: person means of S, E, M, K at 0..3, within states at 4..7
+# the coefficients of the dynamics (SharingDynamics argument -> parameter; 0 where an option switches a path off)
+COEFFICIENTS = {"phi": "phi", "beta_m": "beta_motivation", "delta": "delta", "phi_m": "phi_motivation",
+                "theta": "theta_support", "beta_e": "beta_efficacy", "beta_se": "beta_interaction"}
 EFFICACY_LEVELS = [-1.0, 0.0, 1.0]   # self-efficacy levels (SDs of muE) for the support effect
 SWITCHES = ("autoregression", "time_varying_support", "cross_level", "support_slopes", "interaction",
             "spiral", "between", "trends", "community", "community_sessions")
@@ -195,14 +200,15 @@ class KnowledgeSharing(BayesModel):
             chol = self.person_means_group.centred_cholesky(self.priors)
             mu = pm.MvNormal("mu_person", mu=m, chol=chol, dims=("participant", "predictor"))
             mean_k = self.prior("pi_intercept") + pt.zeros(self.panel.shape[0])
-            for level in self._intercept_levels():
-                mean_k = mean_k + GroupEffects(level, level).effects(self.priors)[codes[level]]
+            for level in self._intercept_levels():   # non-centred (centred: 4x the leapfrog steps, measured)
+                u = GroupEffects(level, level).effects(self.priors)
+                mean_k = mean_k + u[codes[level]]
             pi = self.prior("pi", dims="predictor") if o["between"] else None
-            tau_k = self.prior("tau_sharing")
-            mu_k = pm.Normal("mu_sharing", mean_k + (0.0 if pi is None else ((mu - m) * pi).sum(-1)), tau_k,
-                             dims="participant")
+            # muK ~ N(mean_sharing, tauK), integrated out by the filter
+            mean_k = pm.Deterministic("mean_sharing", mean_k + (0.0 if pi is None else ((mu - m) * pi).sum(-1)),
+                                      dims="participant")
 
-            # support effect b_ti = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i [+ betaSE E[Ew_ti]]
+            # support effect b_ti = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i
             f = None
             if o["time_varying_support"]:
                 z_f = pm.Normal("z_support_walk", 0.0, 1.0, dims="step")
@@ -212,96 +218,22 @@ class KnowledgeSharing(BayesModel):
             if o["support_slopes"]:
                 z_b = pm.Normal("z_support_slope", 0.0, 1.0, dims="participant")
                 u_beta = (self.prior("tau_support_slope") * z_b)[:, None]
-            gamma0, gamma1 = self.prior("gamma_support"), self.prior("gamma_efficacy") if o["cross_level"] else None
-            beta_se = self.prior("beta_interaction") if o["interaction"] else None
-            coefficients = {symbol: self.prior(name) for symbol, name in self._coefficients().items()}
-            filter_args = (values, observed, error, q, coefficients)
+            gamma1 = self.prior("gamma_efficacy") if o["cross_level"] else None
+            slope = support_slope(self.prior("gamma_support"), f,
+                                  None if gamma1 is None else (gamma1 * (mu[:, 1] - m[1]))[:, None], u_beta)
+            dynamics = SharingDynamics(**{symbol: self.prior(name) if name in self.priors else 0.0
+                                          for symbol, name in COEFFICIENTS.items()}, q=tuple(q))
 
-            # sampling: the filter given the person means (within states only)
-            means = [mu[:, v][:, None] for v in range(3)] + [mu_k[:, None]]
-            offset = [means[v] + offsets[v] for v in range(4)]
-            reliability = sigma_w[1] ** 2 / (sigma_w[1] ** 2 + error[1])       # of one E score about muE_i
-            deviation = observed[1] * reliability * (values[1] - offset[1])  # E[Ew_ti | score, muE_i]
-            slope = support_slope(gamma0, f, None if gamma1 is None else (gamma1 * (mu[:, 1] - m[1]))[:, None],
-                                  u_beta)
-            loglik, expected, predictive_sd = self._filter(
-                [], {}, slope, None if beta_se is None else beta_se * deviation, offset, 0, *filter_args)
+            # the within-person states and muK integrated out by the filter, given the other person means
+            means = [mu[:, 0], mu[:, 1], mu[:, 2], mean_k]
+            residual = pt.stack([observed[v] * (values[v] - means[v][:, None] - offsets[v]) for v in range(4)])
+            loglik, expected, variance = scan_filter(residual, error, observed, slope + pt.zeros(self.panel.shape),
+                                                     dynamics, self.panel.shape, self.prior("tau_sharing") ** 2)
             pm.Potential("likelihood", loglik.sum())
-            pm.Deterministic("expected", expected, dims=cell)
-            pm.Deterministic("predictive_sd", predictive_sd, dims=cell)
-
-            # leave-one-participant-out: the person means integrated out too (evaluated after sampling only)
-            Sigma = pt.matmul(chol, chol.T)
-            cov0 = {(a, b): Sigma[a, b] for a in range(3) for b in range(a, 3)}
-            var_k = tau_k**2
-            if pi is not None:
-                for a in range(3):
-                    cov0[(a, 3)] = sum(pi[b] * Sigma[a, b] for b in range(3))
-                var_k = var_k + sum(pi[a] * cov0[(a, 3)] for a in range(3))
-            cov0[(3, 3)] = var_k
-            moderator, expected_ew = self._efficacy_expectations(values[1], observed[1], error[1], offsets[1],
-                                                                 m[1], pt.sqrt(Sigma[1, 1]), sigma_w[1])
-            slope = support_slope(gamma0, f, None if gamma1 is None else (gamma1 * (moderator - m[1]))[:, None],
-                                  u_beta)
-            marginal, _, _ = self._filter([m[0], m[1], m[2], mean_k], cov0, slope,
-                                          None if beta_se is None else beta_se * expected_ew, offsets, WITHIN,
-                                          *filter_args)
-            pm.Deterministic("loglik", marginal, dims="participant")
+            pm.Deterministic("loglik", loglik, dims="participant")
+            pm.Deterministic("expected", means[3][:, None] + offsets[3] + expected, dims=cell)
+            pm.Deterministic("predictive_sd", pt.sqrt(variance), dims=cell)
         return model
-
-    def _filter(self, static_mean: list, static_cov: dict, slope: Any, interaction: Any, offset: list, at: int,
-                values: Any, observed: Any, error: Any, q: list, coefficients: dict) -> tuple[Any, Any, Any]:
-        """Run the Kalman filter over the sessions. The state is ``at`` persisting components (the person means of
-        S, E, M, K, with mean ``static_mean`` and covariance ``static_cov`` before the first session; none when
-        ``at`` is 0) and the within states (Sw, Ew, Mw, Kw), whose lags before session 1 are stationary. Score v
-        loads on within state v (and person mean v). ``offset`` (per measure, broadcasting to (P, T)) is added to
-        each score's expectation. Returns each participant's log likelihood (P,), and the one-step-ahead expected
-        value of K and its predictive SD (P, T)."""
-        n, n_p = at + 4, self.panel.shape[0]
-        A1, G1 = sharing_transition(slope[:, 0], at=at, **coefficients)     # without the session's Ew
-        s11, s12, s22 = stationary_lags(A1, G1, q, at=at)
-        if interaction is not None:
-            slope = slope + interaction
-        slope = slope + pt.zeros(self.panel.shape)
-        start = {**static_cov, (at + 2, at + 2): s11, (at + 2, at + 3): s12, (at + 3, at + 3): s22}
-        zero = pt.zeros(n_p)
-        a = pt.stack([x + zero for x in static_mean] + [zero] * 4, axis=-1)
-        P = kalman.dense({i: {j: kalman_entry(start, i, j) for j in range(n)} for i in range(n)}, n, n, n_p)
-        A, _ = sharing_transition(0.0, at=at, **coefficients)
-        A = kalman.dense({**{k: {k: 1.0} for k in range(at)}, **A}, n, n)   # person means persist
-        loading = [np.eye(n)[at + v] + (np.eye(n)[v] if at else 0.0) for v in range(4)]
-        q = pt.stack(q)
-        loglik, expected, predictive_sd = 0.0, [], []
-        for t in range(self.panel.shape[1]):
-            _, G = sharing_transition(slope[:, t], at=at, **coefficients)
-            a, P = kalman.predict(a, P, A, kalman.dense(G, n, 4, n_p), q)
-            for v in range(4):
-                c = pt.broadcast_to(offset[v], self.panel.shape)[:, t]
-                if v == 3:   # one-step-ahead predictive of K given the past and the session's S, E, M
-                    expected.append(c + pt.matmul(a, loading[3]))
-                    predictive_sd.append(pt.sqrt(pt.matmul(pt.matmul(P, loading[3]), loading[3]) + error[v][:, t]))
-                a, P, ll = kalman.update(a, P, loading[v], values[v][:, t], c, error[v][:, t], observed[v][:, t])
-                loglik = loglik + ll
-        return loglik, pt.stack(expected, axis=1), pt.stack(predictive_sd, axis=1)
-
-    @staticmethod
-    def _efficacy_expectations(y: Any, observed: Any, error: Any, offset: Any, mean: Any, tau: Any,
-                               sigma: Any) -> tuple[Any, Any]:
-        """E[muE_i | the participant's E scores] (P,) and E[Ew_ti | score, muE_i at that value] (P, T), 0 where E is
-        not observed: precision-weighted means under y_Eti = muE_i + s_Et + Ew_ti + e_ti."""
-        noise = sigma**2 + error                                   # var(Ew + e)
-        centred = y - offset
-        precision = 1 / tau**2 + (observed / noise).sum(-1)
-        moderator = (mean / tau**2 + (observed * centred / noise).sum(-1)) / precision
-        deviation = observed * sigma**2 / noise * (centred - moderator[:, None])
-        return moderator, deviation
-
-    def _coefficients(self) -> dict[str, str]:
-        """The coefficients of :func:`~lcbayes.processes.sharing_transition` in this model (paths the options switch
-        off have no prior and are left out), as argument -> parameter name, in graph order."""
-        names = {"beta_e": "beta_efficacy", "theta": "theta_support", "phi": "phi", "phi_m": "phi_motivation",
-                 "beta_m": "beta_motivation", "delta": "delta"}
-        return {k: v for k, v in names.items() if v in self.priors}
 
     def _group_codes(self) -> dict[str, np.ndarray]:
         """Each participant's community and (where used) organization code."""
@@ -424,7 +356,8 @@ class KnowledgeSharing(BayesModel):
         item error of variance theta_v / n_vti."""
         P, T = self.panel.shape
         value: Any = {name: draw.values for name, draw in p.items()}.get   # None or a default: path switched off
-        m, mu, mean_k = value("mean_predictor"), value("mu_person"), value("mu_sharing")
+        m, mu = value("mean_predictor"), value("mu_person")
+        mean_k = value("mean_sharing") + float(value("tau_sharing")) * rng.standard_normal(P)
         sd_s, sd_e, sd_m = value("sigma_within")
         sd = np.array([sd_s, sd_e, sd_m, float(value("sigma"))])
         nu = rng.standard_normal((4, P, T)) * sd[:, None, None]
@@ -433,15 +366,13 @@ class KnowledgeSharing(BayesModel):
                               None if gamma1 is None else (float(gamma1) * (mu[:, 1] - m[1]))[:, None],
                               None if tau_b is None else (float(tau_b) * value("z_support_slope"))[:, None])
         slope = np.broadcast_to(slope, (P, T))
-        beta_se = float(value("beta_interaction", 0.0))
-        coefficients = {k: float(value(name)) for k, name in self._coefficients().items()}
-        A1, G1 = sharing_transition(slope[:, 0], **coefficients)
-        s11, s12, s22 = stationary_lags(A1, G1, sd**2)
+        dynamics = SharingDynamics(**{symbol: float(value(name, 0.0)) for symbol, name in COEFFICIENTS.items()},
+                                   q=tuple(sd**2))
+        s11, s12, s22 = dynamics.stationary(slope[:, 0])
         z1, z2 = rng.standard_normal((2, P))
         lag_m = np.sqrt(s11) * z1
         lag_k = s12 / np.sqrt(s11) * z1 + np.sqrt(np.maximum(s22 - s12**2 / s11, 0.0)) * z2
-        within = sharing_paths(lambda t, nu_s, nu_e: slope[:, t] + beta_se * nu_e, nu, (lag_m, lag_k),
-                               **coefficients)
+        within = sharing_paths(slope, nu, (lag_m, lag_k), dynamics)
         session = value("session_effect", np.zeros((4, T)))
         shocks = value("community_session", np.zeros((self.study.n("community"), T)))[self.panel.community]
         grids = [mu[:, [v]] + session[v] + within[v] for v in range(3)]
@@ -477,7 +408,3 @@ class KnowledgeSharing(BayesModel):
                          ("Spiral (motivation <-> sharing) and stability", self.spiral().to_frame("value"))]
         return ReportContent(derived, figures, report_tables, out)
 
-
-def kalman_entry(cov: dict[tuple[int, int], Any], i: int, j: int) -> Any:
-    """Entry (i, j) of a symmetric matrix stored as its upper triangle (None where absent)."""
-    return cov.get((min(i, j), max(i, j)))
