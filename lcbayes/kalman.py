@@ -105,8 +105,8 @@ def sharing_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: Sh
     """
     state, loglik, expected, variance = start(slope[:, 0], dyn, person_variance), 0.0, [], []
     for t in range(sessions):
-        state, ll, k, F = session_step(state, *([x[v][:, t] for v in range(4)] for x in (residual, error, observed)),
-                                       slope[:, t], dyn, xp)
+        r, h, o = ([x[v][:, t] for v in range(4)] for x in (residual, error, observed))
+        state, ll, k, F = session_step(state, r, h, o, slope[:, t], dyn, xp)
         loglik = loglik + ll
         expected.append(k)
         variance.append(F)
@@ -127,7 +127,7 @@ def scan_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: Shari
 
     def session(r: Any, h: Any, o: Any, b: Any, *carried: Any) -> tuple:
         state, c = carried[:9], carried[9:]
-        step = SharingDynamics(*c[:7], q=tuple(c[7:]))
+        step = SharingDynamics(c[0], c[1], c[2], c[3], c[4], c[5], c[6], q=(c[7], c[8], c[9], c[10]))
         state, ll, expected, variance = session_step(state, r, h, o, b, step, pt)
         return (*state, ll, expected, variance)
 

@@ -237,7 +237,8 @@ class KnowledgeSharing(BayesModel):
 
     def _group_codes(self) -> dict[str, np.ndarray]:
         """Each participant's community and (where used) organization code."""
-        org = {"organization": self.panel.organization} if self.use_org else {}
+        organization = self.panel.organization
+        org = {"organization": organization} if self.use_org and organization is not None else {}
         return {"community": self.panel.community, **org}
 
     def _intercept_levels(self) -> dict[str, np.ndarray]:
