@@ -140,3 +140,140 @@ def scan_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: Shari
                             non_sequences=coefficients, n_steps=sessions, strict=True, return_updates=False)
     loglik, expected, variance = outputs[9:]
     return loglik.sum(0), expected.T, variance.T
+
+
+# ---- the marginal filter: every participant-level quantity integrated out (for leave-one-participant-out) ----------
+# state: person-level dS, dE, dM, cK, ubeta (persist), the lagged Mw, Kw (carry), the session's Sw, Ew (fresh)
+PERSON, MW, KW, SW, EW = 5, 5, 6, 7, 8
+N_MARGINAL = 9
+
+
+def marginal_start(person_cov: Any, slope_variance: Any, lags: tuple[Any, Any, Any], q: tuple, xp: Any) -> tuple:
+    """Mean (P, 9) and covariance (P, 9, 9) before the first session: ``person_cov`` (4, 4), the covariance of
+    (muS, muE, muM, muK) around their population expectations; ``slope_variance`` tau_beta^2; ``lags`` the stationary
+    (var Mw, cov, var Kw), arrays (P,); Sw, Ew fresh with variances q[0], q[1]."""
+    n = lags[0].shape[0]
+    zero = xp.zeros(n)
+    diag = [zero + slope_variance, lags[0], lags[2], zero + q[0], zero + q[1]]
+
+    def entry(i: int, j: int) -> Any:
+        if i < 4 and j < 4:
+            return zero + person_cov[i][j]
+        if i == j:
+            return diag[i - 4]
+        if {i, j} == {MW, KW}:
+            return lags[1]
+        return zero
+
+    cov = xp.stack([xp.stack([entry(i, j) for j in range(N_MARGINAL)], axis=-1) for i in range(N_MARGINAL)], axis=-2)
+    return xp.zeros((n, N_MARGINAL)), cov
+
+
+def _observe_dense(mean: Any, cov: Any, load: np.ndarray, r: Any, h: Any, seen: Any, xp: Any) -> tuple:
+    """Condition N(mean (P, n), cov (P, n, n)) on r = load' x + N(0, h) where ``seen``; log density of r."""
+    v = xp.matmul(cov, load)                        # (P, n)
+    F = xp.matmul(v, load) + h
+    innovation = r - xp.matmul(mean, load)
+    gain = seen / F
+    mean = mean + v * (gain * innovation)[:, None]
+    cov = cov - v[:, :, None] * v[:, None, :] * gain[:, None, None]
+    return mean, cov, -0.5 * seen * (LOG_2PI + xp.log(F) + innovation * innovation / F)
+
+
+def marginal_step(mean: Any, cov: Any, r: Any, h: Any, o: Any, b: Any, gamma1: Any, dyn: SharingDynamics,
+                  xp: Any) -> tuple[Any, Any, Any]:
+    """One session of the marginal filter (``b``: the population support effect gamma0 + f(t), scalar; the person's
+    part gamma1 dE + ubeta is in the state): condition on S and E, move (Mw, Kw) on with the exact first two moments
+    of the quadratic input (gamma1 dE + ubeta + betaSE Ew) Sw (assumed-density filtering), then condition on M and K.
+    Returns the new mean and covariance (Sw, Ew fresh again) and the log density of the session's scores."""
+    eye = np.eye(N_MARGINAL)
+    mean, cov, ll_s = _observe_dense(mean, cov, eye[0] + eye[SW], r[0], h[0], o[0], xp)
+    mean, cov, ll_e = _observe_dense(mean, cov, eye[1] + eye[EW], r[1], h[1], o[1], xp)
+    # linear part F (2, n) and the quadratic form z'Bz of Kw's input
+    zero = 0.0 * gamma1
+
+    def row(entries: dict) -> Any:
+        return xp.stack([zero + entries.get(i, 0.0) for i in range(N_MARGINAL)])
+
+    F = xp.stack([row({MW: dyn.phi_m, KW: dyn.delta, SW: dyn.theta}),
+                  row({KW: dyn.phi, MW: dyn.beta_m, SW: b, EW: dyn.beta_e})])
+    half = {(1, SW): gamma1 / 2, (4, SW): 0.5, (SW, EW): dyn.beta_se / 2}
+    B = xp.stack([row({j: v for (a, c), v in half.items() for i2, j in ((a, c), (c, a)) if i2 == i})
+                  for i in range(N_MARGINAL)])
+    SB = xp.matmul(cov, B)                                         # (P, n, n)
+    SBm = xp.matmul(SB, mean[:, :, None])[:, :, 0]                 # Sigma B mu, (P, n)
+    q_mean = xp.einsum("pii->p", SB) + xp.einsum("pi,ij,pj->p", mean, B, mean)
+    q_var = 2 * xp.einsum("pij,pji->p", SB, SB) + 4 * xp.einsum("pi,ij,pj->p", mean, B, SBm)
+    linear_mean = xp.matmul(mean, F.T)                              # (P, 2)
+    cross = xp.matmul(cov, F.T)                                     # Cov(z, F z), (P, n, 2)
+    cov_q = 2 * SBm                                                 # Cov(z, q), (P, n)
+    new_mean = [linear_mean[:, 0], linear_mean[:, 1] + q_mean]
+    c_m, c_k = cross[:, :, 0], cross[:, :, 1] + cov_q               # Cov(z, new M), Cov(z, new K)
+    v_mm = xp.matmul(c_m, F[0]) + dyn.q[2]
+    v_mk = xp.matmul(cross[:, :, 0], F[1]) + xp.matmul(cov_q, F[0])
+    v_kk = xp.matmul(cross[:, :, 1], F[1]) + 2 * xp.matmul(cov_q, F[1]) + q_var + dyn.q[3]
+    # the new state: the person-level part kept, (Mw, Kw) replaced, Sw and Ew fresh
+    n = mean.shape[0]
+    nil = xp.zeros(n)
+    mean = xp.concatenate([mean[:, :PERSON], xp.stack(new_mean + [nil, nil], axis=-1)], axis=-1)
+
+    def entry(i: int, j: int) -> Any:
+        if i < PERSON and j < PERSON:
+            return cov[:, i, j]
+        lookup = {(MW, MW): v_mm, (MW, KW): v_mk, (KW, MW): v_mk, (KW, KW): v_kk,
+                  (SW, SW): nil + dyn.q[0], (EW, EW): nil + dyn.q[1]}
+        if (i, j) in lookup:
+            return lookup[(i, j)]
+        if i < PERSON and j in (MW, KW):
+            return (c_m if j == MW else c_k)[:, i]
+        if j < PERSON and i in (MW, KW):
+            return (c_m if i == MW else c_k)[:, j]
+        return nil
+
+    cov = xp.stack([xp.stack([entry(i, j) for j in range(N_MARGINAL)], axis=-1) for i in range(N_MARGINAL)], axis=-2)
+    mean, cov, ll_m = _observe_dense(mean, cov, eye[2] + eye[MW], r[2], h[2], o[2], xp)
+    mean, cov, ll_k = _observe_dense(mean, cov, eye[3] + eye[KW], r[3], h[3], o[3], xp)
+    return mean, cov, ll_s + ll_e + ll_m + ll_k
+
+
+def marginal_filter(residual: Any, error: Any, observed: Any, slope: Any, gamma1: Any, person_cov: Any,
+                    slope_variance: Any, dyn: SharingDynamics, xp: Any, sessions: int) -> Any:
+    """Each participant's log density of all their scores with every participant-level quantity integrated out:
+    the person means (covariance ``person_cov`` of (muS, muE, muM, muK) around their population expectations, which
+    ``residual`` has taken off), the support slope ubeta (variance ``slope_variance``) and the within states.
+    ``slope`` (T,): the population support effect gamma0 + f(t). The lags before session 1 are stationary at the
+    population support effect (slope heterogeneity left out of that start). A Python loop (unrolled in a graph;
+    forward only: it is evaluated once per draw, never differentiated). Returns (P,)."""
+    lags = dyn.stationary(slope[0] + 0.0 * residual[0][:, 0])
+    mean, cov = marginal_start(person_cov, slope_variance, lags, dyn.q, xp)
+    loglik = 0.0
+    for t in range(sessions):
+        r, h, o = ([x[v][:, t] for v in range(4)] for x in (residual, error, observed))
+        mean, cov, ll = marginal_step(mean, cov, r, h, o, slope[t], gamma1, dyn, xp)
+        loglik = loglik + ll
+    return loglik
+
+
+def scan_marginal(residual: Any, error: Any, observed: Any, slope: Any, gamma1: Any, person_cov: Any,
+                  slope_variance: Any, dyn: SharingDynamics, shape: tuple[int, int]) -> Any:
+    """:func:`marginal_filter` in a PyTensor graph as a ``scan`` over sessions (tensors; ``slope`` (T,),
+    ``person_cov`` (4, 4)); returns the log density per participant (P,)."""
+    import pytensor.tensor as pt
+
+    n, sessions = shape
+    coefficients = [pt.as_tensor(c, dtype="float64") for c in
+                    (dyn.phi, dyn.beta_m, dyn.delta, dyn.phi_m, dyn.theta, dyn.beta_e, dyn.beta_se, *dyn.q, gamma1)]
+
+    def session(r: Any, h: Any, o: Any, b: Any, mean: Any, cov: Any, *c: Any) -> tuple:
+        step = SharingDynamics(c[0], c[1], c[2], c[3], c[4], c[5], c[6], q=(c[7], c[8], c[9], c[10]))
+        return marginal_step(mean, cov, r, h, o, b, c[11], step, pt)
+
+    residual0 = pt.as_tensor(residual, dtype="float64")
+    lags = dyn.stationary(slope[0] + pt.zeros(n))
+    mean, cov = marginal_start(person_cov, slope_variance, lags, dyn.q, pt)
+    by_session = [pt.specify_shape(pt.as_tensor(x, dtype="float64"), (4, n, sessions)).transpose(2, 0, 1)
+                  for x in (residual0, error, observed)]
+    outputs = pytensor.scan(session, sequences=[*by_session, pt.as_tensor(slope, dtype="float64")],
+                            outputs_info=[mean, cov, None], non_sequences=coefficients, n_steps=sessions,
+                            strict=True, return_updates=False)
+    return outputs[2].sum(0)

@@ -8,7 +8,7 @@ import pytensor
 import pytensor.tensor as pt
 from scipy import stats
 
-from lcbayes.kalman import scan_filter, sharing_filter
+from lcbayes.kalman import marginal_filter, scan_filter, sharing_filter
 from lcbayes.processes import SharingDynamics as Dynamics
 
 P, T = 4, 5
@@ -21,25 +21,27 @@ def dynamics(**change) -> Dynamics:
 
 
 def exact_logpdf(dyn: Dynamics, slope: np.ndarray, residual: np.ndarray, error: np.ndarray,
-                 observed: np.ndarray, person_variance: float) -> float:
+                 observed: np.ndarray, person_variance: float, person_cov: np.ndarray | None = None) -> float:
     """One participant (``slope`` (T,), the others (4, T)): every state as a linear map of z = (Mw_0, Kw_0, the
-    innovations nuS, nuE, zeta, eps of each session, cK), the joint normal of the observed scores by brute force."""
-    dim = 2 + 4 * T + 1
+    innovations nuS, nuE, zeta, eps of each session, the person-mean deviations dS, dE, dM, cK), the joint normal of
+    the observed scores by brute force. ``person_cov`` (4, 4) of the deviations (default: only cK, variance
+    ``person_variance``)."""
+    dim = 2 + 4 * T + 4
     lag = np.zeros((2, dim))
     lag[:, :2] = np.eye(2)
     A = np.array([[dyn.phi_m, dyn.delta], [dyn.beta_m, dyn.phi]])
     rows, cov_z = [], np.zeros((dim, dim))
     s11, s12, s22 = dyn.stationary(slope[0], doublings=12)
     cov_z[:2, :2] = [[s11, s12], [s12, s22]]
-    cov_z[2:-1, 2:-1] = np.diag(np.tile(dyn.q, T))
-    cov_z[-1, -1] = person_variance
-    c = np.eye(dim)[-1]
+    cov_z[2:-4, 2:-4] = np.diag(np.tile(dyn.q, T))
+    cov_z[-4:, -4:] = np.diag([0, 0, 0, person_variance]) if person_cov is None else person_cov
+    d = np.eye(dim)[-4:]
     for t in range(T):
         nu = np.zeros((4, dim))
         nu[:, 2 + 4 * t: 6 + 4 * t] = np.eye(4)
         m = A[0] @ lag + dyn.theta * nu[0] + nu[2]
         k = A[1] @ lag + slope[t] * nu[0] + dyn.beta_e * nu[1] + nu[3]
-        rows += [(state, v, t) for v, state in enumerate([nu[0], nu[1], m, k + c]) if observed[v, t]]
+        rows += [(state + d[v], v, t) for v, state in enumerate([nu[0], nu[1], m, k]) if observed[v, t]]
         lag = np.stack([m, k])
     M = np.array([r for r, _, _ in rows])
     cov = M @ cov_z @ M.T + np.diag([error[v, t] for _, v, t in rows])
@@ -101,3 +103,48 @@ def test_moments_with_the_interaction_match_simulation():
     _, expected, variance = sharing_filter(residual, error, observed, np.full((1, 1), b), dyn, np, 1)
     assert abs(expected[0][0] - k.mean()) < 4 * k.std() / np.sqrt(n)
     assert abs(variance[0][0] / k.var() - 1) < 0.01
+
+
+def test_marginal_filter_is_exact_when_linear_and_equals_the_conditional_filter_without_person_variance():
+    """Person means of S, E, M, K integrated (linear-Gaussian case: the exact joint density); with no person-level
+    variance and betaSE != 0, the conditional filter's density."""
+    rng = np.random.default_rng(6)
+    slope = np.full((P, T), 0.3)
+    residual = rng.normal(size=(4, P, T))
+    error = rng.uniform(0.05, 0.4, (4, P, T))
+    observed = (rng.random((4, P, T)) > 0.3).astype(float)
+    residual *= observed
+    L = rng.normal(size=(4, 4)) * 0.4
+    person_cov = L @ L.T + 0.05 * np.eye(4)
+    dyn = dynamics()
+    marginal = marginal_filter(residual, error, observed, slope[0], 0.0, person_cov, 0.0, dyn, np, T)
+    exact = [exact_logpdf(dyn, slope[i], residual[:, i], error[:, i], observed[:, i], 0.0, person_cov)
+             for i in range(P)]
+    np.testing.assert_allclose(marginal, exact, rtol=1e-6)
+    dyn = dynamics(beta_se=0.4)
+    marginal = marginal_filter(residual, error, observed, slope[0], 0.0, np.zeros((4, 4)), 0.0, dyn, np, T)
+    np.testing.assert_allclose(marginal, sharing_filter(residual, error, observed, slope, dyn, np, T)[0], rtol=1e-9)
+
+
+def test_marginal_filter_moments_with_random_slopes_match_simulation():
+    """One session, only K seen: the marginal filter's density of K equals a normal with the simulated mean and
+    variance of K, where the support effect has a person part (gamma1 dE + ubeta) and the product betaSE Sw Ew."""
+    dyn = dynamics(beta_se=0.5)
+    gamma1, tau_b, b, n = -0.4, 0.3, 0.3, 400_000
+    person_cov = np.diag([0.3, 0.4, 0.2, 0.25])
+    rng = np.random.default_rng(7)
+    d = rng.multivariate_normal(np.zeros(4), person_cov, n)
+    u = rng.normal(0, tau_b, n)
+    sw, ew = rng.normal(0, np.sqrt(dyn.q[0]), n), rng.normal(0, np.sqrt(dyn.q[1]), n)
+    s11, s12, s22 = dyn.stationary(b, doublings=12)
+    lag = rng.multivariate_normal([0.0, 0.0], [[s11, s12], [s12, s22]], n)
+    k = d[:, 3] + dyn.beta_m * lag[:, 0] + dyn.phi * lag[:, 1] + (b + gamma1 * d[:, 1] + u) * sw \
+        + dyn.beta_e * ew + dyn.beta_se * sw * ew + rng.normal(0, np.sqrt(dyn.q[3]), n)
+    shape = (4, 2, 1)
+    residual, error, observed = np.zeros(shape), np.full(shape, 0.1), np.zeros(shape)
+    observed[3] = 1
+    residual[3, :, 0] = (0.0, 1.0)
+    ll = marginal_filter(residual, error, observed, np.array([b]), gamma1, person_cov, tau_b**2, dyn, np, 1)
+    mean, var = k.mean(), k.var() + 0.1
+    expected = -0.5 * (np.log(2 * np.pi * var) + (residual[3, :, 0] - mean) ** 2 / var)
+    np.testing.assert_allclose(ll, expected, atol=0.01)

@@ -14,11 +14,13 @@ within-person states follow model C's lagged equations (:class:`~lcbayes.process
 The within-person states are integrated out by a Kalman filter (:mod:`lcbayes.kalman`), run over sessions as a
 ``scan`` and vectorised over participants, so that NUTS samples the population parameters and the participant-level
 ones (person means, support slopes ubeta), the community x session shocks c_jt and the intercepts of the
-organizations and communities, but no latent cell of a participant and session. The filter gives each participant's
-log likelihood of all four measures with the states integrated out (given the person means and slope), which
-leave-one-participant-out cross-validation uses. The lagged states before the first session are drawn from the
-stationary distribution of the first session's dynamics. Unobserved values (missed sessions, missing predictors,
-sessions before joining or after leaving) are simply not observed.
+organizations and communities, but no latent cell of a participant and session (muK is integrated out with the
+states). The log likelihood stored for leave-one-participant-out cross-validation integrates out every
+participant-level quantity (person means, support slope, states): a second, forward-only filter
+(:func:`~lcbayes.kalman.marginal_filter`) evaluated once per draw, since a log likelihood conditional on sampled
+person means gave Pareto k > 0.68 for 88% of participants at the reference design. The lagged states before the first
+session are drawn from the stationary distribution of the first session's dynamics. Unobserved values (missed
+sessions, missing predictors, sessions before joining or after leaving) are simply not observed.
 
 The moderator muE_i of the cross-level term is sampled, so that term is exact. The within-person moderation
 betaSE Sw_ti Ew_ti is a product of two latent states: given the session's S and E scores both are independent normals,
@@ -41,7 +43,7 @@ import xarray as xr
 from lcbayes import plots, tables
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
-from lcbayes.kalman import scan_filter
+from lcbayes.kalman import scan_filter, scan_marginal
 from lcbayes.models.base import BayesModel, ReportContent, on_fit
 from lcbayes.models.components import GroupEffects, MeasurementError, uses_organization
 from lcbayes.models.priors import Prior, normal_scaled
@@ -205,6 +207,7 @@ class KnowledgeSharing(BayesModel):
                 mean_k = mean_k + u[codes[level]]
             pi = self.prior("pi", dims="predictor") if o["between"] else None
             # muK ~ N(mean_sharing, tauK), integrated out by the filter
+            tau_k = self.prior("tau_sharing")
             mean_k = pm.Deterministic("mean_sharing", mean_k + (0.0 if pi is None else ((mu - m) * pi).sum(-1)),
                                       dims="participant")
 
@@ -214,12 +217,14 @@ class KnowledgeSharing(BayesModel):
                 z_f = pm.Normal("z_support_walk", 0.0, 1.0, dims="step")
                 walk = pt.concatenate([pt.zeros(1), pt.cumsum(self.prior("sd_support_walk") * z_f)])
                 f = pm.Deterministic("support_walk", walk - walk.mean(), dims="session")[None, :]
-            u_beta = None
+            u_beta, tau_b = None, None
             if o["support_slopes"]:
                 z_b = pm.Normal("z_support_slope", 0.0, 1.0, dims="participant")
-                u_beta = (self.prior("tau_support_slope") * z_b)[:, None]
+                tau_b = self.prior("tau_support_slope")
+                u_beta = (tau_b * z_b)[:, None]
             gamma1 = self.prior("gamma_efficacy") if o["cross_level"] else None
-            slope = support_slope(self.prior("gamma_support"), f,
+            gamma0 = self.prior("gamma_support")
+            slope = support_slope(gamma0, f,
                                   None if gamma1 is None else (gamma1 * (mu[:, 1] - m[1]))[:, None], u_beta)
             dynamics = SharingDynamics(**{symbol: self.prior(name) if name in self.priors else 0.0
                                           for symbol, name in COEFFICIENTS.items()}, q=tuple(q))
@@ -228,9 +233,24 @@ class KnowledgeSharing(BayesModel):
             means = [mu[:, 0], mu[:, 1], mu[:, 2], mean_k]
             residual = pt.stack([observed[v] * (values[v] - means[v][:, None] - offsets[v]) for v in range(4)])
             loglik, expected, variance = scan_filter(residual, error, observed, slope + pt.zeros(self.panel.shape),
-                                                     dynamics, self.panel.shape, self.prior("tau_sharing") ** 2)
+                                                     dynamics, self.panel.shape, tau_k**2)
             pm.Potential("likelihood", loglik.sum())
-            pm.Deterministic("loglik", loglik, dims="participant")
+
+            # leave-one-participant-out: every participant-level quantity integrated out (evaluated per draw only)
+            Sigma = chol @ chol.T
+            cov_k = pt.zeros(3) if pi is None else pt.matmul(Sigma, pi)          # Cov((muS, muE, muM), muK)
+            var_k = tau_k**2 + (0.0 if pi is None else pt.dot(pi, cov_k))
+            person_cov = pt.concatenate([pt.concatenate([Sigma, cov_k[:, None]], axis=1),
+                                         pt.concatenate([cov_k, pt.stack([var_k])])[None, :]], axis=0)
+            zero = pt.zeros(self.panel.shape[0])
+            population = [m[0] + zero, m[1] + zero, m[2] + zero,
+                          mean_k - (0.0 if pi is None else ((mu - m) * pi).sum(-1))]
+            centred = pt.stack([observed[v] * (values[v] - population[v][:, None] - offsets[v]) for v in range(4)])
+            base = support_slope(gamma0, f) + pt.zeros((1, self.panel.shape[1]))
+            marginal = scan_marginal(centred, error, observed, base[0], 0.0 if gamma1 is None else gamma1, person_cov,
+                                     0.0 if tau_b is None else tau_b**2, dynamics,
+                                     self.panel.shape)
+            pm.Deterministic("loglik", marginal, dims="participant")
             pm.Deterministic("expected", means[3][:, None] + offsets[3] + expected, dims=cell)
             pm.Deterministic("predictive_sd", pt.sqrt(variance), dims=cell)
         return model
@@ -259,7 +279,7 @@ class KnowledgeSharing(BayesModel):
 
     def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
         """Each participant's marginal log likelihood from the filter: the joint density of their S, E, M and K
-        scores with their person means and within-person states integrated out (LOO leaves out whole
+        scores with their person means, support slope and within-person states integrated out (LOO leaves out whole
         participants), (chain, draw, participant)."""
         return self._cells(idata.posterior, ["loglik"])["loglik"]
 
