@@ -113,6 +113,18 @@ def sharing_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: Sh
     return loglik, expected, variance
 
 
+def _as_arguments(dyn: SharingDynamics) -> list:
+    """The dynamics as a flat list of tensors (a scan's non-sequences); :func:`_from_arguments` rebuilds them."""
+    import pytensor.tensor as pt
+
+    return [pt.as_tensor(c, dtype="float64") for c in
+            (dyn.phi, dyn.beta_m, dyn.delta, dyn.phi_m, dyn.theta, dyn.beta_e, dyn.beta_se, *dyn.q)]
+
+
+def _from_arguments(c: Any) -> SharingDynamics:
+    return SharingDynamics(c[0], c[1], c[2], c[3], c[4], c[5], c[6], q=(c[7], c[8], c[9], c[10]))
+
+
 def scan_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: SharingDynamics,
                 shape: tuple[int, int], person_variance: Any = 0.0) -> tuple[Any, Any, Any]:
     """:func:`sharing_filter` in a PyTensor graph as a ``scan`` over sessions (the graph and its gradient stay the
@@ -122,13 +134,11 @@ def scan_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: Shari
     density per participant (P,) and the expected K state and its predictive variance (P, T)."""
     import pytensor.tensor as pt
 
-    coefficients = [dyn.phi, dyn.beta_m, dyn.delta, dyn.phi_m, dyn.theta, dyn.beta_e, dyn.beta_se, *dyn.q]
-    coefficients = [pt.as_tensor(c, dtype="float64") for c in coefficients]
+    coefficients = _as_arguments(dyn)
 
     def session(r: Any, h: Any, o: Any, b: Any, *carried: Any) -> tuple:
         state, c = carried[:9], carried[9:]
-        step = SharingDynamics(c[0], c[1], c[2], c[3], c[4], c[5], c[6], q=(c[7], c[8], c[9], c[10]))
-        state, ll, expected, variance = session_step(state, r, h, o, b, step, pt)
+        state, ll, expected, variance = session_step(state, r, h, o, b, _from_arguments(c), pt)
         return (*state, ll, expected, variance)
 
     n, sessions = shape
@@ -261,12 +271,10 @@ def scan_marginal(residual: Any, error: Any, observed: Any, slope: Any, gamma1: 
     import pytensor.tensor as pt
 
     n, sessions = shape
-    coefficients = [pt.as_tensor(c, dtype="float64") for c in
-                    (dyn.phi, dyn.beta_m, dyn.delta, dyn.phi_m, dyn.theta, dyn.beta_e, dyn.beta_se, *dyn.q, gamma1)]
+    coefficients = [*_as_arguments(dyn), pt.as_tensor(gamma1, dtype="float64")]
 
     def session(r: Any, h: Any, o: Any, b: Any, mean: Any, cov: Any, *c: Any) -> tuple:
-        step = SharingDynamics(c[0], c[1], c[2], c[3], c[4], c[5], c[6], q=(c[7], c[8], c[9], c[10]))
-        return marginal_step(mean, cov, r, h, o, b, c[11], step, pt)
+        return marginal_step(mean, cov, r, h, o, b, c[11], _from_arguments(c), pt)
 
     residual0 = pt.as_tensor(residual, dtype="float64")
     lags = dyn.stationary(slope[0] + pt.zeros(n))
