@@ -39,7 +39,7 @@ SPECS = {
     },
     "knowledge_sharing": {
         "model": "knowledge_sharing", "outcome": "sharing",
-        "options": {"centring": "latent", "organization": True},   # every switch is on by default
+        "options": {"organization": True},   # every switch is on by default
     },
 }
 
