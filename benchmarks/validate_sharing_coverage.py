@@ -45,9 +45,13 @@ def main() -> None:
         if seeds:
             fit_studies(seeds, trends=not args.no_trends, prior_seed=args.seeds[0],
                         on_study=lambda seed, rows: append(path, rows), truth=DECLINE if args.decline else TRUTH)
-    table = summarise(store(path)["rows"])
-    k = (table["coverage"] * table["studies"]).round().astype(int)
-    table["wilson_95"] = [f"{lo:.2f}-{hi:.2f}" for lo, hi in (wilson(a, n) for a, n in zip(k, table["studies"]))]
+    rows = store(path)["rows"]
+    if not rows:
+        sys.exit(f"no studies stored in {path.name} yet")
+    table = summarise(rows)
+    covered = (table["coverage"] * table["studies"]).round().astype(int)
+    intervals = (wilson(k, n) for k, n in zip(covered, table["studies"], strict=True))
+    table["wilson_95"] = [f"{lo:.2f}-{hi:.2f}" for lo, hi in intervals]
     with pd.option_context("display.width", 200):
         print(table.to_string(float_format=lambda v: f"{v:.3f}"))
 

@@ -111,6 +111,7 @@ def test_without_trends_the_shared_decline_becomes_a_within_person_support_effec
     with_trends = summarise(fit_studies(NO_TREND_STUDIES, truth=DECLINE)).loc["gamma_support"]
     without = summarise(fit_studies(NO_TREND_STUDIES, trends=False, truth=DECLINE)).loc["gamma_support"]
     print(f"\ngamma0 (truth {with_trends['truth']:.3f}): with trends {with_trends['mean']:.3f} "
-          f"(coverage {with_trends['coverage']:.2f}), without {without['mean']:.3f} (coverage {without['coverage']:.2f})")
+          f"(coverage {with_trends['coverage']:.2f}), without {without['mean']:.3f} "
+          f"(coverage {without['coverage']:.2f})")
     assert without["mean"] - with_trends["mean"] > 0.05
     assert without["coverage"] < with_trends["coverage"]
