@@ -176,6 +176,41 @@ def fit(
 
 
 @_command()
+def cv(
+    specs: Annotated[list[Path], typer.Argument(help="Model specification(s) (TOML); several are compared.")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Study table (.csv or .parquet).")],
+    roles: RolesOpt,
+    folds: Annotated[int, typer.Option(help="Folds of communities (each refit leaves one out).")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the fold split and the refits.")] = 0,
+    workers: Annotated[int | None, typer.Option(
+        help="Local worker processes (1 = this process; default: cores // chains).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a running Dask scheduler.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for <model>_kfold.csv (elpd per community).")] = Path("cv"),
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Exact K-fold cross-validation leaving out whole communities: for each spec, FOLDS refits (compiled once), each
+    scored on the communities it left out; prints elpd with its SE, and with several specs their comparison."""
+    from lcbayes.cv import compare, kfold
+    from lcbayes.data.study import Study
+    from lcbayes.models import create
+    from lcbayes.models.spec import read_spec
+
+    study = Study.from_path(data, roles)
+    results = {}
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in specs:
+        model = create(read_spec(spec), study)
+        result = kfold(model, folds, seed, workers, scheduler, progress=not quiet)
+        label = spec.stem if spec.stem not in results else str(spec)
+        results[label] = result
+        path = out / f"{spec.stem}_kfold.csv"
+        result.pointwise.to_csv(path, index=False)
+        typer.echo(f"{label}: {result}\nwrote {path}")
+    if len(results) > 1:
+        typer.echo("\n" + compare(results).to_string(float_format=lambda v: f"{v:.1f}"))
+
+
+@_command()
 def report(
     config: Annotated[Path, typer.Argument(help="Report configuration (TOML), e.g. reports/example.toml.")],
     out: Annotated[Path | None, typer.Option(help="Output folder; default: the configuration's out.")] = None,

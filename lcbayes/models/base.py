@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, wraps
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import arviz as az
 import numpy as np
@@ -26,6 +26,9 @@ from lcbayes.diagnostics import Diagnostics, diagnose
 from lcbayes.errors import LcbayesError
 from lcbayes.models.panel import Panel
 from lcbayes.models.priors import Prior, create, merge_priors
+
+if TYPE_CHECKING:
+    from lcbayes.cv import KFold
 from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec
 from lcbayes.sampling import sample
 
@@ -105,6 +108,9 @@ class BayesModel(ABC):
     def prepare(self) -> None:  # noqa: B027 (an optional hook: most models need it, some do not)
         """Check options against the study and derive the arrays the graph needs."""
 
+    # pm.Data arrays of 0/1 observed flags -> their participant axis (:meth:`without_participants`)
+    observation_masks: ClassVar[dict[str, int]] = {}
+
     @abstractmethod
     def default_priors(self) -> dict[str, Prior]:
         """Data-scaled default priors of every parameter, by name."""
@@ -155,6 +161,18 @@ class BayesModel(ABC):
     @abstractmethod
     def report_content(self) -> ReportContent:
         """What the report shows of this fitted model beyond the shared sections."""
+
+    def without_participants(self, data: Mapping[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's ``pm.Data`` values ``data`` with every observation of the participants where ``keep`` is False
+        removed (their flags in :attr:`observation_masks` set to 0), for refits that leave them out
+        (cross-validation); ``keep``: bool, (P,)."""
+        out = dict(data)
+        for name, axis in self.observation_masks.items():
+            if name in out:
+                shape = [1] * np.ndim(out[name])
+                shape[axis] = -1
+                out[name] = out[name] * np.reshape(keep, shape).astype(out[name].dtype)
+        return out
 
     def trim(self, posterior: xr.Dataset) -> xr.Dataset:
         """The posterior as kept after sampling (default: unchanged; a model with a large latent grid drops it)."""
@@ -256,6 +274,14 @@ class BayesModel(ABC):
         """Pointwise log likelihood of every observed part of the model, one variable per
         part (LOO uses the outcome's alone; power-scaling the likelihood scales them all)."""
         return self.fitted().log_likelihood
+
+    def kfold(self, k: int = 10, seed: int = 0, workers: int | None = 1, scheduler: str | None = None,
+              progress: bool = True) -> KFold:
+        """Exact K-fold cross-validation leaving out whole communities (:func:`lcbayes.cv.kfold`): ``k`` refits, each
+        without the communities of one fold, scored on them; ``workers``/``scheduler`` as for power runs."""
+        from lcbayes.cv import kfold
+
+        return kfold(self, k, seed, workers, scheduler, progress)
 
     def diagnostics(self) -> Diagnostics:
         """Convergence verdicts for the population parameters."""

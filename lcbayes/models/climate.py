@@ -253,6 +253,7 @@ class ClimateModel(BayesModel):
     Subclasses set ``self.location`` and ``self.participants`` in :meth:`prepare` (via :meth:`prepare_parts`)."""
 
     cell_vars: ClassVar[tuple[str, ...]] = ("mu", "log_sigma", "log_sigma_observed", "loglik")
+    observation_masks: ClassVar[dict[str, int]] = {"mask": 0, "learning_mask": 0}   # (learning: model B's option)
     location: Location
     participants: Participants
     error: MeasurementError | None = None   # item measurement error of the outcome (model B)

@@ -81,6 +81,7 @@ class KnowledgeSharing(BayesModel):
         "measurement_error": "auto", "organization": "auto", "lkj_eta": 2.0, **{switch: True for switch in SWITCHES}}
     sampler_defaults = {"backend": "nutpie-jax", "target_accept": 0.9, "draws": 1000, "tune": 1000}
     cell_vars = ("loglik", "expected", "predictive_sd")
+    observation_masks: ClassVar[dict[str, int]] = {"observed": 1}
 
     def prepare(self) -> None:
         o, study = self.options, self.study

@@ -12,6 +12,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import arviz as az
 import numpy as np
@@ -75,25 +76,29 @@ class CellFitter:
 
 
 class FitterCache:
-    """Compiled cells of one process, the ``size`` most recently used kept (compiling costs
-    seconds to a minute, so a worker reuses a cell's model for all its replicates)."""
+    """Compiled models of one process, the ``size`` most recently used kept (compiling costs
+    seconds to a minute, so a worker reuses a cell's model for all its replicates, and a
+    cross-validation's model for all its folds)."""
 
     def __init__(self, size: int = KEEP):
         self.size = size
-        self._fitters: OrderedDict[tuple[str, str], CellFitter] = OrderedDict()   # most recent last
+        self._fitters: OrderedDict[tuple[str, ...], Any] = OrderedDict()   # most recent last
 
     def __len__(self) -> int:
         return len(self._fitters)
 
-    def fitter(self, plan: Plan, cell: Cell, cores: int | None = None) -> CellFitter:
-        """The compiled fitter of ``cell`` (built on first use)."""
-        key = (plan.hash(), cell.key)
+    def get(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+        """The object cached under ``key``, made by ``make()`` on first use."""
         if key not in self._fitters:
-            self._fitters[key] = CellFitter(plan, cell, cores)
+            self._fitters[key] = make()
             while len(self._fitters) > self.size:
                 self._fitters.popitem(last=False)
         self._fitters.move_to_end(key)
         return self._fitters[key]
+
+    def fitter(self, plan: Plan, cell: Cell, cores: int | None = None) -> CellFitter:
+        """The compiled fitter of ``cell`` (built on first use)."""
+        return self.get((plan.hash(), cell.key), lambda: CellFitter(plan, cell, cores))
 
 
 def worker_cache(cache: FitterCache | None = None) -> FitterCache:
@@ -165,7 +170,7 @@ def run(plan: Plan, out: str, workers: int | None = None, scheduler: str | None 
     address of an existing Dask cluster (``"tcp://host:8786"``; SLURM: see the README). Returns the store;
     ``store.load()`` gives all finished replicates (this run's and earlier)."""
     if workers is None:
-        workers = max(1, (os.cpu_count() or 1) // int(plan.spec.get("sampler", {}).get("chains", 4)))
+        workers = default_workers(plan.spec.get("sampler", {}).get("chains", 4))
     store = ResultStore(out, plan.to_json(), plan.hash(), kind)
     todo = [(cell, r) for cell in plan.cells() for r in range(plan.replicates) if not store.done(cell.key, r)]
     if not todo:
@@ -174,18 +179,26 @@ def run(plan: Plan, out: str, workers: int | None = None, scheduler: str | None 
 
     with tqdm(total=len(todo), disable=not progress, unit="fit", smoothing=0.1,
               desc=f"{kind}: {len(plan.cells())} cells x {plan.replicates} replicates") as bar:
-        for (cell, r), rows in _finished(plan, todo, workers, scheduler, task):
+        for (_, cell, r), rows in finished([(plan, cell, r) for cell, r in todo], workers, scheduler, task):
             store.write(cell.key, r, rows)
             bar.update()
     return store
 
 
-def _finished(plan: Plan, todo: list[tuple[Cell, int]], workers: int, scheduler: str | None,
-              task: Callable[..., pd.DataFrame]) -> Iterator[tuple[tuple[Cell, int], pd.DataFrame]]:
-    """((cell, replicate), rows) of every task in ``todo``, in the order they finish."""
+def default_workers(chains: int) -> int:
+    """Local worker processes that let each fit run its chains in parallel: cores // chains, at least 1."""
+    return max(1, (os.cpu_count() or 1) // int(chains))
+
+
+def finished(jobs: list[tuple], workers: int, scheduler: str | None,
+             task: Callable[..., Any]) -> Iterator[tuple[tuple, Any]]:
+    """(job, result) of ``task(*job, cores, cache)`` for every job (a tuple of arguments), in the order they finish:
+    in this process (``workers`` <= 1, no scheduler; one :class:`FitterCache` for all jobs), on a local Dask cluster
+    of ``workers`` processes (``cores`` = this machine's cores // workers) or on the Dask cluster at ``scheduler``
+    (each worker keeps its own cache: :func:`worker_cache`)."""
     if workers <= 1 and scheduler is None:
         cache = FitterCache()
-        yield from (((cell, r), task(plan, cell, r, None, cache)) for cell, r in todo)
+        yield from ((job, task(*job, None, cache)) for job in jobs)
         return
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -194,7 +207,7 @@ def _finished(plan: Plan, todo: list[tuple[Cell, int]], workers: int, scheduler:
     cores = None if cluster is None else max(1, (os.cpu_count() or 1) // workers)   # chains at once per local worker
     client = Client(scheduler if cluster is None else cluster)
     try:
-        futures = {client.submit(task, plan, cell, r, cores, pure=False): (cell, r) for cell, r in todo}
+        futures = {client.submit(task, *job, cores, pure=False): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:
