@@ -57,12 +57,17 @@ def fit_studies(seeds: Iterable[int], trends: bool = True, prior_seed: int | Non
 
     base = KnowledgeSharing(study(prior_seed), {"outcome": "sharing", "options": options})
     priors = {k: p.to_dict() for k, p in base.priors.items()}
-    compiled = CompiledModel(base.model, base.spec.sampler.updated(**SAMPLER), base.stored_vars())
+    compiled: dict[tuple, CompiledModel] = {}   # by the graph's shapes (the number of organizations varies)
     true = truths(truth, DESIGN.sessions)
     rows: list[dict] = []
     for seed in seeds:
         model = KnowledgeSharing(study(seed), {"outcome": "sharing", "options": options, "priors": priors})
-        idata = compiled.sample(compiled.data_of(model.model), seed=seed)
+        shapes = tuple((v.name, v.get_value().shape) for v in model.model.data_vars) + \
+            tuple((v.name, tuple(v.shape.eval())) for v in model.model.free_RVs)
+        if shapes not in compiled:
+            compiled[shapes] = CompiledModel(model.model, model.spec.sampler.updated(**SAMPLER), model.stored_vars())
+        fitter = compiled[shapes]
+        idata = fitter.sample(fitter.data_of(model.model), seed=seed)
         post = idata.posterior.assign(spiral_gain=idata.posterior["delta"] * idata.posterior["beta_motivation"])
         ess = az.ess(post[list(CHECKED)], method="bulk")
         divergences = int(idata.sample_stats["diverging"].sum())
