@@ -140,7 +140,7 @@ def test_cv_command_compares_specs(tmp_path, sim):
     for label, trend in (("linear", "linear"), ("quadratic", "quadratic")):
         path = tmp_path / f"{label}.toml"
         path.write_text(f'model = "climate_growth"\noutcome = "climate"\n[options]\ntrend = "{trend}"\n'
-                        '[sampler]\nchains = 2\ndraws = 300\ntune = 300\n')
+                        '[sampler]\nchains = 2\ndraws = 200\ntune = 200\n')
         specs.append(path)
     result = CliRunner().invoke(app, ["cv", *map(str, specs), "--data", str(data), "--roles", str(roles),
                                       "--folds", "2", "--workers", "1", "--quiet", "--out", str(tmp_path / "cv")])

@@ -161,7 +161,8 @@ def test_switches_remove_parts_and_models_compare_with_loo():
     assert not names & {"delta", "beta_motivation", "z_support_walk", "gamma_efficacy", "z_support_slope",
                         "beta_interaction", "session_effect", "z_community_session"}
     full = KnowledgeSharing(study, {"outcome": "sharing"})
-    fits = {"full": full.fit(**FAST, seed=1), "simple": simple.fit(**FAST, seed=1)}
+    quick = {"chains": 2, "draws": 300, "tune": 300}   # structure and LOO plumbing, not accuracy
+    fits = {"full": full.fit(**quick, seed=1), "simple": simple.fit(**quick, seed=1)}
     post = fits["simple"].posterior
     assert float(post["spiral_gain"].max()) == 0.0
     assert np.allclose(post["support_effect"].sel(efficacy_level=1.0), post["support_effect"].sel(efficacy_level=-1.0))

@@ -171,7 +171,8 @@ def _loo(section: ModelSection) -> None:
     loo = az.loo(section.model.fitted(), pointwise=True)
     k = np.asarray(loo.pareto_k)
     section.results["loo"] = {"elpd_loo": float(loo.elpd_loo), "se": float(loo.se), "p_loo": float(loo.p_loo),
-                              "pareto_k_above_0.7": int((k > 0.7).sum()), "n": int(k.size)}
+                              "pareto_k_above_0.7": int((k > 0.7).sum()), "n": int(k.size),
+                              "unit": "participant (all their sessions; participant-level quantities integrated out)"}
     if (k > 0.7).any():
         section.warnings.append(f"LOO: {(k > 0.7).sum()} of {k.size} Pareto k values above 0.7; the "
                                 "PSIS estimate is unreliable for them (moment matching or K-fold would help).")
@@ -197,7 +198,8 @@ def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) ->
     (best, second), runner = table.index[:2], table.iloc[1]
     verdict = ("a clear difference (more than 2 SE)." if runner["elpd_diff"] > 2 * runner["dse"]
                else "within 2 SE, so the models predict about equally well.")
-    section.comparison_text = (f"LOO prefers '{best}' over '{second}' by {runner['elpd_diff']:.1f} elpd "
+    section.comparison_text = (f"LOO (leaving out one participant at a time, with all their sessions) prefers "
+                               f"'{best}' over '{second}' by {runner['elpd_diff']:.1f} elpd "
                                f"(SE {runner['dse']:.1f}); {verdict}")
 
 
