@@ -52,14 +52,19 @@ SPECS = {
 }
 
 
-def reference_study(scale: int = 1, seed: int = 1, model: str = "climate_growth") -> Study:
-    """The reference design, complete panel. Model B's study has emergence; model C's has 10%
-    of predictor values missing (imputed as latent cells)."""
+def reference_simulation(scale: int = 1, seed: int = 1, model: str = "climate_growth"):
+    """The simulated reference study (table, roles, truth) of :func:`reference_study`."""
     emergence = model == "consensus_emergence"
     truth = ClimateTruth() if emergence else ClimateTruth(alpha1=0.0, alpha2=0.0, alpha3=0.0, alpha4=0.0)
     design = Design(communities=20 * scale, participants=12, sessions=6, attrition=0, late_join=0, missed=0,
                     predictor_missing=0.1 if model == "knowledge_sharing" else 0.0)
-    sim = simulate_study(design, climate=truth, seed=seed)
+    return simulate_study(design, climate=truth, seed=seed)
+
+
+def reference_study(scale: int = 1, seed: int = 1, model: str = "climate_growth") -> Study:
+    """The reference design, complete panel. Model B's study has emergence; model C's has 10%
+    of predictor values missing (not observed: the filter skips them)."""
+    sim = reference_simulation(scale, seed, model)
     return Study.from_frame(sim.table, sim.roles)
 
 
@@ -158,9 +163,12 @@ def main() -> None:
     parser.add_argument("--default-only", action="store_true", help="only the row at the model's default settings")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated data and of the sampler")
+    parser.add_argument("--data", type=Path, nargs=2, default=None, metavar=("CSV", "ROLES"),
+                        help="a study table and its roles instead of the simulated reference study (so that two "
+                             "revisions with different simulators fit the same data)")
     args = parser.parse_args()
     spec = {**SPECS[args.model], "sampler": {"seed": args.seed}}
-    study = reference_study(seed=args.seed, model=args.model)
+    study = Study.from_path(*args.data) if args.data else reference_study(seed=args.seed, model=args.model)
     if args.scaling:
         rows = scaling_rows(args.model, spec)
     else:

@@ -2,7 +2,7 @@
 
 Run from the repository root (about 2 x the time of one default fit per model and run):
 
-    .venv/bin/python benchmarks/compare_revisions.py --base 5ea97a3 [--runs 2] [--warm] [--vary-seed] \
+    .venv/bin/python benchmarks/compare_revisions.py --base 5ea97a3 [--runs 2] [--warm] [--vary-seed] [--same-data] \
         [--models climate_growth consensus_emergence knowledge_sharing] [--out FILE]
 
 The base revision is checked out into a temporary git worktree; for each model and run, the
@@ -29,13 +29,27 @@ BENCH = ROOT / "benchmarks" / "bench_models.py"
 KEYS = ("wall_with_compile_s", "sampling_s", "min_ess_bulk", "ess_per_s_with_compile", "ess_per_s_sampling")
 
 
-def measure(source: Path, model: str, out: Path, seed: int = 1) -> dict:
-    """The default-settings row of bench_models.py with the lcbayes found in ``source``."""
+def measure(source: Path, model: str, out: Path, seed: int = 1, data: tuple[Path, Path] | None = None) -> dict:
+    """The default-settings row of bench_models.py with the lcbayes found in ``source`` (on ``data``, a study table
+    and roles, if given; else on the reference study that revision's simulator makes)."""
     env = {**os.environ, "PYTHONPATH": str(source)}
+    extra = ["--data", str(data[0]), str(data[1])] if data else []
     subprocess.run([sys.executable, str(BENCH), "--model", model, "--default-only", "--out", str(out),
-                    "--seed", str(seed)],
+                    "--seed", str(seed), *extra],
                    check=True, env=env, cwd=source, stdout=subprocess.DEVNULL)
     return next(r for r in json.loads(out.read_text())["rows"] if r["row"] == "lcbayes default settings")
+
+
+def write_reference(model: str, seed: int, folder: Path) -> tuple[Path, Path]:
+    """This checkout's reference study for ``model`` as a CSV and roles file in ``folder``."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_models import reference_simulation
+
+    sim = reference_simulation(seed=seed, model=model)
+    table, roles = folder / f"{model}_{seed}.csv", folder / f"{model}_{seed}_roles.toml"
+    sim.table.to_csv(table, index=False)
+    sim.roles.to_toml(roles)
+    return table, roles
 
 
 def main() -> None:
@@ -48,6 +62,8 @@ def main() -> None:
     parser.add_argument("--vary-seed", action="store_true", help="run r uses data and sampler seed r + 1 "
                         "(both revisions alike), so that the medians are not those of one dataset")
     parser.add_argument("--models", nargs="+", default=["climate_growth", "consensus_emergence", "knowledge_sharing"])
+    parser.add_argument("--same-data", action="store_true", help="both revisions fit the reference study simulated "
+                        "by this checkout (written to a CSV), not each its own simulator's")
     args = parser.parse_args()
     results: dict[str, dict[str, list[dict]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,10 +76,12 @@ def main() -> None:
                 for source in (base, ROOT) if args.warm else ():
                     measure(source, model, Path(tmp) / "warm.json")
                 for run in range(args.runs):
+                    seed = run + 1 if args.vary_seed else 1
+                    data = write_reference(model, seed, Path(tmp)) if args.same_data else None
                     pair = [("base", base), ("this", ROOT)]
                     for label, source in pair if run % 2 == 0 else pair[::-1]:   # alternate who goes first
-                        row = measure(source, model, Path(tmp) / f"{model}_{label}_{run}.json",
-                                      seed=run + 1 if args.vary_seed else 1)
+                        row = measure(source, model, Path(tmp) / f"{model}_{label}_{run}.json", seed=seed,
+                                      data=data)
                         results[model][label].append(row)
                         print(model, label, run, {k: round(row[k], 1) for k in KEYS}, flush=True)
         finally:
