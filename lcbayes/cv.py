@@ -16,7 +16,8 @@ predictive density is
 
 with log p(y_i | theta_s) the model's per-participant log likelihood (participant-level quantities integrated out,
 as for LOO) evaluated at the full data with draw s of the fold's posterior: the community's participants are judged
-jointly, since they share the community's new effects in each draw.
+jointly, since they share the community's new effects in each draw. What is scored is what LOO scores (model B: the
+climate outcome; its learning outcome is left out of the refit with the rest of the community's data, not scored).
 """
 
 from __future__ import annotations
