@@ -26,11 +26,11 @@ from lcbayes.diagnostics import Diagnostics, diagnose
 from lcbayes.errors import LcbayesError
 from lcbayes.models.panel import Panel
 from lcbayes.models.priors import Prior, create, merge_priors
+from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec
+from lcbayes.sampling import sample
 
 if TYPE_CHECKING:
     from lcbayes.cv import KFold
-from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec
-from lcbayes.sampling import sample
 
 ID_COLUMNS = ("community", "participant", "organization", "session", "time")
 
