@@ -190,20 +190,20 @@ def cv(
 ) -> None:
     """Exact K-fold cross-validation leaving out whole communities: for each spec, FOLDS refits (compiled once), each
     scored on the communities it left out; prints elpd with its SE, and with several specs their comparison."""
-    from lcbayes.cv import compare, kfold
+    from lcbayes.cv import KFold, compare, kfold
     from lcbayes.data.study import Study
     from lcbayes.models import create
     from lcbayes.models.spec import read_spec
 
     study = Study.from_path(data, roles)
-    results = {}
+    results: dict[str, KFold] = {}
     out.mkdir(parents=True, exist_ok=True)
     for spec in specs:
         model = create(read_spec(spec), study)
         result = kfold(model, folds, seed, workers, scheduler, progress=not quiet)
-        label = spec.stem if spec.stem not in results else str(spec)
+        label = spec.stem if spec.stem not in results else f"{spec.stem}_{len(results) + 1}"
         results[label] = result
-        path = out / f"{spec.stem}_kfold.csv"
+        path = out / f"{label}_kfold.csv"
         result.pointwise.to_csv(path, index=False)
         typer.echo(f"{label}: {result}\nwrote {path}")
     if len(results) > 1:

@@ -87,8 +87,6 @@ def fold_elpd(spec: Mapping[str, Any], study: Study, folds: np.ndarray, fold: in
     """Refit without the communities of ``fold`` and score them (runs in a worker): one row per left-out community.
     ``spec`` carries the full data's priors, so every fold's model is the same compiled graph (kept in ``cache``,
     default the worker's)."""
-    import arviz as az
-
     from lcbayes.diagnostics import diagnose
     from lcbayes.models import create
     from lcbayes.power.runner import worker_cache
@@ -106,8 +104,7 @@ def fold_elpd(spec: Mapping[str, Any], study: Study, folds: np.ndarray, fold: in
     loglik = model.pointwise_loglik(idata)                          # at the full data: (chain, draw, participant)
     values = loglik.stack(sample=("chain", "draw")).transpose("participant", "sample").values
     verdict = diagnose(idata, [v for v in model.population if v in idata.posterior])
-    r_hat = az.rhat(idata.posterior[[v for v in model.population if v in idata.posterior]])
-    max_r_hat = float(np.nanmax([np.nanmax(r_hat[v].values) for v in r_hat.data_vars]))
+    max_r_hat = float(np.nanmax(verdict.table["max_r_hat"]))
     rows = []
     for j in np.flatnonzero(folds == fold):
         members = community == j
