@@ -74,8 +74,8 @@ def session_step(state: tuple, r: Any, h: Any, o: Any, b: Any, dyn: SharingDynam
     (m, k), (pmm, pmk, pkk), (pmc, pkc) = dyn.predict_mean(m, k), dyn.predict_cov(pmm, pmk, pkk), \
         dyn.predict_mean(pmc, pkc)
     x = [m + um, k + uk, c]
-    P = {(0, 0): pmm + vmm + dyn.q[2], (0, 1): pmk + vmk, (1, 1): pkk + vkk + dyn.q[3], (0, 2): pmc, (1, 2): pkc,
-         (2, 2): pcc}
+    P = {(0, 0): pmm + vmm + dyn.q[2], (0, 1): pmk + vmk + dyn.q_mk, (1, 1): pkk + vkk + dyn.q[3], (0, 2): pmc,
+         (1, 2): pkc, (2, 2): pcc}
     ll_m = _observe(x, P, (1, 0, 0), r[2], h[2], o[2], xp)
     expected, variance = x[1] + x[2], P[(1, 1)] + 2 * P[(1, 2)] + P[(2, 2)] + h[3]
     ll_k = _observe(x, P, (0, 1, 1), r[3], h[3], o[3], xp)
@@ -93,20 +93,23 @@ def start(slope1: Any, dyn: SharingDynamics, person_variance: Any = 0.0) -> tupl
 
 
 def sharing_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: SharingDynamics, xp: Any,
-                   sessions: int, person_variance: Any = 0.0) -> tuple[Any, list, list]:
+                   sessions: int, person_variance: Any = 0.0, gap: Any = None) -> tuple[Any, list, list]:
     """Run the filter over ``sessions`` sessions (a Python loop: unrolled in a graph).
 
     ``residual``, ``error``, ``observed``: per measure (S, E, M, K), indexable ``[v][:, t]`` to arrays of shape (P,):
     the score minus its expected value given the person mean and offsets (0 where missing), the error variance
     theta_v / n_vti, and 1 where observed; ``slope`` (P, T): the support effect b_ti without the betaSE term.
-    ``person_variance``: the variance of cK (tauK^2; 0 where muK is in the residual). Returns each participant's log
+    ``person_variance``: the variance of cK (tauK^2; 0 where muK is in the residual). ``gap`` (P, T): the time since
+    the previous session in units of the typical gap (:meth:`~lcbayes.processes.SharingDynamics.over`; column 0
+    unused); None: every gap is 1 (equal spacing). Returns each participant's log
     density of all their scores (P,), and per session the one-step-ahead expected Kw + cK given the past and the
     session's S, E, M scores, and its predictive variance (score error included), lists of T arrays (P,).
     """
     state, loglik, expected, variance = start(slope[:, 0], dyn, person_variance), 0.0, [], []
     for t in range(sessions):
         r, h, o = ([x[v][:, t] for v in range(4)] for x in (residual, error, observed))
-        state, ll, k, F = session_step(state, r, h, o, slope[:, t], dyn, xp)
+        dyn_t = dyn if gap is None or t == 0 else dyn.over(gap[:, t], xp)
+        state, ll, k, F = session_step(state, r, h, o, slope[:, t], dyn_t, xp)
         loglik = loglik + ll
         expected.append(k)
         variance.append(F)
@@ -121,24 +124,44 @@ def _as_arguments(dyn: SharingDynamics) -> list:
             (dyn.phi, dyn.beta_m, dyn.delta, dyn.phi_m, dyn.theta, dyn.beta_e, dyn.beta_se, *dyn.q)]
 
 
-def _from_arguments(c: Any) -> SharingDynamics:
-    return SharingDynamics(c[0], c[1], c[2], c[3], c[4], c[5], c[6], q=(c[7], c[8], c[9], c[10]))
+def _from_arguments(c: Any, gap: Any = None) -> SharingDynamics:
+    """The dynamics of :func:`_as_arguments` over ``gap`` (None: one unit)."""
+    dyn = SharingDynamics(c[0], c[1], c[2], c[3], c[4], c[5], c[6], q=(c[7], c[8], c[9], c[10]))
+    if gap is None:
+        return dyn
+    import pytensor.tensor as pt
+
+    return dyn.over(gap, pt)
+
+
+def _gap_sequence(gap: Any, shape: tuple[int, int]) -> list:
+    """``gap`` (P, T) as a scan sequence over sessions (T, P), the first session's gap set to 1 (the start is
+    stationary); [] for None (equal spacing)."""
+    if gap is None:
+        return []
+    import pytensor.tensor as pt
+
+    gap = pt.specify_shape(pt.as_tensor(gap, dtype="float64"), shape)
+    return [pt.set_subtensor(gap[:, 0], 1.0).T]
 
 
 def scan_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: SharingDynamics,
-                shape: tuple[int, int], person_variance: Any = 0.0) -> tuple[Any, Any, Any]:
+                shape: tuple[int, int], person_variance: Any = 0.0, gap: Any = None) -> tuple[Any, Any, Any]:
     """:func:`sharing_filter` in a PyTensor graph as a ``scan`` over sessions (the graph and its gradient stay the
     size of one session; with the JAX backend 4-5x faster per gradient than the unrolled loop at the reference design,
     and compiled in a quarter of the time). Arguments are tensors: ``residual``, ``error``, ``observed`` (4, P, T),
-    ``slope`` (P, T), with ``shape`` = (P, T) (static shapes, which JAX needs for the scan's gradient). Returns the log
-    density per participant (P,) and the expected K state and its predictive variance (P, T)."""
+    ``slope`` (P, T), with ``shape`` = (P, T) (static shapes, which JAX needs for the scan's gradient); ``gap`` (P, T)
+    or None as in :func:`sharing_filter`. Returns the log density per participant (P,) and the expected K state and
+    its predictive variance (P, T)."""
     import pytensor.tensor as pt
 
     coefficients = _as_arguments(dyn)
+    gaps = _gap_sequence(gap, shape)
 
     def session(r: Any, h: Any, o: Any, b: Any, *carried: Any) -> tuple:
-        state, c = carried[:9], carried[9:]
-        state, ll, expected, variance = session_step(state, r, h, o, b, _from_arguments(c), pt)
+        g = carried[0] if gaps else None
+        state, c = carried[len(gaps):len(gaps) + 9], carried[len(gaps) + 9:]
+        state, ll, expected, variance = session_step(state, r, h, o, b, _from_arguments(c, g), pt)
         return (*state, ll, expected, variance)
 
     n, sessions = shape
@@ -146,7 +169,7 @@ def scan_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: Shari
     first = [pt.as_tensor(x, dtype="float64") + pt.zeros(n) for x in start(slope[:, 0], dyn, person_variance)]
     by_session = [pt.specify_shape(pt.as_tensor(x, dtype="float64"), (4, n, sessions)).transpose(2, 0, 1)
                   for x in (residual, error, observed)]
-    outputs = pytensor.scan(session, sequences=[*by_session, slope.T], outputs_info=[*first, None, None, None],
+    outputs = pytensor.scan(session, sequences=[*by_session, slope.T, *gaps], outputs_info=[*first, None, None, None],
                             non_sequences=coefficients, n_steps=sessions, strict=True, return_updates=False)
     loglik, expected, variance = outputs[9:]
     return loglik.sum(0), expected.T, variance.T
@@ -199,32 +222,32 @@ def marginal_step(mean: Any, cov: Any, r: Any, h: Any, o: Any, b: Any, gamma1: A
     eye = np.eye(N_MARGINAL)
     mean, cov, ll_s = _observe_dense(mean, cov, eye[0] + eye[SW], r[0], h[0], o[0], xp)
     mean, cov, ll_e = _observe_dense(mean, cov, eye[1] + eye[EW], r[1], h[1], o[1], xp)
-    # linear part F (2, n) and the quadratic form z'Bz of Kw's input
-    zero = 0.0 * gamma1
+    # linear part F (P, 2, n) (its lag coefficients are arrays (P,) over a gap) and the quadratic form z'Bz of Kw's
+    # input
+    n = mean.shape[0]
+    nil = xp.zeros(n)
 
-    def row(entries: dict) -> Any:
-        return xp.stack([zero + entries.get(i, 0.0) for i in range(N_MARGINAL)])
+    def row(entries: dict, zero: Any) -> Any:
+        return xp.stack([zero + entries.get(i, 0.0) for i in range(N_MARGINAL)], axis=-1)
 
-    F = xp.stack([row({MW: dyn.phi_m, KW: dyn.delta, SW: dyn.theta}),
-                  row({KW: dyn.phi, MW: dyn.beta_m, SW: b, EW: dyn.beta_e})])
+    F = xp.stack([row({MW: dyn.phi_m, KW: dyn.delta, SW: dyn.theta}, nil),
+                  row({KW: dyn.phi, MW: dyn.beta_m, SW: b, EW: dyn.beta_e}, nil)], axis=1)
     half = {(1, SW): gamma1 / 2, (4, SW): 0.5, (SW, EW): dyn.beta_se / 2}
-    B = xp.stack([row({j: v for (a, c), v in half.items() for i2, j in ((a, c), (c, a)) if i2 == i})
+    B = xp.stack([row({j: v for (a, c), v in half.items() for i2, j in ((a, c), (c, a)) if i2 == i}, 0.0 * gamma1)
                   for i in range(N_MARGINAL)])
     SB = xp.matmul(cov, B)                                         # (P, n, n)
     SBm = xp.matmul(SB, mean[:, :, None])[:, :, 0]                 # Sigma B mu, (P, n)
     q_mean = xp.einsum("pii->p", SB) + xp.einsum("pi,ij,pj->p", mean, B, mean)
     q_var = 2 * xp.einsum("pij,pji->p", SB, SB) + 4 * xp.einsum("pi,ij,pj->p", mean, B, SBm)
-    linear_mean = xp.matmul(mean, F.T)                              # (P, 2)
-    cross = xp.matmul(cov, F.T)                                     # Cov(z, F z), (P, n, 2)
+    linear_mean = xp.einsum("pi,pki->pk", mean, F)                  # (P, 2)
+    cross = xp.einsum("pij,pkj->pik", cov, F)                       # Cov(z, F z), (P, n, 2)
     cov_q = 2 * SBm                                                 # Cov(z, q), (P, n)
     new_mean = [linear_mean[:, 0], linear_mean[:, 1] + q_mean]
     c_m, c_k = cross[:, :, 0], cross[:, :, 1] + cov_q               # Cov(z, new M), Cov(z, new K)
-    v_mm = xp.matmul(c_m, F[0]) + dyn.q[2]
-    v_mk = xp.matmul(cross[:, :, 0], F[1]) + xp.matmul(cov_q, F[0])
-    v_kk = xp.matmul(cross[:, :, 1], F[1]) + 2 * xp.matmul(cov_q, F[1]) + q_var + dyn.q[3]
+    v_mm = (c_m * F[:, 0]).sum(-1) + dyn.q[2]
+    v_mk = (cross[:, :, 0] * F[:, 1]).sum(-1) + (cov_q * F[:, 0]).sum(-1) + dyn.q_mk
+    v_kk = (cross[:, :, 1] * F[:, 1]).sum(-1) + 2 * (cov_q * F[:, 1]).sum(-1) + q_var + dyn.q[3]
     # the new state: the person-level part kept, (Mw, Kw) replaced, Sw and Ew fresh
-    n = mean.shape[0]
-    nil = xp.zeros(n)
     mean = xp.concatenate([mean[:, :PERSON], xp.stack(new_mean + [nil, nil], axis=-1)], axis=-1)
 
     def entry(i: int, j: int) -> Any:
@@ -247,41 +270,46 @@ def marginal_step(mean: Any, cov: Any, r: Any, h: Any, o: Any, b: Any, gamma1: A
 
 
 def marginal_filter(residual: Any, error: Any, observed: Any, slope: Any, gamma1: Any, person_cov: Any,
-                    slope_variance: Any, dyn: SharingDynamics, xp: Any, sessions: int) -> Any:
+                    slope_variance: Any, dyn: SharingDynamics, xp: Any, sessions: int, gap: Any = None) -> Any:
     """Each participant's log density of all their scores with every participant-level quantity integrated out:
     the person means (covariance ``person_cov`` of (muS, muE, muM, muK) around their population expectations, which
     ``residual`` has taken off), the support slope ubeta (variance ``slope_variance``) and the within states.
     ``slope`` (T,): the population support effect gamma0 + f(t). The lags before session 1 are stationary at the
-    population support effect (slope heterogeneity left out of that start). A Python loop (unrolled in a graph;
-    forward only: it is evaluated once per draw, never differentiated). Returns (P,)."""
+    population support effect (slope heterogeneity left out of that start). ``gap`` (P, T) or None as in
+    :func:`sharing_filter`. A Python loop (unrolled in a graph; forward only: it is evaluated once per draw, never
+    differentiated). Returns (P,)."""
     lags = dyn.stationary(slope[0] + 0.0 * residual[0][:, 0])
     mean, cov = marginal_start(person_cov, slope_variance, lags, dyn.q, xp)
     loglik = 0.0
     for t in range(sessions):
         r, h, o = ([x[v][:, t] for v in range(4)] for x in (residual, error, observed))
-        mean, cov, ll = marginal_step(mean, cov, r, h, o, slope[t], gamma1, dyn, xp)
+        dyn_t = dyn if gap is None or t == 0 else dyn.over(gap[:, t], xp)
+        mean, cov, ll = marginal_step(mean, cov, r, h, o, slope[t], gamma1, dyn_t, xp)
         loglik = loglik + ll
     return loglik
 
 
 def scan_marginal(residual: Any, error: Any, observed: Any, slope: Any, gamma1: Any, person_cov: Any,
-                  slope_variance: Any, dyn: SharingDynamics, shape: tuple[int, int]) -> Any:
+                  slope_variance: Any, dyn: SharingDynamics, shape: tuple[int, int], gap: Any = None) -> Any:
     """:func:`marginal_filter` in a PyTensor graph as a ``scan`` over sessions (tensors; ``slope`` (T,),
-    ``person_cov`` (4, 4)); returns the log density per participant (P,)."""
+    ``person_cov`` (4, 4), ``gap`` (P, T) or None); returns the log density per participant (P,)."""
     import pytensor.tensor as pt
 
     n, sessions = shape
     coefficients = [*_as_arguments(dyn), pt.as_tensor(gamma1, dtype="float64")]
+    gaps = _gap_sequence(gap, shape)
 
-    def session(r: Any, h: Any, o: Any, b: Any, mean: Any, cov: Any, *c: Any) -> tuple:
-        return marginal_step(mean, cov, r, h, o, b, c[11], _from_arguments(c), pt)
+    def session(r: Any, h: Any, o: Any, b: Any, *carried: Any) -> tuple:
+        g = carried[0] if gaps else None
+        mean, cov, c = carried[len(gaps)], carried[len(gaps) + 1], carried[len(gaps) + 2:]
+        return marginal_step(mean, cov, r, h, o, b, c[11], _from_arguments(c, g), pt)
 
     residual0 = pt.as_tensor(residual, dtype="float64")
     lags = dyn.stationary(slope[0] + pt.zeros(n))
     mean, cov = marginal_start(person_cov, slope_variance, lags, dyn.q, pt)
     by_session = [pt.specify_shape(pt.as_tensor(x, dtype="float64"), (4, n, sessions)).transpose(2, 0, 1)
                   for x in (residual0, error, observed)]
-    outputs = pytensor.scan(session, sequences=[*by_session, pt.as_tensor(slope, dtype="float64")],
+    outputs = pytensor.scan(session, sequences=[*by_session, pt.as_tensor(slope, dtype="float64"), *gaps],
                             outputs_info=[mean, cov, None], non_sequences=coefficients, n_steps=sessions,
                             strict=True, return_updates=False)
     return outputs[2].sum(0)

@@ -149,6 +149,7 @@ class SharingDynamics:
     beta_e: Any
     beta_se: Any
     q: tuple[Any, Any, Any, Any]
+    q_mk: Any = 0.0   # covariance of zeta and eps (0 for one unit of time; :meth:`over` a longer gap makes it non-zero)
 
     def step(self, lags: tuple[Any, Any], nu: Any, b: Any) -> tuple[Any, Any]:
         """(Mw_t, Kw_t) from the lagged (Mw, Kw) and the session's innovations ``nu`` (nuS, nuE, zeta, eps)."""
@@ -179,7 +180,7 @@ class SharingDynamics:
         Sigma = A Sigma A' + Q, summed as sum_k A^k Q A'^k over 2^doublings terms by doubling (finite, and large, where
         the system is not stable)."""
         _, _, s11, s12, s22 = self.input_moments(b, 0.0, self.q[0], 0.0, self.q[1])
-        s11, s22 = s11 + self.q[2], s22 + self.q[3]
+        s11, s12, s22 = s11 + self.q[2], s12 + self.q_mk, s22 + self.q[3]
         power = self
         for _ in range(doublings):   # Sigma += A^k Sigma A^k';  A^k = A^k A^k
             t11, t12, t22 = power.predict_cov(s11, s12, s22)
@@ -189,17 +190,94 @@ class SharingDynamics:
                             beta_m=b21 * b11 + b22 * b21, phi=b21 * b12 + b22 * b22)
         return s11, s12, s22
 
+    def over(self, gap: Any, xp: Any = np) -> SharingDynamics:
+        """The dynamics from one session to the next ``gap`` units of time later (a discrete-time view of a
+        continuous-time process; ``gap`` = 1: these dynamics): the lag matrix A^gap (:func:`lag_power`) and the
+        innovations of (Mw, Kw) accumulated over the gap, Q_gap = Sigma - A^gap Sigma A^gap', where Sigma = A Sigma A' +
+        Q solves the linear system whose solution is the stationary covariance of the innovations' process where A is
+        stable (whole gaps are exact whatever A: Q_1 = Q, Q_2 = Q + A Q A', ...; fractional gaps interpolate, and where
+        A has an eigenvalue of 1 or negative ones, the result may fail to be a covariance: a NaN log density). Sw and
+        Ew happen at the session and act once, whatever the gap. ``gap``: a scalar or an array (one per participant);
+        the coefficients of A become arrays of its shape."""
+        a11, a12, a21, a22 = lag_power(self.phi_m, self.delta, self.beta_m, self.phi, gap, xp)
+        s11, s12, s22 = lyapunov(self.phi_m, self.delta, self.beta_m, self.phi, self.q[2], self.q_mk, self.q[3])
+        t11, t12, t22 = replace(self, phi_m=a11, delta=a12, beta_m=a21, phi=a22).predict_cov(s11, s12, s22)
+        return replace(self, phi_m=a11, delta=a12, beta_m=a21, phi=a22, q=(*self.q[:2], s11 - t11, s22 - t22),
+                       q_mk=s12 - t12)
+
+
+def lag_power(a11: Any, a12: Any, a21: Any, a22: Any, x: Any, xp: Any = np) -> tuple[Any, Any, Any, Any]:
+    """Entries (11, 12, 21, 22) of A^x for the real 2 x 2 matrix A = [[a11, a12], [a21, a22]] and a real power
+    x >= 0: the real part of the principal power (A^x exactly for whole x; for fractional x, where A has a negative
+    eigenvalue lambda, |lambda|^x cos(pi x) stands for lambda^x: the oscillation that a negative autoregression implies
+    in continuous time). By Cayley-Hamilton, A^x = c1 A + c0 I with c1, c0 from the eigenvalues: real ones l1 != l2
+    give c1 = (f(l1) - f(l2)) / (l1 - l2), c0 = (l1 f(l2) - l2 f(l1)) / (l1 - l2); a complex pair r e^(+-iw) gives
+    c1 = r^(x-1) sin(w x) / sin(w), c0 = -r^x sin(w (x - 1)) / sin(w); a repeated eigenvalue l gives c1 = x f(l) / l,
+    c0 = (1 - x) f(l). Branches are computed on guarded arguments, so values and gradients stay finite (``xp``: numpy
+    or pytensor.tensor, elementwise)."""
+    tiny = 1e-12
+    half = (a11 + a22) / 2
+    disc = half * half - (a11 * a22 - a12 * a21)                  # (l1 - l2)^2 / 4
+    repeated = xp.abs(disc) < 1e-10
+
+    def power(lam: Any) -> Any:                                     # Re(lam^x), lam real
+        size = xp.maximum(xp.abs(lam), tiny)
+        return xp.exp(x * xp.log(size)) * xp.where(lam < 0, xp.cos(np.pi * x), 1.0)
+
+    # two real eigenvalues
+    root = xp.sqrt(xp.maximum(disc, tiny))
+    f1, f2 = power(half + root), power(half - root)
+    real_c1, real_c0 = (f1 - f2) / (2 * root), ((half + root) * f2 - (half - root) * f1) / (2 * root)
+    # a complex pair r e^(+-iw), sin(w) = sqrt(-disc) / r
+    imag = xp.sqrt(xp.maximum(-disc, tiny))
+    r = xp.sqrt(half * half + imag * imag)
+    w = xp.arctan2(imag, half)
+    r_x = xp.exp(x * xp.log(r))
+    complex_c1, complex_c0 = r_x * xp.sin(w * x) / imag, -r_x * xp.sin(w * (x - 1)) * r / imag
+    # a repeated eigenvalue
+    safe = xp.where(xp.abs(half) < tiny, tiny, half)
+    f = power(safe)
+    c1 = xp.where(repeated, x * f / safe, xp.where(disc > 0, real_c1, complex_c1))
+    c0 = xp.where(repeated, (1 - x) * f, xp.where(disc > 0, real_c0, complex_c0))
+    return c1 * a11 + c0, c1 * a12, c1 * a21, c1 * a22 + c0
+
+
+def lyapunov(a11: Any, a12: Any, a21: Any, a22: Any, q11: Any, q12: Any, q22: Any) -> tuple[Any, Any, Any]:
+    """(S11, S12, S22) of the solution of S = A S A' + Q for 2 x 2 A and symmetric Q: the stationary covariance of
+    x_t = A x_(t-1) + N(0, Q) where A is stable; solved exactly (Cramer's rule on the 3 x 3 linear system)."""
+    k = [[1 - a11 * a11, -2 * a11 * a12, -a12 * a12],
+         [-a11 * a21, 1 - (a11 * a22 + a12 * a21), -a12 * a22],
+         [-a21 * a21, -2 * a21 * a22, 1 - a22 * a22]]
+    q = [q11, q12, q22]
+
+    def det(m: list) -> Any:
+        return (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+                + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
+
+    d = det(k)
+    return tuple(det([[q[i] if c == col else k[i][c] for c in range(3)] for i in range(3)]) / d for col in range(3))
+
 
 def sharing_paths(slope: np.ndarray, innovations: np.ndarray, lags: tuple[np.ndarray, np.ndarray],
-                  dynamics: SharingDynamics) -> np.ndarray:
+                  dynamics: SharingDynamics, gaps: np.ndarray | None = None) -> np.ndarray:
     """Within-person states (Sw, Ew, Mw, Kw), shape (4, n, T), run forward by ``dynamics`` from the lagged (Mw, Kw)
-    ``lags`` before the first session, with ``innovations`` (4, n, T) in the order of :data:`INNOVATIONS` and the
-    support effect ``slope`` (n, T)."""
+    ``lags`` before the first session, with ``innovations`` (4, n, T) in the order of :data:`INNOVATIONS` (those of one
+    unit of time) and the support effect ``slope`` (n, T). ``gaps`` (n, T): the time since the previous session in
+    units (column 0 unused): the dynamics over each gap (:meth:`SharingDynamics.over`), the (zeta, eps) innovations
+    rescaled to their accumulated covariance; None: every gap is 1."""
     _, n, T = innovations.shape
     out = np.zeros((4, n, T))
     out[:2] = innovations[:2]
     for t in range(T):
-        lags = dynamics.step(lags, innovations[:, :, t], slope[:, t])
+        nu = innovations[:, :, t]
+        step = dynamics
+        if gaps is not None and t > 0:
+            step = dynamics.over(gaps[:, t])
+            z = nu[2:] / np.sqrt(np.array(dynamics.q[2:], dtype=float))[:, None]     # standard normal
+            zeta = np.sqrt(step.q[2]) * z[0]
+            eps = step.q_mk / np.sqrt(step.q[2]) * z[0] + np.sqrt(step.q[3] - step.q_mk**2 / step.q[2]) * z[1]
+            nu = np.stack([nu[0], nu[1], zeta, eps])
+        lags = step.step(lags, nu, slope[:, t])
         out[2:, :, t] = lags
     return out
 

@@ -191,3 +191,27 @@ def test_spec_file_defaults():
     assert bare.spec.sampler.draws == 1000
     assert bare.spec.sampler.backend == model.spec.sampler.backend == "nutpie-jax"
     assert model.options == bare.options
+
+
+def test_unequal_gaps_enter_the_dynamics_and_equal_gaps_give_the_session_model():
+    """time = 'time': gaps in units of the median gap (0.25-2 here) enter the graph as data; a study whose sessions
+    are equally spaced gets the session model (no gaps); bad timing options are rejected with the fix."""
+    sim = simulate_study(Design(communities=4, participants=4, sessions=4, gap_spread=3.5),
+                         sharing=SharingTruth(gap_dynamics=True), seed=7)
+    study = Study.from_frame(sim.table, sim.roles)
+    model = KnowledgeSharing(study, {"outcome": "sharing", "options": {"time": "time"}})
+    weeks = study.table.pivot(index="participant", columns="session", values="time")
+    assert model.gaps is not None and model.gaps.min() > 0 and model.gaps.max() > 1.5
+    assert "gap" in {v.name for v in model.model.data_vars}
+    steps = np.diff(weeks.to_numpy(), axis=1)
+    unit = np.median(steps[np.isfinite(steps)])               # the median gap between attended sessions
+    first = weeks.index.get_loc(weeks.dropna().index[0])
+    np.testing.assert_allclose(model.gaps[first, 1:] * unit, steps[first])
+    equal = simulate_study(Design(communities=3, participants=4, sessions=3, gap_spread=0.0), seed=1)
+    session = KnowledgeSharing(Study.from_frame(equal.table, equal.roles), {"outcome": "sharing",
+                                                                            "options": {"time": "time"}})
+    assert session.gaps is None and "gap" not in {v.name for v in session.model.data_vars}
+    with pytest.raises(ConfigError, match="time must be 'session' or 'time'"):
+        KnowledgeSharing(study, {"outcome": "sharing", "options": {"time": "weeks"}})
+    with pytest.raises(ConfigError, match="gap_unit must be a positive number"):
+        KnowledgeSharing(study, {"outcome": "sharing", "options": {"time": "time", "gap_unit": -4}})

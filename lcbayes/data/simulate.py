@@ -94,6 +94,7 @@ class Design:
     missed: float = 0.10
     predictor_missing: float = 0.0
     weeks_between_sessions: float = 4.0
+    gap_spread: float = 1.0                  # gaps: weeks_between_sessions +- up to this many weeks (rounded, >= 1)
     likert: int | None = None
     item_sd: float = 0.6
 
@@ -174,6 +175,7 @@ class SharingTruth:
     session_shock_sd: tuple[float, float, float, float] = (0.0, 0.0, 0.05, 0.05)   # shocks common to all, S E M K
     tau_community_session: float = 0.10                        # community x session shocks in K
     stationary_start: bool = True                              # lags before session 1 stationary (else 0)
+    gap_dynamics: bool = False     # (Mw, Kw) evolve over the weeks between sessions (unit: weeks_between_sessions)
     sd_within: tuple[float, float] = (0.5, 0.5)                # SD of Sw, Ew
     phi: float = 0.30
     gamma0: float = 0.30
@@ -289,13 +291,15 @@ def _layout(design: Design, rng: np.random.Generator) -> tuple[pd.DataFrame, np.
         leaves = (stay == T + 1) & (t > join) & (rng.random(n) < design.attrition)
         stay[leaves] = t
     people["join"], people["leave"] = join, stay
-    gaps = rng.uniform(-1, 1, size=(J, T - 1)) + design.weeks_between_sessions
+    gaps = rng.uniform(-1, 1, size=(J, T - 1)) * design.gap_spread + design.weeks_between_sessions
     weeks = np.concatenate([np.zeros((J, 1)), np.cumsum(np.maximum(np.round(gaps), 1), axis=1)], axis=1)
     return people, weeks.astype(int)
 
 
-def _sharing(people: pd.DataFrame, truth: SharingTruth, T: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Latent model C processes for every participant and session (even unobserved ones).
+def _sharing(people: pd.DataFrame, truth: SharingTruth, T: int, rng: np.random.Generator,
+             gaps: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Latent model C processes for every participant and session (even unobserved ones); ``gaps`` (n, T): the weeks
+    since the previous session over the typical gap, along which (Mw, Kw) evolve (None: one step per session).
 
     Returns the scores' latent values (n, T) by measure name, Sw (n, T), the person means (n, 3) and muK (n,),
     u_beta (n,), b_comm (J,), the community x session shocks c_jt (J, T) and the session effects (4, T) of S, E, M, K
@@ -330,7 +334,7 @@ def _sharing(people: pd.DataFrame, truth: SharingTruth, T: int, rng: np.random.G
         s11, s12, s22 = dynamics.stationary(beta_s[:, 0])
         z = rng.standard_normal((2, n))
         lags = (np.sqrt(s11) * z[0], s12 / np.sqrt(s11) * z[0] + np.sqrt(s22 - s12**2 / s11) * z[1])
-    _, _, Mw, Kw = sharing_paths(np.broadcast_to(beta_s, (n, T)), np.stack([Sw, Ew, zeta, eps]), lags, dynamics)
+    _, _, Mw, Kw = sharing_paths(np.broadcast_to(beta_s, (n, T)), np.stack([Sw, Ew, zeta, eps]), lags, dynamics, gaps)
     trend = [truth.support_trend, truth.efficacy_trend, truth.motivation_trend, truth.sharing_trend]
     session = np.array(trend)[:, None] * s + shocks                    # (4, T) common to all participants
     return {"support": means[:, [0]] + session[0] + Sw, "self_efficacy": means[:, [1]] + session[1] + Ew,
@@ -432,7 +436,8 @@ def simulate_study(design: Design | None = None, climate: ClimateTruth | None = 
     trait_score = {}
     for i, name in enumerate(TRAITS):
         columns[name], trait_score[name] = _measure(traits[:, i], name, design, rng["measurement"])
-    proc = _sharing(people, sharing, T, rng["sharing"])
+    gaps = np.diff(weeks, axis=1, prepend=0)[people["j"].to_numpy()] / design.weeks_between_sessions
+    proc = _sharing(people, sharing, T, rng["sharing"], gaps if sharing.gap_dynamics else None)
     clim = _climate(people, climate, T, trait_score["lgo"], trait_score["psych_safety"], proc,
                     sharing.mu[0], rng["climate"])
     j = people["j"].to_numpy()

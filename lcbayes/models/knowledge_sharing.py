@@ -20,7 +20,9 @@ participant-level quantity (person means, support slope, states): a second, forw
 (:func:`~lcbayes.kalman.marginal_filter`) evaluated once per draw, since a log likelihood conditional on sampled
 person means gave Pareto k > 0.68 for 88% of participants at the reference design. The lagged states before the first
 session are drawn from the stationary distribution of the first session's dynamics. Unobserved values (missed
-sessions, missing predictors, sessions before joining or after leaving) are simply not observed.
+sessions, missing predictors, sessions before joining or after leaving) are simply not observed. With ``time =
+"time"``, (Mw, Kw) evolve over the time between sessions: A^gap and the innovations accumulated over the gap
+(:meth:`~lcbayes.processes.SharingDynamics.over`), a discrete-time view of a continuous-time process.
 
 The moderator muE_i of the cross-level term is sampled, so that term is exact. The within-person moderation
 betaSE Sw_ti Ew_ti is a product of two latent states: given the session's S and E scores both are independent normals,
@@ -69,6 +71,9 @@ class KnowledgeSharing(BayesModel):
       ``outcome`` is knowledge sharing K;
     - ``measurement_error``: ``"auto"`` (item error of every measure that has items; default), ``"items"`` (all four
       must have items) or ``"none"`` (scale scores taken as error-free);
+    - ``time``: ``"session"`` (default: one step of the dynamics per session) or ``"time"`` (the study's time role:
+      the K-M dynamics run over the time between sessions, A^gap, with gaps in units of ``gap_unit``, default the
+      median gap, so that phi, phiM, delta and betaM are per typical gap; equal gaps give the session model);
     - switches, each true by default, to compare simpler models: ``autoregression`` (phi), ``time_varying_support``
       (f), ``cross_level`` (gamma1), ``support_slopes`` (ubeta), ``interaction`` (betaSE), ``spiral`` (betaM and
       delta: off drops both paths between K and M), ``between`` (pi), ``trends`` (session effects of S, E, M, K),
@@ -78,7 +83,8 @@ class KnowledgeSharing(BayesModel):
     name = "knowledge_sharing"
     option_defaults: ClassVar[dict[str, Any]] = {
         "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation",
-        "measurement_error": "auto", "organization": "auto", "lkj_eta": 2.0, **{switch: True for switch in SWITCHES}}
+        "measurement_error": "auto", "organization": "auto", "lkj_eta": 2.0, "time": "session", "gap_unit": None,
+        **{switch: True for switch in SWITCHES}}
     sampler_defaults = {"backend": "nutpie-jax", "target_accept": 0.9, "draws": 1000, "tune": 1000}
     cell_vars = ("loglik", "expected", "predictive_sd")
     observation_masks: ClassVar[dict[str, int]] = {"observed": 1}
@@ -92,6 +98,7 @@ class KnowledgeSharing(BayesModel):
             raise ConfigError(f"option measurement_error must be one of {', '.join(ERROR_MODES)} for model C, got "
                               f"{o['measurement_error']!r}.")
         self.use_org = uses_organization(o["organization"], study)
+        self.gaps = self._gaps() if o["time"] == "time" else None
         for name in self.measures:
             if study.roles.level_of(name) != "session":
                 raise ConfigError(f"'{name}' is participant-level; model C needs session-level measures "
@@ -101,6 +108,28 @@ class KnowledgeSharing(BayesModel):
         self.errors = {name: MeasurementError.of(self.panel, name, o["measurement_error"]) for name in self.measures}
         self.error_variance = np.stack([np.zeros(self.panel.shape) if e is None else e.theta_hat * e.inv_answered
                                         for e in self.errors.values()])   # (4, P, T) theta_v / n_vti
+
+    def _gaps(self) -> np.ndarray | None:
+        """(P, T) time since the previous session in units of ``gap_unit`` (default: the median gap between sessions
+        that a participant attended one after the other), column 0 set to 1; None where every gap is 1 (the session
+        model)."""
+        unit = self.options["gap_unit"]
+        steps = np.diff(self.panel.time, axis=1)
+        present = self.panel.present()
+        if unit is None:
+            both = (present[:, 1:] > 0) & (present[:, :-1] > 0)
+            unit = float(np.median(steps[both])) if both.any() else 1.0
+        if isinstance(unit, bool) or not isinstance(unit, int | float) or not unit > 0:
+            raise ConfigError(f"option gap_unit must be a positive number (the time of a typical gap between "
+                              f"sessions, in the time column's units), got {unit!r}.")
+        bad = np.flatnonzero((steps <= 0).any(axis=1))
+        if len(bad):
+            names = ", ".join(str(self.study.coords["participant"][i]) for i in bad[:5])
+            raise ConfigError(f"time does not increase from session to session for {len(bad)} participant(s) "
+                              f"({names}) once missed sessions take their community's typical time; check the time "
+                              f"column, or use time = 'session'.")
+        gaps = np.concatenate([np.ones((steps.shape[0], 1)), steps / unit], axis=1)
+        return None if np.allclose(gaps, 1.0) else gaps
 
     @property
     def measures(self) -> list[str]:
@@ -229,12 +258,18 @@ class KnowledgeSharing(BayesModel):
                                   None if gamma1 is None else (gamma1 * (mu[:, 1] - m[1]))[:, None], u_beta)
             dynamics = SharingDynamics(**{symbol: self.prior(name) if name in self.priors else 0.0
                                           for symbol, name in COEFFICIENTS.items()}, q=tuple(q))
+            # the prior truncated to stable K-M dynamics (where the stationary start exists): both eigenvalues of A
+            # inside the unit circle, |det A| < 1 and |tr A| < 1 + det A (Jury's conditions)
+            trace = dynamics.phi + dynamics.phi_m
+            det = dynamics.phi * dynamics.phi_m - dynamics.beta_m * dynamics.delta
+            pm.Potential("stable_dynamics", pt.switch((pt.abs(det) < 1) & (pt.abs(trace) < 1 + det), 0.0, -np.inf))
 
             # the within-person states and muK integrated out by the filter, given the other person means
             means = [mu[:, 0], mu[:, 1], mu[:, 2], mean_k]
             residual = pt.stack([observed[v] * (values[v] - means[v][:, None] - offsets[v]) for v in range(4)])
+            gap = None if self.gaps is None else pm.Data("gap", self.gaps, dims=cell)
             loglik, expected, variance = scan_filter(residual, error, observed, slope + pt.zeros(self.panel.shape),
-                                                     dynamics, self.panel.shape, tau_k**2)
+                                                     dynamics, self.panel.shape, tau_k**2, gap)
             pm.Potential("likelihood", loglik.sum())
 
             # leave-one-participant-out: every participant-level quantity integrated out (evaluated per draw only)
@@ -249,8 +284,7 @@ class KnowledgeSharing(BayesModel):
             centred = pt.stack([observed[v] * (values[v] - population[v][:, None] - offsets[v]) for v in range(4)])
             base = support_slope(gamma0, f) + pt.zeros((1, self.panel.shape[1]))
             marginal = scan_marginal(centred, error, observed, base[0], 0.0 if gamma1 is None else gamma1, person_cov,
-                                     0.0 if tau_b is None else tau_b**2, dynamics,
-                                     self.panel.shape)
+                                     0.0 if tau_b is None else tau_b**2, dynamics, self.panel.shape, gap)
             pm.Deterministic("loglik", marginal, dims="participant")
             pm.Deterministic("expected", means[3][:, None] + offsets[3] + expected, dims=cell)
             pm.Deterministic("predictive_sd", pt.sqrt(variance), dims=cell)
@@ -306,7 +340,8 @@ class KnowledgeSharing(BayesModel):
           an odd number is in neither);
         - ``spiral_gain`` = delta betaM, the feedback K -> M -> K per two sessions;
         - ``spectral_radius``: the largest |eigenvalue| of A = [[phi, betaM], [delta, phiM]], the lag matrix of
-          (Kw, Mw); the K-M system is stable (shocks die out) when < 1; ``stable`` is 1 in draws where it is;
+          (Kw, Mw); the K-M system is stable (shocks die out) when < 1, which the prior demands (``stable`` is 1 in
+          draws where it is: every draw);
         - ``within_between`` (predictor, effect): within effects (support: gamma0, the average over sessions;
           self-efficacy: betaE; motivation: betaM, lagged) beside the between effects pi.
         """
@@ -367,9 +402,24 @@ class KnowledgeSharing(BayesModel):
         return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
 
     def _prior_draws(self, draws: int, seed: int) -> xr.Dataset:
+        """``draws`` draws of the parameters from the prior truncated to stable K-M dynamics (the model's
+        ``stable_dynamics`` term): draws from the untruncated prior, the unstable ones rejected."""
         names = [v.name for v in self.model.free_RVs] + \
             [v.name for v in self.model.deterministics if v.name not in self.cell_vars]
-        return pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=seed, model=self.model).prior
+        kept: list[xr.Dataset] = []
+        rng = np.random.default_rng(seed)
+        for _ in range(100):
+            batch = pm.sample_prior_predictive(draws=max(4 * draws, 20), var_names=names, model=self.model,
+                                               random_seed=int(rng.integers(2**31))).prior
+            zero = xr.zeros_like(batch["phi_motivation"])
+            radius = spectral_radius(*(batch.get(name, zero).values for name in
+                                       ("phi", "beta_motivation", "delta", "phi_motivation")))
+            kept.append(batch.isel(draw=np.flatnonzero(radius[0] < 1)))
+            if sum(k.sizes["draw"] for k in kept) >= draws:
+                stable = xr.concat(kept, dim="draw").isel(draw=slice(0, draws))
+                return stable.assign_coords(draw=np.arange(draws))
+        raise ConfigError("the priors of phi, phi_motivation, delta and beta_motivation almost never give stable "
+                          "dynamics (fewer than 1 in 100 draws); narrow them.")
 
     def _simulate(self, p: xr.Dataset, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """S, E, M, K per row of the study (NaN where the study has none) from one parameter draw ``p`` (person means
@@ -394,7 +444,7 @@ class KnowledgeSharing(BayesModel):
         z1, z2 = rng.standard_normal((2, P))
         lag_m = np.sqrt(s11) * z1
         lag_k = s12 / np.sqrt(s11) * z1 + np.sqrt(np.maximum(s22 - s12**2 / s11, 0.0)) * z2
-        within = sharing_paths(slope, nu, (lag_m, lag_k), dynamics)
+        within = sharing_paths(slope, nu, (lag_m, lag_k), dynamics, self.gaps)
         session = value("session_effect", np.zeros((4, T)))
         shocks = value("community_session", np.zeros((self.study.n("community"), T)))[self.panel.community]
         grids = [mu[:, [v]] + session[v] + within[v] for v in range(3)]
@@ -416,7 +466,8 @@ class KnowledgeSharing(BayesModel):
         if "gamma_efficacy" in post:
             out.append(describe("Cross-level moderation by mean self-efficacy, gamma1", post["gamma_efficacy"]))
         out.append(describe("Spiral gain delta x betaM (sharing -> motivation -> sharing)", post["spiral_gain"])
-                   + f". P(the sharing-motivation system is stable) = {float(post['stable'].mean()):.2f}.")
+                   + "; " + describe("largest |eigenvalue| of the sharing-motivation lag matrix (the prior keeps it "
+                                     "below 1: stable dynamics)", post["spectral_radius"]) + ".")
         wb = post["within_between"]
         for v in wb["predictor"].values:
             out.append(describe(f"{v}: within-person effect", wb.sel(predictor=v, effect="within")) + "; "
