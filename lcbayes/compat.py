@@ -42,27 +42,6 @@ def nutpie_data_names(compiled: Any) -> set[str]:
                              "._shared_data)", ">=0.16,<0.17")
 
 
-def nutpie_jax_gradient_seconds(compiled: Any, evaluations: int = 20) -> float:
-    """Median seconds of one log density and gradient evaluation of a JAX-compiled nutpie model (``PyFuncModel``,
-    nutpie 0.16: its public ``benchmark_logp`` fails for these models, so through ``_make_logp_func`` and
-    ``_shared_data``), at the origin of the unconstrained space."""
-    import time
-
-    try:
-        logp = compiled._make_logp_func()
-        data = compiled._shared_data
-        point = np.zeros(compiled.n_dim)
-    except AttributeError:
-        raise _changed("nutpie", f"{type(compiled).__name__}._make_logp_func / ._shared_data", ">=0.16,<0.17") \
-            from None
-    times = []
-    for _ in range(evaluations + 1):
-        start = time.perf_counter()
-        logp(point, **data)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
-
-
 def ecdf_confidence_band(n: int, eval_points: np.ndarray, cdf: np.ndarray,
                          prob: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Simultaneous ``prob`` band of the ECDF of ``n`` draws at ``eval_points`` (shape ``(k,)``, increasing) where the

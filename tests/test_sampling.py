@@ -87,22 +87,3 @@ def test_refit_with_data_of_a_model_built_on_new_data():
     np.testing.assert_allclose(refit.posterior["alpha_intercept"].values, direct.posterior["alpha_intercept"].values)
     with pytest.raises(ValueError, match="differs in structure"):
         compiled.data_of(model(3, communities=7).model)
-
-
-def test_jax_chains_in_processes_give_the_draws_of_one_process(monkeypatch):
-    """nutpie-jax samples chain by chain (each with a seed of its own); shared among processes, with new data, the
-    chains are those of one process, in order; a different seed gives other draws."""
-    import lcbayes.sampling as sampling
-
-    y = np.random.default_rng(2).normal(1.0, 1.0, size=40)
-    compiled = CompiledModel(normal_mean_model(y), SamplerSettings(backend="nutpie-jax", chains=3, draws=200,
-                                                                    tune=200, seed=7))
-    new = {"y": y + 5.0}
-    one = compiled.sample(new, cores=2)                       # short: one process
-    monkeypatch.setattr(sampling, "LONG_SAMPLING_S", 0.0)
-    two = compiled.sample(new, cores=2)
-    np.testing.assert_array_equal(one.posterior["mu"].values, two.posterior["mu"].values)
-    assert list(two.posterior["chain"].values) == [0, 1, 2] and two.posterior["mu"].shape == (3, 200)
-    assert abs(float(two.posterior["mu"].mean()) - 6.0) < 0.5
-    assert not np.array_equal(one.posterior["mu"].values[0], one.posterior["mu"].values[1])
-    assert not np.array_equal(compiled.sample(new, seed=8, cores=1).posterior["mu"].values, one.posterior["mu"].values)
