@@ -418,8 +418,9 @@ class KnowledgeSharing(BayesModel):
             if sum(k.sizes["draw"] for k in kept) >= draws:
                 stable = xr.concat(kept, dim="draw").isel(draw=slice(0, draws))
                 return stable.assign_coords(draw=np.arange(draws))
-        raise ConfigError("the priors of phi, phi_motivation, delta and beta_motivation almost never give stable "
-                          "dynamics (fewer than 1 in 100 draws); narrow them.")
+        tried = 100 * max(4 * draws, 20)
+        raise ConfigError(f"the priors of phi, phi_motivation, delta and beta_motivation gave stable dynamics in only "
+                          f"{sum(k.sizes['draw'] for k in kept)} of {tried} draws ({draws} needed); narrow them.")
 
     def _simulate(self, p: xr.Dataset, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """S, E, M, K per row of the study (NaN where the study has none) from one parameter draw ``p`` (person means
