@@ -62,7 +62,9 @@ def test_recovers_dynamics_support_effects_spiral_and_between_effects(fitted):
     # session effects: the simulated trend plus shocks, centred
     truth = sim.truth.sessions[["support", "self_efficacy", "motivation", "sharing"]].to_numpy().T
     lo, hi = interval(model.idata, "session_effect")
-    assert np.mean((lo <= truth - truth.mean(1, keepdims=True)) & (truth - truth.mean(1, keepdims=True) <= hi)) > 0.8
+    # 24 intervals at 90%: at least 18 (a calibrated fit has fewer 0.7% of the time; "more than 80%", 20 of 24, failed
+    # 8.5% of the time by chance and did with the stable-dynamics prior: 19 of 24)
+    assert np.mean((lo <= truth - truth.mean(1, keepdims=True)) & (truth - truth.mean(1, keepdims=True) <= hi)) >= 0.75
 
 
 def test_one_step_predictive_distributions_are_calibrated(fitted):
