@@ -193,10 +193,10 @@ class SharingDynamics:
     def over(self, gap: Any, xp: Any = np) -> SharingDynamics:
         """The dynamics from one session to the next ``gap`` units of time later (a discrete-time view of a
         continuous-time process; ``gap`` = 1: these dynamics): the lag matrix A^gap (:func:`lag_power`) and the
-        innovations of (Mw, Kw) accumulated over the gap, Q_gap = Sigma - A^gap Sigma A^gap', where Sigma = A Sigma A' +
-        Q solves the linear system whose solution is the stationary covariance of the innovations' process where A is
-        stable (whole gaps are exact whatever A: Q_1 = Q, Q_2 = Q + A Q A', ...; fractional gaps interpolate, and where
-        A has an eigenvalue of 1 or negative ones, the result may fail to be a covariance: a NaN log density). Sw and
+        innovations of (Mw, Kw) accumulated over the gap, Q_gap = Sigma - A^gap Sigma A^gap', where Sigma solves
+        Sigma = A Sigma A' + Q (:func:`lyapunov`; the stationary covariance the innovations alone sustain where A is
+        stable). Whole gaps are exact whatever A (Q_1 = Q, Q_2 = Q + A Q A', ...); fractional gaps interpolate, and
+        where A has an eigenvalue of 1 or negative ones the result may fail to be a covariance (a NaN log density). Sw and
         Ew happen at the session and act once, whatever the gap. ``gap``: a scalar or an array (one per participant);
         the coefficients of A become arrays of its shape."""
         a11, a12, a21, a22 = lag_power(self.phi_m, self.delta, self.beta_m, self.phi, gap, xp)
