@@ -196,9 +196,9 @@ class SharingDynamics:
         innovations of (Mw, Kw) accumulated over the gap, Q_gap = Sigma - A^gap Sigma A^gap', where Sigma solves
         Sigma = A Sigma A' + Q (:func:`lyapunov`; the stationary covariance the innovations alone sustain where A is
         stable). Whole gaps are exact whatever A (Q_1 = Q, Q_2 = Q + A Q A', ...); fractional gaps interpolate, and
-        where A has an eigenvalue of 1 or negative ones the result may fail to be a covariance (a NaN log density). Sw and
-        Ew happen at the session and act once, whatever the gap. ``gap``: a scalar or an array (one per participant);
-        the coefficients of A become arrays of its shape."""
+        where A has an eigenvalue of 1 or negative ones the result may fail to be a covariance (a NaN log density).
+        Sw and Ew happen at the session and act once, whatever the gap. ``gap``: a scalar or an array (one per
+        participant); the coefficients of A become arrays of its shape."""
         a11, a12, a21, a22 = lag_power(self.phi_m, self.delta, self.beta_m, self.phi, gap, xp)
         s11, s12, s22 = lyapunov(self.phi_m, self.delta, self.beta_m, self.phi, self.q[2], self.q_mk, self.q[3])
         t11, t12, t22 = replace(self, phi_m=a11, delta=a12, beta_m=a21, phi=a22).predict_cov(s11, s12, s22)
