@@ -92,6 +92,12 @@ def start(slope1: Any, dyn: SharingDynamics, person_variance: Any = 0.0) -> tupl
     return zero, zero, zero, s11, s12, s22, zero, zero, zero + person_variance
 
 
+def _session_dynamics(dyn: SharingDynamics, gap: Any, t: int, xp: Any) -> SharingDynamics:
+    """The dynamics into session ``t``: over ``gap[:, t]`` (P,), except at the first session (its lags are drawn from
+    the stationary start) or without gaps (None: equal spacing)."""
+    return dyn if gap is None or t == 0 else dyn.over(gap[:, t], xp)
+
+
 def sharing_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: SharingDynamics, xp: Any,
                    sessions: int, person_variance: Any = 0.0, gap: Any = None) -> tuple[Any, list, list]:
     """Run the filter over ``sessions`` sessions (a Python loop: unrolled in a graph).
@@ -108,8 +114,7 @@ def sharing_filter(residual: Any, error: Any, observed: Any, slope: Any, dyn: Sh
     state, loglik, expected, variance = start(slope[:, 0], dyn, person_variance), 0.0, [], []
     for t in range(sessions):
         r, h, o = ([x[v][:, t] for v in range(4)] for x in (residual, error, observed))
-        dyn_t = dyn if gap is None or t == 0 else dyn.over(gap[:, t], xp)
-        state, ll, k, F = session_step(state, r, h, o, slope[:, t], dyn_t, xp)
+        state, ll, k, F = session_step(state, r, h, o, slope[:, t], _session_dynamics(dyn, gap, t, xp), xp)
         loglik = loglik + ll
         expected.append(k)
         variance.append(F)
@@ -283,8 +288,7 @@ def marginal_filter(residual: Any, error: Any, observed: Any, slope: Any, gamma1
     loglik = 0.0
     for t in range(sessions):
         r, h, o = ([x[v][:, t] for v in range(4)] for x in (residual, error, observed))
-        dyn_t = dyn if gap is None or t == 0 else dyn.over(gap[:, t], xp)
-        mean, cov, ll = marginal_step(mean, cov, r, h, o, slope[t], gamma1, dyn_t, xp)
+        mean, cov, ll = marginal_step(mean, cov, r, h, o, slope[t], gamma1, _session_dynamics(dyn, gap, t, xp), xp)
         loglik = loglik + ll
     return loglik
 
