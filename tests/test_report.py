@@ -88,7 +88,9 @@ def test_outputs_manifest_and_results(reports):
     truth = json.loads((ROOT / "data" / "example_truth.json").read_text())["climate"]["beta1"]
     assert beta["hdi_5%"] - 3 * beta["mcse_mean"] < truth < beta["hdi_95%"] + 3 * beta["mcse_mean"]
     assert set(fitted["comparison"]) == {"Climate growth", "no random slopes"}
-    assert 0 <= fitted["prior_predictive"]["share_beyond_range"] <= 1
+    prior_check = fitted["prior_predictive"]["measures"]["climate"]
+    assert prior_check["share_outside"] <= 0.10 and prior_check["verdict"] == "ok"   # natural-scale default priors
+    assert fitted["prior_predictive"]["passed"]
     assert fitted["posterior_predictive"]["mean"]["p_value"] == pytest.approx(0.5, abs=0.45)
     shares = [v["mean"] for k, v in fitted["derived"].items() if re.fullmatch(r"variance_share\[\w+, 1\]", k)]
     assert len(shares) == 4
@@ -226,7 +228,7 @@ def test_log_prior_matches_scipy(small_fit):
     model = small_fit[0]
     post, lp, priors = model.idata.posterior, log_prior(model), model.priors
     sigma = post["sigma"].values
-    assert np.allclose(lp["sigma"], stats.expon.logpdf(sigma, scale=1 / priors["sigma"].params["lam"]))
+    assert np.allclose(lp["sigma"], stats.halfnorm.logpdf(sigma, scale=priors["sigma"].params["sigma"]))
     tau = post["tau_community"].values
     expected = stats.halfnorm.logpdf(tau, scale=np.asarray(priors["tau_community"].params["sigma"])).sum(-1)
     assert np.allclose(lp["tau_community"], expected)

@@ -61,6 +61,26 @@ def _check_level(name: str, value: Any) -> Level:
 
 
 @dataclass(frozen=True)
+class ResponseRange:
+    """The range [low, high] of a measure's scores, on which the default priors are set: declared in the roles
+    (``declared``), or, for a measure without one, the observed mean -/+ 2.5 observed SDs."""
+
+    low: float
+    high: float
+    declared: bool = True
+
+    @property
+    def mid(self) -> float:
+        """The middle of the range."""
+        return (self.low + self.high) / 2
+
+    @property
+    def half(self) -> float:
+        """Half the range's width (2 on a 1-5 scale): the unit of the default priors."""
+        return (self.high - self.low) / 2
+
+
+@dataclass(frozen=True)
 class Variable:
     """A numeric single-column variable: ``column`` in the user's table."""
 

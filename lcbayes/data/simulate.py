@@ -81,7 +81,9 @@ class Design:
     first session, ``late_join`` the share of participants who join at session 2 or 3, ``missed`` the chance of
     skipping a session in between, ``predictor_missing`` the chance that a present row lacks a time-varying predictor
     value (support, self-efficacy, motivation; each independently). ``likert`` = k gives k-point items per construct
-    (None: continuous scores).
+    (None: continuous scores); the truth is on the 1-5 reference scale, and a k-point design maps the latent values and
+    the item noise linearly onto 1..k (1 + (x - 1)(k - 1)/4: unchanged for k = 5). ``items`` sets the number of items
+    of every scale (reverse-keyed ones kept where they exist).
     """
 
     communities: int = 20
@@ -97,6 +99,7 @@ class Design:
     gap_spread: float = 1.0                  # gaps: weeks_between_sessions +- up to this many weeks (rounded, >= 1)
     likert: int | None = None
     item_sd: float = 0.6
+    items: int | None = None                 # items per scale (None: each scale's own number, SCALE_ITEMS)
 
     def __post_init__(self) -> None:
         checks = [
@@ -108,6 +111,7 @@ class Design:
             (all(0 <= r < 1 for r in (self.attrition, self.late_join, self.missed, self.predictor_missing)),
              "rates must lie in [0, 1)"),
             (self.likert is None or self.likert >= 2, "likert must be None or at least 2"),
+            (self.items is None or self.items >= 2, "items must be None or at least 2"),
         ]
         for ok, message in checks:
             if not ok:
@@ -393,12 +397,21 @@ def _measure(latent: np.ndarray, name: str, design: Design,
     if design.likert is None:
         return {name: latent}, latent
     k = design.likert
-    n_items, reverse = SCALE_ITEMS[name]
+    n_items, reverse = _items_of(name, design)
+    stretch = (k - 1) / 4                    # the 1-5 reference scale onto 1..k
     noise = rng.normal(0, design.item_sd, size=latent.shape + (n_items,))
-    items = np.clip(np.rint(latent[..., None] + noise), 1, k)
+    x = latent[..., None] + noise
+    items = np.clip(np.rint(x if k == 5 else 1 + (x - 1) * stretch), 1, k)
     score = items.mean(axis=-1)
     items[..., list(reverse)] = k + 1 - items[..., list(reverse)]
     return {f"{name}_{i + 1}": items[..., i] for i in range(n_items)}, score
+
+
+def _items_of(name: str, design: Design) -> tuple[int, tuple[int, ...]]:
+    """Number of items of scale ``name`` in ``design`` and the indices of its reverse-keyed items."""
+    n_items, reverse = SCALE_ITEMS[name]
+    n_items = design.items or n_items
+    return n_items, tuple(i for i in reverse if i < n_items)
 
 
 def _roles(design: Design) -> Roles:
@@ -409,7 +422,7 @@ def _roles(design: Design) -> Roles:
         if design.likert is None:
             variables[name] = {"column": name, "level": level}
         else:
-            n_items, reverse = SCALE_ITEMS[name]
+            n_items, reverse = _items_of(name, design)
             scales[name] = {"items": [f"{name}_{i + 1}" for i in range(n_items)],
                             "reverse": [f"{name}_{i + 1}" for i in reverse],
                             "range": [1, design.likert], "level": level}

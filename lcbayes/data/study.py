@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lcbayes.data.io import read_table
-from lcbayes.data.roles import Roles
+from lcbayes.data.roles import ResponseRange, Roles
 from lcbayes.data.scoring import reliability_table, reverse_key, score_items, unique_variance
 from lcbayes.data.validation import validate
 
@@ -159,6 +159,20 @@ class Study:
             frames.append(table.rename_axis("session").reset_index().assign(scale=name))
         columns = ["scale", "session", "n", "alpha", "omega"]
         return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+    def response_range(self, name: str) -> ResponseRange:
+        """The score range of measure ``name``: its declared ``range`` in the roles (a scale's items' range), else the
+        observed mean -/+ 2.5 observed SDs (``declared`` False; the default priors then depend on the data)."""
+        roles = self.roles
+        roles.level_of(name)
+        declared = roles.scales[name].range if name in roles.scales else roles.variables[name].range
+        if declared is not None:
+            return ResponseRange(float(declared[0]), float(declared[1]))
+        v = self.values(name)
+        v = v[~np.isnan(v)]
+        mean, sd = (float(v.mean()), float(v.std())) if len(v) else (0.0, 0.0)
+        sd = sd or 1.0
+        return ResponseRange(mean - 2.5 * sd, mean + 2.5 * sd, declared=False)
 
     def measurement_error(self, name: str) -> tuple[float, int] | None:
         """(theta, J) of scale ``name``: the unique variance of one item (:func:`~lcbayes.data.scoring.unique_variance`,

@@ -27,6 +27,7 @@ from lcbayes.errors import LcbayesError
 from lcbayes.models.panel import Panel
 from lcbayes.models.priors import Prior, create, merge_priors
 from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec
+from lcbayes.prior_check import PriorCheck, prior_check
 from lcbayes.sampling import sample
 
 if TYPE_CHECKING:
@@ -143,6 +144,13 @@ class BayesModel(ABC):
     def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
         """Parameters drawn from the prior and outcomes replicated at the observed rows:
         groups ``prior``, ``prior_predictive`` and ``observed_data``."""
+
+    def prior_check(self, draws: int = 500, seed: int = 0) -> list[PriorCheck]:
+        """The two-sided prior predictive check (:mod:`lcbayes.prior_check`) of each measure the model simulates:
+        too wide (scores off the response scale, within-community spreads too large) or too narrow (spreads too small,
+        the observed data implausible), with its numbers; :func:`lcbayes.prior_check.table` lays it out."""
+        prior = self.sample_prior_predictive(draws=draws, seed=seed).prior_predictive
+        return prior_check(self.study, prior, [str(name) for name in prior.data_vars])
 
     @abstractmethod
     def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:

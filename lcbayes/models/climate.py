@@ -24,13 +24,14 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from lcbayes.data.roles import ResponseRange
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import BayesModel
 from lcbayes.models.components import GroupEffects, MeasurementError, Predictors, predictive_streams, uses_organization
 from lcbayes.models.marginal import draw_effects, marginal_loglik
 from lcbayes.models.panel import Panel
-from lcbayes.models.priors import Prior, create, normal_scaled
+from lcbayes.models.priors import CHANGE, GROUP, SPREAD, Prior, create, half_normal, mean_prior, slope_prior
 from lcbayes.processes import climate_strength, time_basis
 
 # options of the location part and the time coding, shared by models A and B
@@ -47,6 +48,7 @@ class Location:
     slopes), ``organization``, ``traits``, ``time_varying``, ``lkj_eta``."""
 
     panel: Panel
+    outcome: str
     y: np.ndarray              # (P, T) outcome, 0 where unobserved
     mask: np.ndarray           # (P, T) 1 = observed
     basis_names: list[str]
@@ -81,39 +83,44 @@ class Location:
         session_label = np.broadcast_to(np.asarray(study.coords["session"]), panel.shape)
         names, basis = time_basis(panel.time, session_label, options["trend"], int(options["breakpoint"]))
         predictors = Predictors.from_study(panel, list(options["traits"]), list(options["time_varying"]))
-        return cls(panel, y, mask, names, basis, predictors, options["trend"], int(options["breakpoint"]),
+        return cls(panel, outcome, y, mask, names, basis, predictors, options["trend"], int(options["breakpoint"]),
                    bool(options["random_slopes"]),
                    uses_organization(options["organization"], study), float(options["lkj_eta"]), scale_terms)
 
-    def sd_y(self) -> float:
-        """SD of the observed outcome (scales the default priors)."""
-        return float(self.y[self.mask > 0].std())
+    @property
+    def scale(self) -> ResponseRange:
+        """The outcome's response range (the unit of the default priors)."""
+        return self.panel.study.response_range(self.outcome)
 
-    def sd_s(self) -> float:
-        """SD of the time of the observed cells (1 when constant)."""
-        return float(self.panel.time[self.mask > 0].std()) or 1.0
+    def span(self) -> float:
+        """Span (max - min) of the time s over the observed cells (1 when constant): a slope times it is the change
+        over the study."""
+        s = self.panel.time[self.mask > 0]
+        return float(s.max() - s.min()) if len(s) and s.max() > s.min() else 1.0
 
     def priors(self) -> dict[str, Prior]:
-        """Weakly informative priors on the data's scale (sd_y: SD of the observed outcome).
+        """Default priors on the outcome's natural scale (:mod:`lcbayes.models.priors`; middle m and half range h
+        of its response range, 3 and 2 on a 1-5 scale), the same for every study on that scale:
 
-        Intercept N(mean_y, 2.5 sd_y); trend and predictor coefficients N(0, 2.5 sd_y / sd_x);
-        SDs of community intercepts half-normal(sd_y), of slopes half-normal(sd_y / sd_s),
-        their correlation LKJ(eta); organization SD half-normal(sd_y / 2)."""
+        intercept N(m, h/4); each trend coefficient N(0, h/4 / span of its column), a total change over the study of
+        about h/4; SDs of community intercepts half-normal(h/8) and slopes half-normal(h/8 / span of s), their
+        correlation LKJ(eta); organization SD half-normal(h/8); trait coefficients (per SD) N(0, h/4); within and
+        between coefficients of a time-varying predictor with half range h_x N(0, h/2 / h_x), its within SD
+        half-normal(h_x / 2)."""
         obs = self.mask > 0
-        sd_y, sd_s = self.sd_y(), self.sd_s()
-        sd_b = [float(b[obs].std()) or 1.0 for b in self.basis]
-        sd_w, sd_bt = self.predictors.sds()
-        priors = {"beta_intercept": normal_scaled(float(self.y[obs].mean()), sd_y),
-                  "beta_time": normal_scaled(0.0, sd_y, sd_b),
-                  **self.communities.priors([sd_y, sd_y / sd_s][: 1 + self.slopes], self.lkj_eta)}
+        y, span = self.scale, self.span()
+        spans = [float(np.ptp(b[obs])) or 1.0 for b in self.basis]
+        priors = {"beta_intercept": mean_prior(y.mid, y.half),
+                  "beta_time": slope_prior(CHANGE * y.half, spans, share=1.0),
+                  **self.communities.priors([GROUP * y.half, GROUP * y.half / span][: 1 + self.slopes], self.lkj_eta)}
         if self.use_org:
-            priors.update(self.organizations.priors(sd_y / 2, self.lkj_eta))
+            priors.update(self.organizations.priors(GROUP * y.half, self.lkj_eta))
         if self.predictors.trait_names:
-            priors["gamma_trait"] = normal_scaled(0.0, sd_y)
+            priors["gamma_trait"] = slope_prior(y.half)
         if self.predictors.tv_names:
-            priors["gamma_within"] = normal_scaled(0.0, sd_y, sd_w)
-            priors["gamma_between"] = normal_scaled(0.0, sd_y, sd_bt)
-            priors["sigma_within"] = Prior("HalfNormal", {"sigma": list(2 * sd_w)})
+            half_x = np.array([self.panel.study.response_range(n).half for n in self.predictors.tv_names])
+            priors["gamma_within"] = priors["gamma_between"] = slope_prior(y.half, half_x)
+            priors["sigma_within"] = half_normal(half_x / 2)
         return priors
 
     def coords(self) -> dict[str, list]:
@@ -194,9 +201,11 @@ class Participants:
         terms = ("intercept", "slope")[: 1 + self.slopes]
         return GroupEffects("participant", "participant", "participant_effect", terms)
 
-    def priors(self, sd_y: float, sd_s: float) -> dict[str, Prior]:
-        """Intercept SD half-normal(sd_y), slope SD half-normal(sd_y / sd_s), correlation LKJ(eta)."""
-        return self.effects.priors([sd_y, sd_y / sd_s][: 1 + self.slopes], self.lkj_eta)
+    def priors(self, scale: ResponseRange, span: float) -> dict[str, Prior]:
+        """On the outcome's half range h: intercept SD half-normal(h/5), slope SD half-normal(h/5 / span of s),
+        correlation LKJ(eta)."""
+        sd = SPREAD * scale.half
+        return self.effects.priors([sd, sd / span][: 1 + self.slopes], self.lkj_eta)
 
     def likelihood(self, priors: Mapping[str, Prior], y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any,
                    error_var: Any = None, bounds: tuple[float, float] | None = None) -> None:

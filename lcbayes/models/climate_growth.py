@@ -22,7 +22,7 @@ import xarray as xr
 from lcbayes import plots
 from lcbayes.models.base import ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
-from lcbayes.models.priors import Prior
+from lcbayes.models.priors import SPREAD, Prior, half_normal
 from lcbayes.tables import describe
 
 LEVELS = ["community", "participant", "organization", "residual"]
@@ -51,10 +51,11 @@ class ClimateGrowth(ClimateModel):
 
     def default_priors(self) -> dict[str, Prior]:
         """The location's and participants' priors (:class:`~lcbayes.models.climate.Location`,
-        :class:`~lcbayes.models.climate.Participants`) and the residual SD exponential(rate 1 / sd_y)."""
+        :class:`~lcbayes.models.climate.Participants`) and the residual SD half-normal(h/5), h the outcome's half
+        range."""
         loc = self.location
-        return {**loc.priors(), **self.participants.priors(loc.sd_y(), loc.sd_s()),
-                "sigma": Prior("Exponential", {"lam": 1.0 / loc.sd_y()})}
+        return {**loc.priors(), **self.participants.priors(loc.scale, loc.span()),
+                "sigma": half_normal(SPREAD * loc.scale.half)}
 
     def build(self) -> pm.Model:
         with pm.Model(coords=self.coords) as model:

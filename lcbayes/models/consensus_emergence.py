@@ -45,7 +45,7 @@ from lcbayes.models.base import ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.components import GroupEffects, MeasurementError, fill_missing
 from lcbayes.models.marginal import intercept_posterior
-from lcbayes.models.priors import Prior
+from lcbayes.models.priors import GROUP, MEAN, SPREAD, Prior, half_normal, slope_prior
 from lcbayes.processes import climate_log_sd, consensus_indices, learning_mean, normal_logpdf, within_community_variance
 from lcbayes.sampling import CompiledModel
 from lcbayes.tables import describe
@@ -53,6 +53,8 @@ from lcbayes.tables import describe
 COMPOSITION_COLUMNS = ("size", "n_organizations", "largest_org_share")
 OUTCOME_TERMS = ["intercept", "strength", "consensus", "strength_x_consensus"]
 SCALE_TERMS = ("scale_intercept", "scale_slope")
+LOG_SD_CHANGE = 0.5     # prior SD of the change of the log residual SD over the study (alpha1 x span)
+LOG_SD_EFFECT = 0.2     # prior SD of a composition or trait effect on the log residual SD, per SD
 CUT_DRAWS = 250          # stage-2 draws per chain and imputation of the cut fit
 CEILING_WARNING = 0.10   # share of scores at a bound in some session above which the report warns
 INDEX_LABELS = {"rstar": "r*_wg(J) (Lindell et al. 1999)", "rwg_j": "r_wg(J) (J-inflated)",
@@ -229,27 +231,29 @@ class ConsensusEmergence(ClimateModel):
         return GroupEffects("learning_community", "community")
 
     def default_priors(self) -> dict[str, Prior]:
-        """Location and participant priors as in :class:`ClimateGrowth`; scale part (log-SD scale, weakly informative):
-        alpha0 ~ N(log sd_y, 1); alpha1 ~ N(0, 0.5 / sd_s) per time unit; composition and trait effects N(0, 0.5) per
-        SD, their interactions with time N(0, 0.5 / sd_s); SDs of v0j, v1j half-normal(0.2) and half-normal(0.1 / sd_s),
+        """Location and participant priors as in :class:`ClimateGrowth`; the scale part on the log-SD scale, from the
+        outcome's half range h and the span of s over the study: alpha0 ~ N(log(h/5), 0.4) (a latent residual SD
+        of 0.4 on a 1-5 scale, 0.18 to 0.88 within two prior SDs); alpha1 ~ N(0, 0.5 / span), a change of the log SD
+        over the study of about 0.5 (a factor 1.6); composition and trait effects N(0, 0.2) per SD and their
+        interactions with time N(0, 0.2 / span); SDs of v0j, v1j half-normal(0.2) and half-normal(0.2 / span),
         correlated with u0j, u1j (LKJ). Estimated item error: theta ~ half-normal(sigma_E^2). Outcome submodel
         (:meth:`_learning_priors`)."""
         loc = self.location
-        sd_y, sd_s = loc.sd_y(), loc.sd_s()
-        priors = {**loc.priors(), **self.participants.priors(sd_y, sd_s)}
-        priors["alpha_intercept"] = Prior("Normal", {"mu": float(np.log(sd_y)), "sigma": 1.0})
+        span = loc.span()
+        priors = {**loc.priors(), **self.participants.priors(loc.scale, span)}
+        priors["alpha_intercept"] = Prior("Normal", {"mu": float(np.log(SPREAD * loc.scale.half)), "sigma": 0.4})
         if self.options["emergence"]:
-            priors["alpha_time"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5 / sd_s})
+            priors["alpha_time"] = Prior("Normal", {"mu": 0.0, "sigma": LOG_SD_CHANGE / span})
         if self.composition_names:
-            priors["alpha_composition"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5})
-            priors["alpha_composition_time"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5 / sd_s})
+            priors["alpha_composition"] = Prior("Normal", {"mu": 0.0, "sigma": LOG_SD_EFFECT})
+            priors["alpha_composition_time"] = Prior("Normal", {"mu": 0.0, "sigma": LOG_SD_EFFECT / span})
         if self.scale_trait_names:
-            priors["alpha_trait"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5})
+            priors["alpha_trait"] = Prior("Normal", {"mu": 0.0, "sigma": LOG_SD_EFFECT})
             if self.options["scale_traits_time"]:
-                priors["alpha_trait_time"] = Prior("Normal", {"mu": 0.0, "sigma": 0.5 / sd_s})
+                priors["alpha_trait_time"] = Prior("Normal", {"mu": 0.0, "sigma": LOG_SD_EFFECT / span})
         if self.options["community_scale"]:
-            sds = [sd_y, sd_y / sd_s][: 1 + loc.slopes] + [0.2, 0.1 / sd_s]
-            priors.update(loc.communities.priors(sds, loc.lkj_eta))
+            location = [GROUP * loc.scale.half, GROUP * loc.scale.half / span][: 1 + loc.slopes]
+            priors.update(loc.communities.priors(location + [LOG_SD_EFFECT, LOG_SD_EFFECT / span], loc.lkj_eta))
         if self.error:
             priors.update(self.error.theta_prior(self.null_variance or 1.0))
         if self.learning:
@@ -257,20 +261,22 @@ class ConsensusEmergence(ClimateModel):
         return priors
 
     def _learning_priors(self) -> dict[str, Prior]:
-        """eta_centred: intercept N(mean_L, 2.5 sd_L); per *latent* between-community SD of strength (sd_S) and of
-        log consensus_sd (sd_C), N(0, 0.5 sd_L) for the main effects and N(0, 0.25 sd_L) per sd_S sd_C for the
-        product; community residual SD half-normal(0.5 sd_L); residual SD exponential(1 / sd_L). The latent spreads
-        are method-of-moments estimates from the last session (observed spread minus its sampling variance, at least
-        0.05 sd_y and 0.1), so the same data always get the same priors."""
-        v = self.learning_values[self.learning_mask > 0]
-        sd_l = float(v.std()) or 1.0
+        """On the learning outcome's natural scale (middle m_L, half range h_L; its SD unit sd_L = h_L / 2):
+        eta_centred intercept N(m_L, h_L/4); per *latent* between-community SD of strength (sd_S) and of log
+        consensus_sd (sd_C), N(0, 0.5 sd_L) for the main effects and N(0, 0.25 sd_L) per sd_S sd_C for the product;
+        community residual SD half-normal(h_L/8); residual SD half-normal(h_L/5); eta_own N(0, h_L / h). The latent
+        spreads are method-of-moments estimates from the last session (observed spread minus its sampling variance,
+        at least h/50 and 0.1), so the same data always get the same priors."""
+        scale = self.study.response_range(self.learning)
+        sd_l = scale.half / 2
         sd_strength, sd_log_c = self._latent_spreads()
-        own = {"eta_own": Prior("Normal", {"mu": 0.0, "sigma": sd_l / self.location.sd_y()})} \
+        own = {"eta_own": slope_prior(scale.half, self.location.scale.half, share=1.0)} \
             if self.options["own_perception"] else {}
-        sigma = [2.5 * sd_l, 0.5 * sd_l / sd_strength, 0.5 * sd_l / sd_log_c, 0.25 * sd_l / (sd_strength * sd_log_c)]
-        return {"eta_centred": Prior("Normal", {"mu": [float(v.mean()), 0.0, 0.0, 0.0], "sigma": sigma}),
-                **self.learning_communities.priors(0.5 * sd_l, 1.0), **own,
-                "sigma_learning": Prior("Exponential", {"lam": 1.0 / sd_l})}
+        sigma = [MEAN * scale.half, 0.5 * sd_l / sd_strength, 0.5 * sd_l / sd_log_c,
+                 0.25 * sd_l / (sd_strength * sd_log_c)]
+        return {"eta_centred": Prior("Normal", {"mu": [scale.mid, 0.0, 0.0, 0.0], "sigma": sigma}),
+                **self.learning_communities.priors(GROUP * scale.half, 1.0), **own,
+                "sigma_learning": half_normal(SPREAD * scale.half)}
 
     def _last_session(self) -> pd.DataFrame:
         """Observed mean, variance and size of each community at the last session."""
@@ -282,11 +288,11 @@ class ConsensusEmergence(ClimateModel):
         """Method-of-moments between-community SDs of latent strength and of log consensus_sd at the last session."""
         last = self._last_session().dropna()
         last = last[last["n"] >= 2]
-        sd_y = self.location.sd_y()
         var_s = last["mean"].var() - (last["var"] / last["n"]).mean() if len(last) > 1 else 0.0
         log_sd = 0.5 * np.log(last["var"].clip(lower=1e-12))
         var_c = log_sd.var() - (1 / (2 * (last["n"] - 1))).mean() if len(last) > 1 else 0.0
-        return max(float(np.sqrt(max(var_s, 0.0))), 0.05 * sd_y), max(float(np.sqrt(max(var_c, 0.0))), 0.1)
+        floor = self.location.scale.half / 50
+        return max(float(np.sqrt(max(var_s, 0.0))), floor), max(float(np.sqrt(max(var_c, 0.0))), 0.1)
 
     def _centres(self) -> tuple[float, float]:
         """Constants at which eta_centred centres strength and log consensus_sd: the observed mean climate at the last

@@ -48,7 +48,7 @@ from lcbayes.errors import ConfigError
 from lcbayes.kalman import scan_filter, scan_marginal
 from lcbayes.models.base import BayesModel, ReportContent, on_fit
 from lcbayes.models.components import GroupEffects, MeasurementError, uses_organization
-from lcbayes.models.priors import Prior, normal_scaled
+from lcbayes.models.priors import GROUP, SLOPE, SPREAD, Prior, half_normal, mean_prior, slope_prior
 from lcbayes.processes import SharingDynamics, sharing_paths, spectral_radius, support_slope
 from lcbayes.tables import describe
 
@@ -60,6 +60,7 @@ EFFICACY_LEVELS = [-1.0, 0.0, 1.0]   # self-efficacy levels (SDs of muE) for the
 SWITCHES = ("autoregression", "time_varying_support", "cross_level", "support_slopes", "interaction",
             "spiral", "between", "trends", "community", "community_sessions")
 ERROR_MODES = ("auto", "items", "none")
+AUTOREGRESSION = 0.3   # prior SD of phi and phiM (within-person inertia from one session to the next)
 
 
 class KnowledgeSharing(BayesModel):
@@ -144,60 +145,46 @@ class KnowledgeSharing(BayesModel):
     def predictors(self) -> list[str]:
         return self.measures[:3]
 
-    def _observed_means(self) -> np.ndarray:
-        """Observed person means of S, E, M, K, shape (4, P), NaN for a participant without values."""
-        with np.errstate(invalid="ignore"):
-            return (self.values * self.observed).sum(-1) / self.observed.sum(-1)
-
-    def _scales(self) -> dict[str, np.ndarray]:
-        """Observed SDs for scaling priors: of all values, of within-person deviations from the
-        observed person mean, and of the observed person means, each for S, E, M, K."""
-        obs = self.observed > 0
-        means = self._observed_means()                                              # (4, P)
-        within = np.where(obs, self.values - means[..., None], np.nan)
-        total = np.array([self.values[k][obs[k]].std() for k in range(4)])
-        return {"mean": np.array([self.values[k][obs[k]].mean() for k in range(4)]), "total": total,
-                "within": np.nan_to_num(np.nanstd(within, axis=(1, 2)), nan=1.0) + 1e-9,
-                "between": np.nan_to_num(np.nanstd(means, axis=1), nan=1.0) + 1e-9}
-
     def default_priors(self) -> dict[str, Prior]:
-        """Weakly informative priors on the data's scale.
+        """Priors on the natural scale of each measure (:mod:`lcbayes.models.priors`): with the middle m_v and half
+        range h_v of the response range of S, E, M, K (3 and 2 on a 1-5 scale), the same for every study on those
+        scales:
 
-        With observed SDs sd (all values), sw (within persons) and sb (of person means) per variable:
-        means N(mean, 2.5 sd); person-mean SDs half-normal(sd), their correlations LKJ(2); within SDs of S, E and the
-        innovation SD of M half-normal(sw); autoregressions phi, phiM N(0, 0.5); each other slope
-        N(0, 2.5 x outcome scale / predictor scale) (within slopes use sw, between slopes and gamma1 sb); random-walk
-        step SD and ubeta SD half-normal(sw_K / sw_S / 2); intercept SDs half-normal(sd_K / 2); residual SD of K
-        exponential(rate 1 / sw_K); session effects zero-sum normal(sd / 2) per variable; community x session shock
-        SD half-normal(sw_K / 2).
+        means N(m_v, h_v/4); SDs of the person means, of muK around its expectation, the within SDs of S, E and
+        the innovation SDs of M and K half-normal(h_v/5); correlations of the person means LKJ(2); autoregressions
+        phi, phiM N(0, 0.3) (truncated to stable dynamics with the lags, below); a coefficient of a predictor on
+        an outcome N(0, h_out/2 per h_in of the predictor): gamma0, betaE, theta, betaM, delta and pi; the product
+        terms betaSE (Sw Ew) and gamma1 (Sw muE) per h_S h_E; the SD of the person-specific support slopes ubeta
+        half-normal(h_K/4 per h_S) and the random-walk step of f half-normal(h_K/10 per h_S); session effects
+        zero-sum normal(h_v/8) per variable; SDs of community x session shocks and of organization and community
+        intercepts half-normal(h_K/8).
         """
-        sc = self._scales()
-        sw, sb, sd = sc["within"], sc["between"], sc["total"]
+        half = np.array([self.study.response_range(name).half for name in self.measures])
+        mid = np.array([self.study.response_range(name).mid for name in self.measures])
         S, E, M, K = range(4)
         o = self.options
         priors = {
-            "sigma_within": Prior("HalfNormal", {"sigma": list(sw[:3])}),
-            "sigma": Prior("Exponential", {"lam": 1.0 / sw[K]}), "pi_intercept": normal_scaled(sc["mean"][K], sd[K]),
-            "tau_sharing": Prior("HalfNormal", {"sigma": sd[K]}), "gamma_support": normal_scaled(0.0, sw[K], sw[S]),
-            "beta_efficacy": normal_scaled(0.0, sw[K], sw[E]), "theta_support": normal_scaled(0.0, sw[M], sw[S]),
-            "mean_predictor": normal_scaled(sc["mean"][:3], sd[:3]),
-            **self.person_means_group.priors(list(sd[:3]), float(o["lkj_eta"])),
-            "phi_motivation": Prior("Normal", {"mu": 0.0, "sigma": 0.5})}
+            "sigma_within": half_normal(SPREAD * half[:3]), "sigma": half_normal(SPREAD * half[K]),
+            "pi_intercept": mean_prior(mid[K], half[K]), "tau_sharing": half_normal(SPREAD * half[K]),
+            "gamma_support": slope_prior(half[K], half[S]), "beta_efficacy": slope_prior(half[K], half[E]),
+            "theta_support": slope_prior(half[M], half[S]), "mean_predictor": mean_prior(mid[:3], half[:3]),
+            **self.person_means_group.priors(list(SPREAD * half[:3]), float(o["lkj_eta"])),
+            "phi_motivation": Prior("Normal", {"mu": 0.0, "sigma": AUTOREGRESSION})}
         optional = [   # (the switch that adds the parameter; parameter; prior)
-            ("trends", "session_effect", Prior("ZeroSumNormal", {"sigma": [[v / 2] for v in sd]})),
-            ("community_sessions", "tau_community_session", Prior("HalfNormal", {"sigma": sw[K] / 2})),
-            ("autoregression", "phi", Prior("Normal", {"mu": 0.0, "sigma": 0.5})),
-            ("time_varying_support", "sd_support_walk", Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})),
-            ("cross_level", "gamma_efficacy", normal_scaled(0.0, sw[K], sw[S] * sb[E])),
-            ("support_slopes", "tau_support_slope", Prior("HalfNormal", {"sigma": sw[K] / sw[S] / 2})),
-            ("interaction", "beta_interaction", normal_scaled(0.0, sw[K], sw[S] * sw[E])),
-            ("spiral", "beta_motivation", normal_scaled(0.0, sw[K], sw[M])),
-            ("spiral", "delta", normal_scaled(0.0, sw[M], sw[K])),
-            ("between", "pi", normal_scaled(0.0, sd[K], sb[:3])),
+            ("trends", "session_effect", Prior("ZeroSumNormal", {"sigma": [[GROUP * v] for v in half]})),
+            ("community_sessions", "tau_community_session", half_normal(GROUP * half[K])),
+            ("autoregression", "phi", Prior("Normal", {"mu": 0.0, "sigma": AUTOREGRESSION})),
+            ("time_varying_support", "sd_support_walk", half_normal(SLOPE / 5 * half[K] / half[S])),
+            ("cross_level", "gamma_efficacy", slope_prior(half[K], half[S] * half[E])),
+            ("support_slopes", "tau_support_slope", half_normal(SLOPE / 2 * half[K] / half[S])),
+            ("interaction", "beta_interaction", slope_prior(half[K], half[S] * half[E])),
+            ("spiral", "beta_motivation", slope_prior(half[K], half[M])),
+            ("spiral", "delta", slope_prior(half[M], half[K])),
+            ("between", "pi", slope_prior(half[K], half[:3])),
         ]
         priors.update({name: prior for switch, name, prior in optional if o[switch]})
         for level in self._intercept_levels():
-            priors.update(GroupEffects(level, level).priors(sd[K] / 2, 1.0))
+            priors.update(GroupEffects(level, level).priors(GROUP * half[K], 1.0))
         return priors
 
     @property
@@ -392,13 +379,15 @@ class KnowledgeSharing(BayesModel):
         return self.study.with_values(self._simulate(p, np.random.default_rng(seed))), p
 
     def sample_prior_predictive(self, draws: int = 200, seed: int = 0) -> az.InferenceData:
-        """Prior draws of the parameters and the sharing values they generate at the observed
-        rows (groups ``prior``, ``prior_predictive`` and ``observed_data``)."""
+        """Prior draws of the parameters and the S, E, M, K values they generate at the rows where sharing is observed
+        (NaN where the study has no value of a predictor), groups ``prior``, ``prior_predictive`` and
+        ``observed_data`` (sharing)."""
         prior = self._prior_draws(draws, seed)
         rng = np.random.default_rng(seed)
         obs = self._observed()["obs"].values
-        k = np.stack([self._simulate(prior.isel(chain=0, draw=d), rng)[self.spec.outcome][obs] for d in range(draws)])
-        pp = xr.Dataset({self.spec.outcome: (("chain", "draw", "obs"), k[None])}, coords={"obs": obs})
+        sims = [self._simulate(prior.isel(chain=0, draw=d), rng) for d in range(draws)]
+        pp = xr.Dataset({name: (("chain", "draw", "obs"), np.stack([x[name][obs] for x in sims])[None])
+                         for name in self.measures}, coords={"obs": obs})
         return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
 
     def _prior_draws(self, draws: int, seed: int) -> xr.Dataset:

@@ -77,14 +77,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-SCALE = 2.5   # outcome SDs per predictor SD in a weakly informative coefficient prior
+# Default priors on a measure's natural scale: its response range [low, high] (Study.response_range), with middle m
+# and half range h (3 and 2 on a 1-5 scale), the same for every study on that scale however its data look (Gelman et
+# al. 2020, Bayesian workflow: weakly informative on the outcome's scale; the prior predictive check in
+# lcbayes.prior_check measures what they imply). Each constant is a share of h.
+MEAN = 1 / 4       # means and intercepts N(m, h/4): two SDs reach m -/+ h/2 (2 to 4 on a 1-5 scale)
+CHANGE = 1 / 4     # total change over the study N(0, h/4); a slope SD spreads as much over the study
+GROUP = 1 / 8      # SDs of community, organization, session and community x session effects HN(h/8)
+SPREAD = 1 / 5     # SDs of participant effects and person means, residual and innovation SDs HN(h/5)
+SLOPE = 1 / 2      # a coefficient N(0, h_y/2 per h_x of the predictor); per SD of a standardised predictor h_x = 2
 
 
-def normal_scaled(mean: Any, sd_out: Any, sd_in: Any = 1.0) -> Prior:
-    """Normal(mean, 2.5 sd_out / sd_in): the weakly informative prior of an intercept or coefficient on the data's scale
-    (Gelman, Jakulin, Pittau & Su 2008; the auto-scaling of rstanarm and Bambi). ``sd_out`` is the outcome's SD,
-    ``sd_in`` the predictor's (1 for an intercept or a standardised predictor); arrays give one prior per element."""
-    return Prior("Normal", {"mu": _plain(mean), "sigma": _plain(SCALE * np.asarray(sd_out) / np.asarray(sd_in))})
+def slope_prior(half_out: Any, half_in: Any = 2.0, mean: Any = 0.0, share: float = SLOPE) -> Prior:
+    """Normal(mean, share x h_out / h_in): a coefficient of a predictor with half range ``half_in`` (2 for a
+    standardised predictor, +-2 SDs; the product of both half ranges for a product term) on an outcome with half
+    range ``half_out``; arrays give one prior per element."""
+    return Prior("Normal", {"mu": _plain(mean), "sigma": _plain(share * np.asarray(half_out) / np.asarray(half_in))})
+
+
+def mean_prior(mid: Any, half: Any) -> Prior:
+    """Normal(m, h/4): a mean or intercept on a measure with middle ``mid`` and half range ``half`` (arrays: one per
+    element)."""
+    return Prior("Normal", {"mu": _plain(mid), "sigma": _plain(MEAN * np.asarray(half))})
+
+
+def half_normal(sigma: Any) -> Prior:
+    """HalfNormal(sigma) (a list for an array of SDs)."""
+    return Prior("HalfNormal", {"sigma": _plain(sigma)})
 
 
 def merge_priors(defaults: Mapping[str, Prior], overrides: Mapping[str, Any] | None) -> dict[str, Prior]:

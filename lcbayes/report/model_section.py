@@ -19,6 +19,8 @@ from lcbayes.data.study import Study
 from lcbayes.diagnostics import MAX_RHAT, MIN_ESS, failing_elements
 from lcbayes.models import create
 from lcbayes.models.base import BayesModel
+from lcbayes.prior_check import prior_check
+from lcbayes.prior_check import table as prior_check_table
 from lcbayes.report.config import ModelEntry
 from lcbayes.report.sensitivity import THRESHOLD, prior_sensitivity
 from lcbayes.tables import HDI
@@ -88,23 +90,24 @@ def analyse_model(entry: ModelEntry, study: Study, seed: int, prior_draws: int,
 
 
 def _prior_predictive(section: ModelSection, draws: int, seed: int) -> None:
+    """The two-sided prior predictive check (:mod:`lcbayes.prior_check`): its numbers per measure, a warning for each
+    problem, and the outcome's simulated densities on its response range."""
     model = section.model
     prior = model.sample_prior_predictive(draws=draws, seed=seed)
-    y_obs = prior.observed_data[model.spec.outcome].values
-    y_rep = prior.prior_predictive[model.spec.outcome].values.ravel()
-    y_rep = y_rep[np.isfinite(y_rep)]
-    lo, hi = float(y_obs.min()), float(y_obs.max())
-    width = hi - lo
-    q = np.quantile(y_rep, [0.05, 0.5, 0.95])
-    section.results["prior_predictive"] = {
-        "draws": draws, "observed_min": lo, "observed_max": hi, "q05": float(q[0]), "median": float(q[1]),
-        "q95": float(q[2]), "share_beyond_range": float(((y_rep < lo - width) | (y_rep > hi + width)).mean())}
+    checks = prior_check(model.study, prior.prior_predictive, [str(v) for v in prior.prior_predictive.data_vars])
+    section.results["prior_predictive"] = {"draws": draws, "passed": all(c.passed for c in checks),
+                                           "measures": {c.measure: c.to_dict() for c in checks}}
+    section.tables["prior_predictive"] = prior_check_table(checks)
+    section.warnings += [f"Prior predictive check: {problem}." for c in checks for problem in c.problems]
+    scale = model.study.response_range(model.spec.outcome)
     ax = np.ravel(az.plot_ppc(prior, group="prior", observed=True, num_pp_samples=min(draws, 100), random_seed=seed,
                               figsize=(7, 3.5)))[0]
-    ax.set_xlim(lo - 2 * width, hi + 2 * width)
+    ax.set_xlim(scale.low - scale.half, scale.high + scale.half)
+    for bound in (scale.low, scale.high):
+        ax.axvline(bound, color="0.4", linestyle=":", linewidth=1)
     section.figures["prior_predictive"] = (
-        f"Prior predictive check: densities of {model.spec.outcome} in datasets drawn from the priors "
-        "(blue) against the observed data (black), cut at twice the observed range either side.", ax.figure)
+        f"Prior predictive check: densities of {model.spec.outcome} in datasets drawn from the priors (blue) against "
+        f"the observed data (black); dotted lines mark the response range {scale.low:g}-{scale.high:g}.", ax.figure)
 
 
 def _diagnostics(section: ModelSection) -> None:
