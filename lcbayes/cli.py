@@ -110,7 +110,7 @@ def check(data: DataArg, roles: RolesOpt) -> None:
     typer.echo(f"{data}: valid\n\n{study.summary()}")
     reliability = study.reliability()
     if len(reliability):
-        typer.echo("\nscale reliability (Cronbach's alpha, McDonald's omega):")
+        typer.echo("\nscale reliability (Cronbach's alpha, McDonald's omega; within- and between-person omega):")
         typer.echo(_show(reliability[reliability["session"] == "all"].drop(columns="session")))
 
 

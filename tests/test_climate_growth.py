@@ -141,11 +141,18 @@ def test_recovery_with_traits_time_varying_predictors_and_organizations():
         "tau_community": truth.tau_u, "tau_participant": truth.tau_r, "tau_organization": truth.tau_o,
         "sigma": np.exp(truth.alpha0),
     }
-    for name, value in checks.items():
-        ok, (lo, hi) = inside(idata, name, value)
-        assert ok, f"{name}: truth {value} outside 90% interval [{lo}, {hi}]"
-    # missing support values were imputed, not dropped
+    # at 98%: the simulator's effects act on the person's value whatever its community (no contextual effects),
+    # and the predictors' own model (grand mean and person-mean SD of support) under latent centring
+    wide = {"gamma_trait_community": [truth.gamma_lgo], "gamma_community": [truth.gamma_support_between],
+            "contextual": [0.0], "contextual_trait": [0.0],
+            "predictor_mean": [SharingTruth().mu[0]], "tau_predictor_person": [SharingTruth().sd_mu[0]]}
+    for prob, group in ((0.9, checks), (0.98, wide)):
+        for name, value in group.items():
+            ok, (lo, hi) = inside(idata, name, value, prob)
+            assert ok, f"{name}: truth {value} outside {prob:.0%} interval [{lo}, {hi}]"
+    # missing support values were imputed, not dropped; every participant has a latent person mean
     assert idata.posterior["within_missing"].sizes["within_missing_dim_0"] > 0
+    assert idata.posterior["predictor_person"].sizes["participant"] == study.n("participant")
 
 
 def test_prior_override_and_prior_predictive():

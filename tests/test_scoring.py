@@ -9,6 +9,7 @@ import pytest
 from lcbayes.data.scoring import (
     cronbach_alpha,
     mcdonald_omega,
+    multilevel_omega,
     omega_from_covariance,
     reliability_table,
     reverse_key,
@@ -168,3 +169,50 @@ def test_study_measurement_error_of_simulated_likert_scales():
     assert n_items == 4 and 0.25 < theta < 0.5      # item SD 0.6 (0.36) shrunk by rounding and the bounds
     sim = simulate_study(Design(communities=6, participants=8, sessions=4), seed=1)      # continuous scores
     assert Study.from_frame(sim.table, sim.roles).measurement_error("climate") is None
+
+
+def _omega_just_identified(cov: np.ndarray) -> float:
+    """Omega of a 3-item one-factor model by hand: lambda_i^2 = s_ij s_ik / s_jk (just identified, exact fit)."""
+    lam = np.array([np.sqrt(cov[i, j] * cov[i, k] / cov[j, k]) for i, j, k in ((0, 1, 2), (1, 0, 2), (2, 0, 1))])
+    assert (lam**2 < np.diag(cov)).all()        # a proper solution (no Heywood case), which ML reproduces exactly
+    return lam.sum() ** 2 / (lam.sum() ** 2 + (np.diag(cov) - lam**2).sum())
+
+
+def test_multilevel_omega_equals_a_hand_computation():
+    rng = np.random.default_rng(5)
+    sizes = [3, 4, 2, 5, 3, 4]                                  # unequal clusters
+    cluster = np.repeat(np.arange(len(sizes)), sizes)
+    person = rng.normal(0, 1.0, len(sizes))[cluster]            # between-cluster factor
+    state = rng.normal(0, 0.8, len(cluster))                    # within-cluster factor
+    x = (np.outer(person, [1.0, 0.8, 0.9]) + np.outer(state, [0.7, 0.9, 0.6])
+         + rng.normal(0, 0.5, (len(cluster), 3)) + rng.normal(0, 0.6, (len(sizes), 3))[cluster])
+    # by hand: pooled within covariance, between covariance of cluster means, MUML adjustment
+    n, j = len(x), len(sizes)
+    means = np.array([x[cluster == g].mean(0) for g in range(j)])
+    pooled = sum(np.outer(r - means[g], r - means[g]) for r, g in zip(x, cluster, strict=True)) / (n - j)
+    between = sum(s * np.outer(m - x.mean(0), m - x.mean(0)) for s, m in zip(sizes, means, strict=True)) / (j - 1)
+    c = (n**2 - sum(s**2 for s in sizes)) / (n * (j - 1))
+    sigma_b = (between - pooled) / c
+    within, between_omega = multilevel_omega(x, cluster)
+    assert within == pytest.approx(_omega_just_identified(pooled), rel=1e-6)
+    assert between_omega == pytest.approx(_omega_just_identified(sigma_b), rel=1e-6)
+    assert 0 < within < 1 and 0 < between_omega < 1
+
+
+def test_multilevel_omega_is_nan_where_a_level_is_not_estimable():
+    x = np.random.default_rng(0).normal(size=(6, 3))
+    assert all(np.isnan(multilevel_omega(x, np.arange(6))))     # one row per cluster: no within level
+    assert all(np.isnan(multilevel_omega(x[:, :2], np.repeat([0, 1, 2], 2))))   # two items
+
+
+def test_reliability_reports_within_and_between_person_omega():
+    from lcbayes.data.simulate import Design, simulate_study
+    from lcbayes.data.study import Study
+
+    sim = simulate_study(Design(communities=6, participants=6, sessions=5, likert=5), seed=4)
+    rel = Study.from_frame(sim.table, sim.roles).reliability().set_index(["scale", "session"])
+    climate = rel.loc[("climate", "all")]
+    # item noise is fresh at every session: within-person deviations carry it all, person means average it out
+    assert 0.3 < climate["omega_within"] < climate["omega"] < climate["omega_between"] <= 1.0
+    assert rel.loc[("climate", 1), ["omega_within", "omega_between"]].isna().all()
+    assert rel.loc[("lgo", "all"), ["omega_within", "omega_between"]].isna().all()   # participant-level scale

@@ -16,6 +16,7 @@ from lcbayes.report.sensitivity import log_prior, prior_variables
 def test_log_prior_equals_the_scipy_densities_of_the_top_level_priors():
     sim = simulate_study(Design(communities=5, participants=5, sessions=4), seed=3)
     model = create({"model": "climate_growth", "outcome": "climate",
+                    "priors": {"sigma": {"dist": "Exponential", "lam": 2.0}},   # an override: a second family
                     "sampler": {"chains": 1, "draws": 30, "tune": 60}}, Study.from_frame(sim.table, sim.roles))
     model.fit()
     names = prior_variables(model)

@@ -1,4 +1,5 @@
-"""Scoring of multi-item scales and their reliability (Cronbach's alpha, McDonald's omega).
+"""Scoring of multi-item scales and their reliability (Cronbach's alpha, McDonald's omega, within- and between-person
+omega).
 
 Items are columns of a table with one row per respondent (or per rater and occasion); responses are numbers on the
 items' own response scale (e.g. 1..5 Likert points). Reverse-keyed items must be recoded with :func:`reverse_key`
@@ -9,6 +10,9 @@ References
 Cronbach, L. J. (1951). Coefficient alpha and the internal structure of tests. *Psychometrika*, 16(3), 297-334.
 McDonald, R. P. (1999). *Test theory: A unified treatment*. Mahwah, NJ: Erlbaum.
 Jöreskog, K. G. (1967). Some contributions to maximum likelihood factor analysis. *Psychometrika*, 32(4), 443-482.
+Geldhof, G. J., Preacher, K. J., & Zyphur, M. J. (2014). Reliability estimation in a multilevel confirmatory factor
+analysis framework. *Psychological Methods*, 19(1), 72-91.
+Muthén, B. O. (1994). Multilevel covariance structure analysis. *Sociological Methods & Research*, 22(3), 376-398.
 """
 
 from __future__ import annotations
@@ -161,6 +165,42 @@ def mcdonald_omega(items: pd.DataFrame | np.ndarray) -> float:
     if n_items < 3 or n < n_items + 1:
         return float("nan")
     return omega_from_covariance(np.cov(x, rowvar=False))
+
+
+def multilevel_covariances(items: pd.DataFrame | np.ndarray, cluster: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The pooled within-cluster covariance S_PW and the estimated between-cluster covariance Sigma_B of the item
+    columns (Muthén 1994): on the complete rows (N rows in J clusters of sizes n_j, cluster means m_j, grand mean m),
+    S_PW = sum_j sum_i (x_ij - m_j)(x_ij - m_j)' / (N - J), S_B = sum_j n_j (m_j - m)(m_j - m)' / (J - 1) and
+    Sigma_B = (S_B - S_PW) / c with c = (N^2 - sum n_j^2) / (N (J - 1)), the average cluster size adjusted for
+    unequal sizes (the MUML estimator: exact for equal sizes)."""
+    x = np.asarray(items, dtype=float)
+    keep = ~np.isnan(x).any(axis=1)
+    x, codes = x[keep], pd.factorize(pd.Series(np.asarray(cluster))[keep])[0]
+    sizes = np.bincount(codes).astype(float)
+    n, j = len(x), len(sizes)
+    means = np.stack([np.bincount(codes, weights=x[:, k]) for k in range(x.shape[1])], axis=1) / sizes[:, None]
+    dev = x - means[codes]
+    pooled = dev.T @ dev / (n - j)
+    between = (means - x.mean(axis=0)).T * sizes @ (means - x.mean(axis=0)) / (j - 1)
+    c = (n**2 - (sizes**2).sum()) / (n * (j - 1))
+    return pooled, (between - pooled) / c
+
+
+def multilevel_omega(items: pd.DataFrame | np.ndarray, cluster: ArrayLike) -> tuple[float, float]:
+    """Within- and between-cluster omega of the unit-weighted sum of the item columns (Geldhof, Preacher & Zyphur
+    2014): :func:`omega_from_covariance` of S_PW and of Sigma_B (:func:`multilevel_covariances`), a one-factor model
+    at each level. For repeated measures (clusters = participants) within omega is the reliability of a score's
+    change from one session to the next within a person, between omega that of the person means. NaN where a level
+    cannot be estimated: fewer than 3 items, fewer than 2 rows per cluster on average, or a between-cluster item
+    variance that is not positive."""
+    x = np.asarray(items, dtype=float)
+    codes = np.asarray(cluster)[~np.isnan(x).any(axis=1)]
+    n, j = len(codes), len(np.unique(codes))
+    if x.shape[1] < 3 or j < 3 or n < 2 * j:
+        return float("nan"), float("nan")
+    pooled, between = multilevel_covariances(x, cluster)
+    return omega_from_covariance(pooled), (omega_from_covariance(between) if (np.diag(between) > 0).all()
+                                           else float("nan"))
 
 
 def reliability_table(items: pd.DataFrame, by: pd.Series | None = None) -> pd.DataFrame:

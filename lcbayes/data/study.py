@@ -16,7 +16,7 @@ import pandas as pd
 
 from lcbayes.data.io import read_table
 from lcbayes.data.roles import ResponseRange, Roles
-from lcbayes.data.scoring import reliability_table, reverse_key, score_items, unique_variance
+from lcbayes.data.scoring import multilevel_omega, reliability_table, reverse_key, score_items, unique_variance
 from lcbayes.data.validation import validate
 
 if TYPE_CHECKING:
@@ -146,19 +146,27 @@ class Study:
             pd.Index(self.coords["participant"], name="participant"))
 
     def reliability(self) -> pd.DataFrame:
-        """Cronbach's alpha and McDonald's omega per scale and session, plus all sessions pooled.
+        """Cronbach's alpha and McDonald's omega per scale and session, plus all sessions pooled; for session-level
+        scales also the within- and between-person omega of the pooled row (Geldhof et al. 2014,
+        :func:`~lcbayes.data.scoring.multilevel_omega`: the reliability of a score's within-person deviations, which
+        the lagged and within-person effects rest on, and of person means).
 
-        Participant-level scales are measured once per person: one pooled row over participants.
-        Columns: scale, session ("all" for pooled), n (complete responses), alpha, omega."""
+        Participant-level scales are measured once per person: one pooled row over participants (no within/between
+        split). Columns: scale, session ("all" for pooled), n (complete responses), alpha, omega, omega_within,
+        omega_between (NaN where not defined)."""
         frames = []
         for name, items in self.items.items():
             if self.roles.scales[name].level == "participant":  # one response per person
                 table = reliability_table(items.groupby(self.table["participant"], sort=False).first())
             else:
                 table = pd.concat([reliability_table(items, by=self.table["session"]), reliability_table(items)])
+                within, between = multilevel_omega(items, self.table["participant"].to_numpy())
+                table.loc["all", ["omega_within", "omega_between"]] = [within, between]
             frames.append(table.rename_axis("session").reset_index().assign(scale=name))
-        columns = ["scale", "session", "n", "alpha", "omega"]
-        return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+        columns = ["scale", "session", "n", "alpha", "omega", "omega_within", "omega_between"]
+        if not frames:
+            return pd.DataFrame(columns=columns)
+        return pd.concat(frames, ignore_index=True).reindex(columns=columns)
 
     def response_range(self, name: str) -> ResponseRange:
         """The score range of measure ``name``: its declared ``range`` in the roles (a scale's items' range), else the

@@ -28,16 +28,17 @@ from lcbayes.data.roles import ResponseRange
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import BayesModel
-from lcbayes.models.components import GroupEffects, MeasurementError, Predictors, predictive_streams, uses_organization
+from lcbayes.models.components import GroupEffects, MeasurementError, predictive_streams, uses_organization
 from lcbayes.models.marginal import draw_effects, marginal_loglik
 from lcbayes.models.panel import Panel
-from lcbayes.models.priors import CHANGE, GROUP, SPREAD, Prior, create, half_normal, mean_prior, slope_prior
+from lcbayes.models.predictors import Predictors
+from lcbayes.models.priors import CHANGE, GROUP, SPREAD, Prior, create, mean_prior, slope_prior
 from lcbayes.processes import climate_strength, time_basis
 
 # options of the location part and the time coding, shared by models A and B
 LOCATION_OPTIONS: dict[str, Any] = {
     "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0, "random_slopes": True,
-    "organization": "auto", "traits": [], "time_varying": [], "lkj_eta": 2.0}
+    "organization": "auto", "traits": [], "time_varying": [], "centring": "latent", "contextual": True, "lkj_eta": 2.0}
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class Location:
         y, mask = panel.cells(outcome)
         session_label = np.broadcast_to(np.asarray(study.coords["session"]), panel.shape)
         names, basis = time_basis(panel.time, session_label, options["trend"], int(options["breakpoint"]))
-        predictors = Predictors.from_study(panel, list(options["traits"]), list(options["time_varying"]))
+        predictors = Predictors.from_study(panel, list(options["traits"]), list(options["time_varying"]),
+                                           str(options["centring"]), options["contextual"])
         return cls(panel, outcome, y, mask, names, basis, predictors, options["trend"], int(options["breakpoint"]),
                    bool(options["random_slopes"]),
                    uses_organization(options["organization"], study), float(options["lkj_eta"]), scale_terms)
@@ -104,9 +106,8 @@ class Location:
 
         intercept N(m, h/4); each trend coefficient N(0, h/4 / span of its column), a total change over the study of
         about h/4; SDs of community intercepts half-normal(h/8) and slopes half-normal(h/8 / span of s), their
-        correlation LKJ(eta); organization SD half-normal(h/8); trait coefficients (per SD) N(0, h/4); within and
-        between coefficients of a time-varying predictor with half range h_x N(0, h/2 / h_x), its within SD
-        half-normal(h_x / 2)."""
+        correlation LKJ(eta); organization SD half-normal(h/8); the predictors' priors
+        (:meth:`~lcbayes.models.predictors.Predictors.priors`)."""
         obs = self.mask > 0
         y, span = self.scale, self.span()
         spans = [float(np.ptp(b[obs])) or 1.0 for b in self.basis]
@@ -115,24 +116,21 @@ class Location:
                   **self.communities.priors([GROUP * y.half, GROUP * y.half / span][: 1 + self.slopes], self.lkj_eta)}
         if self.use_org:
             priors.update(self.organizations.priors(GROUP * y.half, self.lkj_eta))
-        if self.predictors.trait_names:
-            priors["gamma_trait"] = slope_prior(y.half)
-        if self.predictors.tv_names:
-            half_x = np.array([self.panel.study.response_range(n).half for n in self.predictors.tv_names])
-            priors["gamma_within"] = priors["gamma_between"] = slope_prior(y.half, half_x)
-            priors["sigma_within"] = half_normal(half_x / 2)
+        study, p = self.panel.study, self.predictors
+        ranges = [study.response_range(n) for n in p.tv_names]
+        priors.update(p.priors(y.half, np.array([r.half for r in ranges]), np.array([r.mid for r in ranges]),
+                               self.lkj_eta))
         return priors
 
     def coords(self) -> dict[str, list]:
-        return {**self.communities.coords(), "time_term": self.basis_names,
-                "trait": self.predictors.trait_names, "predictor": self.predictors.tv_names}
+        p = self.predictors
+        return {**self.communities.coords(), "time_term": self.basis_names, "trait": p.trait_names,
+                "predictor": p.tv_names, **(p.person_means.coords() if p.tv_names else {})}
 
     @property
     def population(self) -> list[str]:
-        p = self.predictors
         return (["beta_intercept", "beta_time"] + self.communities.population
-                + (self.organizations.population if self.use_org else []) + (["gamma_trait"] if p.trait_names else [])
-                + (["gamma_within", "gamma_between"] if p.tv_names else []))
+                + (self.organizations.population if self.use_org else []) + self.predictors.population)
 
     @property
     def measures(self) -> list[str]:
@@ -146,16 +144,10 @@ class Location:
         beta0 = prior("beta_intercept")
         beta = prior("beta_time", dims="time_term")
         trend = [(beta[k], basis[k]) for k in range(len(self.basis_names))]   # elementwise, see components
-        # Gamma x: traits, within and between parts of time-varying predictors
-        p = self.predictors
-        trait = prior("gamma_trait", dims="trait") if p.trait_names else None
-        tv = [prior(name, dims="predictor") if p.tv_names else None
-              for name in ("gamma_within", "gamma_between", "sigma_within")]
-        gamma_x = p.add(self.mask, trait, *tv) if p.trait_names or p.tv_names else None
         u = self.communities.effects(priors)[pm.Data("community_of", self.panel.community, dims="participant")]
         mu = climate_strength(beta0, trend, u[:, 0][:, None], u[:, 1][:, None] if self.slopes else None, s)
-        if gamma_x is not None:
-            mu = mu + gamma_x
+        if self.predictors.trait_names or self.predictors.tv_names:   # Gamma x (lcbayes.models.predictors)
+            mu = mu + self.predictors.add(self.mask, priors)
         if self.use_org:
             o = self.organizations.effects(priors)
             mu = mu + o[pm.Data("organization_of", self.panel.organization, dims="participant")][:, None]
@@ -351,8 +343,11 @@ class ClimateModel(BayesModel):
 
     def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
         """Prior draws of the parameters and replicated outcomes (groups ``prior``,
-        ``prior_predictive`` and ``observed_data``) as an InferenceData of its own."""
-        with self.model, warnings.catch_warnings():   # the likelihood is a Potential: right to ignore
+        ``prior_predictive`` and ``observed_data``) as an InferenceData of its own. The predictors are data: their
+        latent means are set at the observed ones (:meth:`~lcbayes.models.predictors.Predictors.observed_means`)."""
+        fixed = self.location.predictors.observed_means()   # the outcome's prior predictive given the predictors
+        model = pm.do(self.model, fixed) if fixed else self.model
+        with model, warnings.catch_warnings():   # the likelihood is a Potential: right to ignore
             warnings.filterwarnings("ignore", message="The effect of Potentials")
             prior = pm.sample_prior_predictive(draws=draws, random_seed=seed).prior
         effects_rng, noise_rng = predictive_streams(seed)

@@ -95,9 +95,17 @@ class ClimateGrowth(ClimateModel):
         share = post["variance_share"].sel(level="community")
         out.append(f"Share of variance between communities: {float(share.isel(session=0).mean()):.2f} at the first "
                    f"session, {float(share.isel(session=-1).mean()):.2f} at the last (posterior means).")
-        for name, dim in (("gamma_trait", "trait"), ("gamma_within", "predictor"), ("gamma_between", "predictor")):
-            if name in post:
-                out += [describe(f"{name} ({v})", post[name].sel({dim: v})) for v in post[dim].values]
+        split = self.location.predictors.contextual
+        labels = {"gamma_trait": "within communities" if split else "per SD",
+                  "gamma_trait_community": "between communities",
+                  "contextual_trait": "contextual effect (between minus within communities)",
+                  "gamma_within": "within persons",
+                  "gamma_between": "between persons within communities" if split else "between persons",
+                  "gamma_community": "between communities",
+                  "contextual": "contextual effect (between communities minus between persons)"}
+        for name in self.location.predictors.coefficients:
+            dim = "trait" if "trait" in name else "predictor"
+            out += [describe(f"{v}: {labels[name]} ({name})", post[name].sel({dim: v})) for v in post[dim].values]
         figure = ("Community trajectories: posterior mean and 90% HDI; dots are observed community means.",
                   self.plot_trajectories().figure)
         return ReportContent(xr.Dataset({"variance_share": post["variance_share"]}), [figure], [], out)

@@ -1,4 +1,4 @@
-"""Building blocks shared by the models: options, random streams, group effects, predictors.
+"""Building blocks shared by the models: options, random streams, group effects, measurement error.
 
 Each function adds variables to the PyMC model in context and returns tensors shaped for the participant x session
 layout of :class:`~lcbayes.models.panel.Panel`. Linear combinations are written as elementwise products and sums, not
@@ -169,81 +169,6 @@ class GroupEffects:
                 if m < n:
                     var = var + 2 * take(corr, f"{self.terms_dim}_pair", p) * sd[k] * sd[m]
         return var
-
-
-@dataclass(frozen=True)
-class Predictors:
-    """Person-level traits and time-varying predictors prepared for the model.
-
-    traits: (P, k) standardised (mean 0, SD 1 over participants), NaN where missing.
-    within: (P, T, m) deviations from the participant's observed mean, NaN where missing.
-    between: (P, m) participant means centred at the mean of participant means.
-    Missing values become latent parameters in :meth:`add` (never dropped).
-    """
-
-    trait_names: list[str]
-    traits: np.ndarray
-    tv_names: list[str]
-    within: np.ndarray
-    between: np.ndarray
-
-    @classmethod
-    def from_study(cls, panel: Panel, traits: list[str], time_varying: list[str]) -> Predictors:
-        """The predictors named in ``traits`` (participant-level) and ``time_varying``
-        (session-level) from the study of ``panel``."""
-        study = panel.study
-        for name in traits:
-            if study.roles.level_of(name) != "participant":
-                raise ConfigError(f"trait '{name}' is session-level; list it under time_varying instead.")
-        for name in time_varying:
-            if study.roles.level_of(name) != "session":
-                raise ConfigError(f"time-varying predictor '{name}' is participant-level; list it under traits.")
-        P = study.n("participant")
-        cols = [study.participant_values(n).to_numpy() for n in traits]
-        x = np.column_stack(cols) if cols else np.zeros((P, 0))
-        x = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0) if x.shape[1] else x
-        within, between = [], []
-        for name in time_varying:
-            values, mask = panel.cells(name)
-            v = np.where(mask > 0, values, np.nan)
-            with np.errstate(invalid="ignore"):
-                person = np.nanmean(np.where(mask.any(axis=1, keepdims=True), v, 0.0), axis=1)
-            person[mask.sum(axis=1) == 0] = np.nan
-            within.append(v - person[:, None])
-            between.append(person - np.nanmean(person))
-        return cls(list(traits), x, list(time_varying),
-                   np.stack(within, axis=-1) if within else np.zeros((P, study.n("session"), 0)),
-                   np.column_stack(between) if between else np.zeros((P, 0)))
-
-    def sds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Observed SDs of the within and between parts (for scaling priors)."""
-        return np.nanstd(self.within, axis=(0, 1)), np.nanstd(self.between, axis=0)
-
-    def add(self, outcome_mask: np.ndarray, gamma_trait: Any, gamma_within: Any, gamma_between: Any,
-            sigma_within: Any) -> pt.TensorVariable:
-        """Contribution of the predictors to the cell means, shape (P, T).
-
-        Missing values become latent parameters: traits (standardised) N(0, 1); participant means with no observed
-        value N(0, SD of the observed means); a missing within value in a cell whose outcome is observed
-        N(0, sigma_within), the distribution the observed within values inform. Cells without an outcome do not enter
-        the likelihood: 0 there.
-        """
-        terms = []
-        if self.trait_names:
-            x = fill_missing("traits", self.traits, lambda n: pm.Normal("trait_missing", 0.0, 1.0, shape=n))
-            terms.append((x * gamma_trait).sum(-1)[:, None])
-        if self.tv_names:
-            used = (outcome_mask > 0)[..., None]
-            within = np.where(used, self.within, 0.0)          # NaN only where used and missing
-            for k, name in enumerate(self.tv_names):
-                seen = used[..., 0] & ~np.isnan(self.within[..., k])
-                pm.Normal(f"within_{name}", 0.0, sigma_within[k], observed=self.within[..., k][seen])
-            which = np.nonzero(np.isnan(within))[2]
-            w = fill_missing("within", within, lambda n: pm.Normal("within_missing", 0.0, sigma_within[which], shape=n))
-            sd_between = np.nanstd(self.between, axis=0)[np.nonzero(np.isnan(self.between))[1]]
-            b = fill_missing("between", self.between, lambda n: pm.Normal("between_missing", 0.0, sd_between, shape=n))
-            terms += [(w * gamma_within).sum(-1), (b * gamma_between).sum(-1)[:, None]]
-        return sum(terms[1:], terms[0])
 
 
 MEASUREMENT_ERROR = ("auto", "items", "estimate", "none")

@@ -35,8 +35,10 @@ CASES = {
     "consensus_emergence": ({"outcome": "climate", "options": {
         "organization": False, "composition": ["lgo_sd"], "community_scale": True, "learning": "learning"}}, 100),
     # the prior truncated to stable dynamics (rejection in prior_study, a potential in the model), with priors of
-    # the size of effects on a 1-5 scale (the data-scaled defaults allow support effects of +-3 points per point and
-    # near-deterministic dynamics, whose posteriors no sampler explores in 1,000 draws); JAX back end
+    # the size of effects on a 1-5 scale: the design's continuous scores declare no response range, so the defaults
+    # would fall back to the observed spread (before the natural-scale defaults, data-scaled priors allowed support
+    # effects of +-3 points per point and near-deterministic dynamics, whose posteriors no sampler explores in 1,000
+    # draws); JAX back end
     "knowledge_sharing": ({"outcome": "sharing", "options": {"organization": False}, "priors": SHARING_PRIORS}, 60),
 }
 BACKENDS = {"knowledge_sharing": "nutpie-jax"}   # compiles in seconds (Numba: minutes for the filter's scan)
