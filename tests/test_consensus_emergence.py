@@ -293,18 +293,18 @@ def test_cut_fit_keeps_the_climate_part_free_of_the_outcome():
                          climate=ClimateTruth(tau_v=(0.15, 0.02)), seed=71)
     study = Study.from_frame(sim.table, sim.roles)
     spec = {"outcome": "climate", "options": {"organization": False, "random_slopes": False, "community_scale": True,
-                                              "learning": "learning", "cut": True, "cut_imputations": 4}}
+                                              "learning": "learning", "cut": True, "cut_imputations": 2}}
     shifted = study.with_values({"learning": study.values("learning") + 0.5})
     fits = []
     for s in (study, shifted):
         model = ConsensusEmergence(s, spec)
-        model.fit(chains=2, draws=200, tune=300, seed=8)
-        fits.append(model)
+        model.fit(chains=2, draws=600, tune=300, seed=8)   # 1,200 stage-1 draws: 600 per imputation, more than
+        fits.append(model)                                  # the least stage-2 run of 2 x 250
     a, b = (m.idata.posterior for m in fits)
     assert "eta" not in [v.name for v in fits[0].model.deterministics]          # no outcome in the climate graph
     np.testing.assert_array_equal(a["alpha_intercept"].values, b["alpha_intercept"].values)
     np.testing.assert_array_equal(a["consensus_sd"].values, b["consensus_sd"].values)
-    assert a["eta_average"].dims == ("chain", "draw", "outcome_term") and a["eta_average"].shape[:2] == (2, 200)
+    assert a["eta_average"].dims == ("chain", "draw", "outcome_term") and a["eta_average"].shape[:2] == (2, 600)
     shift = float(b["eta_average"].sel(outcome_term="intercept").mean() - a["eta_average"].sel(
         outcome_term="intercept").mean())
     assert shift == pytest.approx(0.5, abs=0.1)

@@ -26,7 +26,6 @@ learning_i ~ N(eta0 + eta1 S_j + eta2 log C_j + eta3 S_j log C_j + b_j, sigma_L)
 from __future__ import annotations
 
 import json
-from functools import cached_property
 from typing import Any, ClassVar
 
 import arviz as az
@@ -55,7 +54,7 @@ OUTCOME_TERMS = ["intercept", "strength", "consensus", "strength_x_consensus"]
 SCALE_TERMS = ("scale_intercept", "scale_slope")
 LOG_SD_CHANGE = 0.5     # prior SD of the change of the log residual SD over the study (alpha1 x span)
 LOG_SD_EFFECT = 0.2     # prior SD of a composition or trait effect on the log residual SD, per SD
-CUT_DRAWS = 250          # stage-2 draws per chain and imputation of the cut fit
+CUT_DRAWS = 250          # least stage-2 draws per chain and imputation of the cut fit (more when stage 1 has more)
 CEILING_WARNING = 0.10   # share of scores at a bound in some session above which the report warns
 INDEX_LABELS = {"rstar": "r*_wg(J) (Lindell et al. 1999)", "rwg_j": "r_wg(J) (J-inflated)",
                 "scale": "scale-level index 1 - V / (sigma_E^2 / J) (single score: item error not separated)"}
@@ -114,6 +113,7 @@ class ConsensusEmergence(ClimateModel):
 
     def prepare(self) -> None:
         o, study = self.options, self.study
+        self._cut_models: dict[int, CompiledModel] = {}     # stage 2 of the cut fit, by draws per chain
         self.prepare_parts(bool(o["participant_slopes"]), SCALE_TERMS if o["community_scale"] else ())
         self.error = MeasurementError.of(self.panel, self.spec.outcome, str(o["measurement_error"]))
         self.composition_names = list(o["composition"])
@@ -309,17 +309,19 @@ class ConsensusEmergence(ClimateModel):
                 self._learning_outcome(model, mu, log_sigma)
         return model
 
-    @cached_property
-    def cut_model(self) -> CompiledModel:
+    def cut_model(self, draws: int = CUT_DRAWS) -> CompiledModel:
         """Stage 2 of the cut fit: the outcome submodel with the communities' strength and log consensus_sd as data
-        (``cut_strength``, ``cut_log_consensus``), compiled once."""
-        with pm.Model(coords=self.coords) as model:
-            pm.Data("community_of", self.panel.community, dims="participant")
-            strength = pm.Data("cut_strength", np.zeros(self.study.n("community")), dims="community")
-            log_c = pm.Data("cut_log_consensus", np.zeros(self.study.n("community")), dims="community")
-            self._learning_part(model, strength, log_c)
-        settings = self.spec.sampler.updated(chains=2, tune=500, draws=CUT_DRAWS, target_accept=0.9)
-        return CompiledModel(model, settings, [v.name for v in model.free_RVs] + ["eta", "u_learning_community"])
+        (``cut_strength``, ``cut_log_consensus``), compiled once per number of ``draws`` per chain (2 chains)."""
+        if draws not in self._cut_models:
+            with pm.Model(coords=self.coords) as model:
+                pm.Data("community_of", self.panel.community, dims="participant")
+                strength = pm.Data("cut_strength", np.zeros(self.study.n("community")), dims="community")
+                log_c = pm.Data("cut_log_consensus", np.zeros(self.study.n("community")), dims="community")
+                self._learning_part(model, strength, log_c)
+            settings = self.spec.sampler.updated(chains=2, tune=500, draws=draws, target_accept=0.9)
+            self._cut_models[draws] = CompiledModel(model, settings,
+                                                    [v.name for v in model.free_RVs] + ["eta", "u_learning_community"])
+        return self._cut_models[draws]
 
     def _cut(self, post: xr.Dataset, strength: xr.DataArray, consensus_sd: xr.DataArray) -> xr.Dataset:
         """The outcome submodel fitted without feeding back into the climate part (a "cut", Plummer 2015): for
@@ -330,13 +332,14 @@ class ConsensusEmergence(ClimateModel):
         n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
         m = int(self.options["cut_imputations"])
         per = -(-n_chain * n_draw // m)                  # stage-2 draws kept per imputation
+        stage2 = self.cut_model(max(CUT_DRAWS, -(-per // 2)))   # 2 chains with at least ``per`` draws together
         flat = np.linspace(0, n_chain * n_draw - 1, m).astype(int)
         last = {name: x.isel(session=-1).stack(sample=("chain", "draw")).transpose("sample", "community").values
                 for name, x in (("S", strength), ("C", consensus_sd))}
         S, C = last["S"], np.log(last["C"])
         parts = []
         for k, i in enumerate(flat):
-            fit = self.cut_model.sample({"cut_strength": S[i], "cut_log_consensus": C[i]},
+            fit = stage2.sample({"cut_strength": S[i], "cut_log_consensus": C[i]},
                                         seed=self.spec.sampler.seed + 1 + k).posterior
             fit = fit.stack(sample=("chain", "draw")).transpose("sample", ...).isel(sample=slice(0, per))
             fit = fit.drop_vars(["sample", "chain", "draw"])

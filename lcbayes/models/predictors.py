@@ -160,8 +160,7 @@ class Predictors:
             return {}
         out: dict[str, np.ndarray] = {}
         if self.tv_names:
-            with np.errstate(invalid="ignore"):
-                person = np.nanmean(self.values, axis=1)
+            person = _person_means(self.values)
             grand = np.nanmean(person, axis=0)
             person = _fill(person, grand)
             out |= {"predictor_mean": grand, "predictor_person": person}
@@ -264,8 +263,7 @@ class Predictors:
     def _observed_means(self) -> tuple[Any, Any, Any]:
         """Observed person means (a latent N(0, SD) for a person without values), the means of each community's
         person means and their grand mean, as data."""
-        with np.errstate(invalid="ignore"):
-            person = np.nanmean(self.values, axis=1)                    # (P, m), NaN without values
+        person = _person_means(self.values)
         grand = np.nanmean(person, axis=0)
         missing = np.isnan(person)
         sd = np.nanstd(person, axis=0)[np.nonzero(missing)[1]]
@@ -274,6 +272,14 @@ class Predictors:
         community = _group_means(_fill(person, grand), self.community, self.n_communities)
         kappa = pm.Data("predictor_community_observed", community, dims=("community", "predictor"))
         return xi, kappa[self._community_of()], pt.as_tensor(grand)
+
+
+def _person_means(values: np.ndarray) -> np.ndarray:
+    """Mean of each participant's observed values (P, T, m) -> (P, m), NaN for one without values."""
+    seen = ~np.isnan(values)
+    count = seen.sum(axis=1)
+    total = np.where(seen, values, 0.0).sum(axis=1)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
 
 
 def _fill(x: np.ndarray, values: np.ndarray) -> np.ndarray:
