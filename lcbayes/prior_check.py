@@ -64,22 +64,24 @@ class PriorCheck:
         return {**asdict(self), "verdict": self.verdict}
 
 
-def _cells(study: Study, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Averaging matrix (cells, obs) of the community x session cells with at least two scores, and their sizes."""
+def _cells(study: Study, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The community x session cell (0..C-1) of each of the rows ``obs`` that lies in a cell with at least two
+    scores, those rows' positions in ``obs``, and the cells' sizes (C,)."""
     code = study.idx["community"][obs] * study.n("session") + study.idx["session"][obs]
-    labels, cell = np.unique(code, return_inverse=True)
-    one_hot = (np.arange(len(labels))[:, None] == cell[None, :]).astype(float)
-    n = one_hot.sum(1)
-    keep = n >= 2
-    return one_hot[keep], n[keep]
+    _, cell, size = np.unique(code, return_inverse=True, return_counts=True)
+    rows = np.flatnonzero(size[cell] >= 2)
+    kept, cell = np.unique(cell[rows], return_inverse=True)
+    return cell, rows, size[kept].astype(float)
 
 
-def within_sd(values: np.ndarray, one_hot: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Pooled within-cell SD of ``values`` (..., obs): sqrt of the mean over cells of the cell variance (ddof 1)."""
-    total = values @ one_hot.T
-    squares = (values**2) @ one_hot.T
-    variance = (squares - total**2 / n) / (n - 1)
-    return np.sqrt(np.maximum(variance, 0.0).mean(-1))
+def within_sd(values: np.ndarray, cell: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Pooled within-cell SD of ``values`` (draws, rows) whose rows lie in cells ``cell`` (rows,) of sizes ``n``
+    (cells,): the square root of the mean over cells of the cell variance (ddof 1), (draws,)."""
+    total, squares = np.zeros((len(n), len(values))), np.zeros((len(n), len(values)))
+    np.add.at(total, cell, values.T)
+    np.add.at(squares, cell, (values**2).T)
+    variance = (squares - total**2 / n[:, None]) / (n[:, None] - 1)
+    return np.sqrt(np.maximum(variance, 0.0).mean(0))
 
 
 def check_measure(study: Study, measure: str, simulated: np.ndarray, obs: np.ndarray) -> PriorCheck:
@@ -88,11 +90,11 @@ def check_measure(study: Study, measure: str, simulated: np.ndarray, obs: np.nda
     observed = study.values(measure)[obs]
     seen = ~np.isnan(observed)             # rows where the study has the measure (a predictor may be missing)
     obs, observed, simulated = obs[seen], observed[seen], simulated[:, seen]
-    one_hot, n = _cells(study, obs)
+    cell, rows, n = _cells(study, obs)
     finite = np.isfinite(simulated).all(axis=1)
     sim = simulated[finite]
-    sd_sim = within_sd(sim, one_hot, n)
-    sd_obs = float(within_sd(observed[None], one_hot, n)[0])
+    sd_sim = within_sd(sim[:, rows], cell, n)
+    sd_obs = float(within_sd(observed[None, rows], cell, n)[0])
     means = sim.mean(axis=1)
     outside = float(((sim < scale.low) | (sim > scale.high)).mean())
     q = [0.05, 0.5, 0.95]

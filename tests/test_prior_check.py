@@ -32,9 +32,9 @@ STUDIES = {
 
 def test_within_sd_pools_cell_variances():
     values = np.array([[1.0, 3.0, 2.0, 2.0, 5.0], [0.0, 0.0, 1.0, 1.0, 1.0]])
-    cells = np.array([[1, 1, 0, 0, 0], [0, 0, 1, 1, 1]], dtype=float)
+    cell = np.array([0, 0, 1, 1, 1])
     # draw 1: cell variances 2 and 3 (ddof 1): sqrt(2.5); draw 2: 0 and 0
-    assert within_sd(values, cells, cells.sum(1)) == pytest.approx([np.sqrt(2.5), 0.0])
+    assert within_sd(values, cell, np.array([2.0, 3.0])) == pytest.approx([np.sqrt(2.5), 0.0])
 
 
 @pytest.fixture(scope="module")
