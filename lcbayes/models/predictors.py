@@ -25,7 +25,7 @@ a community's person means, their grand mean; the community mean of a trait): th
 carry sampling error that biases gamma_between towards gamma_within when few sessions measure each person (Lüdtke et
 al. 2008); kept for comparison. Missing values are never dropped: a missing x_tim where the outcome is observed is a
 latent w_tim ~ N(0, sigma_within), a missing trait a latent t_ik ~ N(kappa^t_j, tau_tp) (observed centring: N(0, 1));
-an observed person mean that does not exist (no value at all) is a latent N(0, SD of the observed ones).
+an observed person mean that does not exist (no value at all) is a latent N(grand mean, SD of the observed ones).
 
 The observed values enter as ``pm.Data`` (a refit may swap them) through a potential, which is not part of the
 outcome's log likelihood.
@@ -261,7 +261,7 @@ class Predictors:
         return xi, centre + pt.zeros((len(self.community), 1)), mu
 
     def _observed_means(self) -> tuple[Any, Any, Any]:
-        """Observed person means (a latent N(0, SD) for a person without values), the means of each community's
+        """Observed person means (a latent N(grand mean, SD) for a person without values), the means of each community's
         person means and their grand mean, as data."""
         person = _person_means(self.values)
         grand = np.nanmean(person, axis=0)
