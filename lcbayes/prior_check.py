@@ -134,11 +134,11 @@ def _problems(c: PriorCheck, half: float, non_finite: int) -> list[str]:
     return out
 
 
-def prior_check(study: Study, prior_predictive: Any, measures: Sequence[str]) -> list[PriorCheck]:
-    """The check of each of ``measures`` in ``prior_predictive`` (an xarray Dataset with (chain, draw, obs) values at
-    the rows of the coordinate ``obs``)."""
+def prior_check(study: Study, prior_predictive: Any, measures: Sequence[str] | None = None) -> list[PriorCheck]:
+    """The check of each of ``measures`` (default: every variable) in ``prior_predictive`` (an xarray Dataset with
+    (chain, draw, obs) values at the rows of the coordinate ``obs``)."""
     out = []
-    for name in measures:
+    for name in [str(v) for v in prior_predictive.data_vars] if measures is None else measures:
         x = prior_predictive[name]
         obs = np.asarray(x["obs"].values)
         out.append(check_measure(study, name, x.values.reshape(-1, x.sizes["obs"]), obs))

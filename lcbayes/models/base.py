@@ -149,8 +149,7 @@ class BayesModel(ABC):
         """The two-sided prior predictive check (:mod:`lcbayes.prior_check`) of each measure the model simulates:
         too wide (scores off the response scale, within-community spreads too large) or too narrow (spreads too small,
         the observed data implausible), with its numbers; :func:`lcbayes.prior_check.table` lays it out."""
-        prior = self.sample_prior_predictive(draws=draws, seed=seed).prior_predictive
-        return prior_check(self.study, prior, [str(name) for name in prior.data_vars])
+        return prior_check(self.study, self.sample_prior_predictive(draws=draws, seed=seed).prior_predictive)
 
     @abstractmethod
     def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:

@@ -44,13 +44,10 @@ import pytensor.tensor as pt
 from lcbayes.errors import ConfigError
 from lcbayes.models.components import GroupEffects, fill_missing
 from lcbayes.models.panel import Panel
-from lcbayes.models.priors import GROUP, SPREAD, Prior, half_normal, mean_prior, slope_prior
+from lcbayes.models.priors import GROUP, SPREAD, Prior, create, half_normal, mean_prior, slope_prior
+from lcbayes.processes import normal_logpdf
 
 CENTRING = ("latent", "observed")
-
-
-def _normal_logp(x: Any, mu: Any, sigma: Any) -> Any:
-    return -0.5 * ((x - mu) / sigma) ** 2 - pt.log(sigma) - 0.5 * np.log(2 * np.pi)
 
 
 @dataclass(frozen=True)
@@ -182,18 +179,15 @@ class Predictors:
             terms.append(self._time_varying(outcome_mask, priors))
         return sum(terms[1:], terms[0])
 
-    def _create(self, priors: Mapping[str, Prior], name: str, **kwargs: Any) -> Any:
-        return priors[name].create(name, **kwargs)
-
     def _community_of(self) -> Any:
         return pm.modelcontext(None)["community_of"]
 
     def _traits(self, priors: Mapping[str, Prior]) -> pt.TensorVariable:
-        gamma = self._create(priors, "gamma_trait", dims="trait")
+        gamma = create(priors, "gamma_trait", dims="trait")
         if not self.contextual:
             x = fill_missing("traits", self.traits, lambda n: pm.Normal("trait_missing", 0.0, 1.0, shape=n))
             return (x * gamma).sum(-1)[:, None]
-        gamma_c = self._create(priors, "gamma_trait_community", dims="trait")
+        gamma_c = create(priors, "gamma_trait_community", dims="trait")
         pm.Deterministic("contextual_trait", gamma_c - gamma, dims="trait")
         c = self._community_of()
         if self.centring == "observed":
@@ -201,8 +195,8 @@ class Predictors:
             kappa = pm.Data("trait_community_observed", _group_means(self.traits, self.community, self.n_communities),
                             dims=("community", "trait"))[c]
         else:
-            tau_p = self._create(priors, "tau_trait_person", dims="trait")
-            tau_c = self._create(priors, "tau_trait_community", dims="trait")
+            tau_p = create(priors, "tau_trait_person", dims="trait")
+            tau_c = create(priors, "tau_trait_community", dims="trait")
             z = pm.Normal("z_trait_community", 0.0, 1.0, dims=("community", "trait"))   # non-centred: tau_c may be ~0
             kappa_j = pm.Deterministic("trait_community", z * tau_c, dims=("community", "trait"))
             kappa = kappa_j[c]
@@ -210,26 +204,27 @@ class Predictors:
             x = fill_missing("traits", self.traits,
                              lambda n: pm.Normal("trait_missing", kappa[rows, cols], tau_p[cols], shape=n))
             seen = pm.Data("traits_seen", (~np.isnan(self.traits)).astype(float), dims=("participant", "trait"))
-            pm.Potential("traits_likelihood", (seen * _normal_logp(x, kappa, tau_p)).sum())
+            pm.Potential("traits_likelihood", (seen * normal_logpdf(x - kappa, tau_p, pt.log)).sum())
         return ((x - kappa) * gamma + kappa * gamma_c).sum(-1)[:, None]
 
     def _time_varying(self, outcome_mask: np.ndarray, priors: Mapping[str, Prior]) -> pt.TensorVariable:
-        sigma_w = self._create(priors, "sigma_within", dims="predictor")
-        gamma_w = self._create(priors, "gamma_within", dims="predictor")
-        gamma_b = self._create(priors, "gamma_between", dims="predictor")
+        sigma_w = create(priors, "sigma_within", dims="predictor")
+        gamma_w = create(priors, "gamma_within", dims="predictor")
+        gamma_b = create(priors, "gamma_between", dims="predictor")
         gamma_c = None
         if self.contextual:
-            gamma_c = self._create(priors, "gamma_community", dims="predictor")
+            gamma_c = create(priors, "gamma_community", dims="predictor")
             pm.Deterministic("contextual", gamma_c - gamma_b, dims="predictor")
         person, community, grand = (self._latent_means(priors) if self.centring == "latent"
                                     else self._observed_means())
         seen = ~np.isnan(self.values)
         x = pm.Data("predictor_values", np.where(seen, self.values, 0.0), dims=("participant", "session", "predictor"))
         seen_data = pm.Data("predictor_seen", seen.astype(float), dims=("participant", "session", "predictor"))
+        deviation = x - person[:, None, :]
         # the observed values inform the within SDs (and, latent, the person means)
-        pm.Potential("predictors_likelihood", (seen_data * _normal_logp(x, person[:, None, :], sigma_w)).sum())
+        pm.Potential("predictors_likelihood", (seen_data * normal_logpdf(deviation, sigma_w, pt.log)).sum())
         used = (outcome_mask > 0)[..., None] & ~seen     # missing where the outcome needs it: latent w
-        within = seen_data * (x - person[:, None, :])
+        within = seen_data * deviation
         if used.any():
             p, t, m = np.nonzero(used)
             w = pm.Normal("within_missing", 0.0, sigma_w[m], shape=len(p))
@@ -243,10 +238,10 @@ class Predictors:
 
     def _latent_means(self, priors: Mapping[str, Prior]) -> tuple[Any, Any, Any]:
         """(xi (P, m), kappa_j(i) (P, m), mu_x (m,)) as parameters: ``predictor_person``, ``predictor_community``."""
-        mu = self._create(priors, "predictor_mean", dims="predictor")
+        mu = create(priors, "predictor_mean", dims="predictor")
         centre = mu
         if self.contextual:
-            tau_c = self._create(priors, "tau_predictor_community", dims="predictor")
+            tau_c = create(priors, "tau_predictor_community", dims="predictor")
             z = pm.Normal("z_predictor_community", 0.0, 1.0, dims=("community", "predictor"))   # non-centred
             centre = pm.Deterministic("predictor_community", mu + z * tau_c,
                                       dims=("community", "predictor"))[self._community_of()]
@@ -256,7 +251,7 @@ class Predictors:
             xi = pm.MvNormal("predictor_person", mu=centre + pt.zeros((len(self.community), 1)), chol=chol,
                              dims=("participant", "predictor"))
         else:
-            tau = self._create(priors, group.tau, dims="predictor")
+            tau = create(priors, group.tau, dims="predictor")
             xi = pm.Normal("predictor_person", centre, tau, dims=("participant", "predictor"))
         return xi, centre + pt.zeros((len(self.community), 1)), mu
 

@@ -94,7 +94,7 @@ def _prior_predictive(section: ModelSection, draws: int, seed: int) -> None:
     problem, and the outcome's simulated densities on its response range."""
     model = section.model
     prior = model.sample_prior_predictive(draws=draws, seed=seed)
-    checks = prior_check(model.study, prior.prior_predictive, [str(v) for v in prior.prior_predictive.data_vars])
+    checks = prior_check(model.study, prior.prior_predictive)
     section.results["prior_predictive"] = {"draws": draws, "passed": all(c.passed for c in checks),
                                            "measures": {c.measure: c.to_dict() for c in checks}}
     section.tables["prior_predictive"] = prior_check_table(checks)
