@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
@@ -23,6 +23,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from pytensor.graph.traversal import ancestors
 
 from lcbayes.data.roles import ResponseRange
 from lcbayes.data.study import Study
@@ -200,32 +201,28 @@ class Participants:
         return self.effects.priors([sd, sd / span][: 1 + self.slopes], self.lkj_eta)
 
     def likelihood(self, priors: Mapping[str, Prior], y: Any, mask: Any, s: Any, mu: Any, log_sigma: Any,
-                   error_var: Any = None, bounds: tuple[float, float] | None = None) -> None:
+                   error_var: Any = None, cell_logp: Callable[[Any, Any], Any] | None = None) -> None:
         """y_tij ~ N(mu + r0i + r1i s, sqrt(sigma_tij^2 + error_var_tij)) with (r0i, r1i) integrated out (``error_var``:
         the measurement error variance of the observed score, (P, T), or None); stores the per-participant log
         likelihood ``loglik`` and the cell parts ``mu``, ``log_sigma`` (latent) and ``log_sigma_observed``.
 
-        With ``bounds`` (the response scale's lowest and highest score), scores are censored there (a ceiling or
-        floor sensitivity variant): a score at a bound contributes P(y <= low) or P(y >= high). Censoring breaks the
-        closed-form integral, so the participant effects are then sampled (``u_participant``)."""
+        With ``cell_logp`` (the log density of each cell's observation given its mean and SD, (P, T)), the cells follow
+        that instead of the normal: scores censored at the scale's bounds (:func:`censored_logp`), or an ordinal
+        response (model A's ``family = "ordinal"``). That breaks the closed-form integral, so the participant effects
+        are then sampled (``u_participant``)."""
         cells = ("participant", "session")
         pm.Deterministic("log_sigma", log_sigma, dims=cells if log_sigma.ndim == 2 else None)
         if error_var is not None:
             log_sigma = pm.Deterministic("log_sigma_observed", 0.5 * pt.log(pt.exp(2 * log_sigma) + error_var),
                                          dims=cells)
-        if bounds is None:
+        if cell_logp is None:
             tau, rows = self.effects.scale(priors)
             loglik = marginal_loglik(y - mu, mask, log_sigma, s, tau[0], tau[1] if self.slopes else None,
                                      rows[1][0] if rows else 0.0, xp=pt)
         else:
             r = self.effects.effects(priors)
             mean = mu + r[:, 0][:, None] + (r[:, 1][:, None] * s if self.slopes else 0.0)
-            sd = pt.broadcast_to(pt.exp(log_sigma), mean.shape)
-            low, high = bounds
-            cell = pt.switch(y <= low, pm.logcdf(pm.Normal.dist(mean, sd), low),
-                             pt.switch(y >= high, pm.logcdf(pm.Normal.dist(-mean, sd), -high),
-                                       pm.logp(pm.Normal.dist(mean, sd), y)))
-            loglik = (mask * cell).sum(-1)
+            loglik = (mask * cell_logp(mean, pt.broadcast_to(pt.exp(log_sigma), mean.shape))).sum(-1)
         pm.Potential("likelihood", loglik.sum())
         pm.Deterministic("mu", mu, dims=cells)
         pm.Deterministic("loglik", loglik, dims="participant")
@@ -241,6 +238,18 @@ class Participants:
         r = draw_effects(y - mu, mask, log_sigma, s, tau0, tau1, rho[..., None], rng)
         return xr.DataArray(r, dims=("chain", "draw", "participant", "effect"),
                             coords={"participant": labels, "effect": ["intercept", "slope"]})
+
+
+def censored_logp(y: Any, bounds: tuple[float, float]) -> Callable[[Any, Any], Any]:
+    """Cell log density of scores censored at the response scale's bounds (a ceiling or floor sensitivity variant): a
+    score at a bound contributes P(y <= low) or P(y >= high), any other the normal density."""
+    low, high = bounds
+
+    def logp(mean: Any, sd: Any) -> Any:
+        return pt.switch(y <= low, pm.logcdf(pm.Normal.dist(mean, sd), low),
+                         pt.switch(y >= high, pm.logcdf(pm.Normal.dist(-mean, sd), -high),
+                                   pm.logp(pm.Normal.dist(mean, sd), y)))
+    return logp
 
 
 def observed_log_sigma(ds: xr.Dataset) -> xr.DataArray:
@@ -275,7 +284,8 @@ class ClimateModel(BayesModel):
         mu = self.location.build(self.priors, s)
         log_sigma = self.log_sigma(s)
         error_var = self.error.variance(self.priors) if self.error else None
-        self.participants.likelihood(self.priors, y, mask, s, mu, log_sigma, error_var, self.bounds)
+        self.participants.likelihood(self.priors, y, mask, s, mu, log_sigma, error_var,
+                                     censored_logp(y, self.bounds) if self.bounds else None)
         return mu, log_sigma
 
     @property
@@ -308,7 +318,13 @@ class ClimateModel(BayesModel):
             u = ds["u_participant"].rename(participant_effect="effect")
             return u.reindex(effect=["intercept", "slope"], fill_value=0.0).transpose("chain", "draw", "participant",
                                                                                      "effect")
-        return self.participants.draw(ds, self.location.y, mask, self.panel.time, self.coords["participant"], rng)
+        return self.participants.draw(ds, self.latent_scores(ds), mask, self.panel.time, self.coords["participant"],
+                                      rng)
+
+    def latent_scores(self, ds: xr.Dataset) -> np.ndarray:
+        """The values the participant effects are conditioned on, (P, T) or per draw (chain, draw, P, T): the outcome
+        (model A with item measurement: its latent scores)."""
+        return self.location.y
 
     def _expected(self, ds: xr.Dataset, r: xr.DataArray) -> np.ndarray:
         """Cell means with participant effects: mu + r0 + r1 s, shape (chain, draw, P, T)."""
@@ -321,13 +337,16 @@ class ClimateModel(BayesModel):
         return xr.DataArray(self._expected(cells, self.participant_effects(seed)), dims=cells["mu"].dims,
                             coords=cells["mu"].coords, name="expected")
 
-    def _replicate(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> xr.Dataset:
-        """Replicated outcomes at the observed rows from cell means, effects and residual SDs."""
+    def simulate_cells(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> np.ndarray:
+        """Replicated outcomes per cell, (chain, draw, P, T), from cell means, effects and residual SDs."""
         mean = self._expected(ds, r)
         sd = np.exp(observed_log_sigma(ds).values)
         y = mean + sd * rng.standard_normal(mean.shape)
-        if self.bounds is not None:
-            y = np.clip(y, *self.bounds)
+        return y if self.bounds is None else np.clip(y, *self.bounds)
+
+    def _replicate(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> xr.Dataset:
+        """Replicated outcomes at the observed rows (:meth:`simulate_cells`)."""
+        y = self.simulate_cells(ds, r, rng)
         obs = self._observed()["obs"].values
         pi, ti = self.study.idx["participant"][obs], self.study.idx["session"][obs]
         return xr.Dataset({self.spec.outcome: (("chain", "draw", "obs"), y[..., pi, ti])}, coords={"obs": obs})
@@ -349,7 +368,9 @@ class ClimateModel(BayesModel):
         model = pm.do(self.model, fixed) if fixed else self.model
         with model, warnings.catch_warnings():   # the likelihood is a Potential: right to ignore
             warnings.filterwarnings("ignore", message="The effect of Potentials")
-            prior = pm.sample_prior_predictive(draws=draws, random_seed=seed).prior
+            names = [v.name for v in model.free_RVs + model.deterministics   # not the latent scores (flat)
+                     if "eta" not in {a.name for a in ancestors([v])}]
+            prior = pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=seed).prior
         effects_rng, noise_rng = predictive_streams(seed)
         pp = self._replicate(prior, self._draw_effects(prior, np.zeros(self.panel.shape), effects_rng), noise_rng)
         return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())

@@ -15,13 +15,18 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import arviz as az
+import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
 from lcbayes import plots
+from lcbayes.data.study import Study
+from lcbayes.errors import ConfigError
 from lcbayes.models.base import ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
+from lcbayes.models.integrated import integrated_loglik
+from lcbayes.models.ordinal import ORDINAL_OPTIONS, OrdinalOutcome, response_logp
 from lcbayes.models.priors import SPREAD, Prior, half_normal
 from lcbayes.tables import describe
 
@@ -39,28 +44,75 @@ class ClimateGrowth(ClimateModel):
     - ``random_slopes``: random time slopes for communities and participants (default true);
     - ``organization``: crossed organization intercepts, ``"auto"`` = when the study has them;
     - ``traits``: participant-level predictors (standardised);
-    - ``time_varying``: session-level predictors split into within-participant deviations
-      and between-participant means (observed person-mean centring).
+    - ``time_varying``: session-level predictors split into within- and between-participant parts
+      (``centring``: ``"latent"`` person means, or ``"observed"``; ``contextual``: also between communities);
+    - ``measurement``: ``"scale"`` (the scale score, Gaussian) or ``"items"`` (the scale's Likert items as ordinal
+      indicators of the latent score, :mod:`lcbayes.models.ordinal`); ``family``: ``"gaussian"`` or ``"ordinal"``
+      (one rated item as an ordinal response); ``thresholds``: ``"invariant"`` across sessions or free per
+      ``"session"``.
     """
 
     name = "climate_growth"
-    option_defaults: ClassVar[dict[str, Any]] = LOCATION_OPTIONS
+    option_defaults: ClassVar[dict[str, Any]] = {**LOCATION_OPTIONS, **ORDINAL_OPTIONS}
+    ordinal: OrdinalOutcome | None = None
 
     def prepare(self) -> None:
         self.prepare_parts(participant_slopes=bool(self.options["random_slopes"]))
+        self.ordinal = OrdinalOutcome.from_options(self.panel, self.spec.outcome, self.options)
 
     def default_priors(self) -> dict[str, Prior]:
         """The location's and participants' priors (:class:`~lcbayes.models.climate.Location`,
         :class:`~lcbayes.models.climate.Participants`) and the residual SD half-normal(h/5), h the outcome's half
-        range."""
-        loc = self.location
+        range (one rated item: half-normal(2h/5), its SD includes the item's own); with ordinal measurement, the
+        thresholds' and item SDs' priors (:class:`~lcbayes.models.ordinal.OrdinalOutcome`)."""
+        loc, o = self.location, self.ordinal
+        single = o is not None and not o.items
         return {**loc.priors(), **self.participants.priors(loc.scale, loc.span()),
-                "sigma": half_normal(SPREAD * loc.scale.half)}
+                "sigma": half_normal((2 if single else 1) * SPREAD * loc.scale.half),
+                **(o.priors(loc.scale.half) if o else {})}
 
     def build(self) -> pm.Model:
         with pm.Model(coords=self.coords) as model:
-            self.build_climate()
+            if self.ordinal is None:
+                self.build_climate()
+            else:
+                self.build_ordinal(self.ordinal)
         return model
+
+    def build_ordinal(self, o: OrdinalOutcome) -> None:
+        """The growth equations on latent scores measured by ordinal responses (:mod:`lcbayes.models.ordinal`).
+
+        Items: the latent scores eta_tij of the observed cells (``eta``, dim ``cell``) are parameters whose density is
+        the growth model's, with the participant effects integrated out as for observed scores; each answered item adds
+        its ordinal log probability. One rated item: the response's cell probability replaces the normal density, and
+        the participant effects are sampled."""
+        resp, cells = o.responses, ("participant", "session")
+        mask = pm.Data("mask", resp.cells, dims=cells)
+        s = pm.Data("s", self.panel.time, dims=cells)
+        mu = self.location.build(self.priors, s)
+        log_sigma = self.log_sigma(s)
+        kappa = o.thresholds.build(self.priors)
+        if not o.items:
+            self.participants.likelihood(self.priors, None, mask, s, mu, log_sigma, cell_logp=o.cell_logp(kappa))
+            return
+        pi, ti = np.nonzero(resp.cells)
+        eta_cells = pm.Flat("eta", dims="cell", initval=resp.score[pi, ti])
+        eta = pt.set_subtensor(pt.zeros(self.panel.shape)[pi, ti], eta_cells)
+        self.participants.likelihood(self.priors, eta, mask, s, mu, log_sigma)
+        psi = self.prior("item_sd", dims="item")
+        pm.Deterministic("discrimination", 1 / psi, dims="item")
+        logp = response_logp(resp, eta[resp.participant, resp.session], kappa, psi[resp.item])
+        pm.Potential("items_likelihood", (mask[resp.participant, resp.session] * logp).sum())
+        # a cell left out by a refit (mask 0, cross-validation) keeps a proper density for its latent score, N(score, 1)
+        pm.Potential("left_out_scores", -0.5 * ((1 - mask[pi, ti]) * (eta_cells - resp.score[pi, ti]) ** 2).sum())
+
+    @property
+    def coords(self) -> dict[str, list]:
+        return {**super().coords, **(self.ordinal.coords() if self.ordinal else {})}
+
+    @property
+    def item_measures(self) -> list[str]:
+        return [self.spec.outcome] if self.ordinal is not None and self.ordinal.items else []
 
     def log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
         """log sigma, one residual SD for all cells."""
@@ -68,7 +120,71 @@ class ClimateGrowth(ClimateModel):
 
     @property
     def population(self) -> list[str]:
-        return self.location.population + self.participants.effects.population + ["sigma"]
+        return (self.location.population + self.participants.effects.population + ["sigma"]
+                + (self.ordinal.population if self.ordinal else []))
+
+    def latent_scores(self, ds: xr.Dataset) -> np.ndarray:
+        """With item measurement, the latent scores eta per draw (chain, draw, P, T); else the outcome."""
+        if self.ordinal is None or not self.ordinal.items or "eta" not in ds:
+            return super().latent_scores(ds)
+        eta = ds["eta"].values
+        out = np.zeros(eta.shape[:-1] + self.panel.shape)
+        out[..., *np.nonzero(self.ordinal.responses.cells)] = eta
+        return out
+
+    def simulate_cells(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> np.ndarray:
+        """Replicated scores per cell; with ordinal measurement, replicated responses (and the mean of the answered
+        items) from the thresholds (:meth:`~lcbayes.models.ordinal.OrdinalOutcome.simulate`)."""
+        if self.ordinal is None:
+            return super().simulate_cells(ds, r, rng)
+        kappa = ds["thresholds"].values
+        kappa = kappa if self.ordinal.thresholds.per_session else kappa[..., None, :, :]
+        psi = ds["item_sd"].values if self.ordinal.items else None
+        return self.ordinal.simulate(self._expected(ds, r), np.exp(ds["log_sigma"].values), kappa, psi, rng)
+
+    def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
+        """Log probability of each participant's observed scores, participant effects (and with item measurement the
+        latent scores) integrated out: comparable across measurement models. Gaussian: the marginal density times the
+        score's resolution 1 / items answered (1 for a rated item: the density itself); ordinal: adaptive quadrature
+        (:mod:`lcbayes.models.integrated`)."""
+        if self.ordinal is None:
+            return super().pointwise_loglik(idata) + self._log_resolution()
+        post = idata.posterior
+        cells = self._cells(post, ["mu", "log_sigma"])
+        shape = (post.sizes["chain"], post.sizes["draw"])
+
+        def flat(a: xr.DataArray) -> np.ndarray:
+            return a.values.reshape((-1,) + a.shape[2:])
+
+        tau = flat(post["tau_participant"])
+        slopes = self.participants.slopes
+        rho = flat(post["corr_participant"])[:, 0] if slopes else np.zeros(len(tau))
+        kappa = flat(post["thresholds"])
+        kappa = kappa if self.ordinal.thresholds.per_session else kappa[:, None]
+        psi = flat(post["item_sd"]) if self.ordinal.items else None
+        loglik = integrated_loglik(self.ordinal.responses, flat(cells["mu"]), flat(cells["log_sigma"]),
+                                   self.panel.time, tau[:, 0], tau[:, 1] if slopes else None, rho, kappa, psi)
+        return xr.DataArray(loglik.reshape(shape + loglik.shape[1:]), dims=("chain", "draw", "participant"),
+                            coords={"chain": post["chain"], "draw": post["draw"],
+                                    "participant": self.coords["participant"]})
+
+    def _log_resolution(self) -> xr.DataArray:
+        """Per participant, the sum over observed cells of log(1 / items answered): the scale score's resolution (0
+        for a measure without items)."""
+        items = self.study.items.get(self.spec.outcome)
+        out = np.zeros(self.panel.shape[0])
+        if items is not None:
+            ok = ~np.isnan(self.study.values(self.spec.outcome))
+            answered = items.notna().sum(axis=1).to_numpy()[ok]
+            np.add.at(out, self.study.idx["participant"][ok], -np.log(answered))
+        return xr.DataArray(out, dims="participant", coords={"participant": self.coords["participant"]})
+
+    def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
+        if self.ordinal is not None:
+            raise ConfigError("simulation-based calibration replaces the outcome's scores, which the ordinal "
+                              "measurement model does not read (it reads the responses). Fix: calibrate the model with "
+                              "measurement = \"scale\" and family = \"gaussian\".")
+        return super().prior_study(seed)
 
     def derived(self, idata: az.InferenceData) -> xr.Dataset:
         """Variance partition and community trajectories per session.
