@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
@@ -224,4 +225,19 @@ class ClimateGrowth(ClimateModel):
             out += [describe(f"{v}: {labels[name]} ({name})", post[name].sel({dim: v})) for v in post[dim].values]
         figure = ("Community trajectories: posterior mean and 90% HDI; dots are observed community means.",
                   self.plot_trajectories().figure)
-        return ReportContent(xr.Dataset({"variance_share": post["variance_share"]}), [figure], [], out)
+        tables = []
+        if self.ordinal is not None:
+            tables.append(("Item thresholds kappa (posterior means, response units; the reference cut points are "
+                           f"{', '.join(f'{g:g}' for g in self.ordinal.thresholds.reference)})",
+                           self.threshold_table()))
+            if self.ordinal.items:
+                out.append(describe("Latent residual SD of the score, free of item error (sigma)", post["sigma"]))
+                out += [describe(f"SD of item {k} around the latent score (item_sd)", post["item_sd"].sel(item=k))
+                        for k in post["item"].values]
+        return ReportContent(xr.Dataset({"variance_share": post["variance_share"]}), [figure], tables, out)
+
+    def threshold_table(self) -> pd.DataFrame:
+        """Posterior mean thresholds: one row per item (and session, with thresholds per session), one column per cut
+        between adjacent categories."""
+        kappa = self.fitted().posterior["thresholds"].mean(("chain", "draw"))
+        return kappa.to_dataframe()["thresholds"].unstack("cut")[list(kappa["cut"].values)].round(3)

@@ -185,14 +185,17 @@ def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) ->
     entry, model = section.entry, section.model
     if not entry.variants:
         return
-    fits = {entry.label: model.fitted()}
+    fits, models = {entry.label: model.fitted()}, {entry.label: model}
     for variant in entry.variants:
         log(f"{entry.key}: refitting variant '{variant.label}' for the LOO comparison")
         other = type(model)(study, entry.variant_spec(variant))
         other.fit()
         if not other.diagnostics().passed:
             section.warnings.append(f"Comparison variant '{variant.label}' did not pass the convergence checks.")
-        fits[variant.label] = other.idata
+        fits[variant.label], models[variant.label] = other.idata, other
+    section.tables["comparison_estimates"] = estimates = side_by_side(models)
+    section.results["comparison_estimates"] = {str(k): {str(c): v for c, v in row.items()}
+                                               for k, row in estimates.iterrows()}
     table = az.compare(fits, ic="loo")
     section.tables["comparison"] = table.drop(columns=["scale"], errors="ignore")
     compared = ("elpd_loo", "p_loo", "elpd_diff", "dse", "weight")
@@ -204,6 +207,16 @@ def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) ->
     section.comparison_text = (f"LOO (leaving out one participant at a time, with all their sessions) prefers "
                                f"'{best}' over '{second}' by {runner['elpd_diff']:.1f} elpd "
                                f"(SE {runner['dse']:.1f}); {verdict}")
+
+
+def side_by_side(models: dict[str, BayesModel]) -> pd.DataFrame:
+    """Posterior mean and 90% HDI, as text, of every population parameter element of any of ``models`` (rows) per
+    model (columns; empty where a model lacks the element)."""
+    columns = {}
+    for label, model in models.items():
+        table = az.summary(model.fitted(), var_names=model.population, hdi_prob=HDI, round_to="none")
+        columns[label] = {k: f"{r['mean']:.3g} [{r['hdi_5%']:.3g}, {r['hdi_95%']:.3g}]" for k, r in table.iterrows()}
+    return pd.DataFrame(columns).fillna("")
 
 
 def _sensitivity(section: ModelSection) -> None:
