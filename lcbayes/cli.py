@@ -4,6 +4,7 @@ build reproducible reports, run power analyses and simulation-based calibration.
 from __future__ import annotations
 
 import functools
+import signal
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ import pandas as pd
 import typer
 
 from lcbayes.agreement import index_labels
-from lcbayes.errors import LcbayesError
+from lcbayes.errors import ConfigError, LcbayesError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Bayesian models for inter-organizational learning communities.")
@@ -31,10 +32,12 @@ RolesOpt = Annotated[Path, typer.Option("--roles", "-r", help="Roles file (TOML)
 
 def _command(**options) -> Callable[[Callable], Callable]:
     """Register a command (``options``: those of ``app.command``) that runs with :data:`QUIET_WARNINGS` silenced (for
-    its duration only) and prints lcbayes errors as plain messages (no traceback), exiting with status 1."""
+    its duration only) and prints lcbayes errors as plain messages (no traceback), exiting with status 1. Ctrl-C and
+    SIGTERM stop it with one line and status 130 (an interrupted fit raises before anything is saved from it)."""
     def register(command: Callable) -> Callable:
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
+            previous = signal.signal(signal.SIGTERM, _interrupt)
             try:
                 with warnings.catch_warnings():
                     for message in QUIET_WARNINGS:
@@ -43,10 +46,20 @@ def _command(**options) -> Callable[[Callable], Callable]:
             except LcbayesError as err:
                 typer.echo(f"error: {err}", err=True)
                 raise typer.Exit(1) from None
+            except KeyboardInterrupt as err:
+                typer.echo(f"interrupted: {err or 'stopped before it finished'}", err=True)
+                raise typer.Exit(130) from None
+            finally:
+                signal.signal(signal.SIGTERM, previous)
 
         return app.command(**options)(wrapper)
 
     return register
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: stop as Ctrl-C does."""
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
 
 
 def _count(text: str) -> int | tuple[int, int]:
@@ -219,7 +232,9 @@ def report(
 ) -> None:
     """Validate the data, tabulate agreement, fit every model of CONFIG and write a self-contained report.html,
     results.json, manifest.json and fits/ to the output folder. With --verify DIR the rerun is compared with DIR's
-    results (exit status 1 if it does not reproduce them; the rerun goes to DIR-rerun unless --out is given)."""
+    results (exit status 1 if it does not reproduce them; the rerun goes to DIR-rerun unless --out names another
+    folder, never into DIR). The folder is written whole or not at all, and only a new, empty or earlier report's
+    folder is replaced."""
     from lcbayes.report.build import build_report
     from lcbayes.report.config import ReportConfig
     from lcbayes.report.verify import read_outputs
@@ -227,9 +242,11 @@ def report(
 
     parsed = ReportConfig.from_path(config)
     earlier = read_outputs(verify) if verify is not None else None
-    target = out or parsed.out
-    if verify is not None and out is None and target.resolve() == verify.resolve():
-        target = verify.parent / f"{verify.name}-rerun"
+    target = out or (verify.parent / f"{verify.name}-rerun" if verify is not None else parsed.out)
+    if verify is not None and target.resolve() == verify.resolve():
+        raise ConfigError(f"--out '{out}' is the report under audit (--verify): the rerun would replace it. Fix: give "
+                          "the rerun another folder, or leave out --out (the rerun then goes to "
+                          f"'{verify.name}-rerun').")
     typer.echo(f"report: {build_report(parsed, target, log=lambda line: typer.echo(line, err=True))}")
     if earlier is not None:
         outcome = compare(earlier, read_outputs(target))

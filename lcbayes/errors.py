@@ -57,6 +57,12 @@ class ConfigError(LcbayesError, ValueError):
     """A roles file, spec or plan is malformed (unknown key, wrong type, missing entry)."""
 
 
+class SamplingInterrupted(KeyboardInterrupt):
+    """Sampling stopped before every chain drew the requested draws (Ctrl-C, SIGTERM): the partial draws are discarded,
+    so that nothing truncated is saved, reported or stored as a finished replicate. A :class:`KeyboardInterrupt`, so
+    that ``except Exception`` handlers let it through."""
+
+
 class UnknownMeasureError(LcbayesError, KeyError):
     """A variable or scale name (a spec's outcome, a measure, a predictor) that the study's
     roles do not define. Also a :class:`KeyError`, as a failed look-up by name."""

@@ -23,7 +23,7 @@ import numpy as np
 import pymc as pm
 
 from lcbayes.compat import nutpie_data_names
-from lcbayes.errors import ConfigError, reject_unknown
+from lcbayes.errors import ConfigError, SamplingInterrupted, reject_unknown
 
 BACKENDS = ("nutpie", "nutpie-jax", "numpyro", "pymc")
 
@@ -104,16 +104,30 @@ class CompiledModel:
             known = nutpie_data_names(self._nutpie)
             used = {k: v for k, v in (data or {}).items() if k in known}
             compiled = self._nutpie.with_data(**used) if used else self._nutpie
-            return nutpie.sample(compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores, seed=seed,
-                                 target_accept=s.target_accept, progress_bar=s.progress, save_warmup=False)
+            return complete(nutpie.sample(compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores,
+                                          seed=seed, target_accept=s.target_accept, progress_bar=s.progress,
+                                          save_warmup=False), s)
         with self.model:
             if data:
                 pm.set_data(data)
             kwargs = {"nuts_sampler": "numpyro", "nuts_sampler_kwargs": {"chain_method": "parallel"}} \
                 if s.backend == "numpyro" else {}
-            return pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=cores,
-                             random_seed=seed, target_accept=s.target_accept, progressbar=s.progress,
-                             var_names=self.var_names, compute_convergence_checks=False, **kwargs)
+            return complete(pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=cores,
+                                      random_seed=seed, target_accept=s.target_accept, progressbar=s.progress,
+                                      var_names=self.var_names, compute_convergence_checks=False, **kwargs), s)
+
+
+def complete(idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
+    """``idata`` if every chain holds every requested draw; else (an interrupted run: nutpie and PyMC return the draws
+    so far, shorter chains padded with NaN) raise :class:`~lcbayes.errors.SamplingInterrupted`."""
+    post = idata.posterior
+    first = next(iter(post.data_vars.values())).values
+    done = np.isfinite(first.reshape(first.shape[:2] + (-1,))).all(-1) if first.size else np.ones(first.shape[:2])
+    wanted = settings.chains * settings.draws
+    if post.sizes["chain"] != settings.chains or post.sizes["draw"] != settings.draws or not done.all():
+        raise SamplingInterrupted(f"sampling stopped after {int(done.sum())} of {wanted} draws; the partial draws "
+                                  "were discarded and nothing was saved from them. Rerun to sample in full.")
+    return idata
 
 
 def _observed(model: pm.Model, rv) -> np.ndarray:

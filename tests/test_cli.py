@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -165,3 +169,46 @@ def test_fit_with_an_unknown_outcome_prints_the_error_not_a_traceback(tmp_path):
     assert "error: 'climat' is not a variable or scale of this study. Did you mean 'climate'?" in result.output
     assert "scales: climate" in result.output and "Fix: " in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_fit_exits_130_and_writes_nothing(tmp_path, monkeypatch, signum):
+    """The command's handling: a signal while the model fits (here sent by a stand-in for sampling) ends `lcbayes fit`
+    with status 130 and one line, before anything is saved."""
+    from lcbayes.models.base import BayesModel
+
+    def interrupted_fit(self, **sampler):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)                       # the handler raises before this ends
+        raise AssertionError("the signal did not stop the fit")
+
+    monkeypatch.setattr(BayesModel, "fit", interrupted_fit)
+    result = run("fit", ROOT / "models" / "climate_growth.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES,
+                 "--out", tmp_path / "fits")
+    assert result.exit_code == 130, result.output
+    assert result.output.startswith("interrupted: ") and "Traceback" not in result.output
+    assert not (tmp_path / "fits").exists() or not list((tmp_path / "fits").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_fit_exits_130_and_writes_nothing(tmp_path, signum):
+    """Ctrl-C or SIGTERM while `lcbayes fit` compiles or samples (the run would take hours): status 130, one line, and
+    no fit file that `load` could take for a finished one."""
+    import tomli_w
+
+    from lcbayes.models.spec import read_spec
+
+    spec = read_spec(ROOT / "models" / "climate_growth.toml")
+    spec["sampler"].update(chains=2, draws=5_000_000, tune=200)
+    (tmp_path / "spec.toml").write_text(tomli_w.dumps(spec))
+    timer = threading.Timer(12.0, lambda: os.kill(os.getpid(), signum))
+    timer.start()
+    try:
+        result = run("fit", tmp_path / "spec.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES, "--out",
+                     tmp_path / "fits")
+    finally:
+        timer.cancel()
+    assert result.exit_code == 130, result.output
+    assert "interrupted: " in result.output and "Traceback" not in result.output
+    assert not list((tmp_path / "fits").glob("*.nc")) if (tmp_path / "fits").exists() else True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,6 +102,23 @@ def test_save_load_predict_round_trip(plain, tmp_path):
     np.testing.assert_array_equal(again.predict(seed=3).values, before.values)
     with_study = ClimateGrowth.load(path, model.study)  # or checked against the same study
     np.testing.assert_array_equal(with_study.predict(seed=3).values, before.values)
+
+
+def test_a_failed_save_keeps_the_earlier_file(plain, tmp_path, monkeypatch):
+    """Saving is atomic: a save that fails part-way (here after writing half a file) leaves the earlier fit intact
+    and no partial file behind."""
+    _, model = plain
+    path = model.save(tmp_path / "fit.nc")
+    before = path.read_bytes()
+
+    def broken(self, filename, *args, **kwargs):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(model.fitted()), "to_netcdf", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]
 
 
 def test_load_against_other_data_fails_clearly(plain, tmp_path):

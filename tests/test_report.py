@@ -88,6 +88,10 @@ def test_outputs_manifest_and_results(reports):
     truth = json.loads((ROOT / "data" / "example_truth.json").read_text())["climate"]["beta1"]
     assert beta["hdi_5%"] - 3 * beta["mcse_mean"] < truth < beta["hdi_95%"] + 3 * beta["mcse_mean"]
     assert set(fitted["comparison"]) == {"Climate growth", "no random slopes"}
+    side = fitted["comparison_estimates"]
+    assert set(side["beta_time[time]"]) == {"Climate growth", "no random slopes"}
+    assert side["tau_community[slope]"]["no random slopes"] == ""          # not in the variant without slopes
+    assert re.fullmatch(r"-?[\d.e-]+ \[-?[\d.e-]+, -?[\d.e-]+\]", side["beta_time[time]"]["Climate growth"])
     prior_check = fitted["prior_predictive"]["measures"]["climate"]
     assert prior_check["share_outside"] <= 0.10 and prior_check["verdict"] == "ok"   # natural-scale default priors
     assert fitted["prior_predictive"]["passed"]
@@ -242,3 +246,59 @@ def test_power_scaling_flags_a_conflicting_prior_only(small_fit):
     assert vague.loc["beta_time[time]", "diagnosis"] == ""
     assert tight.loc["beta_time[time]", "diagnosis"] == "prior-data conflict"
     assert tight.loc["beta_time[time]", "prior"] > 0.05 and vague.loc["beta_time[time]", "prior"] < 0.05
+
+
+# ---------------------------------------------------------------- output folders
+def test_report_folders_are_claimed_before_anything_is_written(tmp_path):
+    from lcbayes.report.build import MARKER, claim
+
+    claim(tmp_path / "new")                                    # new: fine
+    (tmp_path / "empty").mkdir()
+    claim(tmp_path / "empty")                                  # empty: fine
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my notes")
+    with pytest.raises(ConfigError, match="'notes.txt'.*Fix: choose a new or empty folder"):
+        claim(tmp_path / "mine")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        claim(tmp_path / "file")
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / MARKER).write_text("")
+    (tmp_path / "earlier" / "report.html").write_text("old")
+    claim(tmp_path / "earlier")                                # an earlier report's: fine
+
+
+def test_a_failed_or_interrupted_report_leaves_the_earlier_one_untouched(tmp_path, monkeypatch):
+    """The folder is built beside its destination: an interrupt during a model fit leaves the earlier report as it was
+    and no partial folder behind."""
+    import lcbayes.report.build as build
+    from lcbayes.report.build import MARKER
+
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / MARKER).write_text("")
+    (out / "results.json").write_text("earlier")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt("stopped")
+
+    monkeypatch.setattr(build, "analyse_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(ReportConfig.from_path(CONFIG), out, log=lambda line: None)
+    assert (out / "results.json").read_text() == "earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]          # no .building folder left
+
+
+def test_verify_never_reruns_into_the_audited_folder(tmp_path, monkeypatch):
+    import lcbayes.report.build as build
+
+    targets = []
+    monkeypatch.setattr(build, "build_report", lambda config, out, log: targets.append(out) or out / "report.html")
+    audited = tmp_path / "theirs"
+    audited.mkdir()
+    for name in ("results.json", "manifest.json"):
+        (audited / name).write_text("{}")
+    result = runner.invoke(app, ["report", str(CONFIG), "--out", str(audited), "--verify", str(audited)])
+    assert result.exit_code == 1 and "the rerun would replace it" in result.output and not targets
+    runner.invoke(app, ["report", str(CONFIG), "--verify", str(audited)])
+    assert targets == [tmp_path / "theirs-rerun"]           # not the configuration's out

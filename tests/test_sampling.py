@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
+import arviz as az
 import numpy as np
 import pymc as pm
 import pytest
 
-from lcbayes.errors import ConfigError
+from lcbayes.errors import ConfigError, SamplingInterrupted
 from lcbayes.models.spec import ModelSpec, SamplerSettings
-from lcbayes.sampling import CompiledModel
+from lcbayes.sampling import CompiledModel, complete
 
 
 def normal_mean_model(y: np.ndarray) -> pm.Model:
@@ -87,3 +92,29 @@ def test_refit_with_data_of_a_model_built_on_new_data():
     np.testing.assert_allclose(refit.posterior["alpha_intercept"].values, direct.posterior["alpha_intercept"].values)
     with pytest.raises(ValueError, match="differs in structure"):
         compiled.data_of(model(3, communities=7).model)
+
+
+def test_an_interrupted_run_raises_instead_of_returning_partial_draws():
+    """Ctrl-C during sampling: the back ends return the draws so far (shorter chains padded with NaN); lcbayes raises
+    SamplingInterrupted (a KeyboardInterrupt) so that nothing truncated is saved, reported or stored."""
+    model = normal_mean_model(np.zeros(20))
+    compiled = CompiledModel(model, SamplerSettings(chains=2, draws=2_000_000, tune=100, seed=1))   # compiled first
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(SamplingInterrupted, match="draws; the partial draws were discarded"):
+            compiled.sample(cores=1)
+    finally:
+        timer.cancel()
+
+
+def test_complete_checks_every_chain_and_draw():
+    settings = SamplerSettings(chains=2, draws=4)
+    full = az.from_dict(posterior={"mu": np.ones((2, 4))})
+    assert complete(full, settings) is full
+    padded = np.ones((2, 4))
+    padded[1, 2:] = np.nan                         # the second chain stopped early
+    for idata in (az.from_dict(posterior={"mu": padded}), az.from_dict(posterior={"mu": np.ones((2, 3))}),
+                  az.from_dict(posterior={"mu": np.ones((1, 4))})):
+        with pytest.raises(SamplingInterrupted, match=r"after \d+ of 8 draws"):
+            complete(idata, settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -299,10 +300,16 @@ class BayesModel(ABC):
         return az.summary(self.fitted(), var_names=self.population, hdi_prob=hdi_prob, round_to="none")
 
     def save(self, path: str | Path) -> Path:
-        """Write the fit (posterior, data, provenance) to a netCDF file."""
+        """Write the fit (posterior, data, provenance) to a netCDF file, atomically: it is written beside ``path`` and
+        renamed over it when complete, so an interrupted or failed save leaves an earlier file at ``path`` intact."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fitted().to_netcdf(str(path))
+        partial = path.parent / f".{path.name}.partial-{os.getpid()}"
+        try:
+            self.fitted().to_netcdf(str(partial))
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         return path
 
     @classmethod

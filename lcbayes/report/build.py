@@ -1,10 +1,16 @@
 """``lcbayes report``: validate the data, tabulate agreement, fit every model of a report configuration and write
 ``report.html`` (self-contained), ``results.json`` (the key numbers; byte-identical for the same configuration, data,
-seed and versions), ``manifest.json`` (provenance) and ``fits/<model>.nc`` to the output folder."""
+seed and versions), ``manifest.json`` (provenance) and ``fits/<model>.nc`` to the output folder.
+
+The folder is built beside its destination and renamed into place when everything is written, so an interrupted or
+failed run leaves the earlier report untouched and nothing half-written; lcbayes replaces only a folder that is new,
+empty or an earlier report's (marked by :data:`MARKER`)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,15 +29,53 @@ from lcbayes.report.manifest import manifest
 from lcbayes.report.model_section import ModelSection, analyse_model
 
 RESULTS, MANIFEST, HTML = "results.json", "manifest.json", "report.html"
+MARKER = ".lcbayes-report"   # marks a folder as a report's, which the next run may replace
 
 
 def build_report(config: ReportConfig, out: Path | None = None, log: Callable[[str], None] = print) -> Path:
     """Run the whole analysis of ``config`` and write its outputs to ``out`` (default:
     the configuration's ``out``); returns the path of the HTML report. Figures are drawn
     with matplotlib's Agg backend; the caller's backend is back afterwards."""
+    out = Path(out or config.out)
+    claim(out)
+    building = out.parent / f".{out.name}.building-{os.getpid()}"
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    try:
+        _build(config, building, log)
+        (building / MARKER).write_text("written by lcbayes report; the folder is replaced by the next run\n")
+        replace_folder(building, out)
+    except BaseException:          # an error or an interrupt: the earlier report, if any, stays as it was
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    log(f"wrote {out / HTML}, {out / RESULTS} and {out / MANIFEST}")
+    return out / HTML
+
+
+def claim(out: Path) -> None:
+    """Check that lcbayes may (re)write the report folder ``out``: new, empty, or an earlier report's (its
+    :data:`MARKER` file); a typed error otherwise, so that no folder of the user's is overwritten."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"the report folder '{out}' is a file. Fix: pass a folder path with --out (or out = "
+                          "\"...\" in the configuration).")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        first = sorted(p.name for p in out.iterdir())[0]
+        raise ConfigError(f"'{out}' holds files that no lcbayes report wrote (e.g. '{first}'), and a report replaces "
+                          "its whole folder. Fix: choose a new or empty folder with --out.")
+
+
+def replace_folder(new: Path, out: Path) -> None:
+    """Move the finished folder ``new`` to ``out`` (renames on one file system: a reader sees the old report or the
+    new one, never a mixture); an earlier report there is removed."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _build(config: ReportConfig, out: Path, log: Callable[[str], None]) -> None:
     with agg_backend():
-        out = Path(out or config.out)
-        out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         log(f"validating {config.data}")
         study = Study.from_path(config.data, config.roles)
@@ -47,8 +91,7 @@ def build_report(config: ReportConfig, out: Path | None = None, log: Callable[[s
         prov["elapsed_seconds"] = round(time.perf_counter() - started, 1)
         (out / HTML).write_text(render(config, data, sections, power, prov), encoding="utf-8")
         write_json(out / MANIFEST, prov)
-        log(f"wrote {out / HTML}, {out / RESULTS} and {out / MANIFEST} in {prov['elapsed_seconds']:.0f} s")
-        return out / HTML
+        log(f"finished in {prov['elapsed_seconds']:.0f} s")
 
 
 def data_section(study: Study, config: ReportConfig) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from lcbayes.report.config import ModelEntry
 from lcbayes.report.sensitivity import THRESHOLD, prior_sensitivity
 from lcbayes.tables import HDI
 
+SIDE_BY_SIDE_MAX = 24    # parameters with more elements stay out of the side-by-side estimates of the comparison
 PPC_DRAWS = 500          # posterior draws used for predictive statistics and plots (thinned evenly)
 SUMMARY_COLUMNS = ["mean", "sd", "hdi_5%", "hdi_95%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
 
@@ -209,12 +210,16 @@ def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) ->
                                f"(SE {runner['dse']:.1f}); {verdict}")
 
 
-def side_by_side(models: dict[str, BayesModel]) -> pd.DataFrame:
+def side_by_side(models: dict[str, BayesModel], max_elements: int = SIDE_BY_SIDE_MAX) -> pd.DataFrame:
     """Posterior mean and 90% HDI, as text, of every population parameter element of any of ``models`` (rows) per
-    model (columns; empty where a model lacks the element)."""
+    model (columns; empty where a model lacks the element). Parameters with more than ``max_elements`` elements (e.g.
+    thresholds per session) are left out; the fits hold them."""
     columns = {}
     for label, model in models.items():
-        table = az.summary(model.fitted(), var_names=model.population, hdi_prob=HDI, round_to="none")
+        post = model.fitted().posterior
+        names = [v for v in model.population if post[v].size // (post.sizes["chain"] * post.sizes["draw"])
+                 <= max_elements]
+        table = az.summary(model.fitted(), var_names=names, hdi_prob=HDI, round_to="none")
         columns[label] = {k: f"{r['mean']:.3g} [{r['hdi_5%']:.3g}, {r['hdi_95%']:.3g}]" for k, r in table.iterrows()}
     return pd.DataFrame(columns).fillna("")
 
