@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,29 @@ def test_a_failed_save_keeps_the_earlier_file(plain, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate", "a truncated run"), ("spec", "the file was changed"), ("group", "lacks log_likelihood")])
+def test_load_refuses_an_incomplete_or_altered_fit(plain, tmp_path, damage, message):
+    import arviz as az
+
+    _, model = plain
+    idata = model.fitted().copy()
+    if damage == "truncate":     # what an interrupted run used to save: fewer draws than the settings record
+        idata = idata.isel(draw=slice(0, 10))
+    elif damage == "spec":
+        spec = json.loads(idata.attrs["spec"])
+        spec["sampler"]["draws"] += 1
+        idata.attrs["spec"] = json.dumps(spec)
+    else:
+        del idata.log_likelihood
+    path = tmp_path / "damaged.nc"
+    idata.to_netcdf(str(path))
+    with pytest.raises(DataMismatchError, match=message) as err:
+        BayesModel.load(path)
+    assert "Fix: refit" in str(err.value)
+    assert isinstance(az.from_netcdf(str(path)), az.InferenceData)
 
 
 def test_load_against_other_data_fails_clearly(plain, tmp_path):

@@ -27,7 +27,7 @@ from lcbayes.diagnostics import Diagnostics, diagnose
 from lcbayes.errors import LcbayesError
 from lcbayes.models.panel import Panel
 from lcbayes.models.priors import Prior, create, merge_priors
-from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec
+from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec, spec_hash
 from lcbayes.prior_check import PriorCheck, prior_check
 from lcbayes.sampling import sample
 
@@ -319,6 +319,7 @@ class BayesModel(ABC):
         from lcbayes.models import MODELS
 
         idata = az.from_netcdf(str(path))
+        _check_fit_file(idata, path)
         spec = json.loads(idata.attrs["spec"])
         model_cls = MODELS[spec["model"]] if cls is BayesModel else cls
         if model_cls.name != spec["model"]:
@@ -330,6 +331,27 @@ class BayesModel(ABC):
                                     "fitted to, or without a study to use the data stored in the file.")
         model.idata = idata
         return model
+
+
+FIT_GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data")
+FIT_ATTRS = ("spec", "spec_hash", "data_hash", "roles", "sampler")
+
+
+def _check_fit_file(idata: az.InferenceData, path: str | Path) -> None:
+    """Refuse a file that is not a complete lcbayes fit: a group or provenance field missing, fewer draws than its
+    sampler settings record (a truncated run), or a spec that does not match its recorded hash."""
+    fix = "Fix: refit and save again (lcbayes fit ... --out)."
+    missing = [g for g in FIT_GROUPS if g not in idata.groups()] + [a for a in FIT_ATTRS if a not in idata.attrs]
+    if missing:
+        raise DataMismatchError(f"'{path}' is not a complete lcbayes fit: it lacks {', '.join(missing)}. {fix}")
+    sampler = json.loads(idata.attrs["sampler"])
+    post = idata.posterior
+    if (post.sizes["chain"], post.sizes["draw"]) != (sampler["chains"], sampler["draws"]):
+        raise DataMismatchError(f"'{path}' holds {post.sizes['chain']} x {post.sizes['draw']} draws, but its sampler "
+                                f"settings record {sampler['chains']} x {sampler['draws']}: a truncated run. {fix}")
+    if spec_hash(json.loads(idata.attrs["spec"])) != idata.attrs["spec_hash"]:
+        raise DataMismatchError(f"'{path}': its stored spec does not match the spec hash recorded when it was fitted "
+                                f"(the file was changed). {fix}")
 
 
 def _storable(column: pd.Series) -> np.ndarray:

@@ -76,6 +76,12 @@ class ModelSpec:
 
     def hash(self) -> str:
         """SHA-256 of the spec's canonical JSON (sampler progress display excluded)."""
-        d = self.to_dict()
-        d["sampler"].pop("progress")
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+        return spec_hash(self.to_dict())
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """SHA-256 of a complete spec mapping (:meth:`ModelSpec.to_dict`) as canonical JSON, without the sampler's progress
+    display: what a fit records, and what ``load`` checks its stored spec against."""
+    d = json.loads(json.dumps(spec, default=str))
+    d.get("sampler", {}).pop("progress", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
