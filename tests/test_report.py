@@ -198,6 +198,8 @@ def test_verify_requires_sampling_free_numbers_to_be_equal():
      "distinct name"),
     ('data = "../../data/example_study.csv"\nroles = "../../data/example_roles.toml"\n'
      '[[models]]\nspec = "../../models/climate_growth.toml"\nsampler = { seed = 3 }', "report's seed"),
+    ('data = "../../data/example_study.csv"\nroles = "../../data/example_roles.toml"\n'
+     '[[models]]\nspec = "../../models/climate_growth.toml"\nname = "../../x"', "cannot name its fit file"),
 ])
 def test_bad_configurations_are_explained(tmp_path, text, message):
     folder = tmp_path / "a" / "b"

@@ -27,6 +27,7 @@ or in the files it names, so the configuration's SHA-256 and theirs identify a r
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,10 @@ def _model_entry(raw: Any, here: Path, seed: int, position: int) -> ModelEntry:
                               f"got {v!r}. Fix: compare = [{{ label = \"...\", options = {{ ... }} }}].")
         variants.append(Variant(str(v["label"]), dict(v["options"])))
     key = str(raw.get("name", name))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", key):
+        raise ConfigError(f"models entry {position + 1}: name {key!r} cannot name its fit file (fits/<name>.nc): use "
+                          "letters, digits, '_', '.' and '-', starting with a letter or digit. Fix: e.g. name = "
+                          "\"climate_items\".")
     return ModelEntry(key, str(raw.get("label", key.replace("_", " "))), spec_path, spec, tuple(variants))
 
 
