@@ -5,6 +5,7 @@ run) giving the same results."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from lcbayes.power import (
     smallest_design,
     summarize,
 )
+from lcbayes.power.store import ResultFileError, ResultStore
 
 PLAN = Path(__file__).parent / "data" / "power_plan.toml"
 TIMING = ["fit_seconds"]
@@ -223,6 +225,20 @@ def test_killed_run_resumes_to_the_same_results(serial, tmp_path):
     assert 2 <= finished < 6, "the run was to be killed part-way"
     resumed = run(Plan.from_path(PLAN), str(out), progress=False).load()
     pd.testing.assert_frame_equal(comparable(resumed), comparable(serial))
+
+
+def test_a_damaged_replicate_file_is_redone_not_fatal(serial_folder, serial, tmp_path):
+    """A replicate file cut short outside lcbayes: summarising names it and the fix; a rerun sets it aside
+    (*.unreadable) and redoes that replicate, giving the uninterrupted results."""
+    out = tmp_path / "damaged"
+    shutil.copytree(serial_folder, out)
+    victim = sorted(out.glob("replicates/*/*.parquet"))[1]
+    victim.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(ResultFileError, match="cannot be read.*Fix: run the plan again"):
+        ResultStore(out, "{}", Plan.from_path(PLAN).hash()).load()
+    redone = run(Plan.from_path(PLAN), str(out), progress=False).load()
+    pd.testing.assert_frame_equal(comparable(redone), comparable(serial))
+    assert victim.with_suffix(".unreadable").exists()
 
 
 def test_changed_plan_is_refused_and_more_replicates_extend(serial, tmp_path):

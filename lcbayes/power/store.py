@@ -17,12 +17,18 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lcbayes.errors import LcbayesError
 
 
 class PlanChangedError(LcbayesError):
     """The results folder belongs to a different plan."""
+
+
+class ResultFileError(LcbayesError):
+    """A stored replicate file cannot be read."""
 
 
 class ResultStore:
@@ -46,7 +52,15 @@ class ResultStore:
         return self.folder / "replicates" / cell_key / f"r{replicate:06d}.parquet"
 
     def done(self, cell_key: str, replicate: int) -> bool:
-        return self.path(cell_key, replicate).exists()
+        """Whether the replicate's file exists and can be read; an unreadable one (damaged outside lcbayes, e.g. cut
+        short by a full disk) is set aside as ``*.unreadable`` so that the replicate runs again."""
+        path = self.path(cell_key, replicate)
+        if not path.exists():
+            return False
+        if _readable(path):
+            return True
+        path.rename(path.with_suffix(".unreadable"))
+        return False
 
     def write(self, cell_key: str, replicate: int, rows: pd.DataFrame) -> Path:
         """Store one finished replicate (atomically)."""
@@ -60,8 +74,22 @@ class ResultStore:
         files = sorted((self.folder / "replicates").glob("*/r*.parquet"))
         if not files:
             return pd.DataFrame()
+        damaged = [f for f in files if not _readable(f)]
+        if damaged:
+            raise ResultFileError(f"{len(damaged)} replicate file(s) cannot be read, e.g. '{damaged[0]}'. Fix: run the "
+                                  "plan again (lcbayes power PLAN --out <this folder>): it sets them aside and redoes "
+                                  "those replicates.")
         table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
         return table.sort_values(["cell", "replicate", "target"], kind="stable").reset_index(drop=True)
+
+
+def _readable(path: Path) -> bool:
+    """Whether ``path`` is a whole Parquet file (its footer and schema read)."""
+    try:
+        pq.read_metadata(path)
+    except (OSError, ValueError, pa.ArrowException):
+        return False
+    return True
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
