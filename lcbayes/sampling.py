@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from numbers import Integral, Real
 from typing import Any
 
 import arviz as az
@@ -42,6 +43,15 @@ class SamplerSettings:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        whole = (Integral, "a whole number")
+        kinds = {"backend": (str, "text"), "chains": whole, "draws": whole, "tune": whole, "seed": whole,
+                 "target_accept": (Real, "a number"), "progress": (bool, "true or false")}
+        for name, (kind, text) in kinds.items():
+            value = getattr(self, name)
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+                default = getattr(SamplerSettings, name)
+                raise ConfigError(f"sampler setting {name} must be {text}, got {value!r}. Fix: e.g. {name} = "
+                                  f"{str(default).lower() if isinstance(default, bool) else repr(default)}.")
         if self.backend not in BACKENDS:
             raise ConfigError(f"sampler backend '{self.backend}' unknown. Valid: {', '.join(BACKENDS)}.")
         if min(self.chains, self.draws) < 1 or self.tune < 0:

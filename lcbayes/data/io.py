@@ -31,11 +31,33 @@ def read_table(path: str | Path) -> pd.DataFrame:
     fmt = _format(path)
     if not path.exists():
         raise ConfigError(f"data file '{path}' not found.")
-    if fmt == "csv":
-        df = pd.read_csv(path)
-        df.index = pd.RangeIndex(2, len(df) + 2, name="line")
-        return df
-    return pd.read_parquet(path)
+    try:
+        if fmt == "csv":
+            df = pd.read_csv(path)
+            df.index = pd.RangeIndex(2, len(df) + 2, name="line")
+            return df
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"data file '{path}' is empty. Fix: export the table with a header row.") from None
+    except UnicodeDecodeError:
+        line, byte = _first_non_utf8(path)
+        raise ConfigError(f"data file '{path}' is not UTF-8 text: byte {byte!r} on line {line}. Fix: save the file as "
+                          "UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet).") from None
+    except pd.errors.ParserError as err:
+        raise ConfigError(f"data file '{path}' has a malformed row: {err}. Fix: give every row as many fields as the "
+                          "header (quote fields that contain commas).") from None
+    except (OSError, ValueError) as err:        # a damaged Parquet file
+        raise ConfigError(f"data file '{path}' cannot be read as {fmt}: {err}. Fix: export it again.") from None
+
+
+def _first_non_utf8(path: Path) -> tuple[int, bytes]:
+    """Line number (1 = the header) and value of the first byte of ``path`` that is not valid UTF-8."""
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return number, line[err.start:err.start + 1]
+    return 0, b""
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:

@@ -318,7 +318,14 @@ class BayesModel(ABC):
         it, the study must be the one the model was fitted to (checked by its hash)."""
         from lcbayes.models import MODELS
 
-        idata = az.from_netcdf(str(path))
+        if not Path(path).is_file():
+            raise DataMismatchError(f"fit file '{path}' not found. Fix: check the path, or fit and save first "
+                                    "(lcbayes fit ... --out).")
+        try:
+            idata = az.from_netcdf(str(path))
+        except (OSError, ValueError) as err:
+            raise DataMismatchError(f"'{path}' cannot be read as a saved fit ({type(err).__name__}: {err}). Fix: load "
+                                    "the .nc file that lcbayes fit or model.save() wrote, or refit.") from None
         _check_fit_file(idata, path)
         spec = json.loads(idata.attrs["spec"])
         model_cls = MODELS[spec["model"]] if cls is BayesModel else cls
@@ -344,12 +351,16 @@ def _check_fit_file(idata: az.InferenceData, path: str | Path) -> None:
     missing = [g for g in FIT_GROUPS if g not in idata.groups()] + [a for a in FIT_ATTRS if a not in idata.attrs]
     if missing:
         raise DataMismatchError(f"'{path}' is not a complete lcbayes fit: it lacks {', '.join(missing)}. {fix}")
-    sampler = json.loads(idata.attrs["sampler"])
+    try:
+        sampler, stored_spec = json.loads(idata.attrs["sampler"]), json.loads(idata.attrs["spec"])
+    except json.JSONDecodeError:
+        raise DataMismatchError(f"'{path}': its provenance attributes are not valid JSON (the file was changed). "
+                                f"{fix}") from None
     post = idata.posterior
     if (post.sizes["chain"], post.sizes["draw"]) != (sampler["chains"], sampler["draws"]):
         raise DataMismatchError(f"'{path}' holds {post.sizes['chain']} x {post.sizes['draw']} draws, but its sampler "
                                 f"settings record {sampler['chains']} x {sampler['draws']}: a truncated run. {fix}")
-    if spec_hash(json.loads(idata.attrs["spec"])) != idata.attrs["spec_hash"]:
+    if spec_hash(stored_spec) != idata.attrs["spec_hash"]:
         raise DataMismatchError(f"'{path}': its stored spec does not match the spec hash recorded when it was fitted "
                                 f"(the file was changed). {fix}")
 

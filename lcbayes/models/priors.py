@@ -19,6 +19,9 @@ import pymc as pm
 
 from lcbayes.errors import ConfigError
 
+# parameters that are scales, rates, shapes or concentrations in every PyMC distribution that has them
+POSITIVE = frozenset({"sigma", "tau", "lam", "alpha", "beta", "nu", "eta", "a", "b", "scale"})
+
 
 @dataclass(frozen=True)
 class Prior:
@@ -38,6 +41,16 @@ class Prior:
         if dist != "LKJ" and not isinstance(getattr(pm, dist, None), type):
             raise ConfigError(f"prior '{name}': unknown distribution '{dist}' (use a PyMC class name).")
         params = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in spec.items() if k != "dist"}
+        for key, value in params.items():
+            try:
+                numbers = np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                raise ConfigError(f"prior '{name}': parameter {key} must be a number or a list of numbers, got "
+                                  f"{value!r}. Fix: e.g. {key} = 1.0.") from None
+            positive = key in POSITIVE and not (dist == "SkewNormal" and key == "alpha")   # its skewness is any real
+            if positive and not (np.isfinite(numbers) & (numbers > 0)).all():
+                raise ConfigError(f"prior '{name}': parameter {key} of {dist} must be positive, got {value!r}. "
+                                  f"Fix: e.g. {key} = 1.0.")
         return cls(dist, params)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,62 @@
+"""Bad input gets a typed lcbayes error naming what is wrong and the fix (the reliability review's cases), instead of a
+raw traceback or a failure after compiling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lcbayes.data.io import read_table
+from lcbayes.errors import ConfigError, LcbayesError
+from lcbayes.models.priors import Prior
+from lcbayes.sampling import SamplerSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"community,participant,session\nC01,C01P\xe901,1\n", r"not UTF-8 text: byte b'\\xe9' on line 2"),
+    (b"community,participant,session\nC01,C01P01,1\nC01,C01P01,2,5,6\n", "malformed row"),
+])
+def test_unreadable_tables_are_explained(tmp_path, content, message):
+    path = tmp_path / "study.csv"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as err:
+        read_table(path)
+    assert "Fix: " in str(err.value)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"chains": "2"}, "chains must be a whole number, got '2'"),
+    ({"draws": 30.5}, "draws must be a whole number, got 30.5"),
+    ({"target_accept": "high"}, "target_accept must be a number"),
+])
+def test_sampler_settings_of_the_wrong_type_fail_before_compiling(setting, message):
+    with pytest.raises(ConfigError, match=message):
+        SamplerSettings(**setting)
+    SamplerSettings(seed=np.int64(3))          # numpy integers (the power runner's seeds) are whole numbers
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"dist": "HalfNormal", "sigma": -1.0}, "sigma of HalfNormal must be positive"),
+    ({"dist": "Normal", "mu": 0, "sigma": "big"}, "sigma must be a number or a list of numbers, got 'big'"),
+    ({"dist": "Exponential", "lam": [1.0, 0.0]}, "lam of Exponential must be positive"),
+])
+def test_prior_parameters_are_checked_when_read(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        Prior.parse("sigma", spec)
+    assert Prior.parse("x", {"dist": "SkewNormal", "mu": 0, "sigma": 1, "alpha": -2}).params["alpha"] == -2
+
+
+@pytest.mark.parametrize("content", [b"", b"not a netcdf file", None])
+def test_loading_something_that_is_not_a_fit_is_a_typed_error(tmp_path, content):
+    from lcbayes.models import BayesModel
+
+    path = tmp_path / "fit.nc"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(LcbayesError, match="Fix: "):
+        BayesModel.load(path)
