@@ -24,6 +24,8 @@ HINTS = {
                    "if they remain, reparameterise (non-centred effects) or tighten priors on scales.",
     "ebfmi": "low E-BFMI: the sampler explores the energy distribution poorly; reparameterise "
              "scale parameters (non-centred) or use more informative priors on them.",
+    "one_chain": "R-hat not checked: it needs at least two chains (one was run), so convergence cannot be shown; "
+                 "run chains >= 2 (4 recommended).",
     "no_energy": "not checked: the sampler stored no energy statistic; the other checks decide "
                  "(use a back end that reports energy to check it)."}
 
@@ -75,12 +77,15 @@ def diagnose(idata: az.InferenceData, var_names: Sequence[str], min_ess: float =
     """Verdicts for the posterior variables ``var_names`` of ``idata`` (bulk and tail ESS must reach ``min_ess``)."""
     post = idata.posterior[list(var_names)]
     rhat, bulk, tail = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
-    rows = []
+    rows, one_chain = [], post.sizes["chain"] < 2
     for name in var_names:
         r = float(np.nanmax(rhat[name].values)) if rhat[name].size else np.nan
         b, t = float(np.nanmin(bulk[name].values)), float(np.nanmin(tail[name].values))
-        hint = (HINTS["r_hat"] if not r <= MAX_RHAT
-                else HINTS["ess"].format(factor=min_ess / max(min(b, t), 1.0)) if not min(b, t) >= min_ess else "")
+        ess_hint = HINTS["ess"].format(factor=min_ess / max(min(b, t), 1.0)) if not min(b, t) >= min_ess else ""
+        if one_chain:                       # R-hat compares chains: with one it is undefined, not a disagreement
+            r, hint = float("nan"), ess_hint or HINTS["one_chain"]
+        else:
+            hint = HINTS["r_hat"] if not r <= MAX_RHAT else ess_hint
         rows.append({"group": name, "size": int(post[name].isel(chain=0, draw=0).size), "max_r_hat": r,
                      "min_ess_bulk": b, "min_ess_tail": t, "ok": not hint, "hint": hint})
     stats = idata.sample_stats

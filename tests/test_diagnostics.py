@@ -77,3 +77,12 @@ def test_missing_energy_is_not_checked_rather_than_failed():
     diverging[0, 0] = True                           # the other checks still fail a fit
     failed = diagnose(idata_from({"a": rng.normal(size=(4, 1000))}, diverging=diverging), ["a"])
     assert not failed.passed and str(failed).startswith("NOT converged: 1 divergences, E-BFMI not checked")
+
+
+def test_one_chain_is_not_called_disagreeing():
+    """R-hat needs two chains: with one, the verdict says so instead of 'chains disagree' for every parameter."""
+    rng = np.random.default_rng(2)
+    d = diagnose(idata_from({"a": rng.normal(size=(1, 2000))}, diverging=np.zeros((1, 2000), bool)), ["a"])
+    row = d.table.iloc[0]
+    assert np.isnan(row.max_r_hat) and not row.ok and not d.passed
+    assert "needs at least two chains" in row.hint and "disagree" not in row.hint
