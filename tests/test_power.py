@@ -5,6 +5,7 @@ run) giving the same results."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -239,6 +240,17 @@ def test_a_damaged_replicate_file_is_redone_not_fatal(serial_folder, serial, tmp
     redone = run(Plan.from_path(PLAN), str(out), progress=False).load()
     pd.testing.assert_frame_equal(comparable(redone), comparable(serial))
     assert victim.with_suffix(".unreadable").exists()
+
+
+def test_result_files_are_readable_as_the_umask_allows_and_a_damaged_plan_file_is_explained(tmp_path):
+    store = ResultStore(tmp_path / "r", "{}", "abc")
+    path = store.write("cell", 0, pd.DataFrame({"x": [1.0]}))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    (tmp_path / "r" / "plan.json").write_text("{not json")
+    with pytest.raises(ResultFileError, match="plan.json' is damaged.*Fix: "):
+        ResultStore(tmp_path / "r", "{}", "abc")
 
 
 def test_changed_plan_is_refused_and_more_replicates_extend(serial, tmp_path):

@@ -200,6 +200,12 @@ def test_verify_requires_sampling_free_numbers_to_be_equal():
      '[[models]]\nspec = "../../models/climate_growth.toml"\nsampler = { seed = 3 }', "report's seed"),
     ('data = "../../data/example_study.csv"\nroles = "../../data/example_roles.toml"\n'
      '[[models]]\nspec = "../../models/climate_growth.toml"\nname = "../../x"', "cannot name its fit file"),
+    ('data = "../../data/example_study.csv"\nroles = "../../data/example_roles.toml"\nmodels = "spec.toml"',
+     "models must be a list of [[models]] tables"),
+    ('data = "../../data/example_study.csv"\nroles = "../../data/example_roles.toml"\n[prior_predictive]\ndraws = 0',
+     "draws must be a whole number of at least 10"),
+    ('data = "../../data/example_study.csv"\nroles = "../../data/example_roles.toml"\n[prior_predictive]\n'
+     'draws = "many"', "got 'many'"),
 ])
 def test_bad_configurations_are_explained(tmp_path, text, message):
     folder = tmp_path / "a" / "b"

@@ -38,7 +38,12 @@ class ResultStore:
         self.folder, self.kind = Path(folder), kind
         marker = self.folder / "plan.json"
         if marker.exists():
-            held = json.loads(marker.read_text())
+            try:
+                held = json.loads(marker.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ResultFileError(f"'{marker}' is damaged, so the results in '{self.folder}' cannot be matched to "
+                                      "a plan. Fix: write to a new folder (--out), or delete the folder to start "
+                                      "over.") from None
             if held["hash"] != plan_hash or held.get("kind", "power") != kind:
                 raise PlanChangedError(f"'{self.folder}' holds results of another {held.get('kind', 'power')} plan "
                                        f"(hash {held['hash'][:12]}...; this plan's is {plan_hash[:12]}...). Fix: "
@@ -93,6 +98,15 @@ def _readable(path: Path) -> bool:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place, with the permissions a new file
+    gets under the user's umask (temporary files are created private)."""
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
         tmp.write(data)
+    os.chmod(tmp.name, 0o666 & ~_umask())
     os.replace(tmp.name, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

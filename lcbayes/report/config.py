@@ -103,7 +103,14 @@ class ReportConfig:
         agreement, prior = dict(raw.get("agreement", {})), dict(raw.get("prior_predictive", {}))
         reject_unknown(agreement, ["measure", "null"], "agreement key")
         reject_unknown(prior, ["draws"], "prior_predictive key")
+        draws = prior.get("draws", 200)
+        if not isinstance(draws, int) or isinstance(draws, bool) or draws < 10:
+            raise ConfigError(f"[prior_predictive] draws must be a whole number of at least 10, got {draws!r}. "
+                              "Fix: e.g. draws = 200.")
         entries = raw.get("models", [])
+        if not isinstance(entries, list):
+            raise ConfigError(f"models must be a list of [[models]] tables, got {entries!r}. Fix: write each model as "
+                              "[[models]]\nspec = \"<spec file>\".")
         if not entries:
             raise ConfigError(f"report configuration '{path}' lists no models. "
                               "Fix: add [[models]] tables with spec = \"<spec file>\".")
@@ -118,7 +125,7 @@ class ReportConfig:
                               "Fix: run `lcbayes power PLAN --out <that folder>` first, or remove the key.")
         return cls(path=path, title=str(raw.get("title", path.stem)), data=data, roles=roles, seed=seed, power=power,
                    out=here / raw.get("out", f"_build/{path.stem}"), measure=agreement.get("measure"), models=models,
-                   null=str(agreement.get("null", "uniform")), prior_draws=int(prior.get("draws", 200)))
+                   null=str(agreement.get("null", "uniform")), prior_draws=draws)
 
 
 def _model_entry(raw: Any, here: Path, seed: int, position: int) -> ModelEntry:
