@@ -60,3 +60,20 @@ def test_loading_something_that_is_not_a_fit_is_a_typed_error(tmp_path, content)
         path.write_bytes(content)
     with pytest.raises(LcbayesError, match="Fix: "):
         BayesModel.load(path)
+
+
+BASE_ROLES = {"community": "community", "participant": "participant", "session": "session"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"scales": {"climate": {"items": ["a", "b"], "range": [1, 5], "min_share": "half"}}},
+     "min_share must be a number in \\(0, 1\\], got 'half'"),
+    ({"variables": "climate_1"}, "roles 'variables' must be a table"),
+    ({"participant": "community"}, "roles 'community' and 'participant' both name column 'community'"),
+])
+def test_malformed_roles_are_explained(change, message):
+    from lcbayes.data.roles import Roles
+
+    with pytest.raises(ConfigError, match=message) as err:
+        Roles.parse({**BASE_ROLES, **change})
+    assert "Fix: " in str(err.value)

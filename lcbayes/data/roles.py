@@ -138,9 +138,10 @@ class Scale:
         if stray:
             raise ConfigError(f"scale '{name}': reverse-keyed {stray} not among its items {list(items)}. "
                               "Fix: list only item columns of this scale under 'reverse'.")
-        min_share = float(spec.get("min_share", 0.5))
-        if not 0 < min_share <= 1:
-            raise ConfigError(f"scale '{name}': min_share must be in (0, 1], got {min_share}.")
+        min_share = spec.get("min_share", 0.5)
+        if not isinstance(min_share, (int, float)) or isinstance(min_share, bool) or not 0 < min_share <= 1:
+            raise ConfigError(f"scale '{name}': min_share must be a number in (0, 1], got {min_share!r}. Fix: e.g. "
+                              "min_share = 0.5 (a score needs half of the items answered).")
         return cls(name, tuple(str(i) for i in items), scale_range, tuple(str(r) for r in reverse),
                    _check_level(name, spec.get("level", "session")), min_share)
 
@@ -176,6 +177,16 @@ class Roles:
         for role in ID_ROLES:
             if role in mapping and not isinstance(mapping[role], str):
                 raise ConfigError(f"role '{role}' must be a column name (a string), got {mapping[role]!r}.")
+        for group in ("variables", "scales"):
+            if not isinstance(mapping.get(group, {}), Mapping):
+                raise ConfigError(f"roles '{group}' must be a table of name -> definition, got {mapping[group]!r}. "
+                                  f"Fix: e.g. [{group}.climate] with its keys.")
+        named = [(r, mapping[r]) for r in ID_ROLES if mapping.get(r)]
+        for i, (first, column) in enumerate(named):
+            for second, other in named[i + 1:]:
+                if column == other:
+                    raise ConfigError(f"roles '{first}' and '{second}' both name column '{column}'. Fix: give each "
+                                      "role its own column.")
         variables = {n: Variable.parse(n, s) for n, s in dict(mapping.get("variables", {})).items()}
         scales = {n: Scale.parse(n, s) for n, s in dict(mapping.get("scales", {})).items()}
         clash = sorted(set(variables) & set(scales))
