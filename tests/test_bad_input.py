@@ -77,3 +77,23 @@ def test_malformed_roles_are_explained(change, message):
     with pytest.raises(ConfigError, match=message) as err:
         Roles.parse({**BASE_ROLES, **change})
     assert "Fix: " in str(err.value)
+
+
+@pytest.mark.parametrize("edit, column, message", [
+    (lambda t: t.assign(session=t["session"].where(t["session"] != 6, 1_000_000_000)), "session",
+     "session numbers run up to 1e\\+09"),
+    (lambda t: t.assign(participant=t["participant"].where(t.index != 3, t["participant"] + " ")), "participant",
+     "start or end with spaces"),
+    (lambda t: t.assign(climate_2=t["climate_2"].where(t.index != 5, 3.5)), "climate_2", "not whole numbers"),
+])
+def test_silently_wrong_tables_are_refused(edit, column, message):
+    """Values that used to pass validation and then changed the results: a session numbered 1e9 (fitted as time
+    1e9), an id with a trailing space (one participant split in two), a Likert item of 3.5."""
+    from lcbayes.data.roles import Roles
+    from lcbayes.data.study import Study
+    from lcbayes.errors import StudyValidationError
+
+    table = read_table(ROOT / "data" / "example_study.csv")
+    with pytest.raises(StudyValidationError, match=message) as err:
+        Study.from_frame(edit(table), Roles.from_toml(ROOT / "data" / "example_roles.toml"))
+    assert f"column '{column}'" in str(err.value) and "fix: " in str(err.value)

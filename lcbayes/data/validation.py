@@ -71,6 +71,42 @@ def _session(df: pd.DataFrame, roles: Roles) -> tuple[pd.Series, list[Problem]]:
     return values, problems
 
 
+def _session_numbers(df: pd.DataFrame, roles: Roles, values: pd.Series) -> list[Problem]:
+    """Session numbers count sessions (1..T): a number far beyond the count of distinct sessions is a date or a typo."""
+    observed = values.dropna()
+    if observed.empty or observed.max() <= max(100, 10 * observed.nunique()):
+        return []
+    bad = values > max(100, 10 * observed.nunique())
+    return [problem_at(roles.session, f"session numbers run up to {observed.max():g} for {observed.nunique()} distinct "
+                       "sessions; they must count sessions 1, 2, ..., T.",
+                       "number sessions 1..T in the order they took place; put dates or weeks in a separate column "
+                       "mapped to the 'time' role.", df.index[bad])]
+
+
+def _padded_ids(df: pd.DataFrame, roles: Roles) -> list[Problem]:
+    """Ids with leading or trailing spaces would silently split one participant (or community) in two."""
+    out = []
+    for role, col in roles.id_columns.items():
+        if role in ("session", "time") or pd.api.types.is_numeric_dtype(df[col]):
+            continue
+        text = df[col].astype(str)
+        bad = df[col].notna() & (text != text.str.strip())
+        if bad.any():
+            out.append(problem_at(col, f"{int(bad.sum())} {role} id(s) start or end with spaces (e.g. "
+                                       f"{text[bad].iloc[0]!r}), which would make them other {role}s than the same "
+                                       "ids without the spaces.", "remove the spaces around the ids.", df.index[bad]))
+    return out
+
+
+def _whole(df: pd.DataFrame, column: str, values: pd.Series, what: str) -> list[Problem]:
+    """Likert items are response options: whole numbers."""
+    bad = values.notna() & (values != np.round(values))
+    examples = ", ".join(str(v) for v in values[bad].unique()[:3])
+    return [problem_at(column, f"{int(bad.sum())} response(s) of this {what} are not whole numbers (e.g. {examples}).",
+                       "correct the responses; if the column holds a continuous rating, map it under [variables] "
+                       "instead of as a scale item.", df.index[bad])] if bad.any() else []
+
+
 def _nesting(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     """Each participant in exactly one community (and one organization, when mapped)."""
     problems = []
@@ -169,7 +205,7 @@ def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
         raise StudyValidationError(problems)
     session, found = _session(df, roles)
     numeric: dict[str, pd.Series] = {roles.session: session}
-    problems += _missing_ids(df, roles) + found
+    problems += _missing_ids(df, roles) + found + _session_numbers(df, roles, session) + _padded_ids(df, roles)
     if roles.time is not None:
         numeric[roles.time], found = _time(df, roles, roles.time, session)
         problems += found
@@ -181,6 +217,8 @@ def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
         problems += found or _spread(column, values)
         if measure.range is not None:
             problems += _range(df, column, values, *measure.range)
+        if isinstance(measure, Scale):
+            problems += _whole(df, column, values, what)
         if measure.level == "participant":
             problems += _constant_within(df, roles, column, values, measure.name)
         numeric[column] = values
