@@ -297,16 +297,65 @@ def test_a_failed_or_interrupted_report_leaves_the_earlier_one_untouched(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]          # no .building folder left
 
 
-def test_verify_never_reruns_into_the_audited_folder(tmp_path, monkeypatch):
+def test_verify_never_reruns_into_the_audited_folder(reports, tmp_path, monkeypatch):
     import lcbayes.report.build as build
 
     targets = []
     monkeypatch.setattr(build, "build_report", lambda config, out, log: targets.append(out) or out / "report.html")
     audited = tmp_path / "theirs"
-    audited.mkdir()
-    for name in ("results.json", "manifest.json"):
-        (audited / name).write_text("{}")
+    shutil.copytree(reports[0], audited)
     result = runner.invoke(app, ["report", str(CONFIG), "--out", str(audited), "--verify", str(audited)])
     assert result.exit_code == 1 and "the rerun would replace it" in result.output and not targets
     runner.invoke(app, ["report", str(CONFIG), "--verify", str(audited)])
     assert targets == [tmp_path / "theirs-rerun"]           # not the configuration's out
+
+
+def _tamper(results: dict, how: str) -> str:
+    """Change a finished report's results in one of the ways an audit must catch; returns the field to be named."""
+    model = results["models"]["climate_growth"]
+    name = next(iter(model["parameters"]))
+    if how == "converged":
+        model["diagnostics"]["converged"] = not model["diagnostics"]["converged"]
+        return "models/climate_growth/diagnostics/converged"
+    if how == "hdi":
+        model["parameters"][name]["hdi_95%"] += 0.5
+        return f"models/climate_growth/parameters/{name}/hdi_95%"
+    if how == "deleted":
+        del model["parameters"]
+        return f"models/climate_growth/parameters/{name}/mean"
+    if how == "mean_and_mcse":
+        model["parameters"][name]["mean"] += 0.5
+        model["parameters"][name]["mcse_mean"] = 1.0          # an earlier file cannot widen its own tolerance
+        return f"models/climate_growth/parameters/{name}/mean"
+    results["title"] = "Another title"
+    return "title"
+
+
+@pytest.mark.parametrize("how", ["converged", "hdi", "deleted", "mean_and_mcse", "title"])
+def test_verify_catches_a_tampered_report(reports, tmp_path, monkeypatch, how):
+    """Each tampering fails twice over: the manifest's SHA-256 of results.json no longer matches; and if the tamperer
+    updates that too, the comparison with the rerun names the changed field."""
+    import lcbayes.report.build as build
+    from lcbayes.report.build import write_json
+    from lcbayes.report.config import sha256_file
+    from lcbayes.report.verify import read_outputs
+
+    first, second, _ = reports
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    results = json.loads((copy / "results.json").read_text())
+    field = _tamper(results, how)
+    write_json(copy / "results.json", results)
+    with pytest.raises(ConfigError, match="results.json changed after the report was written"):
+        read_outputs(copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["outputs"]["results.json"] = sha256_file(copy / "results.json")
+    write_json(copy / "manifest.json", manifest)
+    outcome = verify(read_outputs(copy), read_outputs(second))
+    assert not outcome.passed and field in str(outcome)
+    assert outcome.differences.loc[field, "ok"] == False  # noqa: E712 (a numpy bool)
+    # the command, with the rerun stood in for by the fixture's second run
+    monkeypatch.setattr(build, "build_report",
+                        lambda config, out, log: shutil.copytree(second, out) and out / "report.html")
+    result = runner.invoke(app, ["report", str(CONFIG), "--out", str(tmp_path / "rerun"), "--verify", str(copy)])
+    assert result.exit_code == 1 and field in result.output and "NOT verified" in result.output

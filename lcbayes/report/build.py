@@ -23,10 +23,11 @@ from lcbayes.agreement import INDICES, climate_table, study_icc
 from lcbayes.compat import agg_backend
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
-from lcbayes.report.config import ReportConfig
+from lcbayes.report.config import ReportConfig, sha256_file
 from lcbayes.report.html import render
 from lcbayes.report.manifest import manifest
 from lcbayes.report.model_section import ModelSection, analyse_model
+from lcbayes.report.verify import OUTPUTS
 
 RESULTS, MANIFEST, HTML = "results.json", "manifest.json", "report.html"
 MARKER = ".lcbayes-report"   # marks a folder as a report's, which the next run may replace
@@ -90,6 +91,7 @@ def _build(config: ReportConfig, out: Path, log: Callable[[str], None]) -> None:
         prov = manifest(config, {s.entry.key: _model_provenance(s) for s in sections})
         prov["elapsed_seconds"] = round(time.perf_counter() - started, 1)
         (out / HTML).write_text(render(config, data, sections, power, prov), encoding="utf-8")
+        prov["outputs"] = {name: sha256_file(out / name) for name in OUTPUTS}   # what --verify checks first
         write_json(out / MANIFEST, prov)
         log(f"finished in {prov['elapsed_seconds']:.0f} s")
 
