@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 import numpy as np
 import pandas as pd
 
-from lcbayes.errors import LcbayesError
+from lcbayes.errors import LcbayesError, reject_unknown
 
 if TYPE_CHECKING:
     from lcbayes.data.study import Study
@@ -493,6 +493,9 @@ def climate_table(study: Study, measure: str, by: str | Sequence[str] = ("commun
         raise AgreementInputError(
             f"'{measure}' is not a variable or scale of this study; known: {', '.join(study.roles.measures)}")
     by = _as_list(by)
+    allowed = [c for c in ("community", "organization", "session") if c in study.table]
+    reject_unknown(by, allowed, "grouping column (--by)",
+                   "; group by the ids of the raters' groups, not by participant (agreement is among participants)")
     frame = pd.concat([study.table[by + ["participant"]], items], axis=1)
     if study.roles.level_of(measure) == "participant":
         if "session" in by:

@@ -97,3 +97,13 @@ def test_silently_wrong_tables_are_refused(edit, column, message):
     with pytest.raises(StudyValidationError, match=message) as err:
         Study.from_frame(edit(table), Roles.from_toml(ROOT / "data" / "example_roles.toml"))
     assert f"column '{column}'" in str(err.value) and "fix: " in str(err.value)
+
+
+@pytest.mark.parametrize("by", [["community", "foo"], ["participant"]])
+def test_agreement_groupings_are_checked(by):
+    from lcbayes.agreement import climate_table
+    from lcbayes.data.study import Study
+
+    study = Study.from_path(ROOT / "data" / "example_study.csv", ROOT / "data" / "example_roles.toml")
+    with pytest.raises(ConfigError, match=f"unknown grouping column \\(--by\\) '{by[-1]}'.*Valid: community"):
+        climate_table(study, "climate", by=by)
