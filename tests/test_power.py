@@ -72,6 +72,7 @@ def test_plan_hash_ignores_replicates_only():
     ({"targets": [{"parameter": "beta_time", "truth": "climate.beta1", "rules": [{"rule": "rope", "low": 0}]}]},
      "rule rope needs high"),
     ({"targets": []}, "no \\[\\[targets\\]\\]"),
+    ({"design": {"communities": []}}, "design field communities lists no values"),
 ])
 def test_bad_plans_are_rejected_with_a_clear_message(change, message):
     with pytest.raises(ConfigError, match=message):

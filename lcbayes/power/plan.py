@@ -144,6 +144,10 @@ class Plan:
         spec = {**plain.get("spec", {}), "model": model}
         design = {k: (v if isinstance(v, list) else [v]) for k, v in plain.get("design", {}).items()}
         reject_unknown(design, DESIGN_FIELDS, "design field")
+        empty = [k for k, v in design.items() if not v]
+        if empty:
+            raise ConfigError(f"design field {empty[0]} lists no values, so the plan has no designs. Fix: give at "
+                              f"least one, e.g. {empty[0]} = [20].")
         scenarios = plain.get("scenarios") or {"default": {}}
         for name, groups in scenarios.items():
             reject_unknown(groups, list(TRUTHS), f"truth group of scenario {name!r}")
