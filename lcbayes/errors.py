@@ -7,8 +7,9 @@ so that all problems in a table are reported at once rather than one per run."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_ROWS_SHOWN = 5
 
@@ -79,3 +80,10 @@ def reject_unknown(keys: Iterable, allowed: Sequence[str], where: str, fix: str 
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown {where} '{key}'.{hint} Valid: {', '.join(allowed)}. "
                               f"Fix: rename or remove '{key}'{fix}.")
+
+
+def table(value: Any, where: str, example: str) -> Mapping:
+    """``value`` if it is a table (a mapping); else a :class:`ConfigError` naming ``where`` with an ``example`` fix."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table of key = value pairs, got {value!r}. Fix: e.g. {example}.")
+    return value

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lcbayes.data.io import read_toml
-from lcbayes.errors import ConfigError, reject_unknown
+from lcbayes.errors import ConfigError, reject_unknown, table
 from lcbayes.sampling import BACKENDS, SamplerSettings
 
 # BACKENDS and SamplerSettings describe the sampler and live in lcbayes.sampling; re-exported here
@@ -57,17 +57,21 @@ class ModelSpec:
         sampler settings with the model's ``sampler_defaults``, then :class:`SamplerSettings`'."""
         if isinstance(spec, ModelSpec):
             spec = spec.to_dict()
+        spec = table(spec, "a model spec", 'model = "climate_growth" and outcome = "climate"')
         reject_unknown(spec, ["model", "outcome", "options", "priors", "sampler"], "spec key")
         if spec.get("model", model) != model:
             raise ConfigError(f"this spec is for model '{spec['model']}', not '{model}'.")
-        if not spec.get("outcome"):
-            raise ConfigError("the spec names no outcome. Fix: outcome = \"<variable or scale>\".")
-        options = dict(spec.get("options", {}))
+        if not spec.get("outcome") or not isinstance(spec["outcome"], str):
+            raise ConfigError(f"the spec names no outcome (got {spec.get('outcome')!r}). Fix: outcome = "
+                              "\"<variable or scale>\".")
+        options = dict(table(spec.get("options", {}), "the spec's [options]", "random_slopes = true"))
         reject_unknown(options, list(option_defaults), f"option of {model}")
-        sampler = dict(spec.get("sampler", {}))
+        sampler = dict(table(spec.get("sampler", {}), "the spec's [sampler]", "draws = 1000"))
         reject_unknown(sampler, [f.name for f in fields(SamplerSettings)], "sampler setting")
-        return cls(model, str(spec["outcome"]), {**option_defaults, **options},
-                   {k: dict(v) for k, v in spec.get("priors", {}).items()},
+        priors = table(spec.get("priors", {}), "the spec's [priors]", 'sigma = { dist = "HalfNormal", sigma = 1 }')
+        return cls(model, spec["outcome"], {**option_defaults, **options},
+                   {str(k): dict(table(v, f"prior '{k}'", '{ dist = "HalfNormal", sigma = 1 }'))
+                    for k, v in priors.items()},
                    SamplerSettings(**{**(sampler_defaults or {}), **sampler}))
 
     def to_dict(self) -> dict[str, Any]:

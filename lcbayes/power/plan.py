@@ -43,9 +43,9 @@ from typing import Any
 
 from lcbayes.data.io import read_toml
 from lcbayes.data.simulate import TRUTHS, Design
-from lcbayes.errors import ConfigError, reject_unknown
+from lcbayes.errors import ConfigError, reject_unknown, table
 from lcbayes.models import model_class
-from lcbayes.models.spec import read_spec
+from lcbayes.models.spec import ModelSpec, read_spec
 from lcbayes.power.rules import Rule
 
 DESIGN_FIELDS = [f.name for f in fields(Design)]
@@ -136,36 +136,61 @@ class Plan:
     def parse(cls, raw: Mapping[str, Any], base: Path | None = None, require_targets: bool = True) -> Plan:
         """Validate a plan mapping; a ``spec`` given as a path is read relative to ``base``.
         Calibration plans (``require_targets=False``) rank every population parameter instead."""
-        plain: dict[str, Any] = json.loads(json.dumps(raw))  # plain, detached copy
+        plain: dict[str, Any] = json.loads(json.dumps(table(raw, "a power plan", 'model = "climate_growth"'),
+                                                      default=str))  # plain, detached copy
         reject_unknown(plain, [f.name for f in fields(cls) if f.name != "raw"], "plan key")
-        model = model_class(plain.get("model")).name
+        model_cls = model_class(plain.get("model"))
+        model = model_cls.name
         if isinstance(plain.get("spec"), str):
             plain["spec"] = read_spec((base or Path(".")) / plain["spec"])
-        spec = {**plain.get("spec", {}), "model": model}
-        design = {k: (v if isinstance(v, list) else [v]) for k, v in plain.get("design", {}).items()}
+        spec = {**table(plain.get("spec", {}), "the plan's spec", 'spec = "models/climate_growth.toml"'),
+                "model": model}
+        if "outcome" in spec:      # the runner completes a spec without one from the model's spec file
+            ModelSpec.parse(spec, model, model_cls.option_defaults, model_cls.sampler_defaults)
+        design = {k: (v if isinstance(v, list) else [v])
+                  for k, v in table(plain.get("design", {}), "the plan's [design]", "communities = [10, 20]").items()}
         reject_unknown(design, DESIGN_FIELDS, "design field")
         empty = [k for k, v in design.items() if not v]
         if empty:
             raise ConfigError(f"design field {empty[0]} lists no values, so the plan has no designs. Fix: give at "
                               f"least one, e.g. {empty[0]} = [20].")
-        scenarios = plain.get("scenarios") or {"default": {}}
+        scenarios = table(plain.get("scenarios") or {"default": {}}, "the plan's [scenarios]",
+                          "[scenarios.small] climate = { alpha1 = -0.05 }")
         for name, groups in scenarios.items():
-            reject_unknown(groups, list(TRUTHS), f"truth group of scenario {name!r}")
+            reject_unknown(table(groups, f"scenario {name!r}", "climate = { alpha1 = -0.05 }"), list(TRUTHS),
+                           f"truth group of scenario {name!r}")
             for group, values in groups.items():
-                reject_unknown(values, [f.name for f in fields(TRUTHS[group])], f"field of {group} truth")
-        targets = tuple(Target.parse(t) for t in plain.get("targets", []))
+                reject_unknown(table(values, f"truth group {group!r} of scenario {name!r}", "{ alpha1 = -0.05 }"),
+                               [f.name for f in fields(TRUTHS[group])], f"field of {group} truth")
+        raw_targets = plain.get("targets", [])
+        if not isinstance(raw_targets, list):
+            raise ConfigError(f"targets must be a list of [[targets]] tables, got {raw_targets!r}. Fix: write each as "
+                              "[[targets]] with parameter, truth and rules.")
+        targets = tuple(Target.parse(table(t, "a [[targets]] entry", 'parameter = "alpha_time"'))
+                        for t in raw_targets)
         if not targets and require_targets:
             raise ConfigError("the plan has no [[targets]]. Fix: add parameter, truth and rules.")
+        numbers = {"replicates": 100, "seed": 0, "interval": 0.9, "min_ess": 400}
+        for key, default in numbers.items():
+            value = plain.get(key, default)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+                    (isinstance(default, int) and value != int(value)):
+                raise ConfigError(f"plan {key} must be {'a whole number' if isinstance(default, int) else 'a number'}"
+                                  f", got {value!r}. Fix: e.g. {key} = {default}.")
         replicates, seed = int(plain.get("replicates", 100)), int(plain.get("seed", 0))
         interval = float(plain.get("interval", 0.9))
-        if replicates < 1 or not 0 < interval < 1:
-            raise ConfigError("replicates must be >= 1 and interval in (0, 1).")
+        if replicates < 1 or seed < 0 or not 0 < interval < 1:
+            raise ConfigError("replicates must be >= 1, seed >= 0 and interval in (0, 1).")
         plan = cls(model, spec, design, scenarios, targets, replicates, seed, interval,
                    float(plain.get("min_ess", 400)), plain)
         for cell in plan.cells():   # every design valid, every truth path readable
             cell_design, truths = plan.design_of(cell), plan.truth_of(cell)
             for t in targets:
-                t.true_value(truths, cell_design)
+                try:
+                    t.true_value(truths, cell_design)
+                except (TypeError, ValueError, IndexError) as err:
+                    raise ConfigError(f"target {t.parameter!r}: its truth {t.truth!r} in {cell.label()} is not a "
+                                      f"number ({err}). Fix: give the truth field a number.") from None
         return plan
 
     @classmethod
@@ -181,14 +206,19 @@ class Plan:
     def design_of(self, cell: Cell) -> Design:
         try:
             return Design(**_tuples(cell.design))
-        except ValueError as err:
-            raise ConfigError(f"design {cell.label()}: {err}") from None
+        except (TypeError, ValueError) as err:   # values of the wrong kind, or out of range
+            raise ConfigError(f"design {cell.label()}: {err}. Fix: give each design field numbers, e.g. "
+                              "communities = [10, 20].") from None
 
     def truth_of(self, cell: Cell) -> dict[str, Any]:
         """The true values of ``cell``'s scenario: process name (a key of
         :data:`~lcbayes.data.simulate.TRUTHS`) -> truth, defaults overridden by the scenario."""
         groups = self.scenarios[cell.scenario]
-        return {group: truth(**_tuples(groups.get(group, {}))) for group, truth in TRUTHS.items()}
+        try:
+            return {group: truth(**_tuples(groups.get(group, {}))) for group, truth in TRUTHS.items()}
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"scenario {cell.scenario!r}: {err}. Fix: give each truth field a number (or a list "
+                              "of numbers where the default is one).") from None
 
     def to_json(self) -> str:
         return json.dumps(self.raw, sort_keys=True)

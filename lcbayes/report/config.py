@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lcbayes.data.io import read_toml
-from lcbayes.errors import ConfigError, reject_unknown
+from lcbayes.errors import ConfigError, reject_unknown, table
 from lcbayes.models import MODELS
 from lcbayes.models.spec import read_spec
 
@@ -88,11 +88,14 @@ class ReportConfig:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], path: Path) -> ReportConfig:
+        raw = table(raw, f"report configuration '{path}'", 'data = "study.csv"')
         reject_unknown(raw, KEYS, "report key")
         here = path.parent
-        for key in ("data", "roles"):
-            if key not in raw:
+        for key in ("data", "roles") + tuple(k for k in ("out", "power", "title") if k in raw):
+            if key in ("data", "roles") and key not in raw:
                 raise ConfigError(f"report configuration '{path}' names no {key}. Fix: {key} = \"<path>\".")
+            if not isinstance(raw[key], str) or "\0" in raw[key]:
+                raise ConfigError(f"report {key} must be a path or text, got {raw[key]!r}. Fix: {key} = \"...\".")
         data, roles = (here / raw["data"]).resolve(), (here / raw["roles"]).resolve()
         for key, file in (("data", data), ("roles", roles)):
             if not file.is_file():
@@ -100,7 +103,8 @@ class ReportConfig:
         seed = raw.get("seed", 2026)
         if not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"report seed must be a non-negative integer, got {seed!r}.")
-        agreement, prior = dict(raw.get("agreement", {})), dict(raw.get("prior_predictive", {}))
+        agreement = dict(table(raw.get("agreement", {}), "[agreement]", 'measure = "climate"'))
+        prior = dict(table(raw.get("prior_predictive", {}), "[prior_predictive]", "draws = 200"))
         reject_unknown(agreement, ["measure", "null"], "agreement key")
         reject_unknown(prior, ["draws"], "prior_predictive key")
         draws = prior.get("draws", 200)
@@ -132,19 +136,26 @@ def _model_entry(raw: Any, here: Path, seed: int, position: int) -> ModelEntry:
     if not isinstance(raw, Mapping) or "spec" not in raw:
         raise ConfigError(f"models entry {position + 1} must be a table with spec = \"<spec file>\", got {raw!r}.")
     reject_unknown(raw, MODEL_KEYS, f"key of models entry {position + 1}")
+    if not isinstance(raw["spec"], str) or "\0" in raw["spec"]:
+        raise ConfigError(f"models entry {position + 1}: spec must be the path of a spec file, got {raw['spec']!r}. "
+                          "Fix: spec = \"models/climate_growth.toml\".")
     spec_path = here / raw["spec"]
     spec = read_spec(spec_path)
     name = spec.get("model")
     if name not in MODELS:
         raise ConfigError(f"spec '{spec_path}' names model {name!r}; available: {', '.join(MODELS)}.")
-    sampler = dict(raw.get("sampler", {}))
+    sampler = dict(table(raw.get("sampler", {}), f"sampler of models entry {position + 1}", "draws = 1000"))
     if "seed" in sampler:
         raise ConfigError(f"models entry {position + 1} sets a sampler seed; the report's seed = ... sets every "
                           "model's seed. Fix: remove it from sampler.")
     spec["sampler"] = {**spec.get("sampler", {}), **sampler, "seed": seed}
     variants = []
-    for v in raw.get("compare", []):
-        if not isinstance(v, Mapping) or set(v) != {"label", "options"}:
+    compare = raw.get("compare", [])
+    if not isinstance(compare, list):
+        raise ConfigError(f"compare of models entry {position + 1} must be a list, got {compare!r}. Fix: compare = "
+                          "[{ label = \"...\", options = { ... } }].")
+    for v in compare:
+        if not isinstance(v, Mapping) or set(v) != {"label", "options"} or not isinstance(v["options"], Mapping):
             raise ConfigError(f"compare entries of models entry {position + 1} need exactly label and options, "
                               f"got {v!r}. Fix: compare = [{{ label = \"...\", options = {{ ... }} }}].")
         variants.append(Variant(str(v["label"]), dict(v["options"])))
