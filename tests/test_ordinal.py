@@ -221,3 +221,14 @@ def test_one_rated_item_as_an_ordinal_response():
     assert low <= FLAT.beta1 * 6 / 4 <= high
     loglik = ordinal.fitted().log_likelihood["rating"]
     assert np.isfinite(loglik.values).all() and (loglik.values < 0).all()
+
+
+def test_items_model_save_load_round_trip(items_fit, tmp_path):
+    """The items are stored with the fit, so the loaded model rebuilds the same responses and predictions."""
+    from lcbayes.models import BayesModel
+
+    path = items_fit.save(tmp_path / "items.nc")
+    again = BayesModel.load(path)
+    assert isinstance(again, ClimateGrowth) and again.ordinal is not None and again.ordinal.items
+    np.testing.assert_array_equal(again.ordinal.responses.category, items_fit.ordinal.responses.category)
+    np.testing.assert_allclose(again.predict(seed=1).values, items_fit.predict(seed=1).values)
