@@ -107,3 +107,13 @@ def test_agreement_groupings_are_checked(by):
     study = Study.from_path(ROOT / "data" / "example_study.csv", ROOT / "data" / "example_roles.toml")
     with pytest.raises(ConfigError, match=f"unknown grouping column \\(--by\\) '{by[-1]}'.*Valid: community"):
         climate_table(study, "climate", by=by)
+
+
+def test_a_header_with_a_trailing_space_is_named():
+    from lcbayes.data.roles import Roles
+    from lcbayes.data.study import Study
+    from lcbayes.errors import StudyValidationError
+
+    table = read_table(ROOT / "data" / "example_study.csv").rename(columns={"session": "session "})
+    with pytest.raises(StudyValidationError, match="a column 'session ' exists: the names differ in spaces"):
+        Study.from_frame(table, Roles.from_toml(ROOT / "data" / "example_roles.toml"))

@@ -123,7 +123,8 @@ def test_a_failed_save_keeps_the_earlier_file(plain, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("truncate", "a truncated run"), ("spec", "the file was changed"), ("group", "lacks log_likelihood")])
+    ("truncate", "a truncated run"), ("spec", "the file was changed"), ("group", "lacks log_likelihood"),
+    ("data", "data stored in the file no longer match")])
 def test_load_refuses_an_incomplete_or_altered_fit(plain, tmp_path, damage, message):
     import arviz as az
 
@@ -135,8 +136,12 @@ def test_load_refuses_an_incomplete_or_altered_fit(plain, tmp_path, damage, mess
         spec = json.loads(idata.attrs["spec"])
         spec["sampler"]["draws"] += 1
         idata.attrs["spec"] = json.dumps(spec)
-    else:
+    elif damage == "group":
         del idata.log_likelihood
+    else:                        # a stored outcome value changed
+        first = next(iter(idata.constant_data.data_vars.values())).name
+        column = "climate" if "climate" in idata.constant_data else first
+        idata.constant_data[column].values[0] += 1.0
     path = tmp_path / "damaged.nc"
     idata.to_netcdf(str(path))
     with pytest.raises(DataMismatchError, match=message) as err:

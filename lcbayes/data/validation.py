@@ -31,8 +31,9 @@ def _structure(df: pd.DataFrame, roles: Roles) -> list[Problem]:
     problems = []
     for role, col in wanted:
         if col not in present:
-            close = [c for c in df.columns if str(c).lower() == col.lower()]
-            hint = f" (a column '{close[0]}' exists: the names differ in case)" if close else ""
+            close = [c for c in df.columns if str(c).strip().lower() == col.strip().lower()]
+            differ = "spaces around them" if close and str(close[0]).strip() == col.strip() else "case"
+            hint = f" (a column {str(close[0])!r} exists: the names differ in {differ})" if close else ""
             problems.append(Problem(col, f"mapped to {role} but not in the table{hint}. "
                                     f"Columns present: {', '.join(map(str, df.columns[:20]))}.",
                                     "correct the column name in the roles mapping, or add the column to the table."))

@@ -332,6 +332,9 @@ class BayesModel(ABC):
         if model_cls.name != spec["model"]:
             raise DataMismatchError(f"'{path}' holds a {spec['model']} fit, not {model_cls.name}.")
         model = model_cls(_study_from_constant_data(idata) if study is None else study, spec)
+        if model.data_hash() != idata.attrs["data_hash"] and study is None:
+            raise DataMismatchError(f"'{path}': the data stored in the file no longer match the data hash recorded "
+                                    "when it was fitted (the file was changed). Fix: refit and save again.")
         if model.data_hash() != idata.attrs["data_hash"]:
             raise DataMismatchError(f"'{path}' was fitted to other data (data hash {idata.attrs['data_hash'][:12]}...; "
                                     f"this study's is {model.data_hash()[:12]}...). Fix: load it with the study it was "
