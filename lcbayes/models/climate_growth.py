@@ -130,7 +130,8 @@ class ClimateGrowth(ClimateModel):
             return super().latent_scores(ds)
         eta = ds["eta"].values
         out = np.zeros(eta.shape[:-1] + self.panel.shape)
-        out[..., *np.nonzero(self.ordinal.responses.cells)] = eta
+        pi, ti = np.nonzero(self.ordinal.responses.cells)
+        out[..., pi, ti] = eta
         return out
 
     def simulate_cells(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> np.ndarray:

@@ -154,8 +154,8 @@ class Plan:
         if empty:
             raise ConfigError(f"design field {empty[0]} lists no values, so the plan has no designs. Fix: give at "
                               f"least one, e.g. {empty[0]} = [20].")
-        scenarios = table(plain.get("scenarios") or {"default": {}}, "the plan's [scenarios]",
-                          "[scenarios.small] climate = { alpha1 = -0.05 }")
+        scenarios: dict[str, Any] = dict(table(plain.get("scenarios") or {"default": {}}, "the plan's [scenarios]",
+                                               "[scenarios.small] climate = { alpha1 = -0.05 }"))
         for name, groups in scenarios.items():
             reject_unknown(table(groups, f"scenario {name!r}", "climate = { alpha1 = -0.05 }"), list(TRUTHS),
                            f"truth group of scenario {name!r}")

@@ -151,7 +151,7 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> pd.DataFrame:
         row: dict[str, Any] = dict.fromkeys(COLUMNS) | {"old": x, "new": y, "difference": difference}
         row["ok"] = False          # absent from one run, a sampling-free field, or a type change
         if path in a and path in b and difference is not None and _draw_dependent(path):
-            row["mcse"], row["z"], row["ok"] = _judge(path, difference, x, b)
+            row["mcse"], row["z"], row["ok"] = _judge(path, difference, float(numbers[0]), b)
         elif path in a and path in b and _draw_dependent(path) and isinstance(x, str) and isinstance(y, str) \
                 and path.split("/")[2:3] == ["comparison_estimates"]:
             row["ok"] = True       # display text of draw-dependent numbers, each judged in its own right
