@@ -183,8 +183,12 @@ def test_a_signal_during_fit_exits_130_and_writes_nothing(tmp_path, monkeypatch,
         raise AssertionError("the signal did not stop the fit")
 
     monkeypatch.setattr(BayesModel, "fit", interrupted_fit)
-    result = run("fit", ROOT / "models" / "climate_growth.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES,
-                 "--out", tmp_path / "fits")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a terminal (a script's background
+    try:                                                                  # job starts with SIGINT ignored)
+        result = run("fit", ROOT / "models" / "climate_growth.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES,
+                     "--out", tmp_path / "fits")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert result.exit_code == 130, result.output
     assert "interrupted: " in result.output and "Traceback" not in result.output
     assert not (tmp_path / "fits").exists() or not list((tmp_path / "fits").iterdir())
@@ -203,12 +207,14 @@ def test_an_interrupted_fit_exits_130_and_writes_nothing(tmp_path, signum):
     spec["sampler"].update(chains=2, draws=5_000_000, tune=200)
     (tmp_path / "spec.toml").write_text(tomli_w.dumps(spec))
     timer = threading.Timer(12.0, lambda: os.kill(os.getpid(), signum))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a terminal
     timer.start()
     try:
         result = run("fit", tmp_path / "spec.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES, "--out",
                      tmp_path / "fits")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert result.exit_code == 130, result.output
     assert "interrupted: " in result.output and "Traceback" not in result.output
     assert not list((tmp_path / "fits").glob("*.nc")) if (tmp_path / "fits").exists() else True

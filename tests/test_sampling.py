@@ -99,13 +99,15 @@ def test_an_interrupted_run_raises_instead_of_returning_partial_draws():
     SamplingInterrupted (a KeyboardInterrupt) so that nothing truncated is saved, reported or stored."""
     model = normal_mean_model(np.zeros(20))
     compiled = CompiledModel(model, SamplerSettings(chains=2, draws=2_000_000, tune=100, seed=1))   # compiled first
-    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a terminal (a background job
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))   # of a script starts with it ignored)
     timer.start()
     try:
         with pytest.raises(SamplingInterrupted, match="draws; the partial draws were discarded"):
             compiled.sample(cores=1)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_complete_checks_every_chain_and_draw():
