@@ -27,7 +27,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import logsumexp
 
 from lcbayes.models.marginal import _moments, _solve
-from lcbayes.models.ordinal import Responses, category_probabilities, interval_probability, padded
+from lcbayes.models.ordinal import Responses, category_probabilities, interval_probability, padded, threshold_sets
 
 NODES = 7          # nodes per participant-effect dimension (49 with random slopes)
 WIDEN = 1.2        # the outer nodes' scale relative to the Gaussian approximation's posterior SD
@@ -110,14 +110,9 @@ def _proposal(resp: Responses, mu, sigma, s, tau0, tau1, rho, psi):
     return mean, (WIDEN * l00, WIDEN * l10, WIDEN * l11)
 
 
-def _sessions(T: int, per_session: bool) -> np.ndarray:
-    """Which threshold set each session uses, (T,)."""
-    return np.arange(T) if per_session else np.zeros(T, dtype=np.int64)
-
-
 def _rated_item(resp: Responses, m, sigma, kappa) -> np.ndarray:
     """One rated item: P(y_t | m) with SD sigma at the node means ``m`` (d, P, Q, T)."""
-    sess = _sessions(resp.cells.shape[1], kappa.shape[1] > 1)
+    sess = threshold_sets(resp.cells.shape[1], kappa.shape[1] > 1)
     kap = padded(kappa[:, :, 0], np)                       # (d, S, C + 1)
     lower = kap[:, sess[None, :], resp.total][:, :, None, :]   # (d, P, 1, T): resp.total is the one item's category
     upper = kap[:, sess[None, :], resp.total + 1][:, :, None, :]
@@ -140,7 +135,7 @@ class _SumKeys:
     def of(cls, resp: Responses, per_session: bool) -> _SumKeys:
         P, T = resp.cells.shape
         obs = resp.cells > 0
-        sess = np.broadcast_to(_sessions(T, per_session), (P, T))
+        sess = np.broadcast_to(threshold_sets(T, per_session), (P, T))
         rows = np.column_stack([sess[obs], resp.total[obs], resp.answered[obs].astype(np.int64)])
         unique, which = np.unique(rows, axis=0, return_inverse=True)
         key = np.zeros((P, T), dtype=np.int64)

@@ -202,6 +202,12 @@ class Thresholds:
         return stored if self.per_session else stored[None]
 
 
+def threshold_sets(sessions: int, per_session: bool) -> np.ndarray:
+    """Which set of thresholds each of ``sessions`` sessions uses, (T,): its own (``per_session``) or the one shared
+    set."""
+    return np.arange(sessions) if per_session else np.zeros(sessions, dtype=np.int64)
+
+
 def padded(kappa: Any, xp: Any = pt) -> Any:
     """Thresholds with the sentinels kappa_0 = -SENTINEL and kappa_C = +SENTINEL added on the last axis."""
     edge = xp.ones_like(kappa[..., :1]) * SENTINEL
@@ -293,7 +299,7 @@ class OrdinalOutcome:
         ``cell_logp`` of :meth:`~lcbayes.models.climate.Participants.likelihood`)."""
         resp = self.responses
         T = resp.cells.shape[1]
-        sess = np.arange(T) if self.thresholds.per_session else np.zeros(T, dtype=np.int64)
+        sess = threshold_sets(T, self.thresholds.per_session)
         kap = padded(kappa)[:, 0]                                    # (S, C + 1)
         lower, upper = kap[sess[None, :], resp.total], kap[sess[None, :], resp.total + 1]
 
@@ -309,7 +315,7 @@ class OrdinalOutcome:
         item: the response's); ``kappa`` (..., S, K, C - 1); ``psi`` (..., K) item SDs or None."""
         resp = self.responses
         T = resp.cells.shape[1]
-        sess = np.arange(T) if kappa.shape[-3] == T and kappa.shape[-3] > 1 else np.zeros(T, dtype=np.int64)
+        sess = threshold_sets(T, kappa.shape[-3] > 1)
         latent = mean + sigma[..., None, None] * rng.standard_normal(mean.shape)
         if psi is None:
             return resp.low + coarsen(latent, kappa[..., sess, 0, :][..., None, :, :])
