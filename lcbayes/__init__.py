@@ -6,3 +6,16 @@ try:
     __version__ = version("lcbayes")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
+
+
+def main() -> None:
+    """The ``lcbayes`` command (:mod:`lcbayes.cli`). Imported here, so that Ctrl-C while the command line loads ends
+    with one line and status 130, as it does while a command runs."""
+    import sys
+
+    try:
+        from lcbayes.cli import app
+    except KeyboardInterrupt:
+        print("interrupted: stopped while starting", file=sys.stderr)
+        raise SystemExit(130) from None
+    app()

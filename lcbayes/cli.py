@@ -14,7 +14,8 @@ import pandas as pd
 import typer
 
 from lcbayes.agreement import index_labels
-from lcbayes.errors import ConfigError, LcbayesError
+from lcbayes.data.io import atomic_path, write_table
+from lcbayes.errors import ConfigError, LcbayesError, LcbayesWarning
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Bayesian models for inter-organizational learning communities.")
@@ -40,6 +41,7 @@ def _command(**options) -> Callable[[Callable], Callable]:
             previous = signal.signal(signal.SIGTERM, _interrupt)
             try:
                 with warnings.catch_warnings():
+                    warnings.showwarning = _show_warning
                     for message in QUIET_WARNINGS:
                         warnings.filterwarnings("ignore", message=message)
                     return command(*args, **kwargs)
@@ -55,6 +57,15 @@ def _command(**options) -> Callable[[Callable], Callable]:
         return app.command(**options)(wrapper)
 
     return register
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
+                  line: str | None = None) -> None:
+    """lcbayes warnings as one ``warning:`` line on stderr; others as Python shows them."""
+    if issubclass(category, LcbayesWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        typer.echo(warnings.formatwarning(message, category, filename, lineno, line), err=True, nl=False)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -95,7 +106,6 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Root seed; the same seed gives the same table.")] = 0,
 ) -> None:
     """Draw a synthetic study from the three generative models (see lcbayes.data.simulate)."""
-    from lcbayes.data.io import write_table
     from lcbayes.data.simulate import Design, simulate_study
 
     try:
@@ -141,7 +151,6 @@ def agreement(
 ) -> None:
     """Climate table and ICCs of a measure (help text: from the registry lcbayes.agreement.INDICES)."""
     from lcbayes.agreement import climate_table, study_icc
-    from lcbayes.data.io import write_table
     from lcbayes.data.study import Study
 
     study = Study.from_path(data, roles)
@@ -181,7 +190,8 @@ def fit(
     model.fit(**{k: v for k, v in {"backend": backend, "draws": draws, "seed": seed}.items() if v is not None})
     path = model.save(out / f"{name}.nc")
     summary = model.summary()
-    summary.to_csv(out / f"{name}_summary.csv")
+    with atomic_path(out / f"{name}_summary.csv") as partial:
+        summary.to_csv(partial)
     typer.echo(f"{name} fitted to {data}\n")
     typer.echo(summary[["mean", "sd", "hdi_5%", "hdi_95%", "ess_bulk", "ess_tail", "r_hat"]].to_string(
         float_format=lambda v: f"{v:.3f}"))
@@ -217,7 +227,7 @@ def cv(
         label = spec.stem if spec.stem not in results else f"{spec.stem}_{len(results) + 1}"
         results[label] = result
         path = out / f"{label}_kfold.csv"
-        result.pointwise.to_csv(path, index=False)
+        write_table(result.pointwise, path)
         typer.echo(f"{label}: {result}\nwrote {path}")
     if len(results) > 1:
         typer.echo("\n" + compare(results).to_string(float_format=lambda v: f"{v:.1f}"))
@@ -250,7 +260,8 @@ def report(
     typer.echo(f"report: {build_report(parsed, target, log=lambda line: typer.echo(line, err=True))}")
     if earlier is not None:
         outcome = compare(earlier, read_outputs(target))
-        outcome.differences.to_csv(target / "verify.csv")
+        with atomic_path(target / "verify.csv") as partial:
+            outcome.differences.to_csv(partial)
         typer.echo(f"{outcome}\ndifferences: {target / 'verify.csv'}")
         if not outcome.passed:
             raise typer.Exit(1)
@@ -278,7 +289,7 @@ def power(
     parsed = Plan.from_path(plan)
     out = out or Path("power") / plan.stem
     summary = summarize(run(parsed, str(out), workers=workers, scheduler=scheduler, progress=not quiet).load())
-    summary.to_csv(out / "summary.csv", index=False)
+    write_table(summary, out / "summary.csv")
     typer.echo(_show(summary.drop(columns=["cell", "recompiled", "mean_fit_seconds"])))
     x = next((c for c in ("communities", "participants", "sessions") if c in summary and summary[c].nunique() > 1),
              None)   # the first design axis the plan varies, if any
@@ -291,7 +302,8 @@ def power(
         if x is not None:
             with agg_backend():
                 ax = plot_power_curve(summary, target.parameter, target.rules[0].name, x=x, target_power=power_level)
-                ax.figure.savefig(out / f"power_{target.variable}.png", dpi=120, bbox_inches="tight")
+                with atomic_path(out / f"power_{target.variable}.png") as partial:
+                    ax.figure.savefig(partial, format="png", dpi=120, bbox_inches="tight")
                 plt.close(ax.figure)
     typer.echo(f"\nwrote {out / 'summary.csv'}")
 
@@ -333,10 +345,11 @@ def sbc(
     results = run(plan, str(out), workers=workers, scheduler=scheduler, progress=not quiet,
                   task=sbc_replicate, kind="sbc").load()
     check = sbc_check(results)
-    results.to_csv(out / "sbc.csv", index=False)
+    write_table(results, out / "sbc.csv")
     with agg_backend():
         figure = plot_sbc(results)
-        figure.savefig(out / "sbc_ecdf.png", dpi=110)
+        with atomic_path(out / "sbc_ecdf.png") as partial:
+            figure.savefig(partial, format="png", dpi=110)
         plt.close(figure)
     typer.echo(f"{_show(check)}\n\n{int(check['inside_band'].sum())} of {len(check)} parameters inside the band; "
                f"wrote {out / 'sbc.csv'}")

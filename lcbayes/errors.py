@@ -58,6 +58,11 @@ class ConfigError(LcbayesError, ValueError):
     """A roles file, spec or plan is malformed (unknown key, wrong type, missing entry)."""
 
 
+class LcbayesWarning(UserWarning):
+    """A result is computed but may mislead: options of a declared response range that no response uses, effects that
+    the study's design cannot inform. The CLI prints it as one ``warning:`` line."""
+
+
 class SamplingInterrupted(KeyboardInterrupt):
     """Sampling stopped before every chain drew the requested draws (Ctrl-C, SIGTERM): the partial draws are discarded,
     so that nothing truncated is saved, reported or stored as a finished replicate. A :class:`KeyboardInterrupt`, so

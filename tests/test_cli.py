@@ -162,6 +162,7 @@ def test_fit_rejects_unknown_model(tmp_path):
     assert "unknown model 'nope'. Valid: climate_growth" in result.output
 
 
+@pytest.mark.review_case(66)
 def test_fit_with_an_unknown_outcome_prints_the_error_not_a_traceback(tmp_path):
     (tmp_path / "spec.toml").write_text('model = "climate_growth"\noutcome = "climat"\n')
     result = run("fit", tmp_path / "spec.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES)
@@ -171,6 +172,7 @@ def test_fit_with_an_unknown_outcome_prints_the_error_not_a_traceback(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.review_case(72)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_fit_exits_130_and_writes_nothing(tmp_path, monkeypatch, signum):
     """The command's handling: a signal while the model fits (here sent by a stand-in for sampling) ends `lcbayes fit`

@@ -105,6 +105,7 @@ def test_save_load_predict_round_trip(plain, tmp_path):
     np.testing.assert_array_equal(with_study.predict(seed=3).values, before.values)
 
 
+@pytest.mark.review_case(74)
 def test_a_failed_save_keeps_the_earlier_file(plain, tmp_path, monkeypatch):
     """Saving is atomic: a save that fails part-way (here after writing half a file) leaves the earlier fit intact
     and no partial file behind."""
@@ -122,9 +123,11 @@ def test_a_failed_save_keeps_the_earlier_file(plain, tmp_path, monkeypatch):
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]
 
 
+@pytest.mark.review_case(75, 80, 82, 83)
 @pytest.mark.parametrize("damage, message", [
     ("truncate", "a truncated run"), ("spec", "the file was changed"), ("group", "lacks log_likelihood"),
-    ("data", "data stored in the file no longer match")])
+    ("data", "data stored in the file no longer match"), ("no_hash", "lacks data_hash"),
+    ("spec_json", "provenance attributes are not valid JSON")])
 def test_load_refuses_an_incomplete_or_altered_fit(plain, tmp_path, damage, message):
     import arviz as az
 
@@ -138,6 +141,10 @@ def test_load_refuses_an_incomplete_or_altered_fit(plain, tmp_path, damage, mess
         idata.attrs["spec"] = json.dumps(spec)
     elif damage == "group":
         del idata.log_likelihood
+    elif damage == "no_hash":
+        del idata.attrs["data_hash"]
+    elif damage == "spec_json":
+        idata.attrs["spec"] = "{not json"
     else:                        # a stored outcome value changed
         first = next(iter(idata.constant_data.data_vars.values())).name
         column = "climate" if "climate" in idata.constant_data else first

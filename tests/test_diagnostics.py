@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import arviz as az
 import numpy as np
+import pytest
 
 from lcbayes.diagnostics import diagnose
 
@@ -79,6 +80,7 @@ def test_missing_energy_is_not_checked_rather_than_failed():
     assert not failed.passed and str(failed).startswith("NOT converged: 1 divergences, E-BFMI not checked")
 
 
+@pytest.mark.review_case(71)
 def test_one_chain_is_not_called_disagreeing():
     """R-hat needs two chains: with one, the verdict says so instead of 'chains disagree' for every parameter."""
     rng = np.random.default_rng(2)

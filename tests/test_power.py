@@ -61,6 +61,7 @@ def test_plan_hash_ignores_replicates_only():
     assert Plan.parse(plan_dict(seed=8)).hash() != base.hash()
 
 
+@pytest.mark.review_case(110)
 @pytest.mark.parametrize("change, message", [
     ({"design": {"cohorts": [3]}}, "design field 'cohorts'"),
     ({"model": "growth"}, "unknown model 'growth'. Valid: climate_growth"),
@@ -229,6 +230,7 @@ def test_killed_run_resumes_to_the_same_results(serial, tmp_path):
     pd.testing.assert_frame_equal(comparable(resumed), comparable(serial))
 
 
+@pytest.mark.review_case(106)
 def test_a_damaged_replicate_file_is_redone_not_fatal(serial_folder, serial, tmp_path):
     """A replicate file cut short outside lcbayes: summarising names it and the fix; a rerun sets it aside
     (*.unreadable) and redoes that replicate, giving the uninterrupted results."""
@@ -243,6 +245,7 @@ def test_a_damaged_replicate_file_is_redone_not_fatal(serial_folder, serial, tmp
     assert victim.with_suffix(".unreadable").exists()
 
 
+@pytest.mark.review_case(107, 114)
 def test_result_files_are_readable_as_the_umask_allows_and_a_damaged_plan_file_is_explained(tmp_path):
     store = ResultStore(tmp_path / "r", "{}", "abc")
     path = store.write("cell", 0, pd.DataFrame({"x": [1.0]}))

@@ -188,6 +188,7 @@ def test_verify_requires_sampling_free_numbers_to_be_equal():
 
 
 # ---------------------------------------------------------------- configuration errors
+@pytest.mark.review_case(88, 97, 98, 100)
 @pytest.mark.parametrize("text, message", [
     ('data = "x.csv"\nroles = "r.toml"\nmodles = []', "Did you mean 'models'"),
     ('roles = "../../data/example_roles.toml"', "names no data"),
@@ -257,6 +258,7 @@ def test_power_scaling_flags_a_conflicting_prior_only(small_fit):
 
 
 # ---------------------------------------------------------------- output folders
+@pytest.mark.review_case(85, 87, 99)
 def test_report_folders_are_claimed_before_anything_is_written(tmp_path):
     from lcbayes.report.build import MARKER, claim
 
@@ -276,6 +278,7 @@ def test_report_folders_are_claimed_before_anything_is_written(tmp_path):
     claim(tmp_path / "earlier")                                # an earlier report's: fine
 
 
+@pytest.mark.review_case(89, 96)
 def test_a_failed_or_interrupted_report_leaves_the_earlier_one_untouched(tmp_path, monkeypatch):
     """The folder is built beside its destination: an interrupt during a model fit leaves the earlier report as it was
     and no partial folder behind."""
@@ -297,6 +300,7 @@ def test_a_failed_or_interrupted_report_leaves_the_earlier_one_untouched(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]          # no .building folder left
 
 
+@pytest.mark.review_case(93, 94)
 def test_verify_never_reruns_into_the_audited_folder(reports, tmp_path, monkeypatch):
     import lcbayes.report.build as build
 
@@ -331,6 +335,39 @@ def _tamper(results: dict, how: str) -> str:
     return "title"
 
 
+@pytest.mark.review_case(92)
+@pytest.mark.parametrize("damage, message", [
+    ("results", "results.json' is not valid JSON"), ("manifest", "manifest.json' is not valid JSON"),
+    ("packages", None)])
+def test_verify_reads_the_earlier_report_before_rerunning(reports, tmp_path, damage, message):
+    """A damaged earlier report is named before the (long) rerun starts; a manifest without package versions is
+    compared without them."""
+    from lcbayes.report.build import write_json
+    from lcbayes.report.config import sha256_file
+    from lcbayes.report.verify import changed_inputs, read_outputs
+
+    copy = tmp_path / "copy"
+    shutil.copytree(reports[0], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    if damage == "results":
+        (copy / "results.json").write_text("{cut sho")
+        manifest["outputs"]["results.json"] = sha256_file(copy / "results.json")
+        write_json(copy / "manifest.json", manifest)
+    elif damage == "manifest":
+        (copy / "manifest.json").write_text("[1, 2")
+    else:
+        del manifest["packages"]
+        write_json(copy / "manifest.json", manifest)
+    if message is None:
+        assert verify(read_outputs(copy), read_outputs(reports[1])).passed
+        rerun = json.loads((reports[1] / "manifest.json").read_text())
+        assert any(line.startswith("package versions (") for line in changed_inputs(manifest, rerun))
+        return
+    with pytest.raises(ConfigError, match=message):
+        read_outputs(copy)
+
+
+@pytest.mark.review_case(91)
 @pytest.mark.parametrize("how", ["converged", "hdi", "deleted", "mean_and_mcse", "title"])
 def test_verify_catches_a_tampered_report(reports, tmp_path, monkeypatch, how):
     """Each tampering fails twice over: the manifest's SHA-256 of results.json no longer matches; and if the tamperer

@@ -94,6 +94,7 @@ def test_refit_with_data_of_a_model_built_on_new_data():
         compiled.data_of(model(3, communities=7).model)
 
 
+@pytest.mark.review_case(72, 96, 113)
 def test_an_interrupted_run_raises_instead_of_returning_partial_draws():
     """Ctrl-C during sampling: the back ends return the draws so far (shorter chains padded with NaN); lcbayes raises
     SamplingInterrupted (a KeyboardInterrupt) so that nothing truncated is saved, reported or stored."""

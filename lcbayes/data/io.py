@@ -3,7 +3,11 @@ files (roles, specs) that describe them."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +64,37 @@ def _first_non_utf8(path: Path) -> tuple[int, bytes]:
     return 0, b""
 
 
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block ends without an error (with
+    the permissions a new file gets under the user's umask), removed otherwise. A reader of ``path`` therefore sees
+    the earlier file or the complete new one, never a half-written one (an interrupt, a kill, a full disk)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(fd)
+    partial = Path(name)
+    try:
+        yield partial
+        os.chmod(partial, 0o666 & ~_umask())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``df`` as CSV or Parquet (by extension), without the index; returns the path."""
+    """Write ``df`` as CSV or Parquet (by extension), without the index, atomically (:func:`atomic_path`); returns
+    the path."""
     path = Path(path)
     fmt = _format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    getattr(df, f"to_{fmt}")(path, index=False)  # to_csv or to_parquet
+    with atomic_path(path) as partial:
+        getattr(df, f"to_{fmt}")(partial, index=False)  # to_csv or to_parquet
     return path
 
 

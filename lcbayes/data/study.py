@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from lcbayes.data.io import read_table
 from lcbayes.data.roles import ResponseRange, Roles
 from lcbayes.data.scoring import multilevel_omega, reliability_table, reverse_key, score_items, unique_variance
 from lcbayes.data.validation import validate
+from lcbayes.errors import LcbayesWarning, Problem, StudyValidationError
 
 if TYPE_CHECKING:
     from lcbayes.data.summary import StudySummary
@@ -73,12 +75,20 @@ class Study:
         for var in roles.variables.values():
             table[var.name] = numeric[var.column]
         items = {}
+        ranged = [(v.name, [v.column], v.range) for v in roles.variables.values()]
+        ranged += [(s.name, list(s.items), s.range) for s in roles.scales.values()]
+        for name, columns, declared in ranged:
+            if declared is not None:
+                _warn_unused_options(name, np.concatenate([numeric[c].to_numpy() for c in columns]), *declared)
         for scale in roles.scales.values():
             raw = pd.DataFrame({c: numeric[c] for c in scale.items})
             for col in scale.reverse:
                 raw[col] = reverse_key(raw[col], scale.range)
             items[scale.name] = raw
             table[scale.name] = score_items(raw, scale.min_share)
+        constant = [_constant_score(name, table[name], roles.scales[name].reverse) for name in items]
+        if any(constant):
+            raise StudyValidationError([p for p in constant if p is not None])
         order = np.lexsort([table["session"], _factorize(table["participant"])[0], _factorize(table["community"])[0]])
         table = table.iloc[order]
         items = {name: frame.loc[table.index] for name, frame in items.items()}
@@ -196,3 +206,33 @@ class Study:
         from lcbayes.data.summary import StudySummary
 
         return StudySummary.of(self)
+
+
+def _constant_score(name: str, score: pd.Series, reverse: Sequence[str]) -> Problem | None:
+    """A scale whose items vary but whose score does not (the items cancel out, as when a reversed item is keyed twice
+    or a mirror item is missing from ``reverse``): the score, a model's outcome, cannot be modelled."""
+    observed = score.dropna()
+    if observed.empty or observed.nunique() > 1:
+        return None
+    keyed = f"reverse = {list(reverse)}" if reverse else "no reversed items"
+    return Problem(None, f"scale '{name}': its score equals {observed.iloc[0]:g} in every row although its items vary "
+                   f"(the items cancel out; the roles declare {keyed}).",
+                   "check which items are reverse-keyed (an item worded in the opposite direction belongs in "
+                   "`reverse`, once), or remove the scale from the roles.")
+
+
+def _warn_unused_options(name: str, values: np.ndarray, low: float, high: float) -> None:
+    """Warn when no whole-number response uses the two (or more) lowest or highest options of a measure's declared
+    range (e.g. range [1, 7] declared for 5-point items): reverse-keying then maps responses wrongly (1 -> 7, not 5),
+    and agreement indices judge spread against a null over options no rater had, which overstates agreement."""
+    seen = values[~np.isnan(values)]
+    if seen.size == 0 or np.any(seen != np.round(seen)) or max(seen.min() - low, high - seen.max()) < 2:
+        return   # one unused option at an end is common on skewed items; two or more suggest a wrong range
+    unused = [f"{a:g}-{b:g}" if a != b else f"{a:g}" for a, b in ((low, seen.min() - 1), (seen.max() + 1, high))
+              if a <= b]
+    warnings.warn(
+        f"'{name}': no response uses option(s) {' and '.join(unused)} of the declared range [{low:g}, {high:g}] "
+        f"({seen.size} responses, {seen.min():g}-{seen.max():g} used). If the items had fewer options, reverse-keying "
+        f"maps them wrongly and agreement indices (a null over {high - low + 1:g} options) overstate agreement. "
+        f"Fix: declare the items' true range (e.g. range = [{seen.min():g}, {seen.max():g}]) in the roles; if the "
+        "declared range is right, ignore this.", LcbayesWarning, stacklevel=3)

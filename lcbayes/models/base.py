@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,9 +22,10 @@ import pymc as pm
 import xarray as xr
 
 from lcbayes import __version__
+from lcbayes.data.io import atomic_path
 from lcbayes.data.study import Study
 from lcbayes.diagnostics import Diagnostics, diagnose
-from lcbayes.errors import LcbayesError
+from lcbayes.errors import LcbayesError, LcbayesWarning
 from lcbayes.models.panel import Panel
 from lcbayes.models.priors import Prior, create, merge_priors
 from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec, spec_hash
@@ -90,6 +91,7 @@ class BayesModel(ABC):
     option_defaults: ClassVar[dict[str, Any]]
     sampler_defaults: ClassVar[dict[str, Any]] = {}   # model-specific defaults over SamplerSettings
     cell_vars: ClassVar[tuple[str, ...]] = ()   # per-cell deterministics computed after sampling, not stored
+    over_sessions: ClassVar[tuple[str, ...]] = ()   # what only two or more sessions inform (trends, lags)
 
     def __init__(self, study: Study, spec: ModelSpec | Mapping[str, Any] | str | Path | None = None, **options: Any):
         if isinstance(spec, (str, Path)):
@@ -106,6 +108,25 @@ class BayesModel(ABC):
         self.prepare()
         self.priors: dict[str, Prior] = merge_priors(self.default_priors(), self.spec.priors)
         self.idata: az.InferenceData | None = None
+        for limit in self.design_limits():
+            warnings.warn(limit, LcbayesWarning, stacklevel=2)
+
+    def design_limits(self) -> list[str]:
+        """What this study's design cannot inform, one sentence each: with one community (organization) the parameters
+        named after communities (organizations) rest on their priors alone; with one session, :attr:`over_sessions`.
+        Warned (:class:`~lcbayes.errors.LcbayesWarning`) when the model is built; the fit still runs."""
+        limits = []
+        for group in ("community", "organization"):
+            names = [n for n in self.priors if group in n]
+            if names and group in self.study.idx and self.study.n(group) == 1:
+                limits.append(f"the study has one {group}, so {', '.join(names)} rest on their priors alone "
+                              f"(nothing in the data tells how {group}s differ); report them as such, or leave the "
+                              f"{group} terms out of the model.")
+        names = [n for n in self.over_sessions if n in self.priors]
+        if names and self.study.n("session") == 1:
+            limits.append(f"the study has one session, so {', '.join(names)} (change over sessions) rest on their "
+                          "priors alone; report them as such, or fit data with two or more sessions.")
+        return limits
 
     def prepare(self) -> None:  # noqa: B027 (an optional hook: most models need it, some do not)
         """Check options against the study and derive the arrays the graph needs."""
@@ -303,13 +324,8 @@ class BayesModel(ABC):
         """Write the fit (posterior, data, provenance) to a netCDF file, atomically: it is written beside ``path`` and
         renamed over it when complete, so an interrupted or failed save leaves an earlier file at ``path`` intact."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.parent / f".{path.name}.partial-{os.getpid()}"
-        try:
+        with atomic_path(path) as partial:
             self.fitted().to_netcdf(str(partial))
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
         return path
 
     @classmethod

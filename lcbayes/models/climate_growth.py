@@ -54,6 +54,7 @@ class ClimateGrowth(ClimateModel):
     """
 
     name = "climate_growth"
+    over_sessions = ("beta_time", "gamma_within", "sigma_within")
     option_defaults: ClassVar[dict[str, Any]] = {**LOCATION_OPTIONS, **ORDINAL_OPTIONS}
     ordinal: OrdinalOutcome | None = None
 

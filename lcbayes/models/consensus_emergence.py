@@ -103,6 +103,7 @@ class ConsensusEmergence(ClimateModel):
     """
 
     name = "consensus_emergence"
+    over_sessions = ("beta_time", "alpha_time", "alpha_composition_time", "alpha_trait_time")
     option_defaults: ClassVar[dict[str, Any]] = {
         **LOCATION_OPTIONS, "participant_slopes": False, "emergence": True, "composition": [], "scale_traits": [],
         "scale_traits_time": True, "community_scale": False, "measurement_error": "auto", "learning": "",

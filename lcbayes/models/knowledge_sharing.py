@@ -82,6 +82,8 @@ class KnowledgeSharing(BayesModel):
     """
 
     name = "knowledge_sharing"
+    over_sessions = ("phi", "phi_motivation", "delta", "beta_motivation", "session_effect", "tau_community_session",
+                     "sd_support_walk")
     option_defaults: ClassVar[dict[str, Any]] = {
         "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation",
         "measurement_error": "auto", "organization": "auto", "lkj_eta": 2.0, "time": "session", "gap_unit": None,

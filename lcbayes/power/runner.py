@@ -120,6 +120,10 @@ def worker_cache(cache: FitterCache | None = None) -> FitterCache:
 
 def target_draws(post, target):
     """Posterior draws of a target (its element selected by label), a (chain, draw) DataArray."""
+    if target.variable not in post:
+        raise ConfigError(f"target {target.parameter!r}: the model has no parameter or derived quantity "
+                          f"{target.variable!r}. Known: {', '.join(sorted(post.data_vars))}. Fix: name one of these "
+                          "in the plan's [[targets]] parameter.")
     draws = post[target.variable]
     if target.label is not None:
         dim = next(d for d in draws.dims if d not in ("chain", "draw"))
@@ -171,6 +175,8 @@ def run(plan: Plan, out: str, workers: int | None = None, scheduler: str | None 
     ``store.load()`` gives all finished replicates (this run's and earlier)."""
     if workers is None:
         workers = default_workers(plan.spec.get("sampler", {}).get("chains", 4))
+    if kind == "power":
+        check_targets(plan)
     store = ResultStore(out, plan.to_json(), plan.hash(), kind)
     todo = [(cell, r) for cell in plan.cells() for r in range(plan.replicates) if not store.done(cell.key, r)]
     if not todo:
@@ -183,6 +189,39 @@ def run(plan: Plan, out: str, workers: int | None = None, scheduler: str | None 
             store.write(cell.key, r, rows)
             bar.update()
     return store
+
+
+def check_targets(plan: Plan) -> None:
+    """Refuse, before anything is compiled, fitted or written, a target that names neither a parameter of the plan's
+    model nor a quantity its :meth:`~lcbayes.models.base.BayesModel.derived` adds (looked up on two prior draws in
+    place of a posterior), or an element label that the parameter lacks. Raises :class:`ConfigError` listing the
+    known names."""
+    model = create(plan.spec, simulate_replicate(plan, plan.cells()[0], 0))
+    graph = model.model
+    names = [v.name for v in graph.free_RVs + graph.deterministics]
+    known = {name: graph.named_vars_to_dims.get(name) or () for name in names}
+    coords = {dim: [str(c) for c in values] for dim, values in graph.coords.items() if values is not None}
+    if any(t.variable not in known for t in plan.targets):
+        prior = model.sample_prior_predictive(draws=2, seed=0).prior
+        derived = model.derived(az.InferenceData(posterior=prior))
+        known |= {name: tuple(d for d in derived[name].dims if d not in ("chain", "draw"))
+                  for name in derived.data_vars}
+        coords |= {dim: [str(c) for c in derived[dim].values] for dim in derived.dims if dim in derived.coords}
+    for target in plan.targets:
+        if target.variable not in known:
+            raise ConfigError(f"target {target.parameter!r}: the {model.name} model has no parameter or derived "
+                              f"quantity {target.variable!r}. Known: {', '.join(sorted(known))}. Fix: name one of "
+                              "these in the plan's [[targets]] parameter.")
+        dims = known[target.variable]
+        if target.label is None:
+            continue
+        labels = coords.get(dims[0], []) if dims else []
+        if target.label not in labels:
+            raise ConfigError(f"target {target.parameter!r}: {target.variable} has no "
+                              + (f"{dims[0]} {target.label!r}; its labels are {', '.join(labels)}" if dims
+                                 else "elements (it is a scalar)")
+                              + f". Fix: write {target.variable}" + ("[<label>] with one of its labels." if dims
+                                                                       else " without a label."))
 
 
 def default_workers(chains: int) -> int:

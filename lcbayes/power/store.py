@@ -12,14 +12,13 @@ holds results of another plan is refused rather than mixed."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lcbayes.data.io import atomic_path
 from lcbayes.errors import LcbayesError
 
 
@@ -98,15 +97,5 @@ def _readable(path: Path) -> bool:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place, with the permissions a new file
-    gets under the user's umask (temporary files are created private)."""
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(data)
-    os.chmod(tmp.name, 0o666 & ~_umask())
-    os.replace(tmp.name, path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_path(path) as partial:
+        partial.write_bytes(data)

@@ -80,14 +80,20 @@ class Verification:
 def read_outputs(folder: Path) -> tuple[bytes, dict[str, Any]]:
     """A report's results.json (bytes) and manifest, after checking that results.json and report.html are the files
     the manifest recorded (:func:`tampered`)."""
+    name = "manifest.json"
     try:
-        results, manifest = (folder / "results.json").read_bytes(), json.loads((folder / "manifest.json").read_text())
+        results, manifest = (folder / "results.json").read_bytes(), json.loads((folder / name).read_text())
+        name = "results.json"
+        json.loads(results)
     except FileNotFoundError as err:
         raise ConfigError(f"'{folder}' holds no earlier report ({err.filename} missing). "
                           "Fix: pass the output folder of an earlier `lcbayes report` run.") from None
-    except json.JSONDecodeError:
-        raise ConfigError(f"'{folder / 'manifest.json'}' is not valid JSON: the report was changed or damaged. "
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"'{folder / name}' is not valid JSON: the report was changed or damaged. NOT verified. "
                           "Fix: verify against an untouched copy of the report.") from None
+    if not isinstance(manifest, dict):
+        raise ConfigError(f"'{folder / 'manifest.json'}' is not a report manifest (a JSON object). NOT verified. "
+                          "Fix: verify against an untouched copy of the report.")
     changed = tampered(folder, manifest)
     if changed:
         raise ConfigError(f"'{folder}': {' and '.join(changed)} changed after the report was written (the SHA-256 in "
