@@ -31,10 +31,36 @@ DataArg = Annotated[Path, typer.Argument(help="Study table (.csv or .parquet), o
 RolesOpt = Annotated[Path, typer.Option("--roles", "-r", help="Roles file (TOML) mapping columns to roles.")]
 
 
+# exit statuses: 1 a result that fails its check (verify), 2 bad input or configuration (an lcbayes error; also
+# the command line's own usage errors), 130 stopped by Ctrl-C or SIGTERM
+INPUT_ERROR, INTERRUPTED = 2, 130
+_debug = False
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from lcbayes import __version__
+
+        typer.echo(f"lcbayes {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an lcbayes error.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the lcbayes version and exit.")] = False,
+) -> None:
+    """Bayesian models for inter-organizational learning communities."""
+    global _debug
+    _debug = debug
+
+
 def _command(**options) -> Callable[[Callable], Callable]:
     """Register a command (``options``: those of ``app.command``) that runs with :data:`QUIET_WARNINGS` silenced (for
-    its duration only) and prints lcbayes errors as plain messages (no traceback), exiting with status 1. Ctrl-C and
-    SIGTERM stop it with one line and status 130 (an interrupted fit raises before anything is saved from it)."""
+    its duration only) and prints lcbayes errors as one-line messages (a traceback only with ``--debug``), exiting with
+    status 2. Ctrl-C and SIGTERM stop it with one line and status 130 (an interrupted fit raises before anything is
+    saved from it)."""
     def register(command: Callable) -> Callable:
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
@@ -46,11 +72,13 @@ def _command(**options) -> Callable[[Callable], Callable]:
                         warnings.filterwarnings("ignore", message=message)
                     return command(*args, **kwargs)
             except LcbayesError as err:
+                if _debug:
+                    raise
                 typer.echo(f"error: {err}", err=True)
-                raise typer.Exit(1) from None
+                raise typer.Exit(INPUT_ERROR) from None
             except KeyboardInterrupt as err:
                 typer.echo(f"interrupted: {err or 'stopped before it finished'}", err=True)
-                raise typer.Exit(130) from None
+                raise typer.Exit(INTERRUPTED) from None
             finally:
                 signal.signal(signal.SIGTERM, previous)
 

@@ -98,7 +98,7 @@ def test_check_reports_bad_rows_and_fails(tmp_path):
     df.loc[[3, 10], "climate_2"] = 9
     df.to_csv(tmp_path / "bad.csv", index=False)
     result = run("check", tmp_path / "bad.csv", "--roles", EXAMPLE_ROLES)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "column 'climate_2': 2 response(s) outside the declared range [1, 5]" in result.output
     assert "rows: 5, 12" in result.output        # CSV line numbers (header is line 1)
 
@@ -122,7 +122,7 @@ def test_agreement_for_a_trait_by_community():
 
 def test_agreement_unknown_measure_is_a_clear_error():
     result = run("agreement", EXAMPLE, "--roles", EXAMPLE_ROLES, "--measure", "climat")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "'climat' is not a variable or scale of this study" in result.output
 
 
@@ -158,7 +158,7 @@ def test_fit_writes_netcdf_and_summary(tmp_path, name, expected):
 def test_fit_rejects_unknown_model(tmp_path):
     (tmp_path / "spec.toml").write_text('model = "nope"\noutcome = "climate"\n')
     result = run("fit", tmp_path / "spec.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown model 'nope'. Valid: climate_growth" in result.output
 
 
@@ -166,7 +166,7 @@ def test_fit_rejects_unknown_model(tmp_path):
 def test_fit_with_an_unknown_outcome_prints_the_error_not_a_traceback(tmp_path):
     (tmp_path / "spec.toml").write_text('model = "climate_growth"\noutcome = "climat"\n')
     result = run("fit", tmp_path / "spec.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES)
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)     # handled, no traceback
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)     # handled, no traceback
     assert "error: 'climat' is not a variable or scale of this study. Did you mean 'climate'?" in result.output
     assert "scales: climate" in result.output and "Fix: " in result.output
     assert "Traceback" not in result.output
@@ -220,3 +220,19 @@ def test_an_interrupted_fit_exits_130_and_writes_nothing(tmp_path, signum):
     assert result.exit_code == 130, result.output
     assert "interrupted: " in result.output and "Traceback" not in result.output
     assert not list((tmp_path / "fits").glob("*.nc")) if (tmp_path / "fits").exists() else True
+
+
+def test_version_and_debug(tmp_path):
+    """`--version` prints the installed version; an lcbayes error is one line with status 2, or with `--debug` the
+    error itself (its traceback)."""
+    from lcbayes import __version__
+    from lcbayes.errors import ConfigError
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"lcbayes {__version__}"
+    missing = ["check", str(tmp_path / "missing.csv"), "--roles", str(EXAMPLE_ROLES)]
+    plain = runner.invoke(app, missing)
+    assert plain.exit_code == 2 and plain.output.strip().startswith("error: data file")
+    assert "Traceback" not in plain.output
+    debug = runner.invoke(app, ["--debug", *missing])
+    assert debug.exit_code == 1 and isinstance(debug.exception, ConfigError)

@@ -147,4 +147,4 @@ def test_cv_command_compares_specs(tmp_path, sim):
     assert result.exit_code == 0, result.output
     assert "elpd_diff" in result.output and (tmp_path / "cv" / "linear_kfold.csv").exists()
     bad = CliRunner().invoke(app, ["cv", str(specs[0]), "--data", str(data), "--roles", str(roles), "--folds", "9"])
-    assert bad.exit_code == 1 and "folds must be between 2" in bad.output
+    assert bad.exit_code == 2 and "folds must be between 2" in bad.output

@@ -309,7 +309,7 @@ def test_verify_never_reruns_into_the_audited_folder(reports, tmp_path, monkeypa
     audited = tmp_path / "theirs"
     shutil.copytree(reports[0], audited)
     result = runner.invoke(app, ["report", str(CONFIG), "--out", str(audited), "--verify", str(audited)])
-    assert result.exit_code == 1 and "the rerun would replace it" in result.output and not targets
+    assert result.exit_code == 2 and "the rerun would replace it" in result.output and not targets
     runner.invoke(app, ["report", str(CONFIG), "--verify", str(audited)])
     assert targets == [tmp_path / "theirs-rerun"]           # not the configuration's out
 
