@@ -4,8 +4,10 @@ build reproducible reports, run power analyses and simulation-based calibration.
 from __future__ import annotations
 
 import functools
+import json
 import signal
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -32,8 +34,9 @@ RolesOpt = Annotated[Path, typer.Option("--roles", "-r", help="Roles file (TOML)
 
 
 # exit statuses: 1 a result that fails its check (verify), 2 bad input or configuration (an lcbayes error; also
-# the command line's own usage errors), 130 stopped by Ctrl-C or SIGTERM
-INPUT_ERROR, INTERRUPTED = 2, 130
+# the command line's own usage errors), 3 a fit or report that fails its convergence checks, 130 stopped by Ctrl-C or
+# SIGTERM
+INPUT_ERROR, UNCONVERGED, INTERRUPTED = 2, 3, 130
 _debug = False
 
 
@@ -65,9 +68,10 @@ def _command(**options) -> Callable[[Callable], Callable]:
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
             previous = signal.signal(signal.SIGTERM, _interrupt)
+            hidden: list[str] = []
             try:
                 with warnings.catch_warnings():
-                    warnings.showwarning = _show_warning
+                    warnings.showwarning = functools.partial(_show_warning, hidden)
                     for message in QUIET_WARNINGS:
                         warnings.filterwarnings("ignore", message=message)
                     return command(*args, **kwargs)
@@ -81,19 +85,27 @@ def _command(**options) -> Callable[[Callable], Callable]:
                 raise typer.Exit(INTERRUPTED) from None
             finally:
                 signal.signal(signal.SIGTERM, previous)
+                if hidden:
+                    counts = ", ".join(f"{n} from {source}" for source, n in Counter(hidden).most_common())
+                    typer.echo(f"note: {len(hidden)} library warning(s) not shown ({counts}); lcbayes --debug "
+                               "shows them.", err=True)
 
         return app.command(**options)(wrapper)
 
     return register
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
-                  line: str | None = None) -> None:
-    """lcbayes warnings as one ``warning:`` line on stderr; others as Python shows them."""
+def _show_warning(hidden: list[str], message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file=None, line: str | None = None) -> None:
+    """lcbayes warnings as one ``warning:`` line on stderr; other libraries' warnings counted in ``hidden`` by the
+    package that raised them (shown as Python shows them with ``--debug``)."""
     if issubclass(category, LcbayesWarning):
         typer.echo(f"warning: {message}", err=True)
-    else:
+    elif _debug:
         typer.echo(warnings.formatwarning(message, category, filename, lineno, line), err=True, nl=False)
+    else:
+        parts = Path(filename).parts
+        hidden.append(parts[parts.index("site-packages") + 1] if "site-packages" in parts else Path(filename).stem)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -152,17 +164,37 @@ def simulate(
     typer.echo(f"{len(sim.table)} rows; wrote {', '.join(map(str, written))}")
 
 
-@_command()
-def check(data: DataArg, roles: RolesOpt) -> None:
-    """Validate a study table against its roles; print the design summary and scale reliability."""
-    from lcbayes.data.study import Study
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
-    study = Study.from_path(data, roles)
-    typer.echo(f"{data}: valid\n\n{study.summary()}")
+
+@_command()
+def check(data: DataArg, roles: RolesOpt, as_json: JsonOpt = False) -> None:
+    """Validate a study table against its roles; print the design summary and scale reliability. With --json: one
+    object, {"valid": true, "summary": ..., "reliability": [...]}, or {"valid": false, "problems": [...]} (each with
+    column, message, fix, rows and n_rows) and status 2."""
+    from lcbayes.data.study import Study
+    from lcbayes.data.summary import records
+    from lcbayes.errors import StudyValidationError
+
+    try:
+        study = Study.from_path(data, roles)
+    except StudyValidationError as err:
+        if not as_json:
+            raise
+        problems = [{"column": p.column, "message": p.message, "fix": p.fix, "rows": [str(r) for r in p.rows],
+                     "n_rows": p.n_rows} for p in err.problems]
+        typer.echo(json.dumps({"data": str(data), "valid": False, "problems": problems}, indent=1))
+        raise typer.Exit(INPUT_ERROR) from None
     reliability = study.reliability()
-    if len(reliability):
+    pooled = reliability[reliability["session"] == "all"].drop(columns="session") if len(reliability) else reliability
+    if as_json:
+        typer.echo(json.dumps({"data": str(data), "valid": True, "summary": study.summary().to_dict(),
+                               "reliability": records(pooled)}, indent=1))
+        return
+    typer.echo(f"{data}: valid\n\n{study.summary()}")
+    if len(pooled):
         typer.echo("\nscale reliability (Cronbach's alpha, McDonald's omega; within- and between-person omega):")
-        typer.echo(_show(reliability[reliability["session"] == "all"].drop(columns="session")))
+        typer.echo(_show(pooled))
 
 
 @_command(help=f"Climate table: per community x session the mean (strength), SD, n and the agreement "
@@ -176,10 +208,13 @@ def agreement(
     null: Annotated[str, typer.Option(help="Null distribution: uniform, slight_skew, moderate_skew, "
                                            "heavy_skew, triangular, normal.")] = "uniform",
     out: Annotated[Path | None, typer.Option(help="Also write the table (.csv or .parquet).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Climate table and ICCs of a measure (help text: from the registry lcbayes.agreement.INDICES)."""
+    """Climate table and ICCs of a measure (help text: from the registry lcbayes.agreement.INDICES). With --json:
+    one object {"measure", "by", "null", "table": [...], "icc": [...]} (NaN as null)."""
     from lcbayes.agreement import climate_table, study_icc
     from lcbayes.data.study import Study
+    from lcbayes.data.summary import records
 
     study = Study.from_path(data, roles)
     measure = measure if measure is not None else next(iter(study.roles.scales), None)
@@ -187,12 +222,19 @@ def agreement(
         raise typer.BadParameter("the roles define no scale; name a variable with --measure")
     groups = [g.strip() for g in by.split(",") if g.strip()]
     table = climate_table(study, measure, by=groups, null=null)
+    icc = (study_icc(study, measure)[["session", "icc1", "icc2", "f", "df_between", "df_within", "p_value", "k"]]
+           if study.roles.level_of(measure) == "session" else None)
+    written = write_table(table, out) if out is not None else None
+    if as_json:
+        typer.echo(json.dumps({"measure": measure, "by": groups, "null": null, "table": records(table),
+                               "icc": records(icc) if icc is not None else None,
+                               "written": str(written) if written else None}, indent=1))
+        return
     typer.echo(f"climate table of '{measure}' by {', '.join(groups)} ({null} null):\n{_show(table)}")
-    if study.roles.level_of(measure) == "session":
-        icc = study_icc(study, measure)[["session", "icc1", "icc2", "f", "df_between", "df_within", "p_value", "k"]]
+    if icc is not None:
         typer.echo(f"\nICC of '{measure}' (communities as groups) per session:\n{_show(icc)}")
-    if out is not None:
-        typer.echo(f"\nwrote {write_table(table, out)}")
+    if written is not None:
+        typer.echo(f"\nwrote {written}")
 
 
 @_command()
@@ -202,11 +244,18 @@ def fit(
     roles: RolesOpt,
     out: Annotated[Path, typer.Option(help="Folder for the fitted netCDF and the summary table.")] = Path("fits"),
     backend: Annotated[str | None, typer.Option(help="Override the spec's sampler back end.")] = None,
+    chains: Annotated[int | None, typer.Option(help="Override the spec's number of chains.")] = None,
     draws: Annotated[int | None, typer.Option(help="Override the spec's draws per chain.")] = None,
+    tune: Annotated[int | None, typer.Option(help="Override the spec's tuning steps per chain.")] = None,
+    target_accept: Annotated[float | None, typer.Option(help="Override the spec's target acceptance rate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the spec's seed.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the sampler's progress bar.")] = True,
+    allow_unconverged: Annotated[bool, typer.Option(
+        help="Exit 0 even when the fit fails its convergence checks (default: status 3, after writing).")] = False,
 ) -> None:
     """Fit a model to a study; write <out>/<model>.nc (InferenceData with provenance) and
-    <out>/<model>_summary.csv, and print the summary and convergence verdicts."""
+    <out>/<model>_summary.csv, and print the summary and convergence verdicts. Exits with status 3 when the fit fails
+    its convergence checks (the files are written; --allow-unconverged exits 0)."""
     from lcbayes.data.study import Study
     from lcbayes.models import model_class
     from lcbayes.models.spec import read_spec
@@ -215,7 +264,9 @@ def fit(
     model_cls = model_class(mapping.get("model"))   # an unknown model fails before the data are read
     name = model_cls.name
     model = model_cls(Study.from_path(data, roles), mapping)
-    model.fit(**{k: v for k, v in {"backend": backend, "draws": draws, "seed": seed}.items() if v is not None})
+    overrides = {"backend": backend, "chains": chains, "draws": draws, "tune": tune, "target_accept": target_accept,
+                 "seed": seed}
+    model.fit(progress=progress, **{k: v for k, v in overrides.items() if v is not None})
     path = model.save(out / f"{name}.nc")
     summary = model.summary()
     with atomic_path(out / f"{name}_summary.csv") as partial:
@@ -223,7 +274,12 @@ def fit(
     typer.echo(f"{name} fitted to {data}\n")
     typer.echo(summary[["mean", "sd", "hdi_5%", "hdi_95%", "ess_bulk", "ess_tail", "r_hat"]].to_string(
         float_format=lambda v: f"{v:.3f}"))
-    typer.echo(f"\n{model.diagnostics()}\n\nwrote {path} and {out / f'{name}_summary.csv'}")
+    diagnostics = model.diagnostics()
+    typer.echo(f"\n{diagnostics}\n\nwrote {path} and {out / f'{name}_summary.csv'}")
+    if not diagnostics.passed and not allow_unconverged:
+        typer.echo("the fit failed its convergence checks (above): status 3. Fix: follow the hints, or pass "
+                   "--allow-unconverged to accept it.", err=True)
+        raise typer.Exit(UNCONVERGED)
 
 
 @_command()
@@ -267,12 +323,15 @@ def report(
     out: Annotated[Path | None, typer.Option(help="Output folder; default: the configuration's out.")] = None,
     verify: Annotated[Path | None, typer.Option(
         help="Folder of an earlier report: rerun and compare its results.json with the new one.")] = None,
+    allow_unconverged: Annotated[bool, typer.Option(
+        help="Exit 0 even when a model fails its convergence checks (default: status 3, after writing).")] = False,
 ) -> None:
     """Validate the data, tabulate agreement, fit every model of CONFIG and write a self-contained report.html,
     results.json, manifest.json and fits/ to the output folder. With --verify DIR the rerun is compared with DIR's
     results (exit status 1 if it does not reproduce them; the rerun goes to DIR-rerun unless --out names another
     folder, never into DIR). The folder is written whole or not at all, and only a new, empty or earlier report's
-    folder is replaced."""
+    folder is replaced. A report written with a model that fails its convergence checks exits with status 3
+    (--allow-unconverged: 0)."""
     from lcbayes.report.build import build_report
     from lcbayes.report.config import ReportConfig
     from lcbayes.report.verify import read_outputs
@@ -293,6 +352,17 @@ def report(
         typer.echo(f"{outcome}\ndifferences: {target / 'verify.csv'}")
         if not outcome.passed:
             raise typer.Exit(1)
+    unconverged = _unconverged(json.loads((target / "results.json").read_text()))
+    if unconverged and not allow_unconverged:
+        typer.echo(f"{', '.join(unconverged)} failed the convergence checks (see the report): status 3. Fix: follow "
+                   "the report's hints (more draws or tuning), or pass --allow-unconverged to accept.", err=True)
+        raise typer.Exit(UNCONVERGED)
+
+
+def _unconverged(results: dict) -> list[str]:
+    """The models of a report's results whose diagnostics did not pass."""
+    return [key for key, model in results.get("models", {}).items()
+            if not model.get("diagnostics", {}).get("converged", True)]
 
 
 @_command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -144,15 +145,19 @@ def test_fit_writes_netcdf_and_summary(tmp_path, name, expected):
                  "--communities", 6, "--participants", 5, "--sessions", 6, "--seed", 3)
     assert result.exit_code == 0, result.output
     result = run("fit", tmp_path / "spec.toml", "--data", tmp_path / "s.csv", "--roles", tmp_path / "r.toml",
-                 "--out", tmp_path / "fits", "--backend", "nutpie-jax")
-    assert result.exit_code == 0, result.output
+                 "--out", tmp_path / "fits", "--backend", "nutpie-jax", "--draws", 250, "--tune", 350,
+                 "--target-accept", 0.85, "--no-progress")
+    model = BayesModel.load(tmp_path / "fits" / f"{name}.nc")
+    passed = model.diagnostics().passed
+    assert result.exit_code == (0 if passed else 3), result.output     # status 3: written, but not converged
     summary = pd.read_csv(tmp_path / "fits" / f"{name}_summary.csv", index_col=0)
     assert expected <= set(summary.index)
-    model = BayesModel.load(tmp_path / "fits" / f"{name}.nc")
-    assert model.idata.posterior.sizes["draw"] == 300
+    settings = json.loads(model.idata.attrs["sampler"])
+    assert model.idata.posterior.sizes["draw"] == 250 and (settings["tune"], settings["target_accept"]) == (350, 0.85)
     assert model.idata.attrs["spec_hash"] == model.spec.hash()
-    verdict = "converged" if model.diagnostics().passed else "NOT converged"    # the saved fit's own verdict
-    assert f"\n{verdict}: " in result.output
+    assert f"\n{'converged' if passed else 'NOT converged'}: " in result.output   # the saved fit's own verdict
+    if not passed:
+        assert "--allow-unconverged" in result.output
 
 
 def test_fit_rejects_unknown_model(tmp_path):
@@ -236,3 +241,59 @@ def test_version_and_debug(tmp_path):
     assert "Traceback" not in plain.output
     debug = runner.invoke(app, ["--debug", *missing])
     assert debug.exit_code == 1 and isinstance(debug.exception, ConfigError)
+
+
+def test_an_unconverged_fit_exits_3_unless_allowed(tmp_path):
+    """20 draws per chain cannot reach the ESS the checks ask for: the files are written and the status is 3;
+    --allow-unconverged makes it 0."""
+    args = ["fit", ROOT / "models" / "climate_growth.toml", "--data", EXAMPLE, "--roles", EXAMPLE_ROLES,
+            "--backend", "nutpie-jax", "--chains", 2, "--draws", 20, "--tune", 50, "--no-progress"]
+    strict = run(*args, "--out", tmp_path / "strict")
+    assert strict.exit_code == 3 and "NOT converged" in strict.output and "--allow-unconverged" in strict.output
+    assert (tmp_path / "strict" / "climate_growth.nc").exists()
+    allowed = run(*args, "--out", tmp_path / "allowed", "--allow-unconverged")
+    assert allowed.exit_code == 0 and "NOT converged" in allowed.output
+
+
+def test_json_output_of_check_and_agreement(tmp_path):
+    """--json prints one object a program can read: the design counts and reliability, the problems of invalid data
+    (status 2), and the agreement table with the same numbers as the library's."""
+    valid = runner.invoke(app, ["check", str(EXAMPLE), "--roles", str(EXAMPLE_ROLES), "--json"])
+    assert valid.exit_code == 0
+    body = json.loads(valid.stdout)
+    study = Study.from_path(EXAMPLE, EXAMPLE_ROLES)
+    assert body["valid"] and body["summary"]["n_rows"] == study.n_obs == 1140
+    assert [row["session"] for row in body["summary"]["per_session"]] == [1, 2, 3, 4, 5, 6]
+    assert {row["scale"] for row in body["reliability"]} == set(study.roles.scales)
+    df = pd.read_csv(EXAMPLE)
+    df.loc[[3, 10], "climate_2"] = 9
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    invalid = runner.invoke(app, ["check", str(tmp_path / "bad.csv"), "--roles", str(EXAMPLE_ROLES), "--json"])
+    assert invalid.exit_code == 2
+    problem = json.loads(invalid.stdout)["problems"][0]
+    assert problem["column"] == "climate_2" and problem["rows"] == ["5", "12"] and problem["fix"]
+    table = runner.invoke(app, ["agreement", str(EXAMPLE), "--roles", str(EXAMPLE_ROLES), "--json"])
+    assert table.exit_code == 0
+    body = json.loads(table.stdout)
+    expected = climate_table(study, "climate")
+    assert len(body["table"]) == len(expected) and body["icc"][0]["session"] == 1
+    assert [row["rwg_j"] for row in body["table"]] == pytest.approx(expected["rwg_j"].tolist())
+
+
+def test_library_warnings_are_counted_in_one_line(monkeypatch):
+    """A warning from another library is not printed raw: one `note:` line counts them by package; --debug shows
+    them."""
+    import warnings
+
+    original = Study.from_path
+
+    def noisy(*args, **kwargs):
+        warnings.warn("something internal changed", UserWarning, stacklevel=1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(Study, "from_path", noisy)
+    quiet = runner.invoke(app, ["check", str(EXAMPLE), "--roles", str(EXAMPLE_ROLES)])
+    assert quiet.exit_code == 0 and "something internal changed" not in quiet.output
+    assert "note: 1 library warning(s) not shown (1 from test_cli); lcbayes --debug shows them." in quiet.output
+    loud = runner.invoke(app, ["--debug", "check", str(EXAMPLE), "--roles", str(EXAMPLE_ROLES)])
+    assert "UserWarning: something internal changed" in loud.output and "note: " not in loud.output

@@ -50,6 +50,7 @@ def interrupt(proc: subprocess.Popen, after: float) -> tuple[int, str]:
     return proc.returncode, output
 
 
+@pytest.mark.review_case(72)
 def test_interrupted_fits_write_no_fit(tmp_path):
     spec = read_spec(ROOT / "models" / "climate_growth.toml")
     spec["sampler"].update(chains=2, draws=5_000_000, tune=200)    # would run for hours
@@ -65,6 +66,7 @@ def test_interrupted_fits_write_no_fit(tmp_path):
                 BayesModel.load(path)
 
 
+@pytest.mark.review_case(96)
 def test_interrupted_reports_leave_nothing_that_verifies(tmp_path):
     config = (ROOT / "tests" / "data" / "report_small.toml").read_text().replace("draws = 300", "draws = 20000")
     config = config.replace('"../../', f'"{ROOT}/').replace('"power_summary"', f'"{ROOT}/tests/data/power_summary"')
@@ -80,6 +82,7 @@ def test_interrupted_reports_leave_nothing_that_verifies(tmp_path):
     assert all(name.startswith("report") for name in leftovers), leftovers    # no half-built folder left beside
 
 
+@pytest.mark.review_case(113)
 def test_power_interrupted_three_times_then_rerun_equals_an_uninterrupted_run(tmp_path):
     whole = run(Plan.from_path(PLAN), str(tmp_path / "whole"), workers=1, progress=False).load()
     out = tmp_path / "interrupted"

@@ -10,8 +10,9 @@ Unbalanced panels are valid input; this summary makes them visible instead of si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import json
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -67,6 +68,14 @@ class StudySummary:
                    missed_sessions=int(person["missed"].sum()), communities_per_organization=per_org,
                    per_session=per_session.astype(int), community_sizes=sizes)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The counts as plain JSON-ready values: the scalars, and ``per_session`` and ``community_sizes`` as lists of
+        records (one per session or community, keyed by ``session`` or ``community``)."""
+        scalars = {f.name: getattr(self, f.name) for f in fields(self) if not isinstance(getattr(self, f.name),
+                                                                                         pd.DataFrame)}
+        return {**scalars, "per_session": records(self.per_session.reset_index()),
+                "community_sizes": records(self.community_sizes.reset_index())}
+
     def __str__(self) -> str:
         sizes = self.community_sizes["participants"]
         orgs = f", {self.n_organizations} organizations" if self.n_organizations is not None else ""
@@ -80,3 +89,8 @@ class StudySummary:
         lines += [f"late joiners: {self.late_joiners}, dropouts: {self.dropouts}, "
                   f"missed sessions (gaps): {self.missed_sessions}", "per session:", self.per_session.to_string()]
         return "\n".join(lines)
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as a list of JSON-ready records (numpy scalars as Python numbers, NaN as None)."""
+    return json.loads(df.to_json(orient="records", double_precision=15))
