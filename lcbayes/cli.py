@@ -304,7 +304,6 @@ def cv(
 
     study = Study.from_path(data, roles)
     results: dict[str, KFold] = {}
-    out.mkdir(parents=True, exist_ok=True)
     for spec in specs:
         model = create(read_spec(spec), study)
         result = kfold(model, folds, seed, workers, scheduler, progress=not quiet)
