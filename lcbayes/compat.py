@@ -8,14 +8,17 @@ fix. Importing lcbayes never changes the matplotlib backend."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from lcbayes.errors import LcbayesError
+from lcbayes.errors import LcbayesError, MissingExtraError
 
 
 class DependencyChangedError(LcbayesError, RuntimeError):
@@ -29,6 +32,24 @@ def _changed(package: str, what: str, pin: str) -> DependencyChangedError:
         version = "not installed"
     return DependencyChangedError(f"{package} {version} no longer provides {what}, which lcbayes needs. Fix: install "
                                   f"{package}{pin} (the versions lcbayes is tested with), or update lcbayes/compat.py.")
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:     # a parent package is missing
+        return False
+
+
+def require(module: str, extra: str, feature: str) -> ModuleType:
+    """Import ``module``, which ``feature`` needs and the extra ``lcbayes[extra]`` installs; a
+    :class:`~lcbayes.errors.MissingExtraError` naming the install line when it is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{feature} needs {module.partition('.')[0]}, which is not installed. Fix: pip install "
+                                f"'lcbayes[{extra}]'.") from None
 
 
 def nutpie_data_names(compiled: Any) -> set[str]:

@@ -58,6 +58,10 @@ class ConfigError(LcbayesError, ValueError):
     """A roles file, spec or plan is malformed (unknown key, wrong type, missing entry)."""
 
 
+class MissingExtraError(LcbayesError, ImportError):
+    """A feature needs a package of an optional extra (``lcbayes[jax]``, ``lcbayes[dask]``) that is not installed."""
+
+
 class LcbayesWarning(UserWarning):
     """A result is computed but may mislead: options of a declared response range that no response uses, effects that
     the study's design cannot inform. The CLI prints it as one ``warning:`` line."""

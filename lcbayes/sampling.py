@@ -23,10 +23,17 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
-from lcbayes.compat import nutpie_data_names
+from lcbayes.compat import installed, nutpie_data_names, require
 from lcbayes.errors import ConfigError, SamplingInterrupted, reject_unknown
 
 BACKENDS = ("nutpie", "nutpie-jax", "numpyro", "pymc")
+JAX_BACKENDS = {"nutpie-jax": "jax", "numpyro": "numpyro"}   # back end -> what it imports (extra lcbayes[jax])
+
+
+def fastest_compiling_backend() -> str:
+    """``"nutpie-jax"`` where JAX is installed (``lcbayes[jax]``: compiles large graphs in seconds), else
+    ``"nutpie"`` (Numba, in the core install: minutes for a large ``scan``)."""
+    return "nutpie-jax" if installed("jax") else "nutpie"
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class CompiledModel:
         self.model, self.settings = model, settings
         self.var_names = list(var_names) if var_names is not None else None
         self._nutpie = None
+        if settings.backend in JAX_BACKENDS:
+            require(JAX_BACKENDS[settings.backend], "jax", f"the {settings.backend} back end")
         if settings.backend.startswith("nutpie"):
             import nutpie
 

@@ -82,3 +82,19 @@ def test_importing_the_report_leaves_the_matplotlib_backend_alone():
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "svg"
+
+
+def test_a_missing_extra_names_its_install_line(monkeypatch):
+    import lcbayes.compat as compat
+    import lcbayes.sampling as sampling
+    from lcbayes.errors import MissingExtraError
+    from lcbayes.power import runner
+
+    with pytest.raises(MissingExtraError, match=r"the thing needs no_such_package, which is not installed\. "
+                                                r"Fix: pip install 'lcbayes\[jax\]'\."):
+        compat.require("no_such_package.sub", "jax", "the thing")
+    assert compat.installed("numpy") and not compat.installed("no_such_package.sub")
+    monkeypatch.setattr(sampling, "installed", lambda module: False)       # a core install: no JAX
+    assert sampling.fastest_compiling_backend() == "nutpie"
+    monkeypatch.setattr(runner, "installed", lambda module: False)         # no Dask: one worker, this process
+    assert runner.default_workers(1) == 1

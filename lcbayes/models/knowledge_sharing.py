@@ -50,6 +50,7 @@ from lcbayes.models.base import BayesModel, ReportContent, on_fit
 from lcbayes.models.components import GroupEffects, MeasurementError, uses_organization
 from lcbayes.models.priors import GROUP, SLOPE, SPREAD, Prior, half_normal, mean_prior, slope_prior
 from lcbayes.processes import SharingDynamics, sharing_paths, spectral_radius, support_slope
+from lcbayes.sampling import fastest_compiling_backend
 from lcbayes.tables import describe
 
 VARIABLES = ("S", "E", "M", "K")     # order of the measures' first axis
@@ -88,7 +89,8 @@ class KnowledgeSharing(BayesModel):
         "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation",
         "measurement_error": "auto", "organization": "auto", "lkj_eta": 2.0, "time": "session", "gap_unit": None,
         **{switch: True for switch in SWITCHES}}
-    sampler_defaults = {"backend": "nutpie-jax", "target_accept": 0.9, "draws": 1000, "tune": 1000}
+    # the filter's scan compiles in seconds with JAX (lcbayes[jax]), in minutes with Numba
+    sampler_defaults = {"backend": fastest_compiling_backend(), "target_accept": 0.9, "draws": 1000, "tune": 1000}
     cell_vars = ("loglik", "expected", "predictive_sd")
     observation_masks: ClassVar[dict[str, int]] = {"observed": 1}
 

@@ -18,6 +18,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from lcbayes.compat import installed, require
 from lcbayes.data.simulate import simulate_study
 from lcbayes.data.study import Study
 from lcbayes.diagnostics import diagnose
@@ -225,8 +226,9 @@ def check_targets(plan: Plan) -> None:
 
 
 def default_workers(chains: int) -> int:
-    """Local worker processes that let each fit run its chains in parallel: cores // chains, at least 1."""
-    return max(1, (os.cpu_count() or 1) // int(chains))
+    """Local worker processes that let each fit run its chains in parallel: cores // chains, at least 1; 1 (this
+    process) without Dask (the extra ``lcbayes[dask]``)."""
+    return max(1, (os.cpu_count() or 1) // int(chains)) if installed("dask.distributed") else 1
 
 
 def finished(jobs: list[tuple], workers: int, scheduler: str | None,
@@ -239,7 +241,9 @@ def finished(jobs: list[tuple], workers: int, scheduler: str | None,
         cache = FitterCache()
         yield from ((job, task(*job, None, cache)) for job in jobs)
         return
-    from dask.distributed import Client, LocalCluster, as_completed
+    distributed = require("dask.distributed", "dask", "running replicates on several workers (--workers > 1 or "
+                          "--scheduler)")
+    Client, LocalCluster, as_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
 
     cluster = None if scheduler is not None else LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
