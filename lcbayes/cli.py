@@ -168,6 +168,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 
 @_command()
+def example(folder: Annotated[Path, typer.Argument(help="A new or empty folder for the example project.")]) -> None:
+    """Write the bundled example project (data/, models/, reports/) to FOLDER, ready to run: `lcbayes check
+    data/example_study.csv --roles data/example_roles.toml`, `lcbayes fit models/climate_growth.toml ...` or the main
+    job, `lcbayes report reports/example.toml`."""
+    from lcbayes.examples import write_example
+
+    written = write_example(folder)
+    typer.echo(f"wrote the example project to {written}: data/, models/, reports/. Next, in that folder:\n"
+               "  lcbayes check data/example_study.csv --roles data/example_roles.toml\n"
+               "  lcbayes report reports/example.toml")
+
+
+@_command()
 def check(data: DataArg, roles: RolesOpt, as_json: JsonOpt = False) -> None:
     """Validate a study table against its roles; print the design summary and scale reliability. With --json: one
     object, {"valid": true, "summary": ..., "reliability": [...]}, or {"valid": false, "problems": [...]} (each with

@@ -28,7 +28,7 @@ def run(*args: str):
 
 
 @pytest.mark.parametrize("command", [[], ["simulate"], ["check"], ["agreement"], ["fit"], ["report"], ["power"],
-                                     ["sbc"]])
+                                     ["sbc"], ["example"], ["cv"]])
 def test_help_everywhere(command):
     result = run(*command, "--help")
     assert result.exit_code == 0
