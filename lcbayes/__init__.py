@@ -11,6 +11,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 def main() -> None:
     """The ``lcbayes`` command (:mod:`lcbayes.cli`). Imported here, so that Ctrl-C while the command line loads ends
     with one line and status 130, as it does while a command runs."""
+    import os
     import sys
 
     try:
@@ -18,4 +19,13 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted: stopped while starting", file=sys.stderr)
         raise SystemExit(130) from None
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if done.code != 130:
+            raise
+        # interrupted: the sampler's native threads may still run, and tearing the interpreter down under them can
+        # crash it (SIGSEGV) after the message; everything to clean up has been (the finally blocks ran), so leave now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)

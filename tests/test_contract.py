@@ -168,6 +168,11 @@ def test_fit_save_load_predict_report(name, study, tmp_path):
     path = model.save(tmp_path / "fit.nc")
     again = BayesModel.load(path)
     assert type(again) is type(model)
+    # ArviZ conventions: parameters on their own scale only, named dims, chain and draw first
+    posterior = again.idata.posterior
+    assert not [v for v in posterior.data_vars if v.endswith("__")]
+    assert not [d for d in posterior.dims if d.endswith("_dim_0")]
+    assert all(posterior[v].dims[:2] == ("chain", "draw") for v in posterior.data_vars)
     np.testing.assert_allclose(np.asarray(again.predict()), np.asarray(model.predict()))
     pp = model.sample_posterior_predictive(seed=1).posterior_predictive[model.spec.outcome]
     assert pp.sizes["obs"] == idata.observed_data[model.spec.outcome].sizes["obs"]

@@ -248,9 +248,18 @@ class BayesModel(ABC):
             log_likelihood=xr.Dataset({self.spec.outcome: loglik}), observed_data=self._observed(),
             constant_data=self._constant()), join="right")
         self.idata = idata
-        idata.posterior = idata.posterior.merge(self.derived(idata))
+        posterior = idata.posterior.merge(self.derived(idata)).drop_vars(self.transformed_names(), errors="ignore")
+        used = {d for v in posterior.data_vars.values() for d in v.dims}
+        posterior = posterior.drop_vars([c for c in posterior.coords if c not in used])   # their dims' labels
+        idata.posterior = posterior.transpose("chain", "draw", ...)
         idata.attrs.update(self._provenance(settings))
         return idata
+
+    def transformed_names(self) -> list[str]:
+        """Names of the unconstrained values the sampler stores beside constrained parameters (``tau_log__``,
+        ``cpc_logodds__``, ...): left out of a completed fit, whose posterior holds parameters on their own scale."""
+        model = self.model
+        return [model.rvs_to_values[rv].name for rv in model.free_RVs if model.rvs_to_transforms.get(rv) is not None]
 
     @property
     def item_measures(self) -> list[str]:

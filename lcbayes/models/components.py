@@ -132,9 +132,12 @@ class GroupEffects:
         parametrisation mixes better than partial correlations (``benchmarks/RESULTS.md``), while non-centred effects
         (:meth:`effects`) keep the partial correlations."""
         n, lkj = len(self.terms), self._lkj(priors)
+        packed = f"{self.terms_dim}_cholesky"        # the packed lower triangle, row by row: "row,column"
+        pm.modelcontext(None).add_coord(packed, [f"{self.terms[r]},{self.terms[c]}" for r in range(n)
+                                                 for c in range(r + 1)])
         chol, corr, sd = pm.LKJCholeskyCov(f"chol_{self.name}", n=n, eta=float(lkj.params.get("eta", 1.0)),
                                            sd_dist=priors[self.tau].distribution(shape=n), compute_corr=True,
-                                           store_in_trace=False)
+                                           store_in_trace=False, dims=packed)
         pm.Deterministic(self.tau, sd, dims=self.terms_dim)
         pm.Deterministic(self.corr, pt.stack([corr[a, c] for a, c in combinations(range(n), 2)]),
                          dims=f"{self.terms_dim}_pair")

@@ -227,7 +227,11 @@ class Predictors:
         within = seen_data * deviation
         if used.any():
             p, t, m = np.nonzero(used)
-            w = pm.Normal("within_missing", 0.0, sigma_w[m], shape=len(p))
+            model = pm.modelcontext(None)
+            labels = [f"{model.coords['participant'][i]}/{model.coords['session'][j]}/{model.coords['predictor'][k]}"
+                      for i, j, k in zip(p, t, m, strict=True)]
+            model.add_coord("missing_predictor_value", labels)    # participant/session/predictor
+            w = pm.Normal("within_missing", 0.0, sigma_w[m], dims="missing_predictor_value")
             within = pt.set_subtensor(within[p, t, m], w)
         terms = (within * gamma_w).sum(-1)
         upper = community if self.contextual else grand
