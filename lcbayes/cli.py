@@ -81,7 +81,8 @@ def _command(**options) -> Callable[[Callable], Callable]:
                 typer.echo(f"error: {err}", err=True)
                 raise typer.Exit(INPUT_ERROR) from None
             except KeyboardInterrupt as err:
-                typer.echo(f"interrupted: {err or 'stopped before it finished'}", err=True)
+                typer.echo(f"interrupted: {str(err) or 'stopped by Ctrl-C before it finished'} (nothing half-written "
+                           "is left; finished power replicates are kept)", err=True)
                 raise typer.Exit(INTERRUPTED) from None
             finally:
                 signal.signal(signal.SIGTERM, previous)
