@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import signal
+import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +71,10 @@ def _command(**options) -> Callable[[Callable], Callable]:
         def wrapper(*args, **kwargs):
             previous = signal.signal(signal.SIGTERM, _interrupt)
             hidden: list[str] = []
+            pymc_log = logging.getLogger("pymc")
+            level = pymc_log.level
+            if not _debug:    # PyMC's "Sampling: [...]" lines: what lcbayes' own lines already say
+                pymc_log.setLevel(logging.WARNING)
             try:
                 with warnings.catch_warnings():
                     warnings.showwarning = functools.partial(_show_warning, hidden)
@@ -86,6 +92,7 @@ def _command(**options) -> Callable[[Callable], Callable]:
                 raise typer.Exit(INTERRUPTED) from None
             finally:
                 signal.signal(signal.SIGTERM, previous)
+                pymc_log.setLevel(level)
                 if hidden:
                     counts = ", ".join(f"{n} from {source}" for source, n in Counter(hidden).most_common())
                     typer.echo(f"note: {len(hidden)} library warning(s) not shown ({counts}); lcbayes --debug "
@@ -357,7 +364,12 @@ def report(
         raise ConfigError(f"--out '{out}' is the report under audit (--verify): the rerun would replace it. Fix: give "
                           "the rerun another folder, or leave out --out (the rerun then goes to "
                           f"'{verify.name}-rerun').")
-    typer.echo(f"report: {build_report(parsed, target, log=lambda line: typer.echo(line, err=True))}")
+    start = time.monotonic()
+
+    def log(line: str) -> None:   # each step with the time since the start
+        typer.echo(f"[{time.strftime('%H:%M:%S', time.gmtime(time.monotonic() - start))}] {line}", err=True)
+
+    typer.echo(f"report: {build_report(parsed, target, log=log)}")
     if earlier is not None:
         outcome = compare(earlier, read_outputs(target))
         with atomic_path(target / "verify.csv") as partial:

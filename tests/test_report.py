@@ -44,6 +44,8 @@ def test_same_seed_gives_byte_identical_results_and_verify_passes(reports):
     first, second, result = reports
     converged = json.loads((second / "results.json").read_text())["models"]["climate_growth"]["diagnostics"]
     assert result.exit_code == (0 if converged["converged"] else 3), result.output   # 3: written but not converged
+    assert re.search(r"^\[00:00:\d\d\] validating ", result.output, re.M)          # each step timed
+    assert "Sampling: [" not in result.output                                      # PyMC's own lines left out
     assert (first / "results.json").read_bytes() == (second / "results.json").read_bytes()
     assert "byte-identical" in result.output
     assert f"report: {second / 'report.html'}" in result.output
