@@ -98,3 +98,16 @@ def test_every_stored_variable_is_documented(name: str, study: Study, documented
     assert names, name
     missing = [n for n in names if n not in documented]
     assert not missing, f"{name}: graph variables not named in docs/models.md: {missing}"
+
+
+def test_the_documentation_site_builds_strictly(tmp_path):
+    """`mkdocs build --strict` (offline): every page, link and API reference entry resolves."""
+    import os
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert done.returncode == 0, done.stderr
+    reference = (tmp_path / "site" / "reference" / "models" / "index.html").read_text()
+    assert "ClimateGrowth" in reference and "default_priors" in reference
