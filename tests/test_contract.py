@@ -173,6 +173,9 @@ def test_fit_save_load_predict_report(name, study, tmp_path):
     assert not [v for v in posterior.data_vars if v.endswith("__")]
     assert not [d for d in posterior.dims if d.endswith("_dim_0")]
     assert all(posterior[v].dims[:2] == ("chain", "draw") for v in posterior.data_vars)
+    if type(again).marginal_replicates is not BayesModel.marginal_replicates:   # models A and B so far
+        pit = again.loo_pit(seed=1)             # a loaded fit: LOO-PIT per participant, in [0, 1]
+        assert pit.dims == ("participant",) and 0.0 <= float(pit.min()) and float(pit.max()) <= 1.0
     np.testing.assert_allclose(np.asarray(again.predict()), np.asarray(model.predict()))
     pp = model.sample_posterior_predictive(seed=1).posterior_predictive[model.spec.outcome]
     assert pp.sizes["obs"] == idata.observed_data[model.spec.outcome].sizes["obs"]

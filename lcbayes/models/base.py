@@ -177,6 +177,35 @@ class BayesModel(ABC):
     def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
         """Add replicated outcomes at the observed rows (group ``posterior_predictive``) to the fit."""
 
+    def loo_pit(self, seed: int = 0) -> xr.DataArray:
+        """Leave-one-participant-out probability integral transform of each participant's mean observed outcome,
+        (participant,): the share of replicated means below the observed one (ties count half), each draw weighted by
+        its Pareto-smoothed importance weight for leaving that participant out. The log likelihood is per participant
+        with their effects integrated out, so the replicates are too: :meth:`marginal_replicates` draws each
+        participant's effects anew from their population. Under a well-calibrated model the values are close to
+        uniform on [0, 1]; piled up near 0 and 1 the predictions are too narrow, near 0.5 too wide."""
+        idata = self.fitted()
+        outcome = self.spec.outcome
+        observed = self._observed()[outcome]
+        person = xr.DataArray(self.study.table["participant"].to_numpy()[observed["obs"].values], dims="obs",
+                              name="participant")
+        t_obs = observed.groupby(person).mean()
+        t_rep = self.marginal_replicates(seed).groupby(person).mean()
+        loglik = idata.log_likelihood[outcome].sel(participant=t_obs["participant"])
+        log_weights, _ = az.psislw(-loglik.stack(sample=("chain", "draw")).transpose("participant", "sample").values)
+        rep = t_rep.sel(participant=t_obs["participant"]).stack(sample=("chain", "draw"))
+        rep = rep.transpose("participant", "sample").values
+        below = (rep < t_obs.values[:, None]) + 0.5 * (rep == t_obs.values[:, None])
+        pit = np.clip((np.exp(log_weights) * below).sum(-1), 0.0, 1.0)
+        return xr.DataArray(pit, coords={"participant": t_obs["participant"].values}, dims="participant",
+                            name="loo_pit")
+
+    def marginal_replicates(self, seed: int = 0) -> xr.DataArray:
+        """Replicated outcomes at the observed rows, (chain, draw, obs), with the participant-level quantities drawn
+        anew from their population (the predictive a per-participant marginal log likelihood scores). Models that
+        offer :meth:`loo_pit` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} does not offer marginal replicates (loo_pit) yet")
+
     @abstractmethod
     def predict(self) -> xr.DataArray:
         """Expected outcome (posterior draws) at the fitted data."""

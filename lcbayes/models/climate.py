@@ -360,6 +360,15 @@ class ClimateModel(BayesModel):
         idata.extend(az.InferenceData(posterior_predictive=pp), join="right")
         return idata
 
+    def marginal_replicates(self, seed: int = 0) -> xr.DataArray:
+        """Replicated outcomes at the observed rows, (chain, draw, obs), with every participant's effects drawn anew
+        from their population (conditioned on no data) and community and organization effects as sampled."""
+        ds = self.fitted().posterior.merge(self.cell_deterministics())
+        effects_rng, noise_rng = predictive_streams(seed)
+        fresh = self.participants.draw(ds, self.latent_scores(ds), np.zeros(self.panel.shape), self.panel.time,
+                                       self.coords["participant"], effects_rng)
+        return self._replicate(ds, fresh, noise_rng)[self.spec.outcome]
+
     def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
         """Prior draws of the parameters and replicated outcomes (groups ``prior``,
         ``prior_predictive`` and ``observed_data``) as an InferenceData of its own. The predictors are data: their
