@@ -193,8 +193,8 @@ class BayesModel(ABC):
         t_rep = self.marginal_replicates(seed).groupby(person).mean()
         loglik = idata.log_likelihood[outcome].sel(participant=t_obs["participant"])
         log_weights, _ = az.psislw(-loglik.stack(sample=("chain", "draw")).transpose("participant", "sample").values)
-        rep = t_rep.sel(participant=t_obs["participant"]).stack(sample=("chain", "draw"))
-        rep = rep.transpose("participant", "sample").values
+        rep = t_rep.sel(participant=t_obs["participant"]).stack(sample=("chain", "draw")).transpose(
+            "participant", "sample").values
         below = (rep < t_obs.values[:, None]) + 0.5 * (rep == t_obs.values[:, None])
         pit = np.clip((np.exp(log_weights) * below).sum(-1), 0.0, 1.0)
         return xr.DataArray(pit, coords={"participant": t_obs["participant"].values}, dims="participant",
