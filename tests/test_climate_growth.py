@@ -206,7 +206,7 @@ def test_recovery_with_traits_time_varying_predictors_and_organizations():
             ok, (lo, hi) = inside(idata, name, value, prob)
             assert ok, f"{name}: truth {value} outside {prob:.0%} interval [{lo}, {hi}]"
     # missing support values were imputed, not dropped; every participant has a latent person mean
-    assert idata.posterior["within_missing"].sizes["within_missing_dim_0"] > 0
+    assert idata.posterior["within_missing"].sizes["missing_predictor_value"] > 0
     assert idata.posterior["predictor_person"].sizes["participant"] == study.n("participant")
 
 

@@ -24,8 +24,10 @@ def test_the_package_list_names_every_subpackage():
 
 
 def test_the_wheel_runs_the_example_outside_the_repository(tmp_path):
-    def call(*args: str | Path, cwd: Path = tmp_path, env: dict | None = None) -> str:
-        done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    clean = {**os.environ, "PYTHONPATH": ""}           # nothing of this checkout on the path
+
+    def call(*args: str | Path, cwd: Path = tmp_path) -> str:
+        done = subprocess.run([str(a) for a in args], cwd=cwd, env=clean, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
         return done.stdout
 
@@ -42,13 +44,12 @@ def test_the_wheel_runs_the_example_outside_the_repository(tmp_path):
     where = call(python, "-c", "import lcbayes; print(lcbayes.__file__)")
     assert where.startswith(purelib), where                     # lcbayes from the wheel, not from the checkout
     lcbayes = [python, "-c", "import sys, lcbayes; sys.argv[0] = 'lcbayes'; lcbayes.main()"]
-    env = {**os.environ, "PYTHONPATH": ""}
-    call(*lcbayes, "example", "project", env=env)
+    call(*lcbayes, "example", "project")
     project = tmp_path / "project"
     assert (project / "reports" / "example.toml").exists() and (project / "models" / "knowledge_sharing.toml").exists()
     assert "valid" in call(*lcbayes, "check", "data/example_study.csv", "--roles", "data/example_roles.toml",
-                           cwd=project, env=env)
+                           cwd=project)
     fitted = call(*lcbayes, "fit", "models/climate_growth.toml", "--data", "data/example_study.csv", "--roles",
                   "data/example_roles.toml", "--backend", "nutpie-jax", "--chains", "1", "--draws", "30", "--tune",
-                  "30", "--no-progress", "--allow-unconverged", cwd=project, env=env)
+                  "30", "--no-progress", "--allow-unconverged", cwd=project)
     assert "climate_growth fitted" in fitted and (project / "fits" / "climate_growth.nc").exists()

@@ -237,10 +237,13 @@ class MeasurementError:
 
 
 def fill_missing(name: str, values: np.ndarray, latent) -> pt.TensorVariable:
-    """``values`` as model data ``name`` with its NaN entries replaced by new latent parameters (``latent(n)`` creates n
-    of them). The observed values are swappable ``pm.Data``; the positions of the missing ones are part of the graph."""
+    """``values`` as model data ``name`` with its NaN entries replaced by new latent parameters (``latent(dim)`` creates
+    them over the model dimension ``dim``, ``<name>_missing``, whose labels are the positions "i,j" of the missing
+    entries). The observed values are swappable ``pm.Data``; the positions of the missing ones are part of the graph."""
     missing = np.isnan(values)
     data = pm.Data(name, np.where(missing, 0.0, values))
     if not missing.any():
         return data
-    return pt.set_subtensor(data[np.nonzero(missing)], latent(int(missing.sum())))
+    dim = f"{name}_missing"
+    pm.modelcontext(None).add_coord(dim, [",".join(map(str, at)) for at in zip(*np.nonzero(missing), strict=True)])
+    return pt.set_subtensor(data[np.nonzero(missing)], latent(dim))

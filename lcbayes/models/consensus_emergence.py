@@ -368,7 +368,7 @@ class ConsensusEmergence(ClimateModel):
             composition = (z * self.prior("alpha_composition", dims="composition")).sum(-1)[:, None]
             composition_time = (z * self.prior("alpha_composition_time", dims="composition")).sum(-1)[:, None]
         if self.scale_trait_names:
-            w = fill_missing("scale_traits", self.w, lambda n: pm.Normal("scale_trait_missing", 0.0, 1.0, shape=n))
+            w = fill_missing("scale_traits", self.w, lambda dim: pm.Normal("scale_trait_missing", 0.0, 1.0, dims=dim))
             trait = (w * self.prior("alpha_trait", dims="scale_trait")).sum(-1)[:, None]
             if self.options["scale_traits_time"]:
                 trait_time = (w * self.prior("alpha_trait_time", dims="scale_trait")).sum(-1)[:, None]

@@ -185,13 +185,13 @@ class Predictors:
     def _traits(self, priors: Mapping[str, Prior]) -> pt.TensorVariable:
         gamma = create(priors, "gamma_trait", dims="trait")
         if not self.contextual:
-            x = fill_missing("traits", self.traits, lambda n: pm.Normal("trait_missing", 0.0, 1.0, shape=n))
+            x = fill_missing("traits", self.traits, lambda dim: pm.Normal("trait_missing", 0.0, 1.0, dims=dim))
             return (x * gamma).sum(-1)[:, None]
         gamma_c = create(priors, "gamma_trait_community", dims="trait")
         pm.Deterministic("contextual_trait", gamma_c - gamma, dims="trait")
         c = self._community_of()
         if self.centring == "observed":
-            x = fill_missing("traits", self.traits, lambda n: pm.Normal("trait_missing", 0.0, 1.0, shape=n))
+            x = fill_missing("traits", self.traits, lambda dim: pm.Normal("trait_missing", 0.0, 1.0, dims=dim))
             kappa = pm.Data("trait_community_observed", _group_means(self.traits, self.community, self.n_communities),
                             dims=("community", "trait"))[c]
         else:
@@ -202,7 +202,7 @@ class Predictors:
             kappa = kappa_j[c]
             rows, cols = np.nonzero(np.isnan(self.traits))
             x = fill_missing("traits", self.traits,
-                             lambda n: pm.Normal("trait_missing", kappa[rows, cols], tau_p[cols], shape=n))
+                             lambda dim: pm.Normal("trait_missing", kappa[rows, cols], tau_p[cols], dims=dim))
             seen = pm.Data("traits_seen", (~np.isnan(self.traits)).astype(float), dims=("participant", "trait"))
             pm.Potential("traits_likelihood", (seen * normal_logpdf(x - kappa, tau_p, pt.log)).sum())
         return ((x - kappa) * gamma + kappa * gamma_c).sum(-1)[:, None]
@@ -266,8 +266,8 @@ class Predictors:
         grand = np.nanmean(person, axis=0)
         missing = np.isnan(person)
         sd = np.nanstd(person, axis=0)[np.nonzero(missing)[1]]
-        xi = fill_missing("predictor_person_observed", person,
-                          lambda n: pm.Normal("predictor_person_missing", grand[np.nonzero(missing)[1]], sd, shape=n))
+        xi = fill_missing("predictor_person_observed", person, lambda dim: pm.Normal(
+            "predictor_person_missing", grand[np.nonzero(missing)[1]], sd, dims=dim))
         community = _group_means(_fill(person, grand), self.community, self.n_communities)
         kappa = pm.Data("predictor_community_observed", community, dims=("community", "predictor"))
         return xi, kappa[self._community_of()], pt.as_tensor(grand)
