@@ -88,7 +88,7 @@ def _command(**options) -> Callable[[Callable], Callable]:
                 raise typer.Exit(INPUT_ERROR) from None
             except KeyboardInterrupt as err:
                 typer.echo(f"interrupted: {str(err) or 'stopped by Ctrl-C before it finished'} (nothing half-written "
-                           "is left; finished power replicates are kept)", err=True)
+                           "is left)", err=True)
                 raise typer.Exit(INTERRUPTED) from None
             finally:
                 signal.signal(signal.SIGTERM, previous)
