@@ -19,7 +19,7 @@ import typer
 
 from lcbayes.agreement import index_labels
 from lcbayes.data.io import atomic_path, write_table
-from lcbayes.errors import ConfigError, LcbayesError, LcbayesWarning
+from lcbayes.errors import ConfigError, LcbayesError, LcbayesWarning, surfaced_interrupts
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Bayesian models for inter-organizational learning communities.")
@@ -76,7 +76,7 @@ def _command(**options) -> Callable[[Callable], Callable]:
             if not _debug:    # PyMC's "Sampling: [...]" lines: what lcbayes' own lines already say
                 pymc_log.setLevel(logging.WARNING)
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), surfaced_interrupts("running"):
                     warnings.showwarning = functools.partial(_show_warning, hidden)
                     for message in QUIET_WARNINGS:
                         warnings.filterwarnings("ignore", message=message)

@@ -7,7 +7,9 @@ so that all problems in a table are reported at once rather than one per run."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +73,35 @@ class SamplingInterrupted(KeyboardInterrupt):
     """Sampling stopped before every chain drew the requested draws (Ctrl-C, SIGTERM): the partial draws are discarded,
     so that nothing truncated is saved, reported or stored as a finished replicate. A :class:`KeyboardInterrupt`, so
     that ``except Exception`` handlers let it through."""
+
+
+@contextmanager
+def surfaced_interrupts(what: str) -> Iterator[None]:
+    """Run the block so that a Ctrl-C (or SIGTERM turned into one) is never lost: Python cannot raise an exception out
+    of a C callback (llvmlite calls back into Python while Numba compiles), so a :class:`KeyboardInterrupt` raised
+    there is printed as "Exception ignored" and dropped, and the block either goes on or fails later with an unrelated
+    error. Here such a dropped interrupt is recorded (not printed) and raised as a :class:`KeyboardInterrupt` naming
+    ``what`` (e.g. "compiling the model") when the block ends, whether it returned or failed with another error."""
+    dropped: list[BaseException] = []
+    previous = sys.unraisablehook
+
+    def record(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            dropped.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = record
+    try:
+        yield
+    except Exception as err:
+        if dropped:
+            raise KeyboardInterrupt(f"stopped while {what}") from err
+        raise
+    finally:
+        sys.unraisablehook = previous
+    if dropped:
+        raise KeyboardInterrupt(f"stopped while {what}")
 
 
 class UnknownMeasureError(LcbayesError, KeyError):

@@ -24,7 +24,7 @@ import numpy as np
 import pymc as pm
 
 from lcbayes.compat import installed, nutpie_data_names, require
-from lcbayes.errors import ConfigError, SamplingInterrupted, reject_unknown
+from lcbayes.errors import ConfigError, SamplingInterrupted, reject_unknown, surfaced_interrupts
 
 BACKENDS = ("nutpie", "nutpie-jax", "numpyro", "pymc")
 JAX_BACKENDS = {"nutpie-jax": "jax", "numpyro": "numpyro"}   # back end -> what it imports (extra lcbayes[jax])
@@ -88,9 +88,10 @@ class CompiledModel:
             import nutpie
 
             jax = settings.backend == "nutpie-jax"
-            self._nutpie = nutpie.compile_pymc_model(
-                model, backend="jax" if jax else "numba", gradient_backend="jax" if jax else "pytensor",
-                var_names=self.var_names, freeze_model=False)  # keep pm.Data swappable
+            with surfaced_interrupts("compiling the model"):
+                self._nutpie = nutpie.compile_pymc_model(
+                    model, backend="jax" if jax else "numba", gradient_backend="jax" if jax else "pytensor",
+                    var_names=self.var_names, freeze_model=False)  # keep pm.Data swappable
 
     def data_of(self, other: pm.Model) -> dict[str, np.ndarray]:
         """The ``pm.Data`` values of ``other``, a model built the same way on new data, checked to fit this compiled

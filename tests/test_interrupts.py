@@ -7,6 +7,7 @@ script's background job may start children with SIGINT ignored)."""
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 import tomli_w
 
-from lcbayes.errors import ConfigError, LcbayesError
+from lcbayes.errors import ConfigError, LcbayesError, surfaced_interrupts
 from lcbayes.models.spec import read_spec
 from lcbayes.power import Plan, run
 from lcbayes.report.verify import read_outputs
@@ -64,6 +65,25 @@ def test_interrupted_fits_write_no_fit(tmp_path):
 
             with pytest.raises(LcbayesError):
                 BayesModel.load(path)
+
+
+def test_an_interrupt_inside_a_c_callback_is_not_lost():
+    """Ctrl-C while Numba compiles lands in a ctypes callback of llvmlite, where Python drops it ("Exception ignored")
+    and compiling then fails with an unrelated RuntimeError (seen in CI): it must still end as an interrupt."""
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    callback = ctypes.CFUNCTYPE(None)(interrupted)
+    with pytest.raises(KeyboardInterrupt, match="stopped while compiling"):
+        with surfaced_interrupts("compiling"):
+            callback()                              # dropped by ctypes: the block goes on
+    with pytest.raises(KeyboardInterrupt, match="stopped while compiling") as caught:
+        with surfaced_interrupts("compiling"):
+            callback()
+            raise RuntimeError("no compiled object yet")
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    with surfaced_interrupts("compiling"):          # nothing dropped: nothing raised
+        pass
 
 
 @pytest.mark.review_case(96)
