@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from numbers import Integral, Real
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -40,9 +40,9 @@ from lcbayes.errors import LcbayesError, reject_unknown
 if TYPE_CHECKING:
     from lcbayes.data.study import Study
 
-ArrayLike: TypeAlias = Sequence[float] | np.ndarray | pd.Series | pd.DataFrame
-NullSpec: TypeAlias = str | Sequence[float] | float
-Labels: TypeAlias = Sequence[object] | np.ndarray | pd.Series
+type ArrayLike = Sequence[float] | np.ndarray | pd.Series | pd.DataFrame
+type NullSpec = str | Sequence[float] | float
+type Labels = Sequence[object] | np.ndarray | pd.Series
 
 #: Null (random-response) distributions for 5-point scales, LeBreton & Senter (2008, Table 2).
 NAMED_NULLS: dict[str, tuple[float, ...]] = {

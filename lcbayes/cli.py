@@ -278,6 +278,7 @@ def fit(
     <out>/<model>_summary.csv, and print the summary and convergence verdicts. Exits with status 3 when the fit fails
     its convergence checks (the files are written; --allow-unconverged exits 0)."""
     from lcbayes.data.study import Study
+    from lcbayes.diagnostics import hdi_columns
     from lcbayes.models import model_class
     from lcbayes.models.spec import read_spec
 
@@ -293,7 +294,7 @@ def fit(
     with atomic_path(out / f"{name}_summary.csv") as partial:
         summary.to_csv(partial)
     typer.echo(f"{name} fitted to {data}\n")
-    typer.echo(summary[["mean", "sd", "hdi_5%", "hdi_95%", "ess_bulk", "ess_tail", "r_hat"]].to_string(
+    typer.echo(summary[["mean", "sd", *hdi_columns(), "ess_bulk", "ess_tail", "r_hat"]].to_string(
         float_format=lambda v: f"{v:.3f}"))
     diagnostics = model.diagnostics()
     typer.echo(f"\n{diagnostics}\n\nwrote {path} and {out / f'{name}_summary.csv'}")

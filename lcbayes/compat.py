@@ -53,27 +53,33 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
 
 
 def nutpie_data_names(compiled: Any) -> set[str]:
-    """Names of the ``pm.Data`` variables a nutpie-compiled model reads (and takes in ``with_data``): ``shared_data`` of
-    Numba models, only the private ``_shared_data`` of JAX-compiled ones (``PyFuncModel``, nutpie 0.16)."""
-    for attribute in ("shared_data", "_shared_data"):
-        data = getattr(compiled, attribute, None)
-        if isinstance(data, dict):
-            return set(data)
-    raise _changed("nutpie", f"the data of a compiled model ({type(compiled).__name__}.shared_data or "
-                             "._shared_data)", ">=0.16,<0.17")
+    """Names of the ``pm.Data`` variables a nutpie-compiled model reads (and takes in ``with_data``): the variables
+    keyed in ``shared_var_keys`` of Numba models (nutpie 0.16.11 keys their values by random ids), the keys of the
+    private ``_shared_data`` of JAX-compiled ones (``PyFuncModel``)."""
+    keys = getattr(compiled, "shared_var_keys", None)
+    if isinstance(keys, dict):
+        return {variable.name for variable in keys}
+    data = getattr(compiled, "_shared_data", None)
+    if isinstance(data, dict):
+        return set(data)
+    raise _changed("nutpie", f"the data of a compiled model ({type(compiled).__name__}.shared_var_keys or "
+                             "._shared_data)", ">=0.16.11,<0.17")
 
 
-def ecdf_confidence_band(n: int, eval_points: np.ndarray, cdf: np.ndarray,
-                         prob: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Simultaneous ``prob`` band of the ECDF of ``n`` draws at ``eval_points`` (shape ``(k,)``, increasing) where the
-    true CDF takes the values ``cdf`` (shape ``(k,)``), by ArviZ's optimisation method (Saeilynoja, Buerkner & Vehtari
-    2022; from ``arviz.stats.ecdf_utils``, not re-exported by ``arviz``). Returns ``(lower, upper)``, each of shape
-    ``(k,)``, in [0, 1]."""
+def ecdf_confidence_band(n: int, cdf: np.ndarray, prob: float = 0.95,
+                         simulations: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Simultaneous ``prob`` band of the ECDF of ``n`` uniform draws at the points where the uniform CDF takes the
+    values ``cdf`` (shape ``(k,)``, increasing in (0, 1)): binomial pointwise bands at the level that ``simulations``
+    simulated ECDFs need to stay inside everywhere with probability ``prob`` (Saeilynoja, Buerkner & Vehtari 2022;
+    ArviZ's ``arviz_stats.ecdf_utils``, not re-exported by ``arviz``; a fixed seed, so the same inputs give the same
+    band). Returns ``(lower, upper)``, each of shape ``(k,)``, in [0, 1]."""
     try:
-        from arviz.stats.ecdf_utils import ecdf_confidence_band as band
+        from arviz_stats.ecdf_utils import get_pointwise_confidence_band, simulate_confidence_bands
     except ImportError:
-        raise _changed("arviz", "arviz.stats.ecdf_utils.ecdf_confidence_band", ">=0.23.4,<0.24") from None
-    lower, upper = band(n, eval_points, cdf, prob=prob, method="optimized")
+        raise _changed("arviz-stats", "arviz_stats.ecdf_utils.simulate_confidence_bands", ">=1.1,<2") from None
+    cdf = np.asarray(cdf, dtype=float)
+    pointwise = simulate_confidence_bands(n, 1, cdf, prob, simulations, np.random.default_rng(0))
+    lower, upper = get_pointwise_confidence_band(pointwise, n, cdf)
     return np.asarray(lower), np.asarray(upper)
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy.special import logsumexp
 
 from lcbayes.errors import ConfigError
@@ -103,7 +104,7 @@ def fold_elpd(spec: Mapping[str, Any], study: Study, folds: np.ndarray, fold: in
     idata = compiled.sample(data, seed=fold_seed(seed, fold), cores=cores)
     loglik = model.pointwise_loglik(idata)                          # at the full data: (chain, draw, participant)
     values = loglik.stack(sample=("chain", "draw")).transpose("participant", "sample").values
-    verdict = diagnose(idata, [v for v in model.population if v in idata.posterior])
+    verdict = diagnose(idata, [v for v in model.population if v in idata["posterior"].to_dataset()])
     max_r_hat = float(np.nanmax(verdict.table["max_r_hat"]))
     rows = []
     for j in np.flatnonzero(folds == fold):
@@ -148,9 +149,19 @@ def kfold(model: BayesModel, k: int = 10, seed: int = 0, workers: int | None = 1
     return KFold(pointwise, k, seed)
 
 
+def compare_loo(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
+    """PSIS-LOO comparison of fits of the same study (ArviZ's ``compare``), best first, unrounded: ``elpd`` (of each
+    model), ``se``, ``p`` (effective number of parameters), ``elpd_diff`` (to the best: 0 for it, negative for the
+    others), ``dse`` (SE of that difference), ``weight`` (stacking), and ArviZ's diagnostic notes."""
+    import arviz as az
+
+    return az.compare(dict(fits), round_to="none")
+
+
 def compare(results: Mapping[str, KFold]) -> pd.DataFrame:
     """K-fold results of several models on the same study and folds, best first: ``elpd``, ``se``, ``elpd_diff``
-    (to the best) and ``dse`` (SE of the difference, from the paired community differences), like ``az.compare``."""
+    (to the best: 0 for it, negative for the others) and ``dse`` (SE of the difference, from the paired community
+    differences), the columns and signs of :func:`compare_loo`."""
     names = list(results)
     if len(names) < 2:
         raise ConfigError("compare needs the K-fold results of at least two models.")
@@ -166,7 +177,7 @@ def compare(results: Mapping[str, KFold]) -> pd.DataFrame:
     best = max(names, key=lambda n: results[n].elpd)
     rows = []
     for name in names:
-        diff = by[best] - by[name].reindex(by[best].index)
+        diff = by[name].reindex(by[best].index) - by[best]
         rows.append({"model": name, "elpd": results[name].elpd, "se": results[name].se,
                      "elpd_diff": float(diff.sum()), "dse": float(np.sqrt(len(diff)) * diff.std(ddof=1))})
     return pd.DataFrame(rows).set_index("model").sort_values("elpd", ascending=False)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 MAX_RHAT = 1.01
 MIN_ESS = 400
@@ -67,15 +68,30 @@ class Diagnostics:
         return "\n".join(lines + [f"  hint: {h}" for h in self.hints()])
 
 
+def summarize(draws: xr.DataTree | xr.Dataset, var_names: Sequence[str] | None = None,
+               hdi_prob: float = 0.9) -> pd.DataFrame:
+    """ArviZ's summary of the posterior variables ``var_names`` (all when None) of a fit, or of a Dataset of draws over
+    (chain, draw, ...): one row per element (``name[label, ...]``), columns mean, sd, the ``hdi_prob`` HDI as
+    ``hdi90_lb``/``hdi90_ub`` (for 0.9), ess_bulk, ess_tail, r_hat, mcse_mean, mcse_sd, unrounded."""
+    return az.summary(draws, var_names=None if var_names is None else list(var_names), ci_kind="hdi",
+                      ci_prob=hdi_prob, round_to="none")
+
+
+def hdi_columns(hdi_prob: float = 0.9) -> list[str]:
+    """The names :func:`summarize` gives the bounds of a ``hdi_prob`` HDI: ``["hdi90_lb", "hdi90_ub"]`` for 0.9."""
+    label = f"hdi{100 * hdi_prob:g}"
+    return [f"{label}_lb", f"{label}_ub"]
+
+
 def failing_elements(summary: pd.DataFrame, min_ess: float = MIN_ESS) -> pd.Series:
     """Per row of an ``az.summary`` table: whether R-hat exceeds 1.01 or bulk or tail ESS
     falls below ``min_ess`` (rows without a defined R-hat or ESS, e.g. constants, pass)."""
     return (summary["r_hat"] > MAX_RHAT) | (summary[["ess_bulk", "ess_tail"]].min(axis=1) < min_ess)
 
 
-def diagnose(idata: az.InferenceData, var_names: Sequence[str], min_ess: float = MIN_ESS) -> Diagnostics:
+def diagnose(idata: xr.DataTree, var_names: Sequence[str], min_ess: float = MIN_ESS) -> Diagnostics:
     """Verdicts for the posterior variables ``var_names`` of ``idata`` (bulk and tail ESS must reach ``min_ess``)."""
-    post = idata.posterior[list(var_names)]
+    post = idata["posterior"].to_dataset()[list(var_names)]
     rhat, bulk, tail = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
     rows, one_chain = [], post.sizes["chain"] < 2
     for name in var_names:
@@ -88,7 +104,7 @@ def diagnose(idata: az.InferenceData, var_names: Sequence[str], min_ess: float =
             hint = HINTS["r_hat"] if not r <= MAX_RHAT else ess_hint
         rows.append({"group": name, "size": int(post[name].isel(chain=0, draw=0).size), "max_r_hat": r,
                      "min_ess_bulk": b, "min_ess_tail": t, "ok": not hint, "hint": hint})
-    stats = idata.sample_stats
+    stats = idata["sample_stats"]
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    ebfmi = float(np.min(az.bfmi(idata))) if "energy" in stats else float("nan")
+    ebfmi = float(np.min(az.bfmi(idata)["energy"])) if "energy" in stats else float("nan")
     return Diagnostics(pd.DataFrame(rows), divergences, ebfmi)

@@ -8,8 +8,14 @@ from typing import Any
 
 import arviz as az
 import numpy as np
+import xarray as xr
 
 from lcbayes.tables import HDI, outcome_of, support_effect_table, within_between_table
+
+
+def figure_of(plot_collection: Any) -> Any:
+    """The matplotlib figure an ArviZ plot (a ``PlotCollection`` drawn with ``backend="matplotlib"``) drew on."""
+    return plot_collection.viz["figure"].item()
 
 
 def _axes(ax: Any, size: tuple[float, float]) -> Any:
@@ -27,22 +33,22 @@ def _community_bands(ax: Any, draws: Any, communities: list, hdi_prob: float, al
     colors = list(zip(communities, matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(communities))), strict=True))
     for comm, color in colors:
         one = draws.sel(community=comm)
-        band = az.hdi(one, hdi_prob=hdi_prob)[one.name].values
+        band = az.hdi(one, prob=hdi_prob).transpose("session", "ci_bound").values
         ax.fill_between(sessions, band[:, 0], band[:, 1], color=color, alpha=alpha, linewidth=0)
         ax.plot(sessions, one.mean(("chain", "draw")).values, color=color, linewidth=linewidth)
     return colors
 
 
-def plot_trajectories(idata: az.InferenceData, communities: list | None = None, hdi_prob: float = HDI,
+def plot_trajectories(idata: xr.DataTree, communities: list | None = None, hdi_prob: float = HDI,
                       ax: Any = None) -> Any:
     """Posterior community trajectories (``trajectory_community`` or ``strength``: mean and
     HDI band per community) with the observed community means as dots."""
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
     draws_all = post["trajectory_community"] if "trajectory_community" in post else post["strength"]
     outcome = outcome_of(idata)
     chosen = communities or list(draws_all["community"].values)
     ax = _axes(ax, (7, 4.5))
-    table = idata.constant_data[["community", "session", outcome]].to_dataframe()
+    table = idata["constant_data"].to_dataset()[["community", "session", outcome]].to_dataframe()
     observed = table.groupby(["community", "session"])[outcome].mean()
     for comm, color in _community_bands(ax, draws_all, chosen, hdi_prob, 0.15, 1.5):
         if comm in observed.index.get_level_values(0):
@@ -52,11 +58,11 @@ def plot_trajectories(idata: az.InferenceData, communities: list | None = None, 
     return ax
 
 
-def plot_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any = None) -> Any:
+def plot_consensus(idata: xr.DataTree, hdi_prob: float = HDI, ax: Any = None) -> Any:
     """The consensus index (``consensus_index``, e.g. r*_wg(J)) over sessions per community, with HDI bands and its
     threshold as a line; without an index (unknown response scale), the latent within-community SD
     (``consensus_sd``)."""
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
     draws = post["consensus_index"] if "consensus_index" in post else post["consensus_sd"]
     ax = _axes(ax, (7, 4.5))
     _community_bands(ax, draws, list(draws["community"].values), hdi_prob, 0.08, 1.2)
@@ -70,12 +76,12 @@ def plot_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any = Non
     return ax
 
 
-def plot_consensus_by(idata: az.InferenceData, ax: Any = None) -> Any:
+def plot_consensus_by(idata: xr.DataTree, ax: Any = None) -> Any:
     """P(consensus reached by session t) per community: the posterior survival curves of the time to consensus
     (``consensus_reached_by``), one step line per community."""
     import matplotlib
 
-    p = idata.posterior["consensus_reached_by"].mean(("chain", "draw"))
+    p = idata["posterior"].to_dataset()["consensus_reached_by"].mean(("chain", "draw"))
     ax = _axes(ax, (7, 4.5))
     communities = list(p["community"].values)
     for comm, color in zip(communities, matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(communities))),
@@ -87,13 +93,13 @@ def plot_consensus_by(idata: az.InferenceData, ax: Any = None) -> Any:
     return ax
 
 
-def plot_strength_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any = None) -> Any:
+def plot_strength_consensus(idata: xr.DataTree, hdi_prob: float = HDI, ax: Any = None) -> Any:
     """Strength against consensus (``consensus_sd``) per community at the last session, with HDIs."""
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
     last = post["session"].values[-1]
     ax = _axes(ax, (6, 5))
     x, y = post["strength"].sel(session=last), post["consensus_sd"].sel(session=last)
-    hx, hy = (az.hdi(d, hdi_prob=hdi_prob)[d.name].values for d in (x, y))
+    hx, hy = (az.hdi(d, prob=hdi_prob).transpose("community", "ci_bound").values for d in (x, y))
     mx, my = x.mean(("chain", "draw")).values, y.mean(("chain", "draw")).values
     ax.errorbar(mx, my, xerr=[mx - hx[:, 0], hx[:, 1] - mx], yerr=[my - hy[:, 0], hy[:, 1] - my],
                 fmt="o", color="#3b528b", ecolor="#9fb3d9", elinewidth=1, markersize=4)
@@ -105,7 +111,7 @@ def plot_strength_consensus(idata: az.InferenceData, hdi_prob: float = HDI, ax: 
     return ax
 
 
-def plot_support_effect(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any = None) -> Any:
+def plot_support_effect(idata: xr.DataTree, hdi_prob: float = HDI, ax: Any = None) -> Any:
     """Support effect over sessions for low, mean and high self-efficacy, with HDI bands."""
     table = support_effect_table(idata, hdi_prob)
     ax = _axes(ax, (7, 4.5))
@@ -121,10 +127,10 @@ def plot_support_effect(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any 
     return ax
 
 
-def plot_within_between(idata: az.InferenceData, hdi_prob: float = HDI, ax: Any = None) -> Any:
+def plot_within_between(idata: xr.DataTree, hdi_prob: float = HDI, ax: Any = None) -> Any:
     """Within- and between-person effect of each predictor side by side, with HDIs."""
     table = within_between_table(idata, hdi_prob)
-    predictors = list(idata.posterior["predictor"].values)
+    predictors = list(idata["posterior"].to_dataset()["predictor"].values)
     ax = _axes(ax, (6, 4))
     offsets = {"within": -0.12, "between": 0.12}
     for kind, part in table.groupby("effect", sort=False):

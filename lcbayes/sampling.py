@@ -19,9 +19,9 @@ from dataclasses import dataclass, fields, replace
 from numbers import Integral, Real
 from typing import Any
 
-import arviz as az
 import numpy as np
 import pymc as pm
+import xarray as xr
 
 from lcbayes.compat import installed, nutpie_data_names, require
 from lcbayes.errors import ConfigError, SamplingInterrupted, reject_unknown, surfaced_interrupts
@@ -111,7 +111,7 @@ class CompiledModel:
         return theirs
 
     def sample(self, data: Mapping[str, np.ndarray] | None = None, seed: int | None = None,
-               cores: int | None = None) -> az.InferenceData:
+               cores: int | None = None) -> xr.DataTree:
         """Draw from the posterior (with ``data`` swapped in, if given); same seed, same draws.
         ``cores``: chains run at once (default: as many as the machine has, up to ``chains``)."""
         s = self.settings
@@ -130,17 +130,17 @@ class CompiledModel:
         with self.model:
             if data:
                 pm.set_data(data)
-            kwargs = {"nuts_sampler": "numpyro", "nuts_sampler_kwargs": {"chain_method": "parallel"}} \
+            kwargs = {"nuts_sampler": "numpyro", "nuts": {"chain_method": "parallel"}} \
                 if s.backend == "numpyro" else {}
             return complete(pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=cores,
                                       random_seed=seed, target_accept=s.target_accept, progressbar=s.progress,
                                       var_names=self.var_names, compute_convergence_checks=False, **kwargs), s)
 
 
-def complete(idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
+def complete(idata: xr.DataTree, settings: SamplerSettings) -> xr.DataTree:
     """``idata`` if every chain holds every requested draw; else (an interrupted run: nutpie and PyMC return the draws
     so far, shorter chains padded with NaN) raise :class:`~lcbayes.errors.SamplingInterrupted`."""
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
     first = next(iter(post.data_vars.values())).values
     done = np.isfinite(first.reshape(first.shape[:2] + (-1,))).all(-1) if first.size else np.ones(first.shape[:2])
     wanted = settings.chains * settings.draws
@@ -155,6 +155,6 @@ def _observed(model: pm.Model, rv) -> np.ndarray:
     return np.asarray(value.data if hasattr(value, "data") else value.eval())
 
 
-def sample(model: pm.Model, settings: SamplerSettings, var_names: Sequence[str] | None = None) -> az.InferenceData:
+def sample(model: pm.Model, settings: SamplerSettings, var_names: Sequence[str] | None = None) -> xr.DataTree:
     """Compile ``model`` for ``settings.backend`` and draw from its posterior once."""
     return CompiledModel(model, settings, var_names).sample()

@@ -20,7 +20,8 @@ def test_correlations_have_the_lkj_distribution(n, eta):
         group.effects(priors)
         draws = pm.sample_prior_predictive(draws=4000, random_seed=1, var_names=["corr_g"]).prior["corr_g"]
     ours = draws.values.reshape(-1, n * (n - 1) // 2)
-    reference = pm.draw(pm.LKJCorr.dist(n=n, eta=eta), 4000, random_seed=2)
+    cholesky = pm.draw(pm.LKJCorr.dist(n=n, eta=eta), 4000, random_seed=2)   # PyMC 6: (draw, n, n) Cholesky factors
+    reference = (cholesky @ np.swapaxes(cholesky, -1, -2))[:, *np.triu_indices(n, 1)]
     for k in range(ours.shape[1]):        # same pairs in the same (upper-triangle) order
         assert stats.ks_2samp(ours[:, k], reference[:, k]).pvalue > 0.001
         a = eta - 1 + n / 2               # every marginal correlation: (rho + 1) / 2 ~ Beta(a, a)

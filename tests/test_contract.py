@@ -71,19 +71,16 @@ class CommunityMeans(BayesModel):
         return xr.Dataset({self.spec.outcome: (("chain", "draw", "obs"), replicate)}, coords={"obs": obs})
 
     def sample_prior_predictive(self, draws=500, seed=0):
-        import arviz as az
 
         with self.model:
             prior = pm.sample_prior_predictive(
                 draws=draws, random_seed=seed, var_names=["mu", "tau", "sigma", "z", "u"]).prior
-        return az.InferenceData(prior=prior, prior_predictive=self._replicate(prior, seed),
-                                observed_data=self._observed())
+        return xr.DataTree.from_dict({"prior": prior, "prior_predictive": self._replicate(prior, seed),
+                                      "observed_data": self._observed()})
 
     def sample_posterior_predictive(self, seed=0):
         idata = self.fitted()
-        if "posterior_predictive" in idata.groups():
-            del idata.posterior_predictive
-        idata.add_groups(posterior_predictive=self._replicate(idata.posterior, seed))
+        idata["posterior_predictive"] = self._replicate(idata["posterior"].to_dataset(), seed)
         return idata
 
     def predict(self):

@@ -127,7 +127,7 @@ def test_kfold_and_compare_on_a_small_study(study):
     shifted = KFold(result.pointwise.assign(elpd=result.pointwise["elpd"] - 1.0), 3, 4)
     table = compare({"a": result, "b": shifted})
     assert list(table.index) == ["a", "b"]
-    assert table.loc["b", "elpd_diff"] == pytest.approx(6.0) and table.loc["b", "dse"] == pytest.approx(0.0, abs=1e-9)
+    assert table.loc["b", "elpd_diff"] == pytest.approx(-6.0) and table.loc["b", "dse"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ConfigError, match="other folds"):
         compare({"a": result, "c": KFold(result.pointwise, 3, 5)})
 

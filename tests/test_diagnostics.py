@@ -5,17 +5,18 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 import pytest
+import xarray as xr
 
 from lcbayes.diagnostics import diagnose
 
 
-def idata_from(posterior: dict, diverging=None, energy=None) -> az.InferenceData:
+def idata_from(posterior: dict, diverging=None, energy=None) -> xr.DataTree:
     stats = {}
     if diverging is not None:
         stats["diverging"] = diverging
     if energy is not None:
         stats["energy"] = energy
-    return az.from_dict(posterior=posterior, sample_stats=stats or None)
+    return az.from_dict({"posterior": posterior, **({"sample_stats": stats} if stats else {})})
 
 
 def test_independent_draws_pass():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import types
 
-import arviz as az
 import numpy as np
 import xarray as xr
 
@@ -18,9 +17,9 @@ def section_with(shift: float, scale: float) -> ModelSection:
     y = rng.normal(3.0, 0.5, n)
     rep = 3.0 + shift + scale * 0.5 * rng.standard_normal((1, draws, n))
     obs = np.arange(n)
-    idata = az.InferenceData(observed_data=xr.Dataset({"y": ("obs", y)}, coords={"obs": obs}),
-                             posterior_predictive=xr.Dataset({"y": (("chain", "draw", "obs"), rep)},
-                                                             coords={"obs": obs}))
+    idata = xr.DataTree.from_dict({"observed_data": xr.Dataset({"y": ("obs", y)}, coords={"obs": obs}),
+                                   "posterior_predictive": xr.Dataset({"y": (("chain", "draw", "obs"), rep)},
+                                                                      coords={"obs": obs})})
     study = types.SimpleNamespace(idx={"community": obs // 20, "session": (obs // 5) % 4})
     model = types.SimpleNamespace(spec=types.SimpleNamespace(outcome="y"), study=study,
                                   sample_posterior_predictive=lambda seed: idata)
@@ -62,6 +61,6 @@ def test_emergence_evidence_without_emergence_is_a_clear_error():
     from lcbayes.errors import ConfigError
     from lcbayes.tables import emergence_evidence
 
-    fit = az.InferenceData(posterior=xr.Dataset({"alpha_intercept": (("chain", "draw"), np.zeros((1, 5)))}))
+    fit = xr.DataTree.from_dict({"posterior": xr.Dataset({"alpha_intercept": (("chain", "draw"), np.zeros((1, 5)))})})
     with pytest.raises(ConfigError, match="emergence = false"):
         emergence_evidence(fit)

@@ -44,7 +44,7 @@ INTERVALS = {
     "03_knowledge_sharing.ipynb": (
         "import json\n"
         "print(json.dumps({'gamma_support_hdi': [float(summary.loc['gamma_support', q])\n"
-        "                                        for q in ('hdi_5%', 'hdi_95%')],\n"
+        "                                        for q in ('hdi90_lb', 'hdi90_ub')],\n"
         "                  'sigma_within_support': float(post['sigma_within'].sel(predictor='support').mean()),\n"
         "                  'sd_within_support_truth': float(truth['sd_within'][0])}))"),
 }

@@ -89,7 +89,7 @@ def test_outputs_manifest_and_results(reports):
     fitted = results["models"]["climate_growth"]
     beta = fitted["parameters"]["beta_time[time]"]
     truth = json.loads((ROOT / "data" / "example_truth.json").read_text())["climate"]["beta1"]
-    assert beta["hdi_5%"] - 3 * beta["mcse_mean"] < truth < beta["hdi_95%"] + 3 * beta["mcse_mean"]
+    assert beta["hdi90_lb"] - 3 * beta["mcse_mean"] < truth < beta["hdi90_ub"] + 3 * beta["mcse_mean"]
     assert set(fitted["comparison"]) == {"Climate growth", "no random slopes"}
     side = fitted["comparison_estimates"]
     assert set(side["beta_time[time]"]) == {"Climate growth", "no random slopes"}
@@ -325,8 +325,8 @@ def _tamper(results: dict, how: str) -> str:
         model["diagnostics"]["converged"] = not model["diagnostics"]["converged"]
         return "models/climate_growth/diagnostics/converged"
     if how == "hdi":
-        model["parameters"][name]["hdi_95%"] += 0.5
-        return f"models/climate_growth/parameters/{name}/hdi_95%"
+        model["parameters"][name]["hdi90_ub"] += 0.5
+        return f"models/climate_growth/parameters/{name}/hdi90_ub"
     if how == "deleted":
         del model["parameters"]
         return f"models/climate_growth/parameters/{name}/mean"
@@ -399,3 +399,17 @@ def test_verify_catches_a_tampered_report(reports, tmp_path, monkeypatch, how):
                         lambda config, out, log: shutil.copytree(second, out) and out / "report.html")
     result = runner.invoke(app, ["report", str(CONFIG), "--out", str(tmp_path / "rerun"), "--verify", str(copy)])
     assert result.exit_code == 1 and field in result.output and "NOT verified" in result.output
+
+
+def test_fit_clock_numbers_the_fits_and_estimates_the_time_left(monkeypatch):
+    from lcbayes.report import model_section
+
+    now = iter([0.0, 600.0, 1500.0])                 # report start, start of fit 2, start of fit 3 (seconds)
+    monkeypatch.setattr(model_section.time, "monotonic", lambda: next(now))
+    lines: list[str] = []
+    clock = model_section.FitClock(4, lines.append)
+    for what in ("a: fitting", "a: refitting variant", "b: fitting"):
+        clock.fitting(what)
+    assert lines == ["a: fitting [fit 1 of 4]",
+                     "a: refitting variant [fit 2 of 4; about 30 min left at the pace so far]",   # 600 s x 3 fits
+                     "b: fitting [fit 3 of 4; about 25 min left at the pace so far]"]             # 750 s x 2 fits

@@ -113,11 +113,11 @@ def test_an_interrupted_run_raises_instead_of_returning_partial_draws():
 
 def test_complete_checks_every_chain_and_draw():
     settings = SamplerSettings(chains=2, draws=4)
-    full = az.from_dict(posterior={"mu": np.ones((2, 4))})
+    full = az.from_dict({"posterior": {"mu": np.ones((2, 4))}})
     assert complete(full, settings) is full
     padded = np.ones((2, 4))
     padded[1, 2:] = np.nan                         # the second chain stopped early
-    for idata in (az.from_dict(posterior={"mu": padded}), az.from_dict(posterior={"mu": np.ones((2, 3))}),
-                  az.from_dict(posterior={"mu": np.ones((1, 4))})):
+    for idata in (az.from_dict({"posterior": {"mu": padded}}), az.from_dict({"posterior": {"mu": np.ones((2, 3))}}),
+                  az.from_dict({"posterior": {"mu": np.ones((1, 4))}})):
         with pytest.raises(SamplingInterrupted, match=r"after \d+ of 8 draws"):
             complete(idata, settings)

@@ -17,20 +17,19 @@ Muthén, B. O. (1994). Multilevel covariance structure analysis. *Sociological M
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-ArrayLike = TypeVar("ArrayLike", pd.Series, pd.DataFrame, np.ndarray)
+type Labels = pd.Series | np.ndarray   # cluster labels, one per row
 
 #: Lower bound of the uniquenesses on the correlation scale, i.e. psi_i >= 1e-6 * var_i (keeps Heywood cases, where an
 #: item is fitted as error free, numerically proper).
 MIN_UNIQUENESS = 1e-6
 
 
-def reverse_key(values: ArrayLike, scale_range: tuple[float, float]) -> ArrayLike:
+def reverse_key[Values: (pd.Series, pd.DataFrame, np.ndarray)](values: Values,
+                                                                scale_range: tuple[float, float]) -> Values:
     """Reverse-key responses: ``x' = low + high - x``.
 
     ``values`` is a Series, DataFrame or ndarray of any shape in the units of the response scale ``scale_range = (low,
@@ -167,7 +166,7 @@ def mcdonald_omega(items: pd.DataFrame | np.ndarray) -> float:
     return omega_from_covariance(np.cov(x, rowvar=False))
 
 
-def multilevel_covariances(items: pd.DataFrame | np.ndarray, cluster: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def multilevel_covariances(items: pd.DataFrame | np.ndarray, cluster: Labels) -> tuple[np.ndarray, np.ndarray]:
     """The pooled within-cluster covariance S_PW and the estimated between-cluster covariance Sigma_B of the item
     columns (Muthén 1994): on the complete rows (N rows in J clusters of sizes n_j, cluster means m_j, grand mean m),
     S_PW = sum_j sum_i (x_ij - m_j)(x_ij - m_j)' / (N - J), S_B = sum_j n_j (m_j - m)(m_j - m)' / (J - 1) and
@@ -186,7 +185,7 @@ def multilevel_covariances(items: pd.DataFrame | np.ndarray, cluster: ArrayLike)
     return pooled, (between - pooled) / c
 
 
-def multilevel_omega(items: pd.DataFrame | np.ndarray, cluster: ArrayLike) -> tuple[float, float]:
+def multilevel_omega(items: pd.DataFrame | np.ndarray, cluster: Labels) -> tuple[float, float]:
     """Within- and between-cluster omega of the unit-weighted sum of the item columns (Geldhof, Preacher & Zyphur
     2014): :func:`omega_from_covariance` of S_PW and of Sigma_B (:func:`multilevel_covariances`), a one-factor model
     at each level. For repeated measures (clusters = participants) within omega is the reliability of a score's

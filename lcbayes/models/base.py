@@ -15,7 +15,6 @@ from functools import cached_property, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -24,7 +23,7 @@ import xarray as xr
 from lcbayes import __version__
 from lcbayes.data.io import atomic_path
 from lcbayes.data.study import Study
-from lcbayes.diagnostics import Diagnostics, diagnose
+from lcbayes.diagnostics import Diagnostics, diagnose, summarize
 from lcbayes.errors import LcbayesError, LcbayesWarning
 from lcbayes.models.panel import Panel
 from lcbayes.models.priors import Prior, create, merge_priors
@@ -107,7 +106,7 @@ class BayesModel(ABC):
                                       time_scale=float(self.options.get("time_scale", 1.0)))
         self.prepare()
         self.priors: dict[str, Prior] = merge_priors(self.default_priors(), self.spec.priors)
-        self.idata: az.InferenceData | None = None
+        self.idata: xr.DataTree | None = None
         for limit in self.design_limits():
             warnings.warn(limit, LcbayesWarning, stacklevel=2)
 
@@ -159,11 +158,11 @@ class BayesModel(ABC):
         return [self.spec.outcome]
 
     @abstractmethod
-    def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
+    def pointwise_loglik(self, idata: xr.DataTree) -> xr.DataArray:
         """Log likelihood of the outcome per LOO unit and draw from a raw sampler result (pure: changes nothing)."""
 
     @abstractmethod
-    def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
+    def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> xr.DataTree:
         """Parameters drawn from the prior and outcomes replicated at the observed rows:
         groups ``prior``, ``prior_predictive`` and ``observed_data``."""
 
@@ -171,10 +170,11 @@ class BayesModel(ABC):
         """The two-sided prior predictive check (:mod:`lcbayes.prior_check`) of each measure the model simulates:
         too wide (scores off the response scale, within-community spreads too large) or too narrow (spreads too small,
         the observed data implausible), with its numbers; :func:`lcbayes.prior_check.table` lays it out."""
-        return prior_check(self.study, self.sample_prior_predictive(draws=draws, seed=seed).prior_predictive)
+        prior = self.sample_prior_predictive(draws=draws, seed=seed)
+        return prior_check(self.study, prior["prior_predictive"].to_dataset())
 
     @abstractmethod
-    def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
+    def sample_posterior_predictive(self, seed: int = 0) -> xr.DataTree:
         """Add replicated outcomes at the observed rows (group ``posterior_predictive``) to the fit."""
 
     def loo_pit(self, seed: int = 0) -> xr.DataArray:
@@ -191,12 +191,12 @@ class BayesModel(ABC):
                               name="participant")
         t_obs = observed.groupby(person).mean()
         t_rep = self.marginal_replicates(seed).groupby(person).mean()
-        loglik = idata.log_likelihood[outcome].sel(participant=t_obs["participant"])
-        log_weights, _ = az.psislw(-loglik.stack(sample=("chain", "draw")).transpose("participant", "sample").values)
-        rep = t_rep.sel(participant=t_obs["participant"]).stack(sample=("chain", "draw")).transpose(
-            "participant", "sample").values
-        below = (rep < t_obs.values[:, None]) + 0.5 * (rep == t_obs.values[:, None])
-        pit = np.clip((np.exp(log_weights) * below).sum(-1), 0.0, 1.0)
+        loglik = idata["log_likelihood"].to_dataset()[outcome].sel(participant=t_obs["participant"])
+        log_weights, _ = loglik.azstats.psislw()     # PSIS weights ~ 1 / p(y_i | draw), normalised per participant
+        t_rep = t_rep.sel(participant=t_obs["participant"])
+        below = (t_rep < t_obs) + 0.5 * (t_rep == t_obs)
+        pit = (np.exp(log_weights) * below).sum(("chain", "draw")).sel(participant=t_obs["participant"])
+        pit = np.clip(pit.values, 0.0, 1.0)
         return xr.DataArray(pit, coords={"participant": t_obs["participant"].values}, dims="participant",
                             name="loo_pit")
 
@@ -240,7 +240,7 @@ class BayesModel(ABC):
         """Deterministics ``names`` of the graph (the per-cell ones are not stored) at the draws in ``posterior``."""
         return pm.compute_deterministics(posterior, var_names=names, model=self.model, progressbar=False)
 
-    def derived(self, idata: az.InferenceData) -> xr.Dataset:
+    def derived(self, idata: xr.DataTree) -> xr.Dataset:
         """Derived quantities added to the posterior after fitting (none by default)."""
         return xr.Dataset()
 
@@ -261,7 +261,7 @@ class BayesModel(ABC):
         """Variables kept from sampling: all but the large per-cell deterministics."""
         return [v.name for v in self.model.free_RVs + self.model.deterministics if v.name not in self.cell_vars]
 
-    def fit(self, **sampler: Any) -> az.InferenceData:
+    def fit(self, **sampler: Any) -> xr.DataTree:
         """Sample the posterior (sampler settings from the spec, overridable here) and complete
         the InferenceData with observed and constant data, log likelihood per participant and
         derived quantities. Returns (and keeps as ``self.idata``) the result."""
@@ -269,18 +269,19 @@ class BayesModel(ABC):
         idata = sample(self.model, settings, var_names=self.stored_vars())
         return self.complete(idata, settings)
 
-    def complete(self, idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
+    def complete(self, idata: xr.DataTree, settings: SamplerSettings) -> xr.DataTree:
         """Add what a raw sampler result lacks (shared by ``fit`` and compiled refits)."""
         loglik = self.pointwise_loglik(idata).rename(self.spec.outcome)
-        idata.posterior = self.trim(idata.posterior)
-        idata.extend(az.InferenceData(   # replacing PyMC's own groups (in panel layout)
-            log_likelihood=xr.Dataset({self.spec.outcome: loglik}), observed_data=self._observed(),
-            constant_data=self._constant()), join="right")
+        idata["posterior"] = self.trim(idata["posterior"].to_dataset())
+        idata["log_likelihood"] = xr.Dataset({self.spec.outcome: loglik})   # replacing PyMC's own groups (in panel
+        idata["observed_data"] = self._observed()                           # layout)
+        idata["constant_data"] = self._constant()
         self.idata = idata
-        posterior = idata.posterior.merge(self.derived(idata)).drop_vars(self.transformed_names(), errors="ignore")
+        posterior = idata["posterior"].to_dataset().merge(self.derived(idata)).drop_vars(self.transformed_names(),
+                                                                                         errors="ignore")
         used = {d for v in posterior.data_vars.values() for d in v.dims}
         posterior = posterior.drop_vars([c for c in posterior.coords if c not in used])   # their dims' labels
-        idata.posterior = posterior.transpose("chain", "draw", ...)
+        idata["posterior"] = posterior.transpose("chain", "draw", ...)
         idata.attrs.update(self._provenance(settings))
         return idata
 
@@ -331,7 +332,7 @@ class BayesModel(ABC):
                 "roles": json.dumps(self._levels()), "sampler": json.dumps({**settings.__dict__}),
                 "rows_without_outcome": int(np.isnan(self.study.values(self.spec.outcome)).sum())}
 
-    def fitted(self) -> az.InferenceData:
+    def fitted(self) -> xr.DataTree:
         """The fit (``fit()`` or ``load()``); a :class:`NotFittedError` before either."""
         if self.idata is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first.")
@@ -340,7 +341,7 @@ class BayesModel(ABC):
     def log_likelihood_terms(self) -> xr.Dataset:
         """Pointwise log likelihood of every observed part of the model, one variable per
         part (LOO uses the outcome's alone; power-scaling the likelihood scales them all)."""
-        return self.fitted().log_likelihood
+        return self.fitted()["log_likelihood"].to_dataset()
 
     def kfold(self, k: int = 10, seed: int = 0, workers: int | None = 1, scheduler: str | None = None,
               progress: bool = True) -> KFold:
@@ -356,7 +357,7 @@ class BayesModel(ABC):
 
     def summary(self, hdi_prob: float = 0.9) -> pd.DataFrame:
         """Posterior mean, SD, HDI, MCSE, ESS and R-hat of the population parameters."""
-        return az.summary(self.fitted(), var_names=self.population, hdi_prob=hdi_prob, round_to="none")
+        return summarize(self.fitted(), self.population, hdi_prob)
 
     def save(self, path: str | Path) -> Path:
         """Write the fit (posterior, data, provenance) to a netCDF file, atomically: it is written beside ``path`` and
@@ -376,7 +377,7 @@ class BayesModel(ABC):
             raise DataMismatchError(f"fit file '{path}' not found. Fix: check the path, or fit and save first "
                                     "(lcbayes fit ... --out).")
         try:
-            idata = az.from_netcdf(str(path))
+            idata = load_fit_file(path)
         except (OSError, ValueError) as err:
             raise DataMismatchError(f"'{path}' cannot be read as a saved fit ({type(err).__name__}: {err}). Fix: load "
                                     "the .nc file that lcbayes fit or model.save() wrote, or refit.") from None
@@ -401,11 +402,11 @@ FIT_GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data")
 FIT_ATTRS = ("spec", "spec_hash", "data_hash", "roles", "sampler")
 
 
-def _check_fit_file(idata: az.InferenceData, path: str | Path) -> None:
+def _check_fit_file(idata: xr.DataTree, path: str | Path) -> None:
     """Refuse a file that is not a complete lcbayes fit: a group or provenance field missing, fewer draws than its
     sampler settings record (a truncated run), or a spec that does not match its recorded hash."""
     fix = "Fix: refit and save again (lcbayes fit ... --out)."
-    missing = [g for g in FIT_GROUPS if g not in idata.groups()] + [a for a in FIT_ATTRS if a not in idata.attrs]
+    missing = [g for g in FIT_GROUPS if g not in idata.children] + [a for a in FIT_ATTRS if a not in idata.attrs]
     if missing:
         raise DataMismatchError(f"'{path}' is not a complete lcbayes fit: it lacks {', '.join(missing)}. {fix}")
     try:
@@ -413,7 +414,7 @@ def _check_fit_file(idata: az.InferenceData, path: str | Path) -> None:
     except json.JSONDecodeError:
         raise DataMismatchError(f"'{path}': its provenance attributes are not valid JSON (the file was changed). "
                                 f"{fix}") from None
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
     if (post.sizes["chain"], post.sizes["draw"]) != (sampler["chains"], sampler["draws"]):
         raise DataMismatchError(f"'{path}' holds {post.sizes['chain']} x {post.sizes['draw']} draws, but its sampler "
                                 f"settings record {sampler['chains']} x {sampler['draws']}: a truncated run. {fix}")
@@ -422,15 +423,22 @@ def _check_fit_file(idata: az.InferenceData, path: str | Path) -> None:
                                 f"(the file was changed). {fix}")
 
 
+def load_fit_file(path: str | Path) -> xr.DataTree:
+    """The groups and attributes of a netCDF file of groups (a saved fit), read into memory and the file closed (so
+    that it can be replaced or deleted while the fit is in use)."""
+    with xr.open_datatree(str(path)) as tree:
+        return tree.load()
+
+
 def _storable(column: pd.Series) -> np.ndarray:
     """Values netCDF can hold: ids keep a numeric dtype when they are numbers, else become str."""
     values = np.asarray(column.tolist())
     return values.astype(str) if values.dtype == object else values
 
 
-def _study_from_constant_data(idata: az.InferenceData) -> Study:
+def _study_from_constant_data(idata: xr.DataTree) -> Study:
     """The model's inputs, as stored in ``constant_data``, as a study of its own."""
-    table = idata.constant_data.to_dataframe().reset_index(drop=True)
+    table = idata["constant_data"].to_dataset().to_dataframe().reset_index(drop=True)
     levels = json.loads(idata.attrs["roles"])
     roles: dict[str, Any] = {**{c: c for c in ID_COLUMNS if c in table or c == "time"},
                              "variables": {m: {"column": m, "level": lvl} for m, lvl in levels.items()

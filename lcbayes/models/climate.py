@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
-import arviz as az
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -296,21 +295,21 @@ class ClimateModel(BayesModel):
     def measures(self) -> list[str]:
         return [self.spec.outcome] + self.location.measures
 
-    def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
+    def pointwise_loglik(self, idata: xr.DataTree) -> xr.DataArray:
         """Marginal log likelihood per participant (participant effects integrated out)."""
-        return self._cells(idata.posterior, ["loglik"])["loglik"]
+        return self._cells(idata["posterior"].to_dataset(), ["loglik"])["loglik"]
 
     def cell_deterministics(self) -> xr.Dataset:
         """Posterior ``mu``, ``log_sigma`` (latent) and, with measurement error, ``log_sigma_observed`` per
         participant x session."""
         names = ["mu", "log_sigma"] + (["log_sigma_observed"] if self.error else [])
-        return self._cells(self.fitted().posterior, names)
+        return self._cells(self.fitted()["posterior"].to_dataset(), names)
 
     def participant_effects(self, seed: int = 0) -> xr.DataArray:
         """Draws of the participant intercept and slope, (chain, draw, participant, effect): exact draws from their
         conditional posterior given each draw of the other parameters (the same draws
         ``sample_posterior_predictive(seed)`` uses)."""
-        ds = self.fitted().posterior.merge(self.cell_deterministics())
+        ds = self.fitted()["posterior"].to_dataset().merge(self.cell_deterministics())
         return self._draw_effects(ds, self.location.mask, predictive_streams(seed)[0])
 
     def _draw_effects(self, ds: xr.Dataset, mask: np.ndarray, rng: np.random.Generator) -> xr.DataArray:
@@ -351,25 +350,25 @@ class ClimateModel(BayesModel):
         pi, ti = self.study.idx["participant"][obs], self.study.idx["session"][obs]
         return xr.Dataset({self.spec.outcome: (("chain", "draw", "obs"), y[..., pi, ti])}, coords={"obs": obs})
 
-    def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
+    def sample_posterior_predictive(self, seed: int = 0) -> xr.DataTree:
         """Add replicated outcomes (group ``posterior_predictive``) for the observed rows."""
         idata = self.fitted()
         effects_rng, noise_rng = predictive_streams(seed)
-        ds = idata.posterior.merge(self.cell_deterministics())
+        ds = idata["posterior"].to_dataset().merge(self.cell_deterministics())
         pp = self._replicate(ds, self._draw_effects(ds, self.location.mask, effects_rng), noise_rng)
-        idata.extend(az.InferenceData(posterior_predictive=pp), join="right")
+        idata["posterior_predictive"] = pp
         return idata
 
     def marginal_replicates(self, seed: int = 0) -> xr.DataArray:
         """Replicated outcomes at the observed rows, (chain, draw, obs), with every participant's effects drawn anew
         from their population (conditioned on no data) and community and organization effects as sampled."""
-        ds = self.fitted().posterior.merge(self.cell_deterministics())
+        ds = self.fitted()["posterior"].to_dataset().merge(self.cell_deterministics())
         effects_rng, noise_rng = predictive_streams(seed)
         fresh = self.participants.draw(ds, self.latent_scores(ds), np.zeros(self.panel.shape), self.panel.time,
                                        self.coords["participant"], effects_rng)
         return self._replicate(ds, fresh, noise_rng)[self.spec.outcome]
 
-    def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> az.InferenceData:
+    def sample_prior_predictive(self, draws: int = 500, seed: int = 0) -> xr.DataTree:
         """Prior draws of the parameters and replicated outcomes (groups ``prior``,
         ``prior_predictive`` and ``observed_data``) as an InferenceData of its own. The predictors are data: their
         latent means are set at the observed ones (:meth:`~lcbayes.models.predictors.Predictors.observed_means`)."""
@@ -379,17 +378,18 @@ class ClimateModel(BayesModel):
             warnings.filterwarnings("ignore", message="The effect of Potentials")
             names = [v.name for v in model.free_RVs + model.deterministics   # not the latent scores (flat)
                      if "eta" not in {a.name for a in ancestors([v])}]
-            prior = pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=seed).prior
+            prior = pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=seed)["prior"].to_dataset()
         effects_rng, noise_rng = predictive_streams(seed)
         pp = self._replicate(prior, self._draw_effects(prior, np.zeros(self.panel.shape), effects_rng), noise_rng)
-        return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
+        return xr.DataTree.from_dict({"prior": prior, "prior_predictive": pp, "observed_data": self._observed()})
 
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
         """This study with its outcome replaced by one prior predictive draw, and its parameters."""
         draw = self.sample_prior_predictive(draws=1, seed=seed)
+        replicate = draw["prior_predictive"].to_dataset()[self.spec.outcome]
         y = np.full(self.study.n_obs, np.nan)
-        y[draw.prior_predictive["obs"].values] = draw.prior_predictive[self.spec.outcome].values[0, 0]
-        return self.study.with_values({self.spec.outcome: y}), draw.prior.isel(chain=0, draw=0)
+        y[replicate["obs"].values] = replicate.values[0, 0]
+        return self.study.with_values({self.spec.outcome: y}), draw["prior"].to_dataset().isel(chain=0, draw=0)
 
     def session_times(self) -> np.ndarray:
         """Typical time of each session in model units (median over observed cells), shape (T,)."""

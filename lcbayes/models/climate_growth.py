@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -145,14 +144,14 @@ class ClimateGrowth(ClimateModel):
         psi = ds["item_sd"].values if self.ordinal.items else None
         return self.ordinal.simulate(self._expected(ds, r), np.exp(ds["log_sigma"].values), kappa, psi, rng)
 
-    def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
+    def pointwise_loglik(self, idata: xr.DataTree) -> xr.DataArray:
         """Log probability of each participant's observed scores, participant effects (and with item measurement the
         latent scores) integrated out: comparable across measurement models. Gaussian: the marginal density times the
         score's resolution 1 / items answered (1 for a rated item: the density itself); ordinal: adaptive quadrature
         (:mod:`lcbayes.models.integrated`)."""
         if self.ordinal is None:
             return super().pointwise_loglik(idata) + self._log_resolution()
-        post = idata.posterior
+        post = idata["posterior"].to_dataset()
         cells = self._cells(post, ["mu", "log_sigma"])
         shape = (post.sizes["chain"], post.sizes["draw"])
 
@@ -189,7 +188,7 @@ class ClimateGrowth(ClimateModel):
                               "measurement = \"scale\" and family = \"gaussian\".")
         return super().prior_study(seed)
 
-    def derived(self, idata: az.InferenceData) -> xr.Dataset:
+    def derived(self, idata: xr.DataTree) -> xr.Dataset:
         """Variance partition and community trajectories per session.
 
         ``variance`` (session, level): community, participant and organization variances
@@ -197,7 +196,7 @@ class ClimateGrowth(ClimateModel):
         time; ``variance_share`` the same as shares of their sum; ``trajectory_community``
         (community, session) from :meth:`community_trajectories`.
         """
-        post = idata.posterior
+        post = idata["posterior"].to_dataset()
         resid = post["sigma"] ** 2 + 0 * self.session_grid()
         var = xr.concat(self.random_effect_variances(post) + [resid],
                         dim=xr.DataArray(LEVELS, dims="level", name="level"))
@@ -208,7 +207,7 @@ class ClimateGrowth(ClimateModel):
     plot_trajectories = on_fit(plots.plot_trajectories)
 
     def report_content(self) -> ReportContent:
-        post = self.fitted().posterior
+        post = self.fitted()["posterior"].to_dataset()
         out = [describe(f"Change in {self.spec.outcome} per unit of time ({term})",
                         post["beta_time"].sel(time_term=term)) for term in post["time_term"].values]
         share = post["variance_share"].sel(level="community")
@@ -241,5 +240,5 @@ class ClimateGrowth(ClimateModel):
     def threshold_table(self) -> pd.DataFrame:
         """Posterior mean thresholds: one row per item (and session, with thresholds per session), one column per cut
         between adjacent categories."""
-        kappa = self.fitted().posterior["thresholds"].mean(("chain", "draw"))
+        kappa = self.fitted()["posterior"].to_dataset()["thresholds"].mean(("chain", "draw"))
         return kappa.to_dataframe()["thresholds"].unstack("cut")[list(kappa["cut"].values)].round(3)

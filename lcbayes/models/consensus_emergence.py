@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -37,6 +36,7 @@ import xarray as xr
 
 from lcbayes import plots, tables
 from lcbayes.agreement import NAMED_NULLS, null_variance
+from lcbayes.cv import compare_loo
 from lcbayes.data.composition import community_composition, standardize
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
@@ -341,7 +341,7 @@ class ConsensusEmergence(ClimateModel):
         parts = []
         for k, i in enumerate(flat):
             fit = stage2.sample({"cut_strength": S[i], "cut_log_consensus": C[i]},
-                                        seed=self.spec.sampler.seed + 1 + k).posterior
+                                        seed=self.spec.sampler.seed + 1 + k)["posterior"].to_dataset()
             fit = fit.stack(sample=("chain", "draw")).transpose("sample", ...).isel(sample=slice(0, per))
             fit = fit.drop_vars(["sample", "chain", "draw"])
             fit["eta_average"] = eta_average(fit["eta"], S[i].mean(), C[i].mean())
@@ -544,7 +544,7 @@ class ConsensusEmergence(ClimateModel):
         return xr.DataArray(sessions, dims=index.dims[:-1], coords={k: index.coords[k] for k in index.dims[:-1]},
                             attrs={"last_session": float(labels[-1])})
 
-    def derived(self, idata: az.InferenceData) -> xr.Dataset:
+    def derived(self, idata: xr.DataTree) -> xr.Dataset:
         """Per community x session: ``strength``; ``consensus_sd`` (sqrt V_jt) and ``transient_sd`` (its latent
         residual part); ``consensus_rstar`` and ``consensus_rwg_j`` (with items) or ``consensus_scale`` (a single
         score), ``consensus_index`` (the chosen one, option ``consensus_index``) and ``consensus_reached_by`` (1 when
@@ -556,7 +556,7 @@ class ConsensusEmergence(ClimateModel):
         With a learning outcome, ``eta_average`` (outcome_term) holds the outcome model at the communities' average
         latent strength and log consensus_sd at the last session, per draw: the expected outcome there, the effect of
         strength at average consensus, the effect of log consensus_sd at average strength, and the interaction."""
-        post = idata.posterior
+        post = idata["posterior"].to_dataset()
         strength = self.community_trajectories(post)
         consensus = self.consensus(post, self._cells(post, ["mu", "log_sigma"]))
         out = {"strength": strength, **consensus, **self._last_means(consensus)}
@@ -576,11 +576,11 @@ class ConsensusEmergence(ClimateModel):
         density per participant who has one (``learning``, over ``learner``)."""
         idata = self.fitted()
         if not self.learning:
-            return idata.log_likelihood
-        logp = self._cells(idata.posterior, ["learning_loglik"])["learning_loglik"]
+            return idata["log_likelihood"].to_dataset()
+        logp = self._cells(idata["posterior"].to_dataset(), ["learning_loglik"])["learning_loglik"]
         learners = np.flatnonzero(self.learning_mask > 0)
         logp = logp.isel(participant=learners).rename(participant="learner").drop_vars("learner")
-        return idata.log_likelihood.assign(learning=logp.transpose("chain", "draw", "learner"))
+        return idata["log_likelihood"].to_dataset().assign(learning=logp.transpose("chain", "draw", "learner"))
 
     emergence_evidence = on_fit(tables.emergence_evidence)
     p_consensus_by = on_fit(tables.p_consensus_by)
@@ -591,7 +591,7 @@ class ConsensusEmergence(ClimateModel):
         emergence (alpha1 = 0), refitted with the same sampler settings."""
         constant = type(self)(self.study, self.spec, emergence=False)
         constant.fit(**sampler)
-        return az.compare({"emergence": self.fitted(), "no_emergence": constant.idata}, ic="loo")
+        return compare_loo({"emergence": self.fitted(), "no_emergence": constant.fitted()})
 
     def compare_cut(self, **sampler: Any) -> pd.DataFrame:
         """The learning effects at average latent strength and consensus (``eta_average``: mean and 90% HDI) of this
@@ -604,7 +604,7 @@ class ConsensusEmergence(ClimateModel):
         cut.fit(**settings)
         rows = []
         for label, idata in (("joint", self.fitted()), ("cut", cut.fitted())):
-            table = tables.hdi_table(idata.posterior["eta_average"]).assign(fit=label)
+            table = tables.hdi_table(idata["posterior"].to_dataset()["eta_average"]).assign(fit=label)
             rows.append(table[table["outcome_term"] != "intercept"])
         return pd.concat(rows).set_index(["outcome_term", "fit"]).sort_index()
 
@@ -613,7 +613,7 @@ class ConsensusEmergence(ClimateModel):
     plot_strength_consensus = on_fit(plots.plot_strength_consensus)
 
     def report_content(self) -> ReportContent:
-        post = self.fitted().posterior
+        post = self.fitted()["posterior"].to_dataset()
         derived = {"consensus_sd_mean": post["consensus_sd"].mean("community")}
         out = []
         if self.error is None:

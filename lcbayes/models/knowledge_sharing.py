@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -193,22 +192,22 @@ class KnowledgeSharing(BayesModel):
 
     @property
     def coords(self) -> dict[str, list]:
-        coords = {**super().coords, **self.person_means_group.coords(), "variable": list(VARIABLES)}
+        coords = {**super().coords, **self.person_means_group.coords(), "process": list(VARIABLES)}
         return {**coords, "step": coords["session"][1:]}
 
     def build(self) -> pm.Model:
         o = self.options
         with pm.Model(coords=self.coords) as model:
             cell = ("participant", "session")
-            values = pm.Data("values", self.values, dims=("variable",) + cell)
-            observed = pm.Data("observed", self.observed, dims=("variable",) + cell)
-            error = pm.Data("error_variance", self.error_variance, dims=("variable",) + cell)
+            values = pm.Data("values", self.values, dims=("process",) + cell)
+            observed = pm.Data("observed", self.observed, dims=("process",) + cell)
+            error = pm.Data("error_variance", self.error_variance, dims=("process",) + cell)
             codes = {level: pm.Data(f"{level}_of", c, dims="participant") for level, c in self._group_codes().items()}
 
             # offsets: session effects s_vt (zero-sum over sessions) and, for K, community x session shocks c_jt
             offsets: list[Any] = [0.0] * 4
             if o["trends"]:
-                s = self.prior("session_effect", dims=("variable", "session"))
+                s = self.prior("session_effect", dims=("process", "session"))
                 offsets = [s[v][None, :] for v in range(4)]
             if o["community_sessions"]:
                 z_c = pm.Normal("z_community_session", 0.0, 1.0, dims=("community", "session"))
@@ -303,11 +302,11 @@ class KnowledgeSharing(BayesModel):
         names = [n for n in self.priors if n not in means] + means
         return names + (["support_walk"] if self.options["time_varying_support"] else [])
 
-    def pointwise_loglik(self, idata: az.InferenceData) -> xr.DataArray:
+    def pointwise_loglik(self, idata: xr.DataTree) -> xr.DataArray:
         """Each participant's marginal log likelihood from the filter: the joint density of their S, E, M and K
         scores with their person means, support slope and within-person states integrated out (LOO leaves out whole
         participants), (chain, draw, participant)."""
-        return self._cells(idata.posterior, ["loglik"])["loglik"]
+        return self._cells(idata["posterior"].to_dataset(), ["loglik"])["loglik"]
 
     def trim(self, posterior: xr.Dataset) -> xr.Dataset:
         """The posterior with the one-step-ahead expected K and its predictive SD at the observed rows (over
@@ -321,7 +320,7 @@ class KnowledgeSharing(BayesModel):
         at = {g: xr.DataArray(self.study.idx[g][obs], [("obs", obs)]) for g in ("participant", "session")}
         return cells.isel(at).drop_vars(list(at))
 
-    def derived(self, idata: az.InferenceData) -> xr.Dataset:
+    def derived(self, idata: xr.DataTree) -> xr.Dataset:
         """When and for whom support matters, the spiral, and within vs between effects.
 
         - ``support_effect`` (efficacy_level, session): gamma0 + f(t) + gamma1 c tau_E for self-efficacy c = -1, 0, +1
@@ -336,7 +335,7 @@ class KnowledgeSharing(BayesModel):
         - ``within_between`` (predictor, effect): within effects (support: gamma0, the average over sessions;
           self-efficacy: betaE; motivation: betaM, lagged) beside the between effects pi.
         """
-        post = idata.posterior
+        post = idata["posterior"].to_dataset()
         zero = xr.zeros_like(post["gamma_support"])
         f = post.get("support_walk", zero.expand_dims(session=self.coords["session"]))   # switched off: absent, 0
         level = xr.DataArray(EFFICACY_LEVELS, dims="efficacy_level", coords={"efficacy_level": EFFICACY_LEVELS})
@@ -363,17 +362,17 @@ class KnowledgeSharing(BayesModel):
     def predict(self) -> xr.DataArray:
         """One-step-ahead expected sharing at the observed rows, given the participant's earlier scores and the
         session's support, self-efficacy and motivation (the filter's prediction), (chain, draw, obs)."""
-        return self.fitted().posterior["expected"]
+        return self.fitted()["posterior"].to_dataset()["expected"]
 
-    def sample_posterior_predictive(self, seed: int = 0) -> az.InferenceData:
+    def sample_posterior_predictive(self, seed: int = 0) -> xr.DataTree:
         """Add replicated sharing at the observed rows from the one-step-ahead predictive distributions of the
         filter, N(expected, predictive_sd)."""
         idata = self.fitted()
-        post = idata.posterior
+        post = idata["posterior"].to_dataset()
         rng = np.random.default_rng(seed)
         rep = post["expected"] + post["predictive_sd"] * xr.DataArray(rng.standard_normal(post["expected"].shape),
                                                                       dims=post["expected"].dims)
-        idata.extend(az.InferenceData(posterior_predictive=xr.Dataset({self.spec.outcome: rep})), join="right")
+        idata["posterior_predictive"] = xr.Dataset({self.spec.outcome: rep})
         return idata
 
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
@@ -382,7 +381,7 @@ class KnowledgeSharing(BayesModel):
         p = self._prior_draws(1, seed).isel(chain=0, draw=0)
         return self.study.with_values(self._simulate(p, np.random.default_rng(seed))), p
 
-    def sample_prior_predictive(self, draws: int = 200, seed: int = 0) -> az.InferenceData:
+    def sample_prior_predictive(self, draws: int = 200, seed: int = 0) -> xr.DataTree:
         """Prior draws of the parameters and the S, E, M, K values they generate at the rows where sharing is observed
         (NaN where the study has no value of a predictor), groups ``prior``, ``prior_predictive`` and
         ``observed_data`` (sharing)."""
@@ -392,7 +391,7 @@ class KnowledgeSharing(BayesModel):
         sims = [self._simulate(prior.isel(chain=0, draw=d), rng) for d in range(draws)]
         pp = xr.Dataset({name: (("chain", "draw", "obs"), np.stack([x[name][obs] for x in sims])[None])
                          for name in self.measures}, coords={"obs": obs})
-        return az.InferenceData(prior=prior, prior_predictive=pp, observed_data=self._observed())
+        return xr.DataTree.from_dict({"prior": prior, "prior_predictive": pp, "observed_data": self._observed()})
 
     def _prior_draws(self, draws: int, seed: int) -> xr.Dataset:
         """``draws`` draws of the parameters from the prior truncated to stable K-M dynamics (the model's
@@ -403,7 +402,7 @@ class KnowledgeSharing(BayesModel):
         rng = np.random.default_rng(seed)
         for _ in range(100):
             batch = pm.sample_prior_predictive(draws=max(4 * draws, 20), var_names=names, model=self.model,
-                                               random_seed=int(rng.integers(2**31))).prior
+                                               random_seed=int(rng.integers(2**31)))["prior"].to_dataset()
             zero = xr.zeros_like(batch["phi_motivation"])
             radius = spectral_radius(*(batch.get(name, zero).values for name in
                                        ("phi", "beta_motivation", "delta", "phi_motivation")))
@@ -452,7 +451,7 @@ class KnowledgeSharing(BayesModel):
     plot_within_between = on_fit(plots.plot_within_between)
 
     def report_content(self) -> ReportContent:
-        post = self.fitted().posterior
+        post = self.fitted()["posterior"].to_dataset()
         derived = post[["support_effect", "support_late_minus_early", "within_between", "spiral_gain",
                         "spectral_radius"]].assign(p_stable=post["stable"].astype(float))
         out = [describe("Support effect averaged over sessions (average self-efficacy), gamma0", post["gamma_support"]),

@@ -17,6 +17,7 @@ from typing import Any
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from lcbayes.compat import installed, require
 from lcbayes.data.simulate import simulate_study
@@ -65,7 +66,7 @@ class CellFitter:
         """The plan's model on ``study``, with the priors of the cell's compiled model."""
         return create({**self.plan.spec, "priors": self.priors}, study)
 
-    def fit(self, study: Study, seed: int) -> tuple[BayesModel, az.InferenceData, bool]:
+    def fit(self, study: Study, seed: int) -> tuple[BayesModel, xr.DataTree, bool]:
         """(model, raw InferenceData, recompiled) for one study."""
         model = self.model(study)
         try:
@@ -145,7 +146,7 @@ def power_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = 
     t0 = time.perf_counter()
     model, idata, recompiled = fit.fit(fit.simulate(replicate), sampler_seed)
     seconds = time.perf_counter() - t0
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
     if any(t.variable not in post for t in plan.targets):
         post = post.merge(model.derived(idata))
     verdict = diagnose(idata, [v for v in model.population if v in post], min_ess=plan.min_ess)
@@ -203,8 +204,8 @@ def check_targets(plan: Plan) -> None:
     known = {name: graph.named_vars_to_dims.get(name) or () for name in names}
     coords = {dim: [str(c) for c in values] for dim, values in graph.coords.items() if values is not None}
     if any(t.variable not in known for t in plan.targets):
-        prior = model.sample_prior_predictive(draws=2, seed=0).prior
-        derived = model.derived(az.InferenceData(posterior=prior))
+        prior = model.sample_prior_predictive(draws=2, seed=0)["prior"].to_dataset()
+        derived = model.derived(xr.DataTree.from_dict({"posterior": prior}))
         known |= {name: tuple(d for d in derived[name].dims if d not in ("chain", "draw"))
                   for name in derived.data_vars}
         coords |= {dim: [str(c) for c in derived[dim].values] for dim in derived.dims if dim in derived.coords}

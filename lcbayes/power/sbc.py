@@ -46,8 +46,8 @@ def sbc_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = No
     data_seed, sampler_seed = replicate_seeds(plan.seed, cell.key, replicate)
     study, truth = fit.model(fit.simulate(replicate)).prior_study(data_seed)
     model, idata, recompiled = fit.fit(study, sampler_seed)
-    verdict = diagnose(idata, [v for v in model.population if v in idata.posterior], min_ess=plan.min_ess)
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
+    verdict = diagnose(idata, [v for v in model.population if v in post], min_ess=plan.min_ess)
     derived = [t for t in model.calibration_targets if t not in post]
     draws = scalar_elements(post.merge(model.derived(idata)[derived]) if derived else post, model.calibration_targets)
     rows: list[dict[str, Any]] = []
@@ -82,7 +82,7 @@ def _rank_ecdf(group: pd.DataFrame, prob: float):
     ranks = group["rank"].to_numpy()
     ecdf = (ranks[None, :] <= k[:, None]).mean(axis=1)
     cdf = (k + 1) / (L + 1)
-    return (ecdf, cdf, *ecdf_confidence_band(len(ranks), k, cdf, prob=prob))
+    return (ecdf, cdf, *ecdf_confidence_band(len(ranks), cdf, prob=prob))
 
 
 def plot_sbc(results: pd.DataFrame, prob: float = 0.95, columns: int = 4):

@@ -26,7 +26,7 @@ from lcbayes.errors import ConfigError
 from lcbayes.report.config import ReportConfig, sha256_file
 from lcbayes.report.html import render
 from lcbayes.report.manifest import manifest
-from lcbayes.report.model_section import ModelSection, analyse_model
+from lcbayes.report.model_section import FitClock, ModelSection, analyse_model
 from lcbayes.report.verify import OUTPUTS
 
 RESULTS, MANIFEST, HTML = "results.json", "manifest.json", "report.html"
@@ -82,8 +82,9 @@ def _build(config: ReportConfig, out: Path, log: Callable[[str], None]) -> None:
         study = Study.from_path(config.data, config.roles)
         data = data_section(study, config)
         sections: list[ModelSection] = []
+        clock = FitClock(sum(1 + len(entry.variants) for entry in config.models), log)
         for entry in config.models:
-            sections.append(analyse_model(entry, study, config.seed, config.prior_draws, log))
+            sections.append(analyse_model(entry, study, config.seed, config.prior_draws, log, clock))
             sections[-1].model.save(out / "fits" / f"{entry.key}.nc")
         power = pd.read_csv(config.power / "summary.csv") if config.power is not None else None
         write_json(out / RESULTS, {"title": config.title, "data": data["results"],

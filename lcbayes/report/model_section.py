@@ -5,6 +5,7 @@ derived quantities, posterior predictive check, model comparison (LOO) and prior
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +16,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from lcbayes.cv import compare_loo
 from lcbayes.data.study import Study
-from lcbayes.diagnostics import MAX_RHAT, MIN_ESS, failing_elements
+from lcbayes.diagnostics import MAX_RHAT, MIN_ESS, failing_elements, hdi_columns, summarize
 from lcbayes.models import create
 from lcbayes.models.base import BayesModel
+from lcbayes.plots import figure_of
 from lcbayes.prior_check import prior_check
 from lcbayes.prior_check import table as prior_check_table
 from lcbayes.report.config import ModelEntry
@@ -27,7 +30,25 @@ from lcbayes.tables import HDI
 
 SIDE_BY_SIDE_MAX = 24    # parameters with more elements stay out of the side-by-side estimates of the comparison
 PPC_DRAWS = 500          # posterior draws used for predictive statistics and plots (thinned evenly)
-SUMMARY_COLUMNS = ["mean", "sd", "hdi_5%", "hdi_95%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
+SUMMARY_COLUMNS = ["mean", "sd", *hdi_columns(HDI), "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
+
+
+class FitClock:
+    """Numbers the fits of a report (each model and each LOO variant) in its log lines and, from the second on,
+    estimates the time left at the pace so far (the seconds since the report started per fit begun, prior and
+    posterior checks included, times the fits still to run)."""
+
+    def __init__(self, total: int, log: Callable[[str], None] = print):
+        self.total, self.log, self.begun, self.started = total, log, 0, time.monotonic()
+
+    def fitting(self, what: str) -> None:
+        """Log ``what`` (the fit about to start) as fit k of the total, with the estimate."""
+        self.begun += 1
+        left = ""
+        if self.begun > 1:
+            pace = (time.monotonic() - self.started) / (self.begun - 1)
+            left = f"; about {max(1, round(pace * (self.total - self.begun + 1) / 60))} min left at the pace so far"
+        self.log(f"{what} [fit {self.begun} of {self.total}{left}]")
 
 
 @dataclass
@@ -63,15 +84,17 @@ class ModelSection:
 
 
 def analyse_model(entry: ModelEntry, study: Study, seed: int, prior_draws: int,
-                  log: Callable[[str], None] = print) -> ModelSection:
-    """Fit one model of a report and compute every section (see the module docstring)."""
+                  log: Callable[[str], None] = print, clock: FitClock | None = None) -> ModelSection:
+    """Fit one model of a report and compute every section (see the module docstring); ``clock`` numbers the fits
+    across the report (default: this model's own)."""
+    clock = clock or FitClock(1 + len(entry.variants), log)
     model = create(entry.spec, study)
     section = ModelSection(entry, model)
     log(f"{entry.key}: prior predictive check ({prior_draws} draws)")
     _prior_predictive(section, prior_draws, seed)
     s = model.spec.sampler
-    log(f"{entry.key}: fitting ({s.backend}, {s.chains} chains x ({s.tune} tuning + {s.draws} draws), "
-        f"target_accept {s.target_accept})")
+    clock.fitting(f"{entry.key}: fitting ({s.backend}, {s.chains} chains x ({s.tune} tuning + {s.draws} draws), "
+                  f"target_accept {s.target_accept})")
     model.fit()
     _diagnostics(section)
     content = model.report_content()
@@ -79,7 +102,7 @@ def analyse_model(entry: ModelEntry, study: Study, seed: int, prior_draws: int,
     log(f"{entry.key}: posterior predictive check, LOO, prior sensitivity")
     _posterior_predictive(section, seed)
     _loo(section)
-    _compare(section, study, log)
+    _compare(section, study, clock)
     _sensitivity(section)
     section.extra_figures, section.extra_tables = content.figures, content.tables
     section.conclusions = content.conclusions + ([section.comparison_text] if section.comparison_text else [])
@@ -95,14 +118,14 @@ def _prior_predictive(section: ModelSection, draws: int, seed: int) -> None:
     problem, and the outcome's simulated densities on its response range."""
     model = section.model
     prior = model.sample_prior_predictive(draws=draws, seed=seed)
-    checks = prior_check(model.study, prior.prior_predictive)
+    checks = prior_check(model.study, prior["prior_predictive"].to_dataset())
     section.results["prior_predictive"] = {"draws": draws, "passed": all(c.passed for c in checks),
                                            "measures": {c.measure: c.to_dict() for c in checks}}
     section.tables["prior_predictive"] = prior_check_table(checks)
     section.warnings += [f"Prior predictive check: {problem}." for c in checks for problem in c.problems]
     scale = model.study.response_range(model.spec.outcome)
-    ax = np.ravel(az.plot_ppc(prior, group="prior", observed=True, num_pp_samples=min(draws, 100), random_seed=seed,
-                              figsize=(7, 3.5)))[0]
+    ax = figure_of(az.plot_ppc_dist(prior, group="prior_predictive", num_samples=min(draws, 100),
+                                    backend="matplotlib", figure_kwargs={"figsize": (7, 3.5)})).axes[0]
     ax.set_xlim(scale.low - scale.half, scale.high + scale.half)
     for bound in (scale.low, scale.high):
         ax.axvline(bound, color="0.4", linestyle=":", linewidth=1)
@@ -121,33 +144,36 @@ def _diagnostics(section: ModelSection) -> None:
     if not diag.passed:
         section.warnings += [f"Convergence: {h}" for h in diag.hints()]
     worst = diag.table.sort_values("min_ess_bulk")["group"].head(3).tolist()
-    axes = az.plot_rank(model.fitted(), var_names=worst, kind="vlines", figsize=(9, 2.2 * len(worst)))
+    figure = figure_of(az.plot_rank(model.fitted(), var_names=worst, backend="matplotlib",
+                                    figure_kwargs={"figsize": (9, 2.2 * len(worst))}))
     section.figures["rank"] = (
-        f"Rank plots of the three parameter groups with the lowest bulk ESS ({', '.join(worst)}): with mixed "
-        "chains every chain's ranks are uniform (points near the dashed line).", np.ravel(axes)[0].figure)
+        f"Rank ECDF plots of the three parameter groups with the lowest bulk ESS ({', '.join(worst)}): with mixed "
+        "chains the ECDF of every chain's ranks stays inside the grey simultaneous band of uniform ranks.", figure)
 
 
 def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
     model = section.model
-    for key, name, draws in (("parameters", "parameter", model.fitted().posterior[model.population]),
+    for key, name, draws in (("parameters", "parameter", model.fitted()["posterior"].to_dataset()[model.population]),
                              ("derived", "derived quantity", derived)):
-        table = az.summary(az.convert_to_inference_data(draws), hdi_prob=HDI, round_to="none")[SUMMARY_COLUMNS] \
+        table = summarize(draws, hdi_prob=HDI)[SUMMARY_COLUMNS] \
             if len(draws.data_vars) else pd.DataFrame(columns=SUMMARY_COLUMNS)
         section.tables[key], section.results[key] = table, _records(table)
         bad = table[failing_elements(table)]
         if len(bad):
             section.warnings.append(f"{len(bad)} {name} element(s) miss R-hat <= {MAX_RHAT} or ESS >= {MIN_ESS}: "
                                     + ", ".join(bad.index[:8]) + (" ..." if len(bad) > 8 else ""))
-    axes = az.plot_forest(model.fitted(), var_names=model.population, combined=True, hdi_prob=HDI,
-                          figsize=(7, 0.28 * len(section.tables["parameters"]) + 1.2))
-    section.figures["forest"] = ("Posterior means and 90% HDIs of the population parameters.", np.ravel(axes)[0].figure)
+    figure = figure_of(az.plot_forest(model.fitted(), var_names=model.population, combined=True, point_estimate="mean",
+                                      ci_kind="hdi", ci_probs=[0.5, HDI], backend="matplotlib",
+                                      figure_kwargs={"figsize": (7, 0.28 * len(section.tables["parameters"]) + 1.2)}))
+    section.figures["forest"] = ("Posterior means with 50% (thick) and 90% (thin) HDIs of the population parameters.",
+                                 figure)
 
 
 def _posterior_predictive(section: ModelSection, seed: int) -> None:
     model = section.model
     idata = model.sample_posterior_predictive(seed=seed)
-    y = idata.observed_data[model.spec.outcome]
-    rep = idata.posterior_predictive[model.spec.outcome]
+    y = idata["observed_data"].to_dataset()[model.spec.outcome]
+    rep = idata["posterior_predictive"].to_dataset()[model.spec.outcome]
     rep = rep.isel(draw=slice(None, None, max(1, rep.sizes["chain"] * rep.sizes["draw"] // PPC_DRAWS)))
     obs = y["obs"].values
     groups = pd.Series(obs).groupby([model.study.idx["community"][obs], model.study.idx["session"][obs]]).indices
@@ -165,16 +191,17 @@ def _posterior_predictive(section: ModelSection, seed: int) -> None:
     if len(extreme):
         section.warnings.append("Posterior predictive check: the data's " + ", ".join(extreme.index)
                                 + " lie in the tails of the replicated data (p < 0.025 or > 0.975).")
-    ax = az.plot_ppc(idata, num_pp_samples=100, random_seed=seed, figsize=(7, 3.5))
+    figure = figure_of(az.plot_ppc_dist(idata, var_names=[model.spec.outcome], num_samples=100, backend="matplotlib",
+                                        figure_kwargs={"figsize": (7, 3.5)}))
     section.figures["ppc"] = (
         f"Posterior predictive check: densities of {model.spec.outcome} replicated from 100 posterior draws "
-        "against the observed data.", np.ravel(ax)[0].figure)
+        "against the observed data.", figure)
 
 
 def _loo(section: ModelSection) -> None:
     loo = az.loo(section.model.fitted(), pointwise=True)
     k = np.asarray(loo.pareto_k)
-    section.results["loo"] = {"elpd_loo": float(loo.elpd_loo), "se": float(loo.se), "p_loo": float(loo.p_loo),
+    section.results["loo"] = {"elpd_loo": float(loo.elpd), "se": float(loo.se), "p_loo": float(loo.p),
                               "pareto_k_above_0.7": int((k > 0.7).sum()), "n": int(k.size),
                               "unit": "participant (all their sessions; participant-level quantities integrated out)"}
     if (k > 0.7).any():
@@ -182,31 +209,30 @@ def _loo(section: ModelSection) -> None:
                                 "PSIS estimate is unreliable for them (moment matching or K-fold would help).")
 
 
-def _compare(section: ModelSection, study: Study, log: Callable[[str], None]) -> None:
+def _compare(section: ModelSection, study: Study, clock: FitClock) -> None:
     entry, model = section.entry, section.model
     if not entry.variants:
         return
     fits, models = {entry.label: model.fitted()}, {entry.label: model}
     for variant in entry.variants:
-        log(f"{entry.key}: refitting variant '{variant.label}' for the LOO comparison")
+        clock.fitting(f"{entry.key}: refitting variant '{variant.label}' for the LOO comparison")
         other = type(model)(study, entry.variant_spec(variant))
         other.fit()
         if not other.diagnostics().passed:
             section.warnings.append(f"Comparison variant '{variant.label}' did not pass the convergence checks.")
-        fits[variant.label], models[variant.label] = other.idata, other
+        fits[variant.label], models[variant.label] = other.fitted(), other
     section.tables["comparison_estimates"] = estimates = side_by_side(models)
     section.results["comparison_estimates"] = {str(k): {str(c): v for c, v in row.items()}
                                                for k, row in estimates.iterrows()}
-    table = az.compare(fits, ic="loo")
-    section.tables["comparison"] = table.drop(columns=["scale"], errors="ignore")
-    compared = ("elpd_loo", "p_loo", "elpd_diff", "dse", "weight")
+    section.tables["comparison"] = table = compare_loo(fits)
+    compared = ("elpd", "p", "elpd_diff", "dse", "weight")
     section.results["comparison"] = {str(label): {"rank": int(r["rank"]), **{k: float(r[k]) for k in compared}}
                                      for label, r in table.iterrows()}
     (best, second), runner = table.index[:2], table.iloc[1]
-    verdict = ("a clear difference (more than 2 SE)." if runner["elpd_diff"] > 2 * runner["dse"]
+    verdict = ("a clear difference (more than 2 SE)." if -runner["elpd_diff"] > 2 * runner["dse"]
                else "within 2 SE, so the models predict about equally well.")
     section.comparison_text = (f"LOO (leaving out one participant at a time, with all their sessions) prefers "
-                               f"'{best}' over '{second}' by {runner['elpd_diff']:.1f} elpd "
+                               f"'{best}' over '{second}' by {-runner['elpd_diff']:.1f} elpd "
                                f"(SE {runner['dse']:.1f}); {verdict}")
 
 
@@ -216,11 +242,12 @@ def side_by_side(models: dict[str, BayesModel], max_elements: int = SIDE_BY_SIDE
     thresholds per session) are left out; the fits hold them."""
     columns = {}
     for label, model in models.items():
-        post = model.fitted().posterior
+        post = model.fitted()["posterior"]
         names = [v for v in model.population if post[v].size // (post.sizes["chain"] * post.sizes["draw"])
                  <= max_elements]
-        table = az.summary(model.fitted(), var_names=names, hdi_prob=HDI, round_to="none")
-        columns[label] = {k: f"{r['mean']:.3g} [{r['hdi_5%']:.3g}, {r['hdi_95%']:.3g}]" for k, r in table.iterrows()}
+        lower, upper = hdi_columns(HDI)
+        table = summarize(model.fitted(), names, HDI)
+        columns[label] = {k: f"{r['mean']:.3g} [{r[lower]:.3g}, {r[upper]:.3g}]" for k, r in table.iterrows()}
     return pd.DataFrame(columns).fillna("")
 
 

@@ -2,7 +2,7 @@
 
 The posterior is re-weighted (Pareto-smoothed importance sampling) as if the prior, or the likelihood, were raised to a
 power near 1; the cumulative Jensen–Shannon distance between the scaled and the actual posterior, per unit of log-power,
-is the sensitivity (ArviZ ``psens``). As in the R package priorsense, the scaled prior is the joint density of the
+is the sensitivity (ArviZ ``psense``). As in the R package priorsense, the scaled prior is the joint density of the
 model's top-level priors (the ones listed in the spec's ``[priors]``, evaluated by PyMC; hierarchical effects count as
 likelihood), and a sensitivity of at least 0.05 is flagged:
 
@@ -49,7 +49,7 @@ def log_prior(model: BayesModel) -> xr.Dataset:
 
     ``pm.compute_log_prior`` would do the same but needs every free variable in the posterior, and model C does not keep
     its latent grid; top-level priors have constant parameters, so their densities need no other variable."""
-    post = model.fitted().posterior
+    post = model.fitted()["posterior"].to_dataset()
     names = prior_variables(model)
     values = [model.model[name].type() for name in names]
     logps = [pm.logp(model.model[name], v, warn_rvs=False).sum() for name, v in zip(names, values, strict=True)]
@@ -67,11 +67,11 @@ def prior_sensitivity(model: BayesModel) -> pd.DataFrame:
     prior and to the likelihood, with priorsense's diagnosis."""
     idata = model.fitted()
     lp = log_prior(model)
-    scaled = az.InferenceData(posterior=idata.posterior[model.population], log_prior=lp,
-                              log_likelihood=model.log_likelihood_terms())
+    scaled = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[model.population], "log_prior": lp,
+                                    "log_likelihood": model.log_likelihood_terms()})
     rows = {}
     for component in ("prior", "likelihood"):
-        sens = az.psens(scaled, component=component, var_names=model.population)
+        sens = az.psense(scaled, group=component, var_names=model.population)
         rows[component] = _flatten(sens)
     table = pd.DataFrame(rows)
     table["diagnosis"] = ["prior-data conflict" if p >= THRESHOLD and lik >= THRESHOLD

@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcbayes.diagnostics import hdi_columns
 from lcbayes.errors import ConfigError
 from lcbayes.report.config import sha256_file
+from lcbayes.tables import HDI
 
 OUTPUTS = ("results.json", "report.html")   # the files whose SHA-256 a manifest records
 
@@ -41,7 +43,8 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "ess_bulk": (0.0, 0.5), "ess_tail": (0.0, 0.5), "min_ess_bulk": (0.0, 0.5), "min_ess_tail": (0.0, 0.5),
     "mcse_mean": (0.0, 0.5), "mcse_sd": (0.0, 0.5), "r_hat": (0.02, 0.0), "max_r_hat": (0.02, 0.0),
     "min_ebfmi": (0.1, 0.0), "divergences": (2.0, 0.25), "elpd_loo": (1.0, 0.002), "se": (0.5, 0.02),
-    "p_loo": (1.0, 0.05), "elpd_diff": (1.0, 0.05), "dse": (0.5, 0.05), "weight": (0.15, 0.0),
+    "p_loo": (1.0, 0.05), "elpd": (1.0, 0.002), "p": (1.0, 0.05), "elpd_diff": (1.0, 0.05), "dse": (0.5, 0.05),
+    "weight": (0.15, 0.0),
     "p_value": (0.1, 0.0), "replicated_mean": (0.0, 0.05), "observed": (0.0, 0.0), "prior": (0.02, 0.0),
     "likelihood": (0.02, 0.0), "pareto_k_above_0.7": (2.0, 0.0)}
 DRAW_SECTIONS = ("parameters", "derived", "diagnostics", "posterior_predictive", "loo", "comparison",
@@ -179,7 +182,7 @@ def _judge(path: str, difference: float, old: float, new: dict[str, Any]) -> tup
     section = path.split("/")[2]
     if section in ("parameters", "derived") and stat in JUDGED:
         se = np.sqrt(2) * float(new.get(f"{parent}/{JUDGED[stat]}") or 0.0)
-    elif section in ("parameters", "derived") and stat.startswith("hdi_"):
+    elif section in ("parameters", "derived") and stat in hdi_columns(HDI):
         sd, ess = float(new.get(f"{parent}/sd") or 0.0), float(new.get(f"{parent}/ess_tail") or 0.0)
         se = np.sqrt(2) * QUANTILE_MCSE * sd / np.sqrt(ess) if ess > 0 else 0.0
     else:

@@ -38,7 +38,7 @@ def fit_gap_studies(seeds: Iterable[int]) -> pd.DataFrame:
             model = KnowledgeSharing(study, {"outcome": "sharing",
                                              "options": {"time": timing, "gap_unit": DESIGN.weeks_between_sessions}})
             idata = model.fit(**SAMPLER, seed=seed)
-            elpd = float(az.loo(idata).elpd_loo)
+            elpd = float(az.loo(idata).elpd)
             for name in CHECKED:
                 draws = idata.posterior[name].values.ravel()
                 low, high = np.quantile(draws, [0.05, 0.95])
