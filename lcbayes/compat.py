@@ -76,7 +76,7 @@ def ecdf_confidence_band(n: int, cdf: np.ndarray, prob: float = 0.95,
     try:
         from arviz_stats.ecdf_utils import get_pointwise_confidence_band, simulate_confidence_bands
     except ImportError:
-        raise _changed("arviz-stats", "arviz_stats.ecdf_utils.simulate_confidence_bands", ">=1.1,<2") from None
+        raise _changed("arviz-stats", "arviz_stats.ecdf_utils.simulate_confidence_bands", ">=1.3,<2") from None
     cdf = np.asarray(cdf, dtype=float)
     pointwise = simulate_confidence_bands(n, 1, cdf, prob, simulations, np.random.default_rng(0))
     lower, upper = get_pointwise_confidence_band(pointwise, n, cdf)

@@ -148,7 +148,7 @@ def _diagnostics(section: ModelSection) -> None:
                                     figure_kwargs={"figsize": (9, 2.2 * len(worst))}))
     section.figures["rank"] = (
         f"Rank ECDF plots of the three parameter groups with the lowest bulk ESS ({', '.join(worst)}): with mixed "
-        "chains the ECDF of every chain's ranks stays inside the grey simultaneous band of uniform ranks.", figure)
+        "chains the ECDF of every chain's ranks stays inside the simultaneous band of uniform ranks.", figure)
 
 
 def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
