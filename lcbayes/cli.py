@@ -71,10 +71,15 @@ def _command(**options) -> Callable[[Callable], Callable]:
         def wrapper(*args, **kwargs):
             previous = signal.signal(signal.SIGTERM, _interrupt)
             hidden: list[str] = []
-            pymc_log = logging.getLogger("pymc")
+            pymc_log, root = logging.getLogger("pymc"), logging.getLogger()
             level = pymc_log.level
-            if not _debug:    # PyMC's "Sampling: [...]" lines: what lcbayes' own lines already say
-                pymc_log.setLevel(logging.WARNING)
+            # PyMC's INFO lines ("Sampling: [...]") say what lcbayes' own lines already say. Importing pymc sets its
+            # logger to INFO unless the root logger has a handler, so give the root one (WARNING and above, to
+            # stderr, as Python prints them anyway) before pymc is imported, and quiet pymc if it already is.
+            handler = logging.StreamHandler() if not root.handlers else None
+            if handler is not None:
+                root.addHandler(handler)
+            pymc_log.setLevel(logging.INFO if _debug else logging.WARNING)
             try:
                 with warnings.catch_warnings(), surfaced_interrupts("running"):
                     warnings.showwarning = functools.partial(_show_warning, hidden)
@@ -93,6 +98,8 @@ def _command(**options) -> Callable[[Callable], Callable]:
             finally:
                 signal.signal(signal.SIGTERM, previous)
                 pymc_log.setLevel(level)
+                if handler is not None:
+                    root.removeHandler(handler)
                 if hidden:
                     counts = ", ".join(f"{n} from {source}" for source, n in Counter(hidden).most_common())
                     typer.echo(f"note: {len(hidden)} library warning(s) not shown ({counts}); lcbayes --debug "

@@ -297,3 +297,23 @@ def test_library_warnings_are_counted_in_one_line(monkeypatch):
     assert "note: 1 library warning(s) not shown (1 from test_cli); lcbayes --debug shows them." in quiet.output
     loud = runner.invoke(app, ["--debug", "check", str(EXAMPLE), "--roles", str(EXAMPLE_ROLES)])
     assert "UserWarning: something internal changed" in loud.output and "note: " not in loud.output
+
+
+def test_pymc_info_lines_stay_quiet_when_pymc_is_imported_inside_a_command():
+    """Importing pymc sets its logger to INFO (when the root logger has no handler), so a command that first imports
+    it inside would print PyMC's "Sampling: [...]" lines; its warnings still show."""
+    import subprocess
+    import sys
+
+    code = ("import logging, sys\n"
+            "import lcbayes.cli as cli\n"
+            "@cli._command(name='probe')\n"
+            "def probe() -> None:\n"
+            "    import pymc  # noqa: F401 (first imported here)\n"
+            "    logging.getLogger('pymc.sampling.forward').info('Sampling: [x]')\n"
+            "    logging.getLogger('pymc.sampling.forward').warning('a pymc warning')\n"
+            "sys.argv = ['lcbayes', 'probe']\n"
+            "cli.app()\n")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "a pymc warning" in done.stderr and "Sampling: [x]" not in done.stderr + done.stdout
