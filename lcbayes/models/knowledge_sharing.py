@@ -33,6 +33,7 @@ measures what this leaves of bias in betaSE.
 
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Any, ClassVar
 
 import numpy as np
@@ -374,6 +375,37 @@ class KnowledgeSharing(BayesModel):
                                                                       dims=post["expected"].dims)
         idata["posterior_predictive"] = xr.Dataset({self.spec.outcome: rep})
         return idata
+
+    def marginal_replicates(self, seed: int = 0) -> xr.DataArray:
+        """Replicated sharing at the observed rows, (chain, draw, obs), for participants new to the study: at each
+        posterior draw, their person means of S, E, M (``mu_person``, and with them ``mean_sharing`` through ``pi``),
+        their person mean of K (integrated out in the fit) and their support slopes drawn anew from their population,
+        then S, E, M and K simulated forward by the model's equations (:meth:`_simulate`); session effects,
+        community x session shocks and community and organization effects as sampled. The per-participant log
+        likelihood integrates the same quantities out, so :meth:`loo_pit` can weigh these replicates."""
+        post = self.fitted()["posterior"].to_dataset()
+        rng = np.random.default_rng(seed)
+        n_people, k = self.study.n("participant"), len(self.predictors)
+        obs = self._observed()["obs"].values
+        out = np.empty((post.sizes["chain"], post.sizes["draw"], len(obs)))
+        for c in range(post.sizes["chain"]):
+            for d in range(post.sizes["draw"]):
+                p = post.isel(chain=c, draw=d)
+                tau = p["tau_predictor"].values
+                corr = np.eye(k)
+                if "corr_predictor" in p:
+                    for (a, b), r in zip(combinations(range(k), 2), p["corr_predictor"].values, strict=True):
+                        corr[a, b] = corr[b, a] = r
+                mu = p["mean_predictor"].values + rng.standard_normal((n_people, k)) @ np.linalg.cholesky(
+                    tau[:, None] * corr * tau[None, :]).T
+                fresh: dict[str, Any] = {"mu_person": (("participant", "predictor"), mu)}
+                if "pi" in p:
+                    shift = ((mu - p["mu_person"].values) * p["pi"].values).sum(-1)
+                    fresh["mean_sharing"] = ("participant", p["mean_sharing"].values + shift)
+                if "z_support_slope" in p:
+                    fresh["z_support_slope"] = ("participant", rng.standard_normal(n_people))
+                out[c, d] = self._simulate(p.assign(fresh), rng)[self.spec.outcome][obs]
+        return xr.DataArray(out, coords={"obs": obs}, dims=("chain", "draw", "obs"), name=self.spec.outcome)
 
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:
         """Parameters drawn from the prior; S, E, M, K drawn from the model's equations at them and kept where this
