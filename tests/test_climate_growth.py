@@ -101,9 +101,15 @@ def test_save_load_predict_round_trip(plain, tmp_path):
     path = model.save(tmp_path / "fit.nc")
     again = BayesModel.load(path)                      # data restored from the file
     assert isinstance(again, ClimateGrowth)
-    np.testing.assert_array_equal(again.predict(seed=3).values, before.values)
+    np.testing.assert_allclose(again.predict(seed=3).values, before.values, rtol=1e-6)   # draws saved as float32
     with_study = ClimateGrowth.load(path, model.study)  # or checked against the same study
-    np.testing.assert_array_equal(with_study.predict(seed=3).values, before.values)
+    np.testing.assert_allclose(with_study.predict(seed=3).values, before.values, rtol=1e-6)
+    with xr.open_datatree(str(path)) as stored:         # draws in single precision, data exactly, all compressed
+        sigma = stored["posterior"]["sigma"]
+        assert sigma.dtype == np.float32 and stored["log_likelihood"]["climate"].dtype == np.float32
+        assert stored["constant_data"]["climate"].dtype == np.float64
+        assert sigma.encoding.get("zlib") or sigma.encoding.get("compression")
+    assert again.idata.posterior["sigma"].dtype == np.float64         # read back as double
 
 
 @pytest.mark.review_case(74)

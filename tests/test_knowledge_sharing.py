@@ -173,11 +173,11 @@ def test_save_load_round_trip(fitted, tmp_path):
     path = model.save(tmp_path / "c.nc")
     again = BayesModel.load(path)
     assert isinstance(again, KnowledgeSharing)
-    np.testing.assert_array_equal(again.idata.posterior["support_effect"].values,
-                                  model.idata.posterior["support_effect"].values)
+    np.testing.assert_allclose(again.idata.posterior["support_effect"].values,   # draws saved in single precision
+                               model.idata.posterior["support_effect"].values, rtol=1e-6)
     a, b = again.within_between_table(), model.within_between_table()
     assert a[["predictor", "effect"]].astype(str).equals(b[["predictor", "effect"]].astype(str))
-    np.testing.assert_allclose(a[["mean", "lower", "upper"]], b[["mean", "lower", "upper"]], rtol=1e-12)
+    np.testing.assert_allclose(a[["mean", "lower", "upper"]], b[["mean", "lower", "upper"]], rtol=1e-6)
     assert again.data_hash() == model.data_hash()
     np.testing.assert_array_equal(again.error_variance, model.error_variance)   # items stored with the fit
 
