@@ -3,6 +3,7 @@
 # its data and fits model A briefly, then loads the saved fit back. Run by .ci/run after the test suite (3.12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 rm -rf .venv313
 PYENV_VERSION=3.13 python3 -m venv .venv313
 .venv313/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 13), sys.version'
@@ -10,10 +11,10 @@ PYENV_VERSION=3.13 python3 -m venv .venv313
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-"$OLDPWD/.venv313/bin/lcbayes" example project
+"$repo/.venv313/bin/lcbayes" example project
 cd project
-"$OLDPWD/.venv313/bin/lcbayes" check data/example_study.csv --roles data/example_roles.toml
-"$OLDPWD/.venv313/bin/lcbayes" fit models/climate_growth.toml --data data/example_study.csv \
+"$repo/.venv313/bin/lcbayes" check data/example_study.csv --roles data/example_roles.toml
+"$repo/.venv313/bin/lcbayes" fit models/climate_growth.toml --data data/example_study.csv \
     --roles data/example_roles.toml --chains 2 --draws 50 --tune 50 --no-progress --allow-unconverged
-"$OLDPWD/.venv313/bin/python" -c 'from lcbayes.models import BayesModel; m = BayesModel.load("fits/climate_growth.nc"); print("loaded", m.name, dict(m.fitted()["posterior"].sizes))'
+"$repo/.venv313/bin/python" -c 'from lcbayes.models import BayesModel; m = BayesModel.load("fits/climate_growth.nc"); print("loaded", m.name, dict(m.fitted()["posterior"].sizes))'
 echo "smoke (Python 3.13): passed"
