@@ -104,7 +104,7 @@ def fold_elpd(spec: Mapping[str, Any], study: Study, folds: np.ndarray, fold: in
     idata = compiled.sample(data, seed=fold_seed(seed, fold), cores=cores)
     loglik = model.pointwise_loglik(idata)                          # at the full data: (chain, draw, participant)
     values = loglik.stack(sample=("chain", "draw")).transpose("participant", "sample").values
-    verdict = diagnose(idata, [v for v in model.population if v in idata["posterior"].to_dataset()])
+    verdict = diagnose(idata, [v for v in model.population if v in idata["posterior"]])
     max_r_hat = float(np.nanmax(verdict.table["max_r_hat"]))
     rows = []
     for j in np.flatnonzero(folds == fold):

@@ -45,7 +45,7 @@ def hdi_table(draws: xr.DataArray, hdi_prob: float = HDI) -> pd.DataFrame:
 def emergence_evidence(idata: xr.DataTree) -> pd.DataFrame:
     """Posterior of alpha1 (mean, 5% and 95% quantiles) and the probability that it is
     negative (the within-community spread shrinks)."""
-    if "alpha_time" not in idata["posterior"].to_dataset():
+    if "alpha_time" not in idata["posterior"]:
         raise ConfigError("this fit has no alpha_time: it was fitted with emergence = false, which fixes "
                           "alpha1 = 0. Fix: fit with emergence = true, or compare both with compare_emergence().")
     a1 = idata["posterior"].to_dataset()["alpha_time"].values.ravel()
