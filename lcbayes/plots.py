@@ -1,6 +1,6 @@
-"""Figures from posterior draws: functions of an InferenceData (a fit in memory or a saved
-``.nc``), each returning the matplotlib Axes it drew on. The observed data they overlay
-come from the fit's ``constant_data`` group, so no model has to be rebuilt."""
+"""Figures from posterior draws: functions of a fit's DataTree (in memory, or loaded with ``Model.load``), each
+returning the matplotlib Axes it drew on. The observed data they overlay come from the fit's ``constant_data``
+group."""
 
 from __future__ import annotations
 

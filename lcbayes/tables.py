@@ -1,5 +1,6 @@
-"""Tables and sentences from posterior draws: functions of an InferenceData (a fit in memory
-or a saved ``.nc`` read with ``xarray.open_datatree``), so no model has to be rebuilt.
+"""Tables and sentences from posterior draws: functions of a fit's DataTree (in memory, or loaded with
+``Model.load``, which recomputes the grids a saved file leaves out), so that the same tables serve the report, the
+notebooks and power analysis.
 
 ``HDI`` is the interval every table and sentence reports (90%, as in the report).
 """

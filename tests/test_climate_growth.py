@@ -14,7 +14,7 @@ from lcbayes.data.simulate import ClimateTruth, Design, SharingTruth, simulate_s
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models import ClimateGrowth, DataMismatchError, NotFittedError
-from lcbayes.models.base import BayesModel
+from lcbayes.models.base import DRAW_PRECISION, BayesModel, draw_encoding
 
 FAST = {"chains": 2, "draws": 1000, "tune": 600}
 NO_SCALE = dict(alpha1=0.0, alpha2=0.0, alpha3=0.0, alpha4=0.0)   # homoscedastic residuals, as model A assumes
@@ -95,21 +95,46 @@ def test_community_trajectories_cover_true_strength(plain):
     assert covered.mean() >= 0.75, covered.mean()
 
 
-def test_save_load_predict_round_trip(plain, tmp_path):
+def test_save_load_predict_round_trip(plain, tmp_path, same_draws):
     _, model = plain
     before = model.predict(seed=3)
+    model.sample_posterior_predictive(seed=1)
     path = model.save(tmp_path / "fit.nc")
     again = BayesModel.load(path)                      # data restored from the file
     assert isinstance(again, ClimateGrowth)
-    np.testing.assert_allclose(again.predict(seed=3).values, before.values, rtol=1e-6)   # draws saved as float32
+    same_draws(again.predict(seed=3), before)
     with_study = ClimateGrowth.load(path, model.study)  # or checked against the same study
-    np.testing.assert_allclose(with_study.predict(seed=3).values, before.values, rtol=1e-6)
-    with xr.open_datatree(str(path)) as stored:         # draws in single precision, data exactly, all compressed
+    same_draws(with_study.predict(seed=3), before)
+    fitted, loaded = model.idata.posterior, again.idata.posterior
+    assert set(loaded.data_vars) == set(fitted.data_vars)
+    for name in fitted.data_vars:                       # each stored draw within half of DRAW_PRECISION of its SD
+        same_draws(loaded[name], fitted[name], shares=0.5 if name != "trajectory_community" else 2.0)
+    same_draws(again.idata.log_likelihood["climate"], model.idata.log_likelihood["climate"], shares=0.5)
+    with xr.open_datatree(str(path)) as stored:         # draws packed, data exactly, all compressed
         sigma = stored["posterior"]["sigma"]
-        assert sigma.dtype == np.float32 and stored["log_likelihood"]["climate"].dtype == np.float32
-        assert stored["constant_data"]["climate"].dtype == np.float64
+        assert sigma.encoding["dtype"] in (np.int16, np.int32)
         assert sigma.encoding.get("zlib") or sigma.encoding.get("compression")
+        assert stored["log_likelihood"]["climate"].encoding["dtype"] in (np.int16, np.int32)
+        assert stored["constant_data"]["climate"].dtype == np.float64
+        assert "trajectory_community" not in stored["posterior"]          # a grid: recomputed on load
+        assert json.loads(stored.attrs["recomputed_on_load"]) == ["trajectory_community"]
+        assert "posterior_predictive" not in stored.children              # redrawn from its seed, not stored
     assert again.idata.posterior["sigma"].dtype == np.float64         # read back as double
+
+
+def test_draw_encoding_keeps_zero_exact_and_falls_back_to_float32():
+    rng = np.random.default_rng(1)
+    draws = xr.DataArray(np.stack([rng.normal(3.5, 0.02, (2, 50)), np.zeros((2, 50))], axis=-1),
+                         dims=("chain", "draw", "k"))
+    packed = draw_encoding(draws)
+    assert packed["dtype"] in ("int16", "int32") and packed["scale_factor"] == pytest.approx(0.02 * DRAW_PRECISION,
+                                                                                               rel=0.2)
+    stored = np.round((draws.values - packed["add_offset"]) / packed["scale_factor"])
+    back = stored * packed["scale_factor"] + packed["add_offset"]
+    assert np.all(back[..., 1] == 0.0)                                  # an anchored element stays exactly 0
+    assert np.abs(back - draws.values).max() <= 0.5 * packed["scale_factor"] * (1 + 1e-9)
+    assert draw_encoding(draws.where(draws > 3.5))["dtype"] == "float32"        # not finite
+    assert draw_encoding(xr.ones_like(draws))["dtype"] == "float32"              # constant
 
 
 @pytest.mark.review_case(74)

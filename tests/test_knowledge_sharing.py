@@ -168,16 +168,18 @@ def test_posterior_predictive_and_plots(fitted):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["support", "self_efficacy", "motivation"]
 
 
-def test_save_load_round_trip(fitted, tmp_path):
+def test_save_load_round_trip(fitted, tmp_path, same_draws):
     _, model = fitted
     path = model.save(tmp_path / "c.nc")
     again = BayesModel.load(path)
     assert isinstance(again, KnowledgeSharing)
-    np.testing.assert_allclose(again.idata.posterior["support_effect"].values,   # draws saved in single precision
-                               model.idata.posterior["support_effect"].values, rtol=1e-6)
+    same_draws(again.idata.posterior["support_effect"], model.idata.posterior["support_effect"], shares=0.5)
+    for name in ("expected", "predictive_sd"):          # the filter's predictions: recomputed on load
+        same_draws(again.idata.posterior[name], model.idata.posterior[name])
     a, b = again.within_between_table(), model.within_between_table()
     assert a[["predictor", "effect"]].astype(str).equals(b[["predictor", "effect"]].astype(str))
-    np.testing.assert_allclose(a[["mean", "lower", "upper"]], b[["mean", "lower", "upper"]], rtol=1e-6)
+    sd = model.idata.posterior["within_between"].std(("chain", "draw")).values.ravel()
+    np.testing.assert_array_less(np.abs(a["mean"] - b["mean"]), 1e-3 * sd)
     assert again.data_hash() == model.data_hash()
     np.testing.assert_array_equal(again.error_variance, model.error_variance)   # items stored with the fit
 

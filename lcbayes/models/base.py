@@ -77,12 +77,12 @@ class BayesModel(ABC):
     What subclasses implement (abstract): :meth:`default_priors`, :meth:`build`, :attr:`population`,
     :meth:`pointwise_loglik`, :meth:`sample_prior_predictive`, :meth:`sample_posterior_predictive`, :meth:`predict`,
     :meth:`prior_study` and :meth:`report_content`. Optional hooks: :meth:`prepare` (option checks and arrays),
-    :attr:`measures`, :meth:`derived`, :meth:`trim`, :meth:`log_likelihood_terms`.
+    :attr:`measures`, :meth:`grids`, :meth:`derived`, :meth:`log_likelihood_terms`.
 
     Who calls what (and nothing else): the report (:mod:`lcbayes.report`) calls ``sample_prior_predictive``, ``fit``,
     ``diagnostics``, ``sample_posterior_predictive``, ``log_likelihood_terms``, ``priors``, ``population`` and
     ``report_content``; the power runner (:mod:`lcbayes.power`) builds ``model`` (the PyMC graph), refits it through
-    :class:`~lcbayes.sampling.CompiledModel` and reads ``population`` and ``derived``; SBC calls ``prior_study`` and
+    :class:`~lcbayes.sampling.CompiledModel` and reads ``population`` and ``quantities``; SBC calls ``prior_study`` and
     ranks ``calibration_targets``.
     """
 
@@ -232,17 +232,25 @@ class BayesModel(ABC):
                 out[name] = out[name] * np.reshape(keep, shape).astype(out[name].dtype)
         return out
 
-    def trim(self, posterior: xr.Dataset) -> xr.Dataset:
-        """The posterior as kept after sampling (default: unchanged; a model with a large latent grid drops it)."""
-        return posterior
-
     def _cells(self, posterior: xr.Dataset, names: list[str]) -> xr.Dataset:
         """Deterministics ``names`` of the graph (the per-cell ones are not stored) at the draws in ``posterior``."""
         return pm.compute_deterministics(posterior, var_names=names, model=self.model, progressbar=False)
 
-    def derived(self, idata: xr.DataTree) -> xr.Dataset:
-        """Derived quantities added to the posterior after fitting (none by default)."""
+    def grids(self, posterior: xr.Dataset) -> xr.Dataset:
+        """Large deterministic functions of the draws in ``posterior`` (per community x session, per row): in the
+        posterior of a fit in memory, left out of a saved file and recomputed by :meth:`load` (none by default)."""
         return xr.Dataset()
+
+    def derived(self, idata: xr.DataTree, grids: xr.Dataset) -> xr.Dataset:
+        """Derived quantities added to the posterior after fitting and saved with it (none by default); ``grids`` is
+        :meth:`grids` of the same draws."""
+        return xr.Dataset()
+
+    def quantities(self, idata: xr.DataTree) -> xr.Dataset:
+        """Everything computed from the posterior draws of ``idata`` (a raw sampler result, or a fit) after sampling:
+        :meth:`grids` and :meth:`derived`."""
+        grids = self.grids(idata["posterior"].to_dataset())
+        return grids.merge(self.derived(idata, grids))
 
     @cached_property
     def model(self) -> pm.Model:
@@ -272,17 +280,17 @@ class BayesModel(ABC):
     def complete(self, idata: xr.DataTree, settings: SamplerSettings) -> xr.DataTree:
         """Add what a raw sampler result lacks (shared by ``fit`` and compiled refits)."""
         loglik = self.pointwise_loglik(idata).rename(self.spec.outcome)
-        idata["posterior"] = self.trim(idata["posterior"].to_dataset())
         idata["log_likelihood"] = xr.Dataset({self.spec.outcome: loglik})   # replacing PyMC's own groups (in panel
         idata["observed_data"] = self._observed()                           # layout)
         idata["constant_data"] = self._constant()
         self.idata = idata
-        posterior = idata["posterior"].to_dataset().merge(self.derived(idata)).drop_vars(self.transformed_names(),
-                                                                                         errors="ignore")
+        grids = self.grids(idata["posterior"].to_dataset())
+        posterior = idata["posterior"].to_dataset().merge(grids).merge(self.derived(idata, grids))
+        posterior = posterior.drop_vars(self.transformed_names(), errors="ignore")
         used = {d for v in posterior.data_vars.values() for d in v.dims}
         posterior = posterior.drop_vars([c for c in posterior.coords if c not in used])   # their dims' labels
         idata["posterior"] = posterior.transpose("chain", "draw", ...)
-        idata.attrs.update(self._provenance(settings))
+        idata.attrs.update(self._provenance(settings), recomputed_on_load=json.dumps(sorted(grids.data_vars)))
         return idata
 
     def transformed_names(self) -> list[str]:
@@ -359,16 +367,23 @@ class BayesModel(ABC):
         """Posterior mean, SD, HDI, MCSE, ESS and R-hat of the population parameters."""
         return summarize(self.fitted(), self.population, hdi_prob)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the fit (posterior, data, provenance) to a netCDF file, atomically: it is written beside ``path`` and
-        renamed over it when complete, so an interrupted or failed save leaves an earlier file at ``path`` intact.
-        Numeric variables are stored compressed (:data:`COMPRESSION`), the draws of :data:`DRAW_GROUPS` in single
-        precision (7 significant digits, finer than their Monte Carlo error; CmdStan's CSV files keep 6), read back
-        as double (:func:`load_fit_file`); data and provenance exactly."""
+    def save(self, path: str | Path, predictive: bool = False) -> Path:
+        """Write the fit (posterior, log likelihood, data, provenance) to a netCDF file, atomically: it is written
+        beside ``path`` and renamed over it when complete, so an interrupted or failed save leaves an earlier file at
+        ``path`` intact.
+
+        What is stored: the draws of the parameters and derived quantities, not :meth:`grids` (recomputed by
+        :meth:`load`; the file's attribute ``recomputed_on_load`` names them) nor the ``posterior_predictive`` group
+        (``sample_posterior_predictive(seed)`` redraws it; ``predictive=True`` stores it). Each variable of draws is
+        stored to :data:`DRAW_PRECISION` of its posterior SD (:func:`draw_encoding`), data and provenance exactly,
+        all compressed (:data:`COMPRESSION`)."""
         path = Path(path)
-        fit = self.fitted()
-        encoding = {f"/{name}": {var: {**COMPRESSION, **({"dtype": "float32"} if name in DRAW_GROUPS and
-                                                         values.dtype.kind == "f" else {})}
+        fit = self.fitted().copy()
+        fit["posterior"] = fit["posterior"].to_dataset().drop_vars(
+            json.loads(fit.attrs.get("recomputed_on_load", "[]")), errors="ignore")
+        if not predictive and "posterior_predictive" in fit.children:
+            del fit["posterior_predictive"]
+        encoding = {f"/{name}": {var: {**COMPRESSION, **(draw_encoding(values) if name in DRAW_GROUPS else {})}
                                  for var, values in group.data_vars.items()
                                  if values.dtype.kind in "biuf" and values.size > 1}
                     for name, group in fit.children.items()}
@@ -403,14 +418,47 @@ class BayesModel(ABC):
             raise DataMismatchError(f"'{path}' was fitted to other data (data hash {idata.attrs['data_hash'][:12]}...; "
                                     f"this study's is {model.data_hash()[:12]}...). Fix: load it with the study it was "
                                     "fitted to, or without a study to use the data stored in the file.")
+        posterior = idata["posterior"].to_dataset()
+        if any(name not in posterior for name in json.loads(idata.attrs.get("recomputed_on_load", "[]"))):
+            posterior = posterior.merge(model.grids(posterior))
+            idata["posterior"] = posterior.transpose("chain", "draw", ...)
         model.idata = idata
         return model
 
 
-# lossless HDF5 compression of a saved fit's numeric variables: byte shuffle, then zlib level 4
+# lossless HDF5 compression of a saved fit's variables: byte shuffle, then zlib level 4
 COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
-# groups of posterior draws, saved in single precision
+# groups of posterior draws, saved to DRAW_PRECISION of each variable's posterior SD
 DRAW_GROUPS = ("posterior", "log_likelihood", "posterior_predictive")
+# the largest rounding error of a saved draw, as a share of the posterior SD: half of this (CmdStan's 6 significant
+# digits are about as fine for a mean 100 SDs from 0, coarser beyond)
+DRAW_PRECISION = 1e-3
+
+
+def draw_encoding(draws: xr.DataArray) -> dict[str, Any]:
+    """The netCDF encoding of one variable of draws, (chain, draw, ...): CF scale/offset packing into integers
+    (xarray unpacks them on reading) with a step of :data:`DRAW_PRECISION` times the smallest posterior SD among its
+    elements that vary, so that every draw is off by at most half of that, and an offset that is a whole number of
+    steps (0 is stored exactly); int16 or int32 by the range. Draws that are not all finite, or constant, or whose
+    range needs more than int32, are stored as float32 (7 significant digits)."""
+    x = draws.values
+    if x.dtype.kind != "f":
+        return {}
+    single = {"dtype": "float32"}
+    if not np.isfinite(x).all() or x.ndim < 2:
+        return single
+    sd = draws.std(("chain", "draw")).values
+    varying = sd > 1e-12 * max(float(np.abs(x).max()), 1e-300)
+    if not varying.any():
+        return single
+    step = DRAW_PRECISION * float(sd[varying].min())
+    offset = round((float(x.max()) + float(x.min())) / 2 / step) * step
+    half_range = max(float(x.max()) - offset, offset - float(x.min())) / step + 1
+    for dtype in (np.int16, np.int32):
+        if half_range < np.iinfo(dtype).max - 1:
+            return {"dtype": np.dtype(dtype).name, "scale_factor": step, "add_offset": offset,
+                    "_FillValue": np.iinfo(dtype).min}
+    return single
 FIT_GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data")
 FIT_ATTRS = ("spec", "spec_hash", "data_hash", "roles", "sampler")
 
@@ -441,10 +489,12 @@ def load_fit_file(path: str | Path) -> xr.DataTree:
     that it can be replaced or deleted while the fit is in use)."""
     with xr.open_datatree(str(path)) as tree:
         fit = tree.load()
-    for name, group in fit.children.items():     # draws saved in single precision: as double, as computed
-        single = [var for var, values in group.data_vars.items() if values.dtype == np.float32]
+    for name, group in fit.children.items():     # draws saved in single precision or packed: as double, as computed
+        data = group.to_dataset()
+        single = {var: values.astype(np.float64) for var, values in data.data_vars.items()
+                  if values.dtype == np.float32}
         if single:
-            fit[name] = group.to_dataset().astype(dict.fromkeys(single, np.float64))
+            fit[name] = data.assign(single)
     return fit
 
 

@@ -188,21 +188,20 @@ class ClimateGrowth(ClimateModel):
                               "measurement = \"scale\" and family = \"gaussian\".")
         return super().prior_study(seed)
 
-    def derived(self, idata: xr.DataTree) -> xr.Dataset:
-        """Variance partition and community trajectories per session.
+    def grids(self, posterior: xr.Dataset) -> xr.Dataset:
+        """``trajectory_community`` (community, session) from :meth:`community_trajectories`."""
+        return xr.Dataset({"trajectory_community": self.community_trajectories(posterior)})
 
-        ``variance`` (session, level): community, participant and organization variances
-        (:meth:`random_effect_variances`) and the residual sigma^2 at each session's typical
-        time; ``variance_share`` the same as shares of their sum; ``trajectory_community``
-        (community, session) from :meth:`community_trajectories`.
-        """
+    def derived(self, idata: xr.DataTree, grids: xr.Dataset) -> xr.Dataset:
+        """Variance partition per session: ``variance`` (session, level): community, participant and organization
+        variances (:meth:`random_effect_variances`) and the residual sigma^2 at each session's typical time;
+        ``variance_share`` the same as shares of their sum."""
         post = idata["posterior"].to_dataset()
         resid = post["sigma"] ** 2 + 0 * self.session_grid()
         var = xr.concat(self.random_effect_variances(post) + [resid],
                         dim=xr.DataArray(LEVELS, dims="level", name="level"))
         var = var.drop_vars([c for c in var.coords if c not in ("chain", "draw", "session", "level")])
-        return xr.Dataset({"variance": var, "variance_share": var / var.sum("level"),
-                           "trajectory_community": self.community_trajectories(post)})
+        return xr.Dataset({"variance": var, "variance_share": var / var.sum("level")})
 
     plot_trajectories = on_fit(plots.plot_trajectories)
 

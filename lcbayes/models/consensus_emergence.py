@@ -26,6 +26,7 @@ learning_i ~ N(eta0 + eta1 S_j + eta2 log C_j + eta3 S_j log C_j + b_j, sigma_L)
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -469,7 +470,7 @@ class ConsensusEmergence(ClimateModel):
         return self.population + ["consensus_sd_last"] + (["consensus_index_last"] if self.null_variance else [])
 
     @staticmethod
-    def _last_means(consensus: dict[str, xr.DataArray]) -> dict[str, xr.DataArray]:
+    def _last_means(consensus: Mapping[Any, xr.DataArray]) -> dict[str, xr.DataArray]:
         names = {"consensus_sd_last": "consensus_sd", "consensus_index_last": "consensus_index"}
         return {k: consensus[v].isel(session=-1, drop=True).mean("community") for k, v in names.items()
                 if v in consensus}
@@ -544,30 +545,36 @@ class ConsensusEmergence(ClimateModel):
         return xr.DataArray(sessions, dims=index.dims[:-1], coords={k: index.coords[k] for k in index.dims[:-1]},
                             attrs={"last_session": float(labels[-1])})
 
-    def derived(self, idata: xr.DataTree) -> xr.Dataset:
+    def grids(self, posterior: xr.Dataset) -> xr.Dataset:
         """Per community x session: ``strength``; ``consensus_sd`` (sqrt V_jt) and ``transient_sd`` (its latent
         residual part); ``consensus_rstar`` and ``consensus_rwg_j`` (with items) or ``consensus_scale`` (a single
         score), ``consensus_index`` (the chosen one, option ``consensus_index``) and ``consensus_reached_by`` (1 when
         the index reached the threshold at some session up to this one: its posterior mean is the survival curve
-        P(T_j <= t), :func:`~lcbayes.tables.p_consensus_by`). The indices need the number of response options
-        (``scale_points`` or the outcome's range in the roles) and are left out when it is unknown. ``variance`` of
-        the random effects per session (community, participant, organization).
+        P(T_j <= t), :func:`~lcbayes.tables.p_consensus_by`); per community ``consensus_time`` (:meth:`consensus`).
+        The indices need the number of response options (``scale_points`` or the outcome's range in the roles) and
+        are left out when it is unknown."""
+        return xr.Dataset({"strength": self.community_trajectories(posterior),
+                           **self.consensus(posterior, self._cells(posterior, ["mu", "log_sigma"]))})
+
+    def derived(self, idata: xr.DataTree, grids: xr.Dataset) -> xr.Dataset:
+        """The community means of ``consensus_sd`` and ``consensus_index`` at the last session (``consensus_sd_last``,
+        ``consensus_index_last``); ``variance`` of the random effects per session (community, participant,
+        organization).
 
         With a learning outcome, ``eta_average`` (outcome_term) holds the outcome model at the communities' average
         latent strength and log consensus_sd at the last session, per draw: the expected outcome there, the effect of
         strength at average consensus, the effect of log consensus_sd at average strength, and the interaction."""
         post = idata["posterior"].to_dataset()
-        strength = self.community_trajectories(post)
-        consensus = self.consensus(post, self._cells(post, ["mu", "log_sigma"]))
-        out = {"strength": strength, **consensus, **self._last_means(consensus)}
+        strength = grids["strength"]
+        out = self._last_means(grids)
         var = xr.concat(self.random_effect_variances(post),
                         dim=xr.DataArray(["community", "participant", "organization"], dims="level", name="level"))
         out["variance"] = var.drop_vars([c for c in var.coords if c not in ("chain", "draw", "session", "level")])
         if self.learning and self.options["cut"]:
-            return xr.Dataset(out).merge(self._cut(post, strength, out["consensus_sd"]))
+            return xr.Dataset(out).merge(self._cut(post, strength, grids["consensus_sd"]))
         if self.learning:
             s_bar = strength.isel(session=-1, drop=True).mean("community")
-            c_bar = xr.apply_ufunc(np.log, out["consensus_sd"].isel(session=-1, drop=True)).mean("community")
+            c_bar = xr.apply_ufunc(np.log, grids["consensus_sd"].isel(session=-1, drop=True)).mean("community")
             out["eta_average"] = eta_average(post["eta"], s_bar, c_bar).transpose("chain", "draw", "outcome_term")
         return xr.Dataset(out)
 

@@ -309,11 +309,11 @@ class KnowledgeSharing(BayesModel):
         participants), (chain, draw, participant)."""
         return self._cells(idata["posterior"].to_dataset(), ["loglik"])["loglik"]
 
-    def trim(self, posterior: xr.Dataset) -> xr.Dataset:
-        """The posterior with the one-step-ahead expected K and its predictive SD at the observed rows (over
-        ``obs``)."""
+    def grids(self, posterior: xr.Dataset) -> xr.Dataset:
+        """The filter's one-step-ahead expected K (``expected``) and its predictive SD (``predictive_sd``) at the
+        observed rows (over ``obs``)."""
         cells = self._cells(posterior, ["expected", "predictive_sd"])
-        return posterior.assign({name: self._at_rows(cells[name]) for name in ("expected", "predictive_sd")})
+        return xr.Dataset({name: self._at_rows(cells[name]) for name in ("expected", "predictive_sd")})
 
     def _at_rows(self, cells: xr.DataArray) -> xr.DataArray:
         """(..., participant, session) values at the rows with an observed outcome, over ``obs``."""
@@ -321,7 +321,7 @@ class KnowledgeSharing(BayesModel):
         at = {g: xr.DataArray(self.study.idx[g][obs], [("obs", obs)]) for g in ("participant", "session")}
         return cells.isel(at).drop_vars(list(at))
 
-    def derived(self, idata: xr.DataTree) -> xr.Dataset:
+    def derived(self, idata: xr.DataTree, grids: xr.Dataset) -> xr.Dataset:
         """When and for whom support matters, the spiral, and within vs between effects.
 
         - ``support_effect`` (efficacy_level, session): gamma0 + f(t) + gamma1 c tau_E for self-efficacy c = -1, 0, +1

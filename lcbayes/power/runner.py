@@ -148,7 +148,7 @@ def power_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = 
     seconds = time.perf_counter() - t0
     post = idata["posterior"].to_dataset()
     if any(t.variable not in post for t in plan.targets):
-        post = post.merge(model.derived(idata))
+        post = post.merge(model.quantities(idata))
     verdict = diagnose(idata, [v for v in model.population if v in post], min_ess=plan.min_ess)
     rows = []
     for target in plan.targets:
@@ -195,7 +195,7 @@ def run(plan: Plan, out: str, workers: int | None = None, scheduler: str | None 
 
 def check_targets(plan: Plan) -> None:
     """Refuse, before anything is compiled, fitted or written, a target that names neither a parameter of the plan's
-    model nor a quantity its :meth:`~lcbayes.models.base.BayesModel.derived` adds (looked up on two prior draws in
+    model nor a quantity its :meth:`~lcbayes.models.base.BayesModel.quantities` adds (looked up on two prior draws in
     place of a posterior), or an element label that the parameter lacks. Raises :class:`ConfigError` listing the
     known names."""
     model = create(plan.spec, simulate_replicate(plan, plan.cells()[0], 0))
@@ -205,7 +205,7 @@ def check_targets(plan: Plan) -> None:
     coords = {dim: [str(c) for c in values] for dim, values in graph.coords.items() if values is not None}
     if any(t.variable not in known for t in plan.targets):
         prior = model.sample_prior_predictive(draws=2, seed=0)["prior"].to_dataset()
-        derived = model.derived(xr.DataTree.from_dict({"posterior": prior}))
+        derived = model.quantities(xr.DataTree.from_dict({"posterior": prior}))
         known |= {name: tuple(d for d in derived[name].dims if d not in ("chain", "draw"))
                   for name in derived.data_vars}
         coords |= {dim: [str(c) for c in derived[dim].values] for dim in derived.dims if dim in derived.coords}
