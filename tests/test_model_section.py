@@ -7,22 +7,25 @@ import types
 import numpy as np
 import xarray as xr
 
+from lcbayes.data.roles import ResponseRange
 from lcbayes.report.model_section import ModelSection, _posterior_predictive
 
 
-def section_with(shift: float, scale: float) -> ModelSection:
-    """A section whose model replicates y (community x session groups of 5) as N(mean + shift, scale * sd)."""
+def section_with(shift: float, scale: float, y: np.ndarray | None = None) -> ModelSection:
+    """A section whose model replicates y (community x session groups of 5, 4 sessions, scores on 1-5) as
+    N(3 + shift, scale * 0.5)."""
     rng = np.random.default_rng(0)
     n, draws = 200, 400
-    y = rng.normal(3.0, 0.5, n)
+    y = rng.normal(3.0, 0.5, n) if y is None else y
     rep = 3.0 + shift + scale * 0.5 * rng.standard_normal((1, draws, n))
     obs = np.arange(n)
     idata = xr.DataTree.from_dict({"observed_data": xr.Dataset({"y": ("obs", y)}, coords={"obs": obs}),
                                    "posterior_predictive": xr.Dataset({"y": (("chain", "draw", "obs"), rep)},
                                                                       coords={"obs": obs})})
-    study = types.SimpleNamespace(idx={"community": obs // 20, "session": (obs // 5) % 4})
+    study = types.SimpleNamespace(idx={"community": obs // 20, "session": (obs // 5) % 4},
+                                  response_range=lambda name: ResponseRange(1.0, 5.0))
     model = types.SimpleNamespace(spec=types.SimpleNamespace(outcome="y"), study=study,
-                                  sample_posterior_predictive=lambda seed: idata)
+                                  coords={"session": [1, 2, 3, 4]}, sample_posterior_predictive=lambda seed: idata)
     return ModelSection(entry=None, model=model)
 
 
@@ -30,17 +33,32 @@ def test_p_values_are_central_for_a_model_that_fits_and_extreme_for_one_that_doe
     good = section_with(0.0, 1.0)
     _posterior_predictive(good, seed=1)
     p = good.tables["ppc"]["p_value"]
-    assert (p.between(0.1, 0.9)).all(), p
-    assert not good.warnings
+    assert len(p) == 3 + 2 * 4 + 2                     # overall, per session, at the bounds
+    assert p[["mean", "sd", "mean community x session SD"]].between(0.1, 0.9).all(), p
+    assert p.drop(["share at the lowest score", "share at the highest score"]).between(0.025, 0.975).all(), p
 
     shifted = section_with(0.3, 1.0)        # replicated means 0.3 above the data (SE of the mean 0.035)
     _posterior_predictive(shifted, seed=1)
-    assert shifted.tables["ppc"].loc["mean", "p_value"] > 0.99
+    p = shifted.tables["ppc"]["p_value"]
+    assert p["mean"] > 0.99 and all(p[f"mean, session {t}"] > 0.9 for t in (1, 2, 3, 4))
     too_wide = section_with(0.0, 1.5)       # replicated spread 50% too large
     _posterior_predictive(too_wide, seed=1)
     p = too_wide.tables["ppc"]["p_value"]
     assert p["sd"] > 0.99 and p["mean community x session SD"] > 0.99
     assert any("Posterior predictive check" in w for w in too_wide.warnings)
+
+
+def test_a_ceiling_the_model_does_not_replicate_is_flagged():
+    """Scores piled at the top of a 1-5 scale, replicated by an unbounded normal model of the same mean and SD: the
+    share at the highest score lies in the tail of its replicates."""
+    rng = np.random.default_rng(2)
+    y = np.clip(np.round(rng.normal(4.6, 0.9, 200)), 1, 5)
+    section = section_with(float(y.mean()) - 3.0, float(y.std()) / 0.5, y)
+    _posterior_predictive(section, seed=1)
+    table = section.tables["ppc"]
+    assert table.loc["share at the highest score", "observed"] > 0.5
+    assert table.loc["share at the highest score", "p_value"] < 0.025
+    assert any("share at the highest score" in w for w in section.warnings)
 
 
 def test_predictive_streams_are_independent_and_reproducible():

@@ -77,7 +77,7 @@ def test_outputs_manifest_and_results(reports):
     assert manifest["seed"] == 7
     model = manifest["models"]["climate_growth"]
     assert model["sampler"]["seed"] == 7 and model["sampler"]["backend"] == "nutpie-jax"
-    assert model["variants"] == {"no random slopes": {"random_slopes": False}}
+    assert model["variants"] == {"no random slopes": {"options": {"random_slopes": False}, "sampler": {}}}
     for package in ("pymc", "arviz", "nutpie", "lcbayes"):
         assert manifest["packages"][package]
     assert (first / "fits" / "climate_growth.nc").is_file()
@@ -110,13 +110,68 @@ def test_html_is_self_contained_and_follows_barg(reports):
     images = re.findall(r'<img[^>]* src="([^"]+)"', html)
     assert len(images) >= 5 and all(src.startswith("data:image/png;base64,") for src in images)
     assert "<script" not in html
-    for heading in ("Data and design", "Model and priors", "Prior predictive check", "Convergence diagnostics",
+    for heading in ("Summary", "Data and design", "Model and priors", "Prior predictive check",
+                    "Convergence diagnostics",
                     "Posterior summaries and derived quantities", "Posterior predictive check",
                     "Model comparison (LOO)", "Prior sensitivity", "What to conclude", "Power analysis",
                     "Reproducing this report"):
         assert heading in html, heading
     # short chains in the test config: the report must say the fit failed its checks
     assert "NOT converged" in html and "provisional" in html
+
+
+def test_numbers_in_html_tables_are_formatted_for_reading(reports):
+    """Estimates to 3 significant digits, R-hat to 3 decimals, ESS and counts whole: no decimal number in an HTML
+    table has more than 4 significant digits (results.json keeps full precision)."""
+    html = (reports[0] / "report.html").read_text()
+    cells = re.findall(r"<td>([^<]*)</td>", html)
+    decimals = [c.strip() for c in cells if re.fullmatch(r"-?\d+\.\d+", c.strip())]
+    assert len(decimals) > 100
+    too_long = [c for c in decimals if len(c.lstrip("-").replace(".", "").lstrip("0")) > 4]
+    assert too_long == []
+    priors = html[html.index("Priors ("):html.index("Prior predictive check")]
+    assert not re.search(r"\d\.\d{5,}", priors)                       # prior arguments too
+
+
+@pytest.mark.parametrize("name", ["climate_growth", "consensus_emergence", "knowledge_sharing"])
+def test_every_model_has_its_equations_as_mathml(name, reports):
+    """Each model's equations are written once, in LaTeX in its module docstring, and reach the report as MathML
+    (display blocks and inline symbols), with no leftover LaTeX or reST markup."""
+    import importlib
+    import inspect
+
+    from lcbayes.report.equations import docstring_html
+
+    rendered = docstring_html(inspect.getdoc(importlib.import_module(f"lcbayes.models.{name}")))
+    assert rendered.count('display="block"') >= 2 and rendered.count("<math") >= 10
+    text = re.sub(r"<math.*?</math>", "", rendered, flags=re.S)
+    assert "$" not in text and "\\" not in text and "``" not in text and ":mod:" not in text
+    html = (reports[0] / "report.html").read_text()
+    section = html[html.index("1 Model and priors"):html.index("Options as fitted")]
+    assert section.count('<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">') >= 2
+
+
+def test_the_summary_at_the_top_gives_design_verdicts_and_headlines(reports):
+    html = (reports[0] / "report.html").read_text()
+    summary = html[html.index('<h2 id="summary">'):html.index("<nav>")]
+    results = json.loads((reports[0] / "results.json").read_text())
+    assert f"{results['data']['communities']} communities" in summary
+    assert f"{results['data']['participants']} participants" in summary
+    row = re.search(r'<tr><td><a href="#climate_growth">.*?</tr>', summary, re.S).group(0)
+    assert re.findall(r"<td>(passed|FAILED)</td>", row)[0] == "FAILED"    # short chains: not converged
+    assert "Provisional" in row and "per unit of time" in row            # the first conclusion, marked provisional
+
+
+def test_number_formats():
+    from lcbayes.report.numbers import column_format, significant
+
+    assert [significant(v) for v in (3.51234, 0.0123456, 123.456, 12345.6, 0.0, 2.0, -0.5, 1.23e-5, float("nan"))] == \
+        ["3.51", "0.0123", "123", "12346", "0", "2", "-0.500", "1.23e-05", "–"]
+    values = pd.Series([1.00412, 1.0])
+    assert column_format("r_hat", values)(1.00412) == "1.004"
+    assert column_format("ess_bulk", values)(1234.6) == "1235"
+    assert column_format("mean", values)(0.123456) == "0.123"
+    assert column_format("n", pd.Series([3, 4]))(3) == "3"
 
 
 def test_report_renders_in_headless_chromium(reports):
@@ -138,16 +193,33 @@ def test_report_renders_in_headless_chromium(reports):
         page.goto(page_path.as_uri(), wait_until="load")
         broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
         n_images = page.evaluate("document.images.length")
+        upscaled = page.evaluate("Array.from(document.images).filter(i => i.naturalWidth < i.clientWidth)"
+                                 ".map(i => i.alt)")
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
     assert messages == []
     assert requests == [page_path.as_uri()]        # the file itself; images are inline data
     assert n_images >= 5 and broken == 0
+    assert upscaled == []                          # every figure shown at most at its natural width
     with shot.open("rb") as fh:
         head = fh.read(24)
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and height > 3000
     assert width == 1200                          # nothing wider than the window: wide tables scroll
+
+
+def test_a_comparison_variant_may_set_its_own_sampler_settings(tmp_path):
+    config = (ROOT / "reports" / "example.toml").read_text().replace('"../', f'"{ROOT}/')
+    (tmp_path / "r.toml").write_text(config)
+    entry = ReportConfig.from_path(tmp_path / "r.toml").models[2]
+    trends, spiral = (next(v for v in entry.variants if word in v.label) for word in ("trends", "spiral"))
+    assert entry.variant_spec(trends)["sampler"]["draws"] == 3000 and entry.variant_spec(spiral)["sampler"]["draws"] \
+        == entry.spec["sampler"]["draws"] == 1500
+    assert entry.variant_spec(trends)["sampler"]["seed"] == entry.spec["sampler"]["seed"]    # the report's seed
+    bad = config.replace("sampler = { draws = 3000 }", "sampler = { draws = 3000, seed = 1 }")
+    (tmp_path / "bad.toml").write_text(bad)
+    with pytest.raises(ConfigError, match="sets a sampler seed"):
+        ReportConfig.from_path(tmp_path / "bad.toml")
 
 
 # ---------------------------------------------------------------- verification logic

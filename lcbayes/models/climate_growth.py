@@ -1,13 +1,28 @@
-"""Model A: three-level growth of learning-climate perceptions (``docs/models.md``, model A).
+r"""Model A: three-level growth of learning-climate perceptions (``docs/models.md``, section 2).
 
-    y_tij = beta0 + sum_k beta_k B_k(s) + Gamma x + u0j + u1j s + r0ij + r1ij s [+ o_org(i)] + e_tij
-    (u0j, u1j) ~ MVN(0, diag(tau_u) Omega_u diag(tau_u)),   Omega_u ~ LKJ(eta)
-    (r0ij, r1ij) ~ MVN(0, diag(tau_r) Omega_r diag(tau_r)), o ~ N(0, tau_o), e ~ N(0, sigma)
+For participant $i$ of community $j$ (organization $g$) at session $t$, at time $s_{ti}$:
 
-B_k(s) is the time trend (linear, quadratic or piecewise). Community (u) and organization (o)
-effects are non-centred; participant effects (r) are integrated out of the likelihood in
-closed form and drawn exactly afterwards (:mod:`lcbayes.models.marginal`). Reduced to
-linear time without predictors it is ``lme4::lmer(y ~ time + (time|community) + (time|participant))``.
+$$
+y_{ti} = \beta_0 + \sum_{k} \beta_k B_k(s_{ti}) + \Gamma x_{ti}
+  + u_{0j} + u_{1j} s_{ti} + r_{0i} + r_{1i} s_{ti} + a_g + e_{ti},
+\qquad e_{ti} \sim \mathrm{N}(0, \sigma^2)
+$$
+
+$$
+(u_{0j}, u_{1j})^\top \sim \mathrm{MVN}(0, \Sigma_u),\quad
+(r_{0i}, r_{1i})^\top \sim \mathrm{MVN}(0, \Sigma_r),\quad
+\Sigma = \begin{pmatrix} \tau_0^2 & \rho\,\tau_0\tau_1 \\ \rho\,\tau_0\tau_1 & \tau_1^2 \end{pmatrix},\quad
+a_g \sim \mathrm{N}(0, \tau_a^2)
+$$
+
+$B_k(s)$ is the time trend (linear, quadratic or piecewise; $\beta_k$ is ``beta_time``, $\beta_0$
+``beta_intercept``) and $\Gamma x_{ti}$ the within-person, between-person and community parts of the predictors
+(``gamma_within``, ``gamma_between``, ``gamma_community``, ``gamma_trait``). $(\tau_{u0}, \tau_{u1}, \rho_u)$ are
+``tau_community`` and ``corr_community``, $(\tau_{r0}, \tau_{r1}, \rho_r)$ ``tau_participant`` and
+``corr_participant``, $\tau_a$ ``tau_organization`` and $\sigma$ ``sigma``. Community (u) and organization (a)
+effects are non-centred; participant effects (r) are integrated out of the likelihood in closed form and drawn
+exactly afterwards (:mod:`lcbayes.models.marginal`). Reduced to linear time without predictors it is
+``lme4::lmer(y ~ time + (time|community) + (time|participant))``.
 """
 
 from __future__ import annotations

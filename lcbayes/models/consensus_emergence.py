@@ -1,26 +1,40 @@
-"""Model B: consensus emergence as a Bayesian mixed-effects location-scale model
-(``docs/models.md``, model B; Lang, Bliese & de Voogt 2018).
+r"""Model B: consensus emergence as a Bayesian mixed-effects location-scale model (``docs/models.md``, section 3;
+Lang, Bliese & de Voogt 2018).
 
-    y_tij = eta_tij + e_tij                    observed scale score = latent perception + item error, var theta / n_tij
-    eta_tij = beta0 + beta1 s + u0j + u1j s + r0ij [+ r1ij s] [+ o_org(i)] [+ Gamma x] + eps_tij
-    eps_tij ~ N(0, sigma_tij)
-    log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i + alpha5 w_i s [+ v0j + v1j s]
+The observed scale score is the latent perception plus item error, $n_{ti}$ the items answered:
 
-alpha1 < 0 is consensus emergence (the latent within-community spread shrinks over sessions); z_j are standardised
-composition predictors (:mod:`lcbayes.data.composition`), alpha3 says whether composition speeds or slows emergence,
-w_i are standardised individual traits (alpha5: traits that speed it up) and (v0j, v1j) optional community-specific
-emergence, correlated with the community's location effects (one LKJ group). The item error variance theta comes from
-the scale's items (:class:`~lcbayes.models.components.MeasurementError`), so alpha and sigma refer to latent spread.
+$$
+y_{ti} = y^*_{ti} + e_{ti},\quad e_{ti} \sim \mathrm{N}(0, \theta / n_{ti}),\qquad
+y^*_{ti} = \beta_0 + \sum_k \beta_k B_k(s_{ti}) + \Gamma x_{ti} + u_{0j} + u_{1j} s_{ti} + r_{0i} + a_g
+  + \epsilon_{ti},\quad \epsilon_{ti} \sim \mathrm{N}(0, \sigma_{ti}^2)
+$$
 
-Derived per community x session (``derived``): climate *strength* (the latent community mean); the consensus estimand
-V_jt, the whole latent within-community variance (participant, organization, residual and predictor parts,
-:func:`~lcbayes.processes.within_community_variance`), as ``consensus_sd`` = sqrt(V_jt) with the residual part alone
-as ``transient_sd``; agreement indices implied by V_jt (:func:`~lcbayes.processes.consensus_indices`, r*_wg(J) by
-default) and time to consensus as a posterior survival curve.
+$$
+\log \sigma_{ti} = \alpha_0 + \alpha_1 s_{ti} + \sum_k \alpha_{2k} z_{jk} + \sum_k \alpha_{3k} z_{jk} s_{ti}
+  + \sum_l \alpha_{4l} w_{il} + \sum_l \alpha_{5l} w_{il} s_{ti} + v_{0j} + v_{1j} s_{ti}
+$$
 
-Outcome submodel: a participant-level learning outcome regressed on the strength and log consensus_sd of the
-participant's community at the last session and their product, plus a community residual:
-learning_i ~ N(eta0 + eta1 S_j + eta2 log C_j + eta3 S_j log C_j + b_j, sigma_L), b_j ~ N(0, tau_L).
+$$
+L_i \sim \mathrm{N}\!\left(\eta_0 + \eta_1 S_j + \eta_2 \log C_j + \eta_3 S_j \log C_j + b_j,\ \sigma_L^2\right),
+\qquad b_j \sim \mathrm{N}(0, \tau_L^2)
+$$
+
+$\alpha_1 < 0$ (``alpha_time``) is consensus emergence: the latent within-community spread shrinks over sessions.
+$z_{jk}$ are standardised composition predictors (:mod:`lcbayes.data.composition`; $\alpha_{2k}$, $\alpha_{3k}$:
+``alpha_composition``, ``alpha_composition_time``: does composition speed or slow emergence), $w_{il}$ standardised
+member traits (``alpha_trait``, ``alpha_trait_time``) and $(v_{0j}, v_{1j})$ optional community-specific emergence,
+correlated with the community's location effects $(u_{0j}, u_{1j})$ in one LKJ group (``tau_community``,
+``corr_community``). The item error variance $\theta$ comes from the scale's items
+(:class:`~lcbayes.models.components.MeasurementError`), so $\alpha$ and $\sigma$ refer to latent spread.
+
+Per community and session (:meth:`ConsensusEmergence.grids`): climate strength $S_j(t)$ (``strength``, the latent
+community mean); the consensus estimand $V_{jt}$, the whole latent within-community variance (participant,
+organization, residual and predictor parts, :func:`~lcbayes.processes.within_community_variance`), as
+$C_{jt} = \sqrt{V_{jt}}$ (``consensus_sd``), with the residual part alone as ``transient_sd``; agreement indices
+implied by $V_{jt}$ (:func:`~lcbayes.processes.consensus_indices`, $r^*_{wg(J)}$ by default) and time to consensus as
+a posterior survival curve. The learning outcome $L_i$ of a participant is regressed on the strength and log
+consensus SD of their community at the last session ($\eta$: ``eta``, ``eta_centred``; $\sigma_L$, $\tau_L$:
+``sigma_learning``, ``tau_learning_community``).
 """
 
 from __future__ import annotations

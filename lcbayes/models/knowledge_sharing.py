@@ -1,34 +1,54 @@
-"""Model C: knowledge sharing with time-varying support, self-efficacy and motivation, as a state-space model
-(``docs/models.md``, model C).
+r"""Model C: knowledge sharing with time-varying support, self-efficacy and motivation, as a state-space model
+(``docs/models.md``, section 4).
 
-Each observed scale score is a person mean, a session effect, a within-person state and item measurement error; the
-within-person states follow model C's lagged equations (:class:`~lcbayes.processes.SharingDynamics`)::
+Each observed scale score of support (S), self-efficacy (E), motivation (M) and sharing (K) is a person mean, a
+session effect, a within-person state and item measurement error; the within-person states follow the lagged
+equations of :class:`~lcbayes.processes.SharingDynamics`:
 
-    y_vti = mu_vi + s_vt [+ c_jt for K] + w_vti + e_vti,   e_vti ~ N(0, theta_v / n_vti)      v in S, E, M, K
-    Sw_ti = nuS,  Ew_ti = nuE
-    Mw_ti = phiM Mw_(t-1)i + delta Kw_(t-1)i + theta Sw_ti + zeta_ti
-    Kw_ti = phi Kw_(t-1)i + betaM Mw_(t-1)i + b_ti Sw_ti + betaE Ew_ti + betaSE Sw_ti Ew_ti + eps_ti
-    b_ti  = gamma0 + f(t) + gamma1 (muE_i - mE) + ubeta_i                      (f sums to 0 over sessions)
-    (muS_i, muE_i, muM_i) ~ MVN(m, Sigma),  muK_i = pi0 + pi . (mu_i - m) + a_org(i) + b_comm(i) + uK_i
+$$
+y^v_{ti} = \mu^v_i + s^v_t + [c_{jt}]_{v=K} + w^v_{ti} + e^v_{ti},\qquad
+e^v_{ti} \sim \mathrm{N}(0, \theta_v / n^v_{ti}),\qquad v \in \{S, E, M, K\}
+$$
+
+$$
+M^w_{ti} = \phi_M M^w_{t-1,i} + \delta K^w_{t-1,i} + \theta S^w_{ti} + \zeta_{ti},\qquad
+K^w_{ti} = \phi K^w_{t-1,i} + \beta_M M^w_{t-1,i} + \beta^S_i(t) S^w_{ti} + \beta_E E^w_{ti}
+  + \beta_{SE} S^w_{ti} E^w_{ti} + \varepsilon_{ti}
+$$
+
+$$
+\beta^S_i(t) = \gamma_0 + f(t) + \gamma_1 (\mu^E_i - m_E) + \tau_\beta z^\beta_i,\qquad
+\mu_i = (\mu^S_i, \mu^E_i, \mu^M_i)^\top \sim \mathrm{MVN}(m, \Sigma),\qquad
+\mu^K_i \sim \mathrm{N}\!\left(\pi_0 + \pi^\top (\mu_i - m) + a_g + b_j,\ \tau_K^2\right)
+$$
+
+$S^w_{ti}$ and $E^w_{ti}$ are white noise ($\sigma_S$, $\sigma_E$: ``sigma_within``), $\zeta$ and $\varepsilon$ the
+innovations of motivation and sharing (``sigma_within``, ``sigma``). The names in the summaries: $\phi$ ``phi``,
+$\phi_M$ ``phi_motivation``, $\delta$ ``delta``, $\beta_M$ ``beta_motivation`` (the spiral gain is
+$\delta\beta_M$), $\theta$ ``theta_support``, $\gamma_0$ ``gamma_support``, $f(t)$ ``support_walk`` (a random walk
+that sums to 0 over sessions), $\gamma_1$ ``gamma_efficacy``, $\tau_\beta$ ``tau_support_slope``, $\beta_E$
+``beta_efficacy``, $\beta_{SE}$ ``beta_interaction``, $\pi$ ``pi``, $\pi_0$ ``pi_intercept``, $\tau_K$
+``tau_sharing``, $s^v_t$ ``session_effect``, $c_{jt}$ ``community_session``, $m$ and $\Sigma$ ``mean_predictor``,
+``tau_predictor`` and ``corr_predictor``.
 
 The within-person states are integrated out by a Kalman filter (:mod:`lcbayes.kalman`), run over sessions as a
 ``scan`` and vectorised over participants, so that NUTS samples the population parameters and the participant-level
-ones (person means, support slopes ubeta), the community x session shocks c_jt and the intercepts of the
-organizations and communities, but no latent cell of a participant and session (muK is integrated out with the
-states). The log likelihood stored for leave-one-participant-out cross-validation integrates out every
+ones (person means, support slopes $z^\beta_i$), the community x session shocks $c_{jt}$ and the intercepts of the
+organizations and communities, but no latent cell of a participant and session ($\mu^K_i$ is integrated out with
+the states). The log likelihood stored for leave-one-participant-out cross-validation integrates out every
 participant-level quantity (person means, support slope, states): a second, forward-only filter
 (:func:`~lcbayes.kalman.marginal_filter`) evaluated once per draw, since a log likelihood conditional on sampled
 person means gave Pareto k > 0.68 for 88% of participants at the reference design. The lagged states before the first
 session are drawn from the stationary distribution of the first session's dynamics. Unobserved values (missed
-sessions, missing predictors, sessions before joining or after leaving) are simply not observed. With ``time =
-"time"``, (Mw, Kw) evolve over the time between sessions: A^gap and the innovations accumulated over the gap
-(:meth:`~lcbayes.processes.SharingDynamics.over`), a discrete-time view of a continuous-time process.
+sessions, missing predictors, sessions before joining or after leaving) are simply not observed. With
+``time = "time"``, $(M^w, K^w)$ evolve over the time between sessions: $A^{\Delta t}$ and the innovations accumulated
+over the gap (:meth:`~lcbayes.processes.SharingDynamics.over`), a discrete-time view of a continuous-time process.
 
-The moderator muE_i of the cross-level term is sampled, so that term is exact. The within-person moderation
-betaSE Sw_ti Ew_ti is a product of two latent states: given the session's S and E scores both are independent normals,
-and the filter carries the exact mean and variance of the product (assumed-density filtering: the only
-approximation in the likelihood is treating that product as normal; exact when betaSE = 0). The coverage study
-measures what this leaves of bias in betaSE.
+The moderator $\mu^E_i$ of the cross-level term is sampled, so that term is exact. The within-person moderation
+$\beta_{SE} S^w_{ti} E^w_{ti}$ is a product of two latent states: given the session's S and E scores both are
+independent normals, and the filter carries the exact mean and variance of the product (assumed-density
+filtering: the only approximation in the likelihood is treating that product as normal; exact when
+$\beta_{SE} = 0$). The coverage study measures what this leaves of bias in $\beta_{SE}$.
 """
 
 from __future__ import annotations

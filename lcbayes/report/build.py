@@ -125,7 +125,8 @@ def _model_provenance(section: ModelSection) -> dict[str, Any]:
     return {"model": model.name, "label": entry.label, "spec_path": str(entry.spec_path), "spec": spec,
             "spec_hash": model.spec.hash(), "data_hash": model.data_hash(),
             "priors": {k: p.to_dict() for k, p in model.priors.items()}, "sampler": spec["sampler"],
-            "variants": {v.label: v.options for v in entry.variants}, "fit": f"fits/{entry.key}.nc"}
+            "variants": {v.label: {"options": v.options, "sampler": v.sampler} for v in entry.variants},
+            "fit": f"fits/{entry.key}.nc"}
 
 
 def write_json(path: Path, content: Any) -> None:

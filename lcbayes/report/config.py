@@ -17,6 +17,7 @@ or in the files it names, so the configuration's SHA-256 and theirs identify a r
     spec = "../models/consensus_emergence.toml"
     sampler = { draws = 1000 }        # overrides of the spec's sampler settings
     compare = [{ label = "constant spread", options = { emergence = false } }]   # LOO against refits
+    # a variant may set its own sampler overrides: { label = ..., options = { ... }, sampler = { draws = 2000 } }
 
     [prior_predictive]
     draws = 200                       # prior predictive datasets per model
@@ -29,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class Variant:
 
     label: str
     options: dict[str, Any]
+    sampler: dict[str, Any] = field(default_factory=dict)   # overrides of the model's sampler settings (not the seed)
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ class ModelEntry:
     variants: tuple[Variant, ...]
 
     def variant_spec(self, variant: Variant) -> dict[str, Any]:
-        return {**self.spec, "options": {**self.spec.get("options", {}), **variant.options}}
+        return {**self.spec, "options": {**self.spec.get("options", {}), **variant.options},
+                "sampler": {**self.spec.get("sampler", {}), **variant.sampler}}
 
 
 @dataclass(frozen=True)
@@ -155,10 +158,15 @@ def _model_entry(raw: Any, here: Path, seed: int, position: int) -> ModelEntry:
         raise ConfigError(f"compare of models entry {position + 1} must be a list, got {compare!r}. Fix: compare = "
                           "[{ label = \"...\", options = { ... } }].")
     for v in compare:
-        if not isinstance(v, Mapping) or set(v) != {"label", "options"} or not isinstance(v["options"], Mapping):
-            raise ConfigError(f"compare entries of models entry {position + 1} need exactly label and options, "
-                              f"got {v!r}. Fix: compare = [{{ label = \"...\", options = {{ ... }} }}].")
-        variants.append(Variant(str(v["label"]), dict(v["options"])))
+        if (not isinstance(v, Mapping) or not {"label", "options"} <= set(v) <= {"label", "options", "sampler"}
+                or not isinstance(v["options"], Mapping)):
+            raise ConfigError(f"compare entries of models entry {position + 1} need label and options (and may "
+                              f"have sampler), got {v!r}. Fix: compare = [{{ label = \"...\", options = {{ ... }} }}].")
+        own = dict(table(v.get("sampler", {}), f"sampler of compare entry '{v['label']}'", "draws = 2000"))
+        if "seed" in own:
+            raise ConfigError(f"compare entry '{v['label']}' sets a sampler seed; the report's seed = ... sets every "
+                              "model's seed. Fix: remove it from sampler.")
+        variants.append(Variant(str(v["label"]), dict(v["options"]), own))
     key = str(raw.get("name", name))
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", key):
         raise ConfigError(f"models entry {position + 1}: name {key!r} cannot name its fit file (fits/<name>.nc): use "

@@ -16,8 +16,9 @@ from lcbayes.diagnostics import failing_elements
 from lcbayes.prior_check import MAX_OUTSIDE, WITHIN_SD_BAND
 from lcbayes.report.config import ReportConfig
 from lcbayes.report.model_section import ModelSection
+from lcbayes.report.numbers import column_format
 
-DPI = 80
+DPI = 150          # figures legible at their display size (natural width >= display width: no upscaling)
 
 
 def figure(fig) -> str:
@@ -27,14 +28,15 @@ def figure(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def table(df: pd.DataFrame, index: bool = True, digits: int = 3) -> str:
-    """A DataFrame as an HTML table (content escaped); rows of posterior summaries that miss
-    the convergence thresholds are marked."""
+def table(df: pd.DataFrame, index: bool = True) -> str:
+    """A DataFrame as an HTML table (content escaped), its numbers formatted for reading
+    (:func:`~lcbayes.report.numbers.column_format`); rows of posterior summaries that miss the convergence thresholds
+    are marked."""
     df = df.copy()
     if {"r_hat", "ess_bulk", "ess_tail"} <= set(df.columns):
         df.insert(0, "check", ["fails" if b else "ok" for b in failing_elements(df)])
-    return df.to_html(index=index, border=0, classes="table", na_rep="–",
-                      float_format=lambda v: f"{v:.{digits}f}" if abs(v) < 1e5 else f"{v:.3g}")
+    formatters = {name: column_format(name, df[name]) for name in df.columns}
+    return df.to_html(index=index, border=0, classes="table", na_rep="–", formatters=formatters)
 
 
 def render(config: ReportConfig, data: dict[str, Any], sections: list[ModelSection],

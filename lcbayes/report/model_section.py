@@ -4,6 +4,7 @@ derived quantities, posterior predictive check, model comparison (LOO) and prior
 
 from __future__ import annotations
 
+import html
 import inspect
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from lcbayes.plots import figure_of
 from lcbayes.prior_check import prior_check
 from lcbayes.prior_check import table as prior_check_table
 from lcbayes.report.config import ModelEntry
+from lcbayes.report.equations import docstring_html
+from lcbayes.report.numbers import significant
 from lcbayes.report.sensitivity import THRESHOLD, prior_sensitivity
 from lcbayes.tables import HDI
 
@@ -74,13 +77,38 @@ class ModelSection:
     @property
     def priors_table(self) -> pd.DataFrame:
         return pd.DataFrame([{"parameter": k, "distribution": p.dist,
-                              "arguments": ", ".join(f"{a} = {v}" for a, v in p.to_dict().items() if a != "dist")}
+                              "arguments": ", ".join(f"{a} = {_numbers(v)}" for a, v in p.to_dict().items()
+                                                     if a != "dist")}
                              for k, p in self.model.priors.items()])
 
     @property
+    def checks(self) -> dict[str, bool]:
+        """Each check of the model and whether it passed, for the summary at the top of the report: convergence,
+        the prior and posterior predictive checks (no statistic in the tails), LOO (no Pareto k above 0.7) and prior
+        sensitivity (nothing flagged)."""
+        r = self.results
+        return {"converged": bool(r["diagnostics"]["converged"]),
+                "prior predictive": bool(r["prior_predictive"]["passed"]),
+                "posterior predictive": all(0.025 <= v["p_value"] <= 0.975
+                                            for v in r["posterior_predictive"].values()),
+                "LOO": r["loo"]["pareto_k_above_0.7"] == 0,
+                "prior sensitivity": all(not v["diagnosis"] for v in r["prior_sensitivity"].values())}
+
+    @property
     def equations(self) -> str:
-        """The model's equations and notes, from its module docstring."""
-        return inspect.getdoc(inspect.getmodule(type(self.model))) or ""
+        """The model's equations and notes, from its module docstring, as HTML with MathML."""
+        text = inspect.getdoc(inspect.getmodule(type(self.model))) or ""
+        try:
+            return docstring_html(text)
+        except ValueError:        # a model of the user's whose docstring is not written for it: as plain text
+            return f"<pre>{html.escape(text)}</pre>"
+
+
+def _numbers(value: Any) -> str:
+    """A prior argument as the report prints it: numbers to 3 significant digits, lists element by element."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_numbers(v) for v in value) + "]"
+    return significant(value)
 
 
 def analyse_model(entry: ModelEntry, study: Study, seed: int, prior_draws: int,
@@ -170,32 +198,55 @@ def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
 
 
 def _posterior_predictive(section: ModelSection, seed: int) -> None:
+    """Statistics of the observed outcome against their replicates (posterior predictive p-value: the share of
+    replicates above the observed value, ties counted half, so that a share of 0 at a bound that no replicate reaches
+    either is not extreme): mean, SD, the mean within-community SD, each session's mean and mean
+    within-community SD and, with a declared response range, the share of scores at its bounds (ceiling and floor);
+    the ECDFs of observed and replicated scores (suited to discrete scale means, unlike a density)."""
     model = section.model
     idata = model.sample_posterior_predictive(seed=seed)
     y = idata["observed_data"].to_dataset()[model.spec.outcome]
     rep = idata["posterior_predictive"].to_dataset()[model.spec.outcome]
     rep = rep.isel(draw=slice(None, None, max(1, rep.sizes["chain"] * rep.sizes["draw"] // PPC_DRAWS)))
     obs = y["obs"].values
-    groups = pd.Series(obs).groupby([model.study.idx["community"][obs], model.study.idx["session"][obs]]).indices
-    stats = {"mean": lambda v: v.mean(-1), "sd": lambda v: v.std(-1, ddof=1),
-             "mean community x session SD": lambda v: np.mean(
-                 [v[..., i].std(-1, ddof=1) for i in groups.values() if len(i) > 1], axis=0)}
-    rows = {}
+    community, session = model.study.idx["community"][obs], model.study.idx["session"][obs]
+    cells = pd.Series(obs).groupby([community, session]).indices
+
+    def within_sd(at: int | None) -> Callable[[np.ndarray], np.ndarray]:
+        """The mean SD within community x session cells (of session ``at``; None: all)."""
+        chosen = [i for (_, t), i in cells.items() if len(i) > 1 and at in (None, t)]
+        return lambda v: np.mean([v[..., i].std(-1, ddof=1) for i in chosen], axis=0)
+
+    def mean_of(rows: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda v: v[..., rows].mean(-1)
+
+    stats: dict[str, Callable[[np.ndarray], Any]] = {
+        "mean": lambda v: v.mean(-1), "sd": lambda v: v.std(-1, ddof=1),
+        "mean community x session SD": within_sd(None)}
+    for t, label in enumerate(model.coords["session"]):
+        if (session == t).any():
+            stats[f"mean, session {label}"] = mean_of(session == t)
+            stats[f"mean community SD, session {label}"] = within_sd(t)
+    bounds = model.study.response_range(model.spec.outcome)
+    if bounds.declared:
+        stats["share at the lowest score"] = lambda v: (v <= bounds.low + 1e-9).mean(-1)     # replicates: at or
+        stats["share at the highest score"] = lambda v: (v >= bounds.high - 1e-9).mean(-1)   # beyond the bound
+    rows_out = {}
     for name, stat in stats.items():
         observed, replicated = float(stat(y.values)), np.asarray(stat(rep.values)).ravel()
-        rows[name] = {"observed": observed, "replicated_mean": float(replicated.mean()),
-                      "p_value": float((replicated >= observed).mean())}
-    section.tables["ppc"] = table = pd.DataFrame(rows).T
-    section.results["posterior_predictive"] = {k: dict(v) for k, v in rows.items()}
+        rows_out[name] = {"observed": observed, "replicated_mean": float(replicated.mean()),
+                          "p_value": float((replicated > observed).mean() + 0.5 * (replicated == observed).mean())}
+    section.tables["ppc"] = table = pd.DataFrame(rows_out).T
+    section.results["posterior_predictive"] = {k: dict(v) for k, v in rows_out.items()}
     extreme = table[(table["p_value"] < 0.025) | (table["p_value"] > 0.975)]
     if len(extreme):
         section.warnings.append("Posterior predictive check: the data's " + ", ".join(extreme.index)
                                 + " lie in the tails of the replicated data (p < 0.025 or > 0.975).")
-    figure = figure_of(az.plot_ppc_dist(idata, var_names=[model.spec.outcome], num_samples=100, backend="matplotlib",
-                                        figure_kwargs={"figsize": (7, 3.5)}))
+    figure = figure_of(az.plot_ppc_dist(idata, var_names=[model.spec.outcome], kind="ecdf", num_samples=100,
+                                        backend="matplotlib", figure_kwargs={"figsize": (7, 3.5)}))
     section.figures["ppc"] = (
-        f"Posterior predictive check: densities of {model.spec.outcome} replicated from 100 posterior draws "
-        "against the observed data.", figure)
+        f"Posterior predictive check: empirical CDF of {model.spec.outcome} (black) against the ECDFs of 100 "
+        "replicated data sets (an ECDF shows a discrete scale's steps, which a density smooths over).", figure)
 
 
 def _loo(section: ModelSection) -> None:
@@ -218,8 +269,10 @@ def _compare(section: ModelSection, study: Study, clock: FitClock) -> None:
         clock.fitting(f"{entry.key}: refitting variant '{variant.label}' for the LOO comparison")
         other = type(model)(study, entry.variant_spec(variant))
         other.fit()
-        if not other.diagnostics().passed:
-            section.warnings.append(f"Comparison variant '{variant.label}' did not pass the convergence checks.")
+        checked = other.diagnostics()
+        if not checked.passed:
+            section.warnings.append(f"Comparison variant '{variant.label}' did not pass the convergence checks: "
+                                    + "; ".join(checked.hints()))
         fits[variant.label], models[variant.label] = other.fitted(), other
     section.tables["comparison_estimates"] = estimates = side_by_side(models)
     section.results["comparison_estimates"] = {str(k): {str(c): v for c, v in row.items()}
