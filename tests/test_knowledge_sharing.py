@@ -9,6 +9,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pytest
+import xarray as xr
 
 from lcbayes.cv import compare_loo
 from lcbayes.data.simulate import Design, SharingTruth, simulate_study
@@ -166,6 +167,19 @@ def test_posterior_predictive_and_plots(fitted):
     assert len(ax.lines) >= 3
     ax = model.plot_within_between()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["support", "self_efficacy", "motivation"]
+
+
+def test_derived_targets_do_not_compute_the_filter_predictions(fitted):
+    """Power and SBC ask for derived quantities of raw sampler results: model C's derived ones do not need its per-row
+    filter predictions (the grids), so those are computed only when asked for."""
+    _, model = fitted
+    assert not model.derived_needs_grids
+    raw = xr.DataTree.from_dict({"posterior": model.idata.posterior.to_dataset().drop_vars(
+        ["expected", "predictive_sd", "spiral_gain"])})
+    post = model.posterior_with(raw, ["spiral_gain"])
+    assert "spiral_gain" in post and "expected" not in post
+    np.testing.assert_allclose(post["spiral_gain"], model.idata.posterior["spiral_gain"])
+    assert "expected" in model.posterior_with(raw, ["expected"])
 
 
 def test_save_load_round_trip(fitted, tmp_path, same_draws):

@@ -9,7 +9,7 @@ import hashlib
 import json
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, wraps
 from pathlib import Path
@@ -91,6 +91,7 @@ class BayesModel(ABC):
     sampler_defaults: ClassVar[dict[str, Any]] = {}   # model-specific defaults over SamplerSettings
     cell_vars: ClassVar[tuple[str, ...]] = ()   # per-cell deterministics computed after sampling, not stored
     over_sessions: ClassVar[tuple[str, ...]] = ()   # what only two or more sessions inform (trends, lags)
+    derived_needs_grids: ClassVar[bool] = False   # whether derived() reads the grids (else skipped when not wanted)
 
     def __init__(self, study: Study, spec: ModelSpec | Mapping[str, Any] | str | Path | None = None, **options: Any):
         if isinstance(spec, (str, Path)):
@@ -246,11 +247,25 @@ class BayesModel(ABC):
         :meth:`grids` of the same draws."""
         return xr.Dataset()
 
-    def quantities(self, idata: xr.DataTree) -> xr.Dataset:
+    def quantities(self, idata: xr.DataTree, grids: bool = True) -> xr.Dataset:
         """Everything computed from the posterior draws of ``idata`` (a raw sampler result, or a fit) after sampling:
-        :meth:`grids` and :meth:`derived`."""
-        grids = self.grids(idata["posterior"].to_dataset())
-        return grids.merge(self.derived(idata, grids))
+        :meth:`grids` and :meth:`derived`; with ``grids=False`` only the derived quantities (the grids are then
+        computed only if :meth:`derived` reads them, :attr:`derived_needs_grids`: model C's per-row filter
+        predictions cost more than the rest together)."""
+        computed = (self.grids(idata["posterior"].to_dataset()) if grids or self.derived_needs_grids
+                    else xr.Dataset())
+        derived = self.derived(idata, computed)
+        return computed.merge(derived) if grids else derived
+
+    def posterior_with(self, idata: xr.DataTree, names: Iterable[str]) -> xr.Dataset:
+        """The posterior of ``idata`` (a raw sampler result, or a fit) with the quantities ``names`` that it lacks
+        added: the derived quantities first, the grids only if one of ``names`` is a grid (a name that is neither
+        stays missing, for the caller to report)."""
+        posterior = idata["posterior"].to_dataset()
+        for grids in (False, True):
+            if any(name not in posterior for name in names):
+                posterior = posterior.merge(self.quantities(idata, grids=grids), compat="override")
+        return posterior
 
     @cached_property
     def model(self) -> pm.Model:

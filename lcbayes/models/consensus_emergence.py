@@ -126,6 +126,7 @@ class ConsensusEmergence(ClimateModel):
         "consensus_null": "uniform", "consensus_threshold": 0.7, "cut": False, "cut_imputations": 20,
         "censored": False, "own_perception": False}
     cell_vars = ClimateModel.cell_vars + ("learning_loglik", "learning_expected")
+    derived_needs_grids = True
 
     def prepare(self) -> None:
         o, study = self.options, self.study

@@ -146,9 +146,7 @@ def power_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = 
     t0 = time.perf_counter()
     model, idata, recompiled = fit.fit(fit.simulate(replicate), sampler_seed)
     seconds = time.perf_counter() - t0
-    post = idata["posterior"].to_dataset()
-    if any(t.variable not in post for t in plan.targets):
-        post = post.merge(model.quantities(idata))
+    post = model.posterior_with(idata, [t.variable for t in plan.targets])
     verdict = diagnose(idata, [v for v in model.population if v in post], min_ess=plan.min_ess)
     rows = []
     for target in plan.targets:

@@ -48,9 +48,7 @@ def sbc_replicate(plan: Plan, cell: Cell, replicate: int, cores: int | None = No
     model, idata, recompiled = fit.fit(study, sampler_seed)
     post = idata["posterior"].to_dataset()
     verdict = diagnose(idata, [v for v in model.population if v in post], min_ess=plan.min_ess)
-    derived = [t for t in model.calibration_targets if t not in post]
-    draws = scalar_elements(post.merge(model.quantities(idata)[derived]) if derived else post,
-                            model.calibration_targets)
+    draws = scalar_elements(model.posterior_with(idata, model.calibration_targets), model.calibration_targets)
     rows: list[dict[str, Any]] = []
     for name, value in scalar_elements(truth, model.calibration_targets).items():
         flat = draws[name].reshape(-1)
