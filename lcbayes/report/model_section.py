@@ -32,6 +32,7 @@ from lcbayes.report.sensitivity import THRESHOLD, prior_sensitivity
 from lcbayes.tables import HDI
 
 SIDE_BY_SIDE_MAX = 24    # parameters with more elements stay out of the side-by-side estimates of the comparison
+PPC_TAILS = (0.025, 0.975)   # posterior predictive p-values outside these bounds flag a misfit
 PPC_DRAWS = 500          # posterior draws used for predictive statistics and plots (thinned evenly)
 SUMMARY_COLUMNS = ["mean", "sd", *hdi_columns(HDI), "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
 
@@ -89,7 +90,7 @@ class ModelSection:
         r = self.results
         return {"converged": bool(r["diagnostics"]["converged"]),
                 "prior predictive": bool(r["prior_predictive"]["passed"]),
-                "posterior predictive": all(0.025 <= v["p_value"] <= 0.975
+                "posterior predictive": all(PPC_TAILS[0] <= v["p_value"] <= PPC_TAILS[1]
                                             for v in r["posterior_predictive"].values()),
                 "LOO": r["loo"]["pareto_k_above_0.7"] == 0,
                 "prior sensitivity": all(not v["diagnosis"] for v in r["prior_sensitivity"].values())}
@@ -238,10 +239,10 @@ def _posterior_predictive(section: ModelSection, seed: int) -> None:
                           "p_value": float((replicated > observed).mean() + 0.5 * (replicated == observed).mean())}
     section.tables["ppc"] = table = pd.DataFrame(rows_out).T
     section.results["posterior_predictive"] = {k: dict(v) for k, v in rows_out.items()}
-    extreme = table[(table["p_value"] < 0.025) | (table["p_value"] > 0.975)]
+    extreme = table[~table["p_value"].between(*PPC_TAILS)]
     if len(extreme):
         section.warnings.append("Posterior predictive check: the data's " + ", ".join(extreme.index)
-                                + " lie in the tails of the replicated data (p < 0.025 or > 0.975).")
+                                + f" lie in the tails of the replicated data (p < {PPC_TAILS[0]} or > {PPC_TAILS[1]}).")
     figure = figure_of(az.plot_ppc_dist(idata, var_names=[model.spec.outcome], kind="ecdf", num_samples=100,
                                         backend="matplotlib", figure_kwargs={"figsize": (7, 3.5)}))
     section.figures["ppc"] = (
