@@ -299,12 +299,16 @@ def test_piecewise_growth_recovers_a_level_shift():
 def test_trajectory_plot_draws_every_community(plain):
     import matplotlib
 
+    from lcbayes.plots import overlapping_text
+
     matplotlib.use("Agg")
     _, model = plain
-    ax = model.plot_trajectories()
+    axes = model.plot_trajectories()                    # small multiples: a panel per community
     n = model.study.n("community")
-    assert len(ax.lines) == 2 * n                       # a mean line and observed dots per community
-    assert ax.get_ylabel() == "climate"
+    assert len(axes) == n and all(len(ax.lines) == 2 for ax in axes)   # its mean line and observed dots
+    assert axes[0].figure.get_supylabel() == "climate"
+    assert [ax.get_title() for ax in axes] == [str(c) for c in model.coords["community"]]
+    assert overlapping_text(axes[0].figure) == []
 
 
 @pytest.mark.parametrize("backend", ["pymc", "numpyro", "nutpie-jax"])

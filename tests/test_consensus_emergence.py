@@ -145,13 +145,18 @@ def test_plots_draw(full):
 
     matplotlib.use("Agg")
     _, model = full
-    ax = model.plot_consensus()
-    assert len(ax.lines) >= model.study.n("community")
-    assert ax.get_ylabel().startswith("r*_wg(J)")
-    ax = model.plot_consensus_by()
-    assert len(ax.lines) == model.study.n("community")
+    from lcbayes.plots import overlapping_text
+
+    n = model.study.n("community")
+    axes = model.plot_consensus()                       # small multiples: a panel per community
+    assert len(axes) == n and all(len(ax.lines) == 2 for ax in axes)   # its mean line and the threshold
+    assert axes[0].figure.get_supylabel().startswith("r*_wg(J)")
+    axes = model.plot_consensus_by()
+    assert len(axes) == n and all(len(ax.lines) == 1 for ax in axes)
     ax = model.plot_strength_consensus()
     assert ax.get_xlabel().startswith("climate strength")
+    for figure in (axes[0].figure, ax.figure):
+        assert overlapping_text(figure) == []
 
 
 def test_no_emergence_covers_zero_and_loo_does_not_prefer_emergence():

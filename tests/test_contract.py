@@ -14,7 +14,7 @@ from lcbayes.data.simulate import Design, simulate_study
 from lcbayes.data.study import Study
 from lcbayes.diagnostics import summarize
 from lcbayes.models import MODELS, BayesModel, create, model_class, register
-from lcbayes.models.base import ReportContent
+from lcbayes.models.base import Conclusion, ReportContent
 from lcbayes.models.components import predictive_streams
 from lcbayes.models.priors import Prior
 from lcbayes.power import Plan, run
@@ -180,7 +180,10 @@ def test_fit_save_load_predict_report(name, study, tmp_path, same_draws):
     pp = model.sample_posterior_predictive(seed=1).posterior_predictive[model.spec.outcome]
     assert pp.sizes["obs"] == idata.observed_data[model.spec.outcome].sizes["obs"]
     content = again.report_content()
-    assert content.conclusions and all(isinstance(c, str) for c in content.conclusions)
+    assert content.conclusions and all(isinstance(c, str | Conclusion) for c in content.conclusions)
+    for c in content.conclusions:        # what a conclusion rests on is in the fit or its derived quantities
+        for name in getattr(c, "rests_on", ()):
+            assert name.split("[")[0] in again.fitted()["posterior"] or name.split("[")[0] in content.derived, name
     assert len(content.derived.data_vars) >= 1
 
 
@@ -190,7 +193,7 @@ def test_report_section(name, study):
     section = analyse_model(entry, study, seed=5, prior_draws=20, log=lambda _: None)
     assert section.results["diagnostics"].keys() >= {"converged", "divergences"}
     assert section.tables["parameters"].shape[0] >= len(section.model.population)
-    assert section.conclusions
+    assert section.conclusions and all(isinstance(c, Conclusion) for c in section.conclusions)
 
 
 @pytest.mark.parametrize("name", names())

@@ -82,3 +82,34 @@ def test_emergence_evidence_without_emergence_is_a_clear_error():
     fit = xr.DataTree.from_dict({"posterior": xr.Dataset({"alpha_intercept": (("chain", "draw"), np.zeros((1, 5)))})})
     with pytest.raises(ConfigError, match="emergence = false"):
         emergence_evidence(fit)
+
+
+def test_conclusions_carry_the_caveats_of_the_estimates_they_rest_on():
+    """Each check an estimate fails qualifies the conclusions that rest on it, and only those: convergence
+    (provisional), power-scaling (prior-data conflict; strong prior / weak likelihood) and the posterior SD against
+    the prior SD; a fit that failed its convergence checks makes every conclusion provisional."""
+    import pandas as pd
+
+    from lcbayes.models.base import Conclusion
+    from lcbayes.report.model_section import WEAK_IDENTIFICATION, qualified
+
+    summary = pd.DataFrame({"sd": [0.1, 0.9, 0.2, 0.3], "r_hat": [1.0, 1.0, 1.05, 1.0],
+                            "ess_bulk": [900.0, 900.0, 900.0, 150.0], "ess_tail": [900.0, 900.0, 120.0, 800.0]},
+                           index=["a", "b", "c[x]", "c[y]"])
+    section = ModelSection(entry=None, model=None)
+    section.results["diagnostics"] = {"converged": True}
+    section.tables.update(parameters=summary.iloc[:2], derived=summary.iloc[2:],
+                          sensitivity=pd.DataFrame({"diagnosis": ["", "prior-data conflict"]}, index=["a", "b"]))
+    section.prior_sd = pd.Series({"a": 1.0, "b": 1.0})
+    clean = qualified(section, Conclusion("a is positive", ("a",)))
+    assert clean.caveats == () and not clean.provisional
+    weak = qualified(section, Conclusion("b is positive", ("b",), ("the model's own caveat",)))
+    assert weak.caveats[0] == "the model's own caveat" and not weak.provisional
+    assert any("prior-data conflict" in x for x in weak.caveats)
+    assert any("posterior SD of b is 90% of its prior SD" in x for x in weak.caveats) and 0.9 >= WEAK_IDENTIFICATION
+    one = qualified(section, Conclusion("c[x] is positive", ("c[x]",)))
+    assert one.provisional and one.caveats == ("not converged: c[x] miss R-hat <= 1.01 or ESS >= 400",)
+    assert qualified(section, Conclusion("c is positive", ("c",))).caveats[0].startswith("not converged: c[x], c[y]")
+    assert qualified(section, "a note").caveats == ()
+    section.results["diagnostics"] = {"converged": False}
+    assert qualified(section, "a note").provisional and qualified(section, clean).provisional

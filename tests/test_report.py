@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from lcbayes.cli import app
 from lcbayes.errors import ConfigError
 from lcbayes.models import ClimateGrowth
+from lcbayes.plots import overlapping_text
+from lcbayes.report import html
 from lcbayes.report.build import build_report
 from lcbayes.report.config import ReportConfig
 from lcbayes.report.sensitivity import log_prior, prior_sensitivity
@@ -26,6 +28,7 @@ from lcbayes.report.verify import Verification, differences, verify
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "data" / "report_small.toml"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FIGURE_TEXT: dict[str, list] = {}   # figure of the test report -> its overlapping texts (filled by ``reports``)
 runner = CliRunner()
 
 
@@ -34,7 +37,16 @@ def reports(tmp_path_factory):
     """The small report built twice with the same seed: once directly, once through
     `lcbayes report --verify` against the first."""
     first = tmp_path_factory.mktemp("first")
-    build_report(ReportConfig.from_path(CONFIG), first, log=lambda line: None)
+    embed = html.figure
+
+    def measured(fig):                      # every figure the report embeds, checked against the layout rule
+        titles = [t for t in (fig._suptitle, *(ax.title for ax in fig.axes)) if t is not None and t.get_text()]
+        FIGURE_TEXT[f"{len(FIGURE_TEXT) + 1}: {titles[0].get_text() if titles else ''}"] = overlapping_text(fig)
+        return embed(fig)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(html, "figure", measured)
+        build_report(ReportConfig.from_path(CONFIG), first, log=lambda line: None)
     second = tmp_path_factory.mktemp("second")
     result = runner.invoke(app, ["report", str(CONFIG), "--out", str(second), "--verify", str(first)])
     return first, second, result
@@ -116,8 +128,14 @@ def test_html_is_self_contained_and_follows_barg(reports):
                     "Model comparison (LOO)", "Prior sensitivity", "What to conclude", "Power analysis",
                     "Reproducing this report"):
         assert heading in html, heading
-    # short chains in the test config: the report must say the fit failed its checks
-    assert "NOT converged" in html and "provisional" in html
+    # short chains in the test config: the report must say the fit failed its checks, and every conclusion is
+    # provisional, with its caveats beneath it
+    assert "NOT converged" in html
+    conclude = html[html.index("What to conclude</h3>"):html.index('<h2 id="power">')]
+    conclusions = re.findall(r"<li>(?!Caveat: )", conclude)      # the items that are not caveats
+    assert conclude.count("<li><strong>Provisional.</strong> ") == len(conclusions) >= 5
+    assert "Caveat: the fit did not pass every convergence check" in conclude
+    assert "Caveat: not converged: " in conclude          # the elements that failed, named
 
 
 def test_numbers_in_html_tables_are_formatted_for_reading(reports):
@@ -174,19 +192,55 @@ def test_number_formats():
     assert column_format("n", pd.Series([3, 4]))(3) == "3"
 
 
+# Text boxes of the page that must not overlap (elements that contain one another are exempt): a sweep over the
+# visible ones sorted by their top edge, more than a pixel of overlap each way counts.
+OVERLAPPING_BOXES_JS = """() => {
+  const els = Array.from(document.querySelectorAll('h1,h2,h3,h4,p,li,figcaption,th,td,pre,summary,img,math'))
+    .filter(e => e.checkVisibility({visibilityProperty: true}))     // not inside a closed <details>
+    .map(e => [e, e.getBoundingClientRect()]).filter(([e, r]) => r.width > 0 && r.height > 0)
+    .sort((a, b) => a[1].top - b[1].top);
+  const out = [];
+  for (let i = 0; i < els.length; i++) {
+    const [a, ra] = els[i];
+    for (let j = i + 1; j < els.length && els[j][1].top < ra.bottom - 1; j++) {
+      const [b, rb] = els[j];
+      if (a.contains(b) || b.contains(a)) continue;
+      const x = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+      const y = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+      if (x > 1 && y > 1) out.push(a.tagName + ': ' + a.textContent.slice(0, 40) + ' / ' + b.tagName + ': '
+                                   + b.textContent.slice(0, 40));
+    }
+  }
+  return out;
+}"""
+# Each section of the report: from its heading to the next h2, as (id, top, height) in page pixels.
+SECTIONS_JS = """() => {
+  const heads = Array.from(document.querySelectorAll('h2[id]'));
+  const end = document.body.scrollHeight;
+  return heads.map((h, i) => {
+    const top = h.getBoundingClientRect().top + window.scrollY;
+    const next = i + 1 < heads.length ? heads[i + 1].getBoundingClientRect().top + window.scrollY : end;
+    return [h.id, top, next - top];
+  });
+}"""
+
+
 def test_report_renders_in_headless_chromium(reports):
-    """A real browser loads the report with no console errors and no network requests."""
+    """A real browser loads the report with no console errors and no network requests; no figure is shown wider
+    than its natural width, no two text boxes overlap, and a screenshot of each section at 1400 px width is written
+    to ``screenshots/`` in the report's temp folder (for a reader to look at)."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM, "Chromium is not installed: apt-get install chromium (.ci/run does this)"
     page_path = reports[0] / "report.html"
-    shot = reports[0] / "screenshot.png"
+    shots = reports[0] / "screenshots"
+    shots.mkdir()
     messages, requests = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
         page.on("request", lambda r: requests.append(r.url))
@@ -195,17 +249,32 @@ def test_report_renders_in_headless_chromium(reports):
         n_images = page.evaluate("document.images.length")
         upscaled = page.evaluate("Array.from(document.images).filter(i => i.naturalWidth < i.clientWidth)"
                                  ".map(i => i.alt)")
-        page.screenshot(path=str(shot), full_page=True)
+        overlapping = page.evaluate(OVERLAPPING_BOXES_JS)
+        sections = page.evaluate(SECTIONS_JS)
+        page_width = page.evaluate("document.documentElement.scrollWidth")
+        for key, top, height in sections:
+            page.screenshot(path=str(shots / f"{key}.png"), full_page=True,
+                            clip={"x": 0, "y": top, "width": 1400, "height": max(height, 1)})
         browser.close()
     assert messages == []
     assert requests == [page_path.as_uri()]        # the file itself; images are inline data
     assert n_images >= 5 and broken == 0
     assert upscaled == []                          # every figure shown at most at its natural width
-    with shot.open("rb") as fh:
-        head = fh.read(24)
-    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    assert head[:8] == b"\x89PNG\r\n\x1a\n" and height > 3000
-    assert width == 1200                          # nothing wider than the window: wide tables scroll
+    assert overlapping == []
+    assert page_width == 1400                      # nothing wider than the window: wide tables scroll
+    assert [key for key, _, _ in sections][:3] == ["summary", "data", "climate_growth"]
+    for key, _, height in sections:
+        with (shots / f"{key}.png").open("rb") as fh:
+            head = fh.read(24)
+        assert head[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(head[16:20], "big") == 1400, key
+        assert int.from_bytes(head[20:24], "big") >= min(height, 100), key
+
+
+def test_report_figures_have_no_overlapping_text(reports):
+    """The layout rule (:func:`lcbayes.plots.overlapping_text`) on every figure of the test report: the fixture
+    measured each figure as the report embedded it."""
+    assert len(FIGURE_TEXT) >= 5
+    assert {title: clashes for title, clashes in FIGURE_TEXT.items() if clashes} == {}
 
 
 def test_a_comparison_variant_may_set_its_own_sampler_settings(tmp_path):

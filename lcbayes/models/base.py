@@ -45,16 +45,31 @@ class NotFittedError(LcbayesError):
     """A method needs a fitted model; call ``fit()`` (or ``load()``) first."""
 
 
+@dataclass(frozen=True)
+class Conclusion:
+    """One sentence of "what to conclude" and what qualifies it: ``rests_on`` names the posterior quantities it is
+    read from (parameters or derived quantities: a whole ``name`` or one element ``name[label, ...]``, labelled as
+    in the summaries), whose checks the report attaches as caveats (convergence, prior sensitivity, identification);
+    ``caveats`` are the model's own qualifications (an index that grows with the number of items, a consensus term
+    implied by composition). ``provisional``: a check it rests on failed (set by the report)."""
+
+    text: str
+    rests_on: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()
+    provisional: bool = False
+
+
 @dataclass
 class ReportContent:
     """What a report shows of one fitted model beyond the shared sections: derived
     quantities (posterior draws, summarised with MCSE like the parameters), figures and
-    tables (each with its caption), and the sentences of "what to conclude"."""
+    tables (each with its caption), and the sentences of "what to conclude" (a plain string: a note that rests on
+    no estimate)."""
 
     derived: xr.Dataset
     figures: list[tuple[str, Any]] = field(default_factory=list)
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
-    conclusions: list[str] = field(default_factory=list)
+    conclusions: list[Conclusion | str] = field(default_factory=list)
 
 
 def on_fit(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,6 +161,21 @@ class BayesModel(ABC):
     @abstractmethod
     def population(self) -> list[str]:
         """Population-level parameters: summarised, diagnosed and checked for recovery."""
+
+    def parameter_role(self, name: str) -> str:
+        """The role of population parameter ``name``, which groups it in the report's forest plot (one panel per
+        role): by name, ``corr_*`` correlations, ``tau_*`` and ``sd_*`` random-effect SDs, ``sigma*`` spread,
+        ``gamma_*`` and ``contextual*`` effects of predictors, item thresholds and SDs item measurement, anything else
+        location (intercepts, means, time). Models add roles of their own (learning outcome, dynamics)."""
+        if name.startswith("corr_"):
+            return "correlations"
+        if name.startswith(("tau_", "sd_")):
+            return "random-effect SDs"
+        if name.startswith(("gamma_", "contextual")):
+            return "effects"
+        if name in ("thresholds", "item_sd"):
+            return "item measurement"
+        return "spread" if name.startswith("sigma") else "location"
 
     @property
     def calibration_targets(self) -> list[str]:

@@ -38,7 +38,7 @@ import xarray as xr
 from lcbayes import plots
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
-from lcbayes.models.base import ReportContent, on_fit
+from lcbayes.models.base import Conclusion, ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.integrated import integrated_loglik
 from lcbayes.models.ordinal import ORDINAL_OPTIONS, OrdinalOutcome, response_logp
@@ -222,11 +222,14 @@ class ClimateGrowth(ClimateModel):
 
     def report_content(self) -> ReportContent:
         post = self.fitted()["posterior"].to_dataset()
-        out = [describe(f"Change in {self.spec.outcome} per unit of time ({term})",
-                        post["beta_time"].sel(time_term=term)) for term in post["time_term"].values]
+        out: list[Conclusion | str] = [
+            Conclusion(describe(f"Change in {self.spec.outcome} per unit of time ({term})",
+                                post["beta_time"].sel(time_term=term)), (f"beta_time[{term}]",))
+            for term in post["time_term"].values]
         share = post["variance_share"].sel(level="community")
-        out.append(f"Share of variance between communities: {float(share.isel(session=0).mean()):.2f} at the first "
-                   f"session, {float(share.isel(session=-1).mean()):.2f} at the last (posterior means).")
+        out.append(Conclusion(f"Share of variance between communities: {float(share.isel(session=0).mean()):.2f} at "
+                              f"the first session, {float(share.isel(session=-1).mean()):.2f} at the last (posterior "
+                              "means).", ("variance_share", "tau_community")))
         split = self.location.predictors.contextual
         labels = {"gamma_trait": "within communities" if split else "per SD",
                   "gamma_trait_community": "between communities",
@@ -237,17 +240,20 @@ class ClimateGrowth(ClimateModel):
                   "contextual": "contextual effect (between communities minus between persons)"}
         for name in self.location.predictors.coefficients:
             dim = "trait" if "trait" in name else "predictor"
-            out += [describe(f"{v}: {labels[name]} ({name})", post[name].sel({dim: v})) for v in post[dim].values]
+            out += [Conclusion(describe(f"{v}: {labels[name]} ({name})", post[name].sel({dim: v})), (f"{name}[{v}]",))
+                    for v in post[dim].values]
         figure = ("Community trajectories: posterior mean and 90% HDI; dots are observed community means.",
-                  self.plot_trajectories().figure)
+                  self.plot_trajectories()[0].figure)
         tables = []
         if self.ordinal is not None:
             tables.append(("Item thresholds kappa (posterior means, response units; the reference cut points are "
                            f"{', '.join(f'{g:g}' for g in self.ordinal.thresholds.reference)})",
                            self.threshold_table()))
             if self.ordinal.items:
-                out.append(describe("Latent residual SD of the score, free of item error (sigma)", post["sigma"]))
-                out += [describe(f"SD of item {k} around the latent score (item_sd)", post["item_sd"].sel(item=k))
+                out.append(Conclusion(describe("Latent residual SD of the score, free of item error (sigma)",
+                                               post["sigma"]), ("sigma",)))
+                out += [Conclusion(describe(f"SD of item {k} around the latent score (item_sd)",
+                                            post["item_sd"].sel(item=k)), (f"item_sd[{k}]",))
                         for k in post["item"].values]
         return ReportContent(xr.Dataset({"variance_share": post["variance_share"]}), [figure], tables, out)
 

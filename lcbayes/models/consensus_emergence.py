@@ -55,7 +55,7 @@ from lcbayes.cv import compare_loo
 from lcbayes.data.composition import community_composition, standardize
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
-from lcbayes.models.base import ReportContent, on_fit
+from lcbayes.models.base import Conclusion, ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.components import GroupEffects, MeasurementError, fill_missing
 from lcbayes.models.marginal import intercept_posterior
@@ -470,6 +470,16 @@ class ConsensusEmergence(ClimateModel):
             eta[0] - eta[1] * s_bar - eta[2] * c_bar + eta[3] * s_bar * c_bar,
             eta[1] - eta[3] * c_bar, eta[2] - eta[3] * s_bar, eta[3]]), dims="outcome_term")
 
+    def parameter_role(self, name: str) -> str:
+        """Besides the shared roles: the scale part (log SD: alpha, item error theta) and the learning outcome's
+        effects and spreads."""
+        learning = ["eta_centred", "eta", "eta_own", "sigma_learning", *self.learning_communities.population]
+        if name in learning:
+            return "learning outcome"
+        if name.startswith("alpha_") or name == "theta_items":
+            return "spread (log-SD model)"
+        return super().parameter_role(name)
+
     @property
     def population(self) -> list[str]:
         names = self.location.population + self.participants.effects.population
@@ -634,10 +644,22 @@ class ConsensusEmergence(ClimateModel):
     plot_consensus_by = on_fit(plots.plot_consensus_by)
     plot_strength_consensus = on_fit(plots.plot_strength_consensus)
 
+    def _spread_caveats(self) -> tuple[str, ...]:
+        """The qualifications of every conclusion about spread and consensus: scores at a bound of the scale (a
+        ceiling or floor shrinks the spread without agreement) and spread read without item error."""
+        out = []
+        bounds = self.bounds_share()
+        if len(bounds) and float(bounds.to_numpy().max()) > CEILING_WARNING:
+            out.append(f"up to {float(bounds.to_numpy().max()):.0%} of a session's scores lie at a bound of the "
+                       "scale: part of a shrinking spread may be a ceiling or floor effect")
+        if self.error is None:
+            out.append("item measurement error is not separated: the spread includes it")
+        return tuple(out)
+
     def report_content(self) -> ReportContent:
         post = self.fitted()["posterior"].to_dataset()
         derived = {"consensus_sd_mean": post["consensus_sd"].mean("community")}
-        out = []
+        out: list[Conclusion | str] = []
         if self.error is None:
             out.append(f"The outcome '{self.spec.outcome}' is analysed without item measurement error ("
                        + ("measurement_error = 'none'" if self.options["measurement_error"] == "none" else
@@ -647,42 +669,47 @@ class ConsensusEmergence(ClimateModel):
             derived["p_emergence"] = (post["alpha_time"] < 0).astype(float)
             p = float((post["alpha_time"] < 0).mean())
             trend = "shrinks" if p >= 0.95 else "grows" if p <= 0.05 else "may or may not change"
-            out.append(describe("Emergence, alpha1 (change in log latent residual SD per unit of time)",
-                                post["alpha_time"])
-                       + f". P(alpha1 < 0) = {p:.2f}: the latent residual spread within communities {trend}.")
+            out.append(Conclusion(describe("Emergence, alpha1 (change in log latent residual SD per unit of time)",
+                                           post["alpha_time"])
+                                  + f". P(alpha1 < 0) = {p:.2f}: the latent residual spread within communities "
+                                  f"{trend}.", ("alpha_time",), self._spread_caveats()))
         for name, label in (("alpha_composition_time", "Composition x time, alpha3"),
                             ("alpha_trait_time", "Trait x time, alpha5")):
             if name in post:
                 dim = post[name].dims[-1]
-                out += [describe(f"{label} ({c}; negative = faster emergence)", post[name].sel({dim: c}))
-                        for c in post[dim].values]
+                out += [Conclusion(describe(f"{label} ({c}; negative = faster emergence)", post[name].sel({dim: c})),
+                                   (f"{name}[{c}]",), self._spread_caveats()) for c in post[dim].values]
         if "eta_average" in post:
             derived["eta_average"] = post["eta_average"]
             spread = ("log composition-implied spread" if self.options["composition_implied_spread"]
                       and not self.options["community_scale"] else "log consensus_sd")
             terms = {"strength": "strength", "consensus": spread, "strength_x_consensus": f"strength x {spread}"}
-            out += [describe(f"Learning outcome on {terms[t]} (at the communities' average latent strength and "
-                             "consensus)", post["eta_average"].sel(outcome_term=t))
+            implied = (("the consensus term varies between communities only through their composition (scale "
+                        "traits, organization mix): read it as the effect of a composition-implied spread, not of "
+                        "observed agreement",) if spread.startswith("log composition") else ())
+            out += [Conclusion(describe(f"Learning outcome on {terms[t]} (at the communities' average latent strength "
+                                        "and consensus)", post["eta_average"].sel(outcome_term=t)),
+                               (f"eta_average[{t}]", "eta"), implied if t != "strength" else ())
                     for t in post["outcome_term"].values[1:]]
         if "consensus_index" in post:
             index = post["consensus_index"]
             derived["consensus_index_mean"] = index.mean("community")
             reached = post["consensus_reached_by"].isel(session=-1).mean("community")
             derived["share_reaching_consensus"] = reached
-            out.append(f"Communities at consensus ({index.attrs['label']} >= {self.threshold}) by the last session: "
-                       f"{float(reached.mean()):.0%} (posterior mean of the share; per community: p_consensus_by).")
-        bounds = self.bounds_share()
-        if len(bounds) and float(bounds.to_numpy().max()) > CEILING_WARNING:
-            side = "upper" if bounds["at_upper"].max() >= bounds["at_lower"].max() else "lower"
-            effect = "ceiling" if side == "upper" else "floor"
-            out.append(f"Up to {float(bounds.to_numpy().max()):.0%} of the scores in a session lie at the scale's "
-                       f"{side} bound: part of any shrinking spread may be a {effect} effect, not consensus.")
-        figures = [("Consensus index per community over sessions.", self.plot_consensus().figure),
+            inflated = ((f"r_wg(J) rises with the number of items (J = {self.n_items} here) for the same item "
+                         "agreement, so its threshold is easier to pass on longer scales; r*_wg(J) (consensus_index "
+                         "= 'rstar') does not",) if self.index == "rwg_j" else ())
+            out.append(Conclusion(f"Communities at consensus ({index.attrs['label']} >= {self.threshold}) by the last "
+                                  f"session: {float(reached.mean()):.0%} (posterior mean of the share; per community: "
+                                  "p_consensus_by).", ("share_reaching_consensus", "consensus_index_mean"),
+                                  inflated + self._spread_caveats()))
+        bounds = self.bounds_share()       # a ceiling or floor: a caveat of each conclusion on spread (above)
+        figures = [("Consensus index per community over sessions.", self.plot_consensus()[0].figure),
                    ("Strength and consensus at the last session.", self.plot_strength_consensus().figure)]
         tables_ = [("Share of scores at the scale's bounds per session.", bounds)] if len(bounds) else []
         if "consensus_reached_by" in post:
             figures.append(("P(consensus reached by session t) per community (posterior survival curve).",
-                            self.plot_consensus_by().figure))
+                            self.plot_consensus_by()[0].figure))
             tables_.append(("P(consensus reached by session t) per community.", self.p_consensus_by()))
         if self.learning and not self.options["cut"]:
             both = self.compare_cut()

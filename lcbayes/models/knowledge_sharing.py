@@ -66,7 +66,7 @@ from lcbayes import plots, tables
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.kalman import scan_filter, scan_marginal
-from lcbayes.models.base import BayesModel, ReportContent, on_fit
+from lcbayes.models.base import BayesModel, Conclusion, ReportContent, on_fit
 from lcbayes.models.components import GroupEffects, MeasurementError, uses_organization
 from lcbayes.models.priors import GROUP, SLOPE, SPREAD, Prior, half_normal, mean_prior, slope_prior
 from lcbayes.processes import SharingDynamics, sharing_paths, spectral_radius, support_slope
@@ -317,6 +317,15 @@ class KnowledgeSharing(BayesModel):
         """(muS_i, muE_i, muM_i) - m: participant-level, correlated (integrated out by the filter)."""
         return GroupEffects("predictor", "participant", "predictor", tuple(self.predictors))
 
+    def parameter_role(self, name: str) -> str:
+        """Besides the shared roles: the K-M dynamics (lags and the spiral's paths) and the effects of support,
+        self-efficacy and the person means on sharing and motivation."""
+        if name in ("phi", "phi_motivation", "delta", "beta_motivation"):
+            return "dynamics"
+        if name.startswith(("beta_", "theta_")) or name in ("pi", "support_walk"):
+            return "effects"
+        return super().parameter_role(name)
+
     @property
     def population(self) -> list[str]:
         means = ["mean_predictor", "tau_predictor", "corr_predictor"]   # listed last
@@ -506,17 +515,28 @@ class KnowledgeSharing(BayesModel):
         post = self.fitted()["posterior"].to_dataset()
         derived = post[["support_effect", "support_late_minus_early", "within_between", "spiral_gain",
                         "spectral_radius"]].assign(p_stable=post["stable"].astype(float))
-        out = [describe("Support effect averaged over sessions (average self-efficacy), gamma0", post["gamma_support"]),
-               describe("Support effect, late minus early sessions", post["support_late_minus_early"])]
+        out: list[Conclusion | str] = [
+            Conclusion(describe("Support effect averaged over sessions (average self-efficacy), gamma0",
+                                post["gamma_support"]), ("gamma_support",)),
+            Conclusion(describe("Support effect, late minus early sessions", post["support_late_minus_early"]),
+                       ("support_late_minus_early", "sd_support_walk"))]
         if "gamma_efficacy" in post:
-            out.append(describe("Cross-level moderation by mean self-efficacy, gamma1", post["gamma_efficacy"]))
-        out.append(describe("Spiral gain delta x betaM (sharing -> motivation -> sharing)", post["spiral_gain"])
-                   + "; " + describe("largest |eigenvalue| of the sharing-motivation lag matrix (the prior keeps it "
-                                     "below 1: stable dynamics)", post["spectral_radius"]) + ".")
+            out.append(Conclusion(describe("Cross-level moderation by mean self-efficacy, gamma1",
+                                           post["gamma_efficacy"]), ("gamma_efficacy",)))
+        out.append(Conclusion(
+            describe("Spiral gain delta x betaM (sharing -> motivation -> sharing)", post["spiral_gain"]) + "; "
+            + describe("largest |eigenvalue| of the sharing-motivation lag matrix (the prior keeps it below 1: stable "
+                       "dynamics)", post["spectral_radius"]) + ".",
+            ("spiral_gain", "delta", "beta_motivation", "phi", "phi_motivation"),
+            ("a product of two lagged paths: its posterior is right-skewed, so report its median and interval "
+             "beside the mean",)))
         wb = post["within_between"]
+        names = {"within": dict(zip(self.predictors, ("gamma_support", "beta_efficacy", "beta_motivation"),
+                                    strict=True)), "between": {v: f"pi[{v}]" for v in self.predictors}}
         for v in wb["predictor"].values:
-            out.append(describe(f"{v}: within-person effect", wb.sel(predictor=v, effect="within")) + "; "
-                       + describe("between-person effect", wb.sel(predictor=v, effect="between")))
+            out.append(Conclusion(describe(f"{v}: within-person effect", wb.sel(predictor=v, effect="within")) + "; "
+                                  + describe("between-person effect", wb.sel(predictor=v, effect="between")),
+                                  (names["within"][v], names["between"][v])))
         figures = [("Support effect over sessions at low (-1 SD), mean and high (+1 SD) self-efficacy, 90% HDI.",
                     self.plot_support_effect().figure),
                    ("Within- and between-person effects of each predictor, 90% HDI.",

@@ -15,7 +15,7 @@ from lcbayes import __version__
 from lcbayes.diagnostics import failing_elements
 from lcbayes.prior_check import MAX_OUTSIDE, WITHIN_SD_BAND
 from lcbayes.report.config import ReportConfig
-from lcbayes.report.model_section import ModelSection
+from lcbayes.report.model_section import WEAK_IDENTIFICATION, ModelSection
 from lcbayes.report.numbers import column_format
 
 DPI = 150          # figures legible at their display size (natural width >= display width: no upscaling)
@@ -45,5 +45,6 @@ def render(config: ReportConfig, data: dict[str, Any], sections: list[ModelSecti
     env.filters.update(figure=figure, table=table)
     template = env.from_string(resources.files("lcbayes.report").joinpath("template.html").read_text("utf-8"))
     return template.render(config=config, data=data, sections=sections, power=power, manifest=manifest,
-                           version=__version__, max_outside=MAX_OUTSIDE, within_band=WITHIN_SD_BAND,
+                           version=__version__, weak=WEAK_IDENTIFICATION, max_outside=MAX_OUTSIDE,
+                           within_band=WITHIN_SD_BAND,
                            all_warnings=[(s.entry.label, w) for s in sections for w in s.warnings])

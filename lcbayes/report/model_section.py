@@ -21,19 +21,20 @@ from lcbayes.cv import compare_loo
 from lcbayes.data.study import Study
 from lcbayes.diagnostics import MAX_RHAT, MIN_ESS, failing_elements, hdi_columns, summarize
 from lcbayes.models import create
-from lcbayes.models.base import BayesModel
-from lcbayes.plots import figure_of
+from lcbayes.models.base import BayesModel, Conclusion
+from lcbayes.plots import figure_of, plot_forest
 from lcbayes.prior_check import prior_check
 from lcbayes.prior_check import table as prior_check_table
 from lcbayes.report.config import ModelEntry
 from lcbayes.report.equations import docstring_html
 from lcbayes.report.numbers import significant
-from lcbayes.report.sensitivity import THRESHOLD, prior_sensitivity
+from lcbayes.report.sensitivity import THRESHOLD, element_series, prior_sensitivity
 from lcbayes.tables import HDI
 
 SIDE_BY_SIDE_MAX = 24    # parameters with more elements stay out of the side-by-side estimates of the comparison
 PPC_TAILS = (0.025, 0.975)   # posterior predictive p-values outside these bounds flag a misfit
 PPC_DRAWS = 500          # posterior draws used for predictive statistics and plots (thinned evenly)
+WEAK_IDENTIFICATION = 0.7   # posterior SD / prior SD from which an estimate is called weakly identified
 SUMMARY_COLUMNS = ["mean", "sd", *hdi_columns(HDI), "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
 
 
@@ -67,9 +68,10 @@ class ModelSection:
     figures: dict[str, tuple[str, Any]] = field(default_factory=dict)
     extra_tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     extra_figures: list[tuple[str, Any]] = field(default_factory=list)
-    conclusions: list[str] = field(default_factory=list)
+    conclusions: list[Conclusion] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     comparison_text: str = ""
+    prior_sd: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))   # per parameter element
 
     @property
     def options_table(self) -> pd.DataFrame:
@@ -134,10 +136,8 @@ def analyse_model(entry: ModelEntry, study: Study, seed: int, prior_draws: int,
     _compare(section, study, clock)
     _sensitivity(section)
     section.extra_figures, section.extra_tables = content.figures, content.tables
-    section.conclusions = content.conclusions + ([section.comparison_text] if section.comparison_text else [])
-    if not section.results["diagnostics"]["converged"]:
-        section.conclusions.append("The sampler did not pass every convergence check: treat these conclusions as "
-                                   "provisional until a longer run passes.")
+    section.conclusions = [qualified(section, c) for c in
+                           content.conclusions + ([section.comparison_text] if section.comparison_text else [])]
     plt.close("all")
     return section
 
@@ -148,6 +148,9 @@ def _prior_predictive(section: ModelSection, draws: int, seed: int) -> None:
     model = section.model
     prior = model.sample_prior_predictive(draws=draws, seed=seed)
     checks = prior_check(model.study, prior["prior_predictive"].to_dataset())
+    parameters = prior["prior"].to_dataset()
+    present = [n for n in model.population if n in parameters]
+    section.prior_sd = element_series(parameters[present].std(("chain", "draw")))
     section.results["prior_predictive"] = {"draws": draws, "passed": all(c.passed for c in checks),
                                            "measures": {c.measure: c.to_dict() for c in checks}}
     section.tables["prior_predictive"] = prior_check_table(checks)
@@ -191,11 +194,13 @@ def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
         if len(bad):
             section.warnings.append(f"{len(bad)} {name} element(s) miss R-hat <= {MAX_RHAT} or ESS >= {MIN_ESS}: "
                                     + ", ".join(bad.index[:8]) + (" ..." if len(bad) > 8 else ""))
-    figure = figure_of(az.plot_forest(model.fitted(), var_names=model.population, combined=True, point_estimate="mean",
-                                      ci_kind="hdi", ci_probs=[0.5, HDI], backend="matplotlib",
-                                      figure_kwargs={"figsize": (7, 0.28 * len(section.tables["parameters"]) + 1.2)}))
-    section.figures["forest"] = ("Posterior means with 50% (thick) and 90% (thin) HDIs of the population parameters.",
-                                 figure)
+    groups: dict[str, list[str]] = {}
+    for name in model.population:
+        groups.setdefault(model.parameter_role(name), []).append(name)
+    axes = plot_forest(model.fitted(), groups)
+    section.figures["forest"] = ("Posterior means (dots) with 50% (thick) and 90% (thin) HDIs of the population "
+                                 "parameters, one panel per role (" + ", ".join(groups) + "); parameters of one role "
+                                 "on very different scales get a panel each.", axes[0].figure)
 
 
 def _posterior_predictive(section: ModelSection, seed: int) -> None:
@@ -314,6 +319,44 @@ def _sensitivity(section: ModelSection) -> None:
         listed = "; ".join(f"{k} ({r['diagnosis']})" for k, r in flagged.iterrows())
         section.warnings.append(f"Prior sensitivity (power-scaling >= {THRESHOLD}): {listed}. Report these with "
                                 "their priors, or check them with refits under wider priors.")
+
+
+def _elements_of(index: pd.Index, name: str) -> list[str]:
+    """The rows of a summary (``index``: ``name[label, ...]``) that ``name`` picks: the element itself, or every
+    element of a variable."""
+    return [str(k) for k in index if k == name or str(k).startswith(name + "[")]
+
+
+def qualified(section: ModelSection, conclusion: Conclusion | str) -> Conclusion:
+    """``conclusion`` with the caveats its checks raise added (a plain string: a conclusion that rests on no
+    estimate): provisional where the fit or an element it rests on failed the convergence checks; prior-sensitive or
+    weakly identified where power-scaling flags an element it rests on, or where its posterior SD is at least
+    :data:`WEAK_IDENTIFICATION` of its prior SD (the data add little)."""
+    c = Conclusion(conclusion) if isinstance(conclusion, str) else conclusion
+    caveats, provisional = list(c.caveats), False
+    if not section.results["diagnostics"]["converged"]:
+        caveats.append("the fit did not pass every convergence check (see the diagnostics)")
+        provisional = True
+    summaries = pd.concat([section.tables["parameters"], section.tables.get("derived", pd.DataFrame())])
+    sensitivity = section.tables.get("sensitivity", pd.DataFrame(columns=["diagnosis"]))
+    for name in c.rests_on:
+        rows = _elements_of(summaries.index, name)
+        failing = [k for k in rows if bool(failing_elements(summaries.loc[[k]]).iloc[0])]
+        if failing:
+            caveats.append(f"not converged: {', '.join(failing[:3])}{' ...' if len(failing) > 3 else ''} miss "
+                           f"R-hat <= {MAX_RHAT} or ESS >= {MIN_ESS}")
+            provisional = True
+        for k in _elements_of(sensitivity.index, name):
+            diagnosis = sensitivity.loc[k, "diagnosis"]
+            if diagnosis == "prior-data conflict":
+                caveats.append(f"prior-sensitive: {k} (power-scaling: prior-data conflict)")
+            elif diagnosis:
+                caveats.append(f"weakly identified: {k} (power-scaling: {diagnosis})")
+        for k in _elements_of(section.prior_sd.index, name):
+            ratio = float(summaries.loc[k, "sd"] / section.prior_sd[k]) if k in summaries.index else 0.0
+            if section.prior_sd[k] > 0 and ratio >= WEAK_IDENTIFICATION:
+                caveats.append(f"weakly identified: the posterior SD of {k} is {ratio:.0%} of its prior SD")
+    return Conclusion(c.text, c.rests_on, tuple(dict.fromkeys(caveats)), provisional)
 
 
 def _records(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:

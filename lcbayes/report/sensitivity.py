@@ -72,7 +72,7 @@ def prior_sensitivity(model: BayesModel) -> pd.DataFrame:
     rows = {}
     for component in ("prior", "likelihood"):
         sens = az.psense(scaled, group=component, var_names=model.population)
-        rows[component] = _flatten(sens)
+        rows[component] = element_series(sens)
     table = pd.DataFrame(rows)
     table["diagnosis"] = ["prior-data conflict" if p >= THRESHOLD and lik >= THRESHOLD
                           else "strong prior / weak likelihood" if p >= THRESHOLD else ""
@@ -81,8 +81,9 @@ def prior_sensitivity(model: BayesModel) -> pd.DataFrame:
     return table
 
 
-def _flatten(ds: xr.Dataset) -> pd.Series:
-    """One value per parameter element, labelled like ``az.summary``'s index."""
+def element_series(ds: xr.Dataset) -> pd.Series:
+    """One value per element of each variable of ``ds`` (no chain or draw dimension), labelled like ``az.summary``'s
+    index (``name[label, ...]``)."""
     values = {}
     for name, da in ds.data_vars.items():
         if da.ndim == 0:
