@@ -510,3 +510,10 @@ def study_icc(study: Study, measure: str, by: str | Sequence[str] | None = "sess
     """ICC(1) and ICC(2) of a measure's scores with communities as groups, per session by default."""
     study.roles.level_of(measure)  # an unknown name: UnknownMeasureError listing the known ones
     return icc_table(study.table, measure, "community", by, group_size)
+
+
+def per_session(table: pd.DataFrame) -> pd.DataFrame:
+    """The median over communities, per session, of the mean, SD and each registered index that summarises a group
+    (:data:`INDICES` with ``summary``) in a :func:`climate_table`: session x statistic."""
+    summarised = ["mean", "sd"] + [i.name for i in INDICES.values() if i.summary and i.name in table]
+    return table.groupby("session")[summarised].median()

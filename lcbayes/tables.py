@@ -24,10 +24,18 @@ def outcome_of(idata: xr.DataTree) -> str:
     return str(json.loads(idata.attrs["spec"])["outcome"])
 
 
+def mean_hdi(draws: xr.DataArray | np.ndarray, hdi_prob: float = HDI) -> tuple[float, float, float]:
+    """The posterior mean and the ``hdi_prob`` HDI (lower, upper) of all of ``draws`` (every element pooled: pass one
+    quantity, e.g. ``post["beta_time"].sel(time_term="time")``)."""
+    x = np.asarray(draws, dtype=float).ravel()
+    lo, hi = az.hdi(x, prob=hdi_prob)
+    return float(x.mean()), float(lo), float(hi)
+
+
 def describe(label: str, draws: xr.DataArray | np.ndarray, unit: str = "") -> str:
     """'label: mean (90% HDI lo to hi, excludes/includes 0; P(> 0) = p)' from draws."""
     x = np.asarray(draws).ravel()
-    lo, hi = az.hdi(x, prob=HDI)
+    _, lo, hi = mean_hdi(x)
     verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
     return (f"{label}: {x.mean():.3f}{unit} (90% HDI {lo:.3f} to {hi:.3f}, {verdict}; "
             f"P(> 0) = {(x > 0).mean():.2f})")

@@ -201,3 +201,23 @@ def test_notebook_runs(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert checks["quick"] is True
     CHECKS[name](checks)
     assert (NOTEBOOKS / name).read_bytes() == before, "executing the notebook modified the committed file"
+
+
+# Hand computations of what the library provides: an HDI or summary computed with ArviZ directly (the library's
+# summarize, mean_hdi, hdi_table and describe give them) or a helper that re-implements one.
+HAND_COMPUTED = ("az.hdi(", "az.summary(", "def mean_hdi", "def interval")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebooks_use_the_library_and_open_and_close_as_readers_need(name: str):
+    """No re-implementation of a library function in the code; the first cell says what the reader will learn, a
+    section before the checks says how to report the result, and the stored outputs come from the full settings."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code):
+        assert not [p for p in HAND_COMPUTED if p in cell.source], (name, i, cell.source[:200])
+    assert "**What you will learn.**" in nb.cells[0].source
+    headings = [c.source.split("\n")[0] for c in nb.cells if c.cell_type == "markdown"]
+    assert any(h.startswith("## ") and h.endswith("How to report it") for h in headings)
+    settings = "".join(o.get("text", "") for o in code[0].get("outputs", []))
+    assert settings.startswith("full settings"), f"{name}: stored outputs are not from the full settings"

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lcbayes.agreement import INDICES, climate_table, study_icc
+from lcbayes.agreement import climate_table, study_icc
+from lcbayes.agreement import per_session as agreement_per_session
 from lcbayes.compat import agg_backend
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
@@ -105,8 +106,7 @@ def data_section(study: Study, config: ReportConfig) -> dict[str, Any]:
         raise ConfigError("the roles define no scale; name the agreement measure in [agreement] measure = \"...\".")
     table = climate_table(study, measure, null=config.null)
     icc = study_icc(study, measure)
-    summarised = ["mean", "sd"] + [i.name for i in INDICES.values() if i.summary and i.name in table]
-    per_session = table.groupby("session")[summarised].median()
+    per_session = agreement_per_session(table)
     results = {"rows": summary.n_rows, "communities": summary.n_communities, "participants": summary.n_participants,
                "organizations": summary.n_organizations, "sessions": summary.n_sessions,
                "late_joiners": summary.late_joiners, "dropouts": summary.dropouts,

@@ -23,6 +23,7 @@ from lcbayes.diagnostics import MAX_RHAT, MIN_ESS, failing_elements, hdi_columns
 from lcbayes.models import create
 from lcbayes.models.base import BayesModel, Conclusion
 from lcbayes.plots import figure_of, plot_forest
+from lcbayes.predictive_check import PPC_TAILS, predictive_statistics
 from lcbayes.prior_check import prior_check
 from lcbayes.prior_check import table as prior_check_table
 from lcbayes.report.config import ModelEntry
@@ -32,8 +33,6 @@ from lcbayes.report.sensitivity import THRESHOLD, element_series, prior_sensitiv
 from lcbayes.tables import HDI
 
 SIDE_BY_SIDE_MAX = 24    # parameters with more elements stay out of the side-by-side estimates of the comparison
-PPC_TAILS = (0.025, 0.975)   # posterior predictive p-values outside these bounds flag a misfit
-PPC_DRAWS = 500          # posterior draws used for predictive statistics and plots (thinned evenly)
 WEAK_IDENTIFICATION = 0.7   # posterior SD / prior SD from which an estimate is called weakly identified
 SUMMARY_COLUMNS = ["mean", "sd", *hdi_columns(HDI), "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
 
@@ -204,47 +203,16 @@ def _posterior(section: ModelSection, derived: xr.Dataset) -> None:
 
 
 def _posterior_predictive(section: ModelSection, seed: int) -> None:
-    """Statistics of the observed outcome against their replicates (posterior predictive p-value: the share of
-    replicates above the observed value, ties counted half, so that a share of 0 at a bound that no replicate reaches
-    either is not extreme): mean, SD, the mean within-community SD, each session's mean and mean
-    within-community SD and, with a declared response range, the share of scores at its bounds (ceiling and floor);
-    the ECDFs of observed and replicated scores (suited to discrete scale means, unlike a density)."""
+    """Statistics of the observed outcome against their replicates with their p-values
+    (:func:`~lcbayes.predictive_check.predictive_statistics`), a warning for each in the tails, and the ECDFs of
+    observed and replicated scores (suited to discrete scale means, unlike a density)."""
     model = section.model
     idata = model.sample_posterior_predictive(seed=seed)
-    y = idata["observed_data"].to_dataset()[model.spec.outcome]
-    rep = idata["posterior_predictive"].to_dataset()[model.spec.outcome]
-    rep = rep.isel(draw=slice(None, None, max(1, rep.sizes["chain"] * rep.sizes["draw"] // PPC_DRAWS)))
-    obs = y["obs"].values
-    community, session = model.study.idx["community"][obs], model.study.idx["session"][obs]
-    cells = pd.Series(obs).groupby([community, session]).indices
-
-    def within_sd(at: int | None) -> Callable[[np.ndarray], np.ndarray]:
-        """The mean SD within community x session cells (of session ``at``; None: all)."""
-        chosen = [i for (_, t), i in cells.items() if len(i) > 1 and at in (None, t)]
-        return lambda v: np.mean([v[..., i].std(-1, ddof=1) for i in chosen], axis=0)
-
-    def mean_of(rows: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda v: v[..., rows].mean(-1)
-
-    stats: dict[str, Callable[[np.ndarray], Any]] = {
-        "mean": lambda v: v.mean(-1), "sd": lambda v: v.std(-1, ddof=1),
-        "mean community x session SD": within_sd(None)}
-    for t, label in enumerate(model.coords["session"]):
-        if (session == t).any():
-            stats[f"mean, session {label}"] = mean_of(session == t)
-            stats[f"mean community SD, session {label}"] = within_sd(t)
-    bounds = model.study.response_range(model.spec.outcome)
-    if bounds.declared:
-        stats["share at the lowest score"] = lambda v: (v <= bounds.low + 1e-9).mean(-1)     # replicates: at or
-        stats["share at the highest score"] = lambda v: (v >= bounds.high - 1e-9).mean(-1)   # beyond the bound
-    rows_out = {}
-    for name, stat in stats.items():
-        observed, replicated = float(stat(y.values)), np.asarray(stat(rep.values)).ravel()
-        rows_out[name] = {"observed": observed, "replicated_mean": float(replicated.mean()),
-                          "p_value": float((replicated > observed).mean() + 0.5 * (replicated == observed).mean())}
-    section.tables["ppc"] = table = pd.DataFrame(rows_out).T
-    section.results["posterior_predictive"] = {k: dict(v) for k, v in rows_out.items()}
-    extreme = table[~table["p_value"].between(*PPC_TAILS)]
+    statistics = predictive_statistics(model, idata)
+    section.tables["ppc"] = table = statistics.drop(columns="misfit")
+    section.results["posterior_predictive"] = {str(k): {c: float(v) for c, v in row.items()}
+                                               for k, row in table.iterrows()}
+    extreme = statistics[statistics["misfit"]]
     if len(extreme):
         section.warnings.append("Posterior predictive check: the data's " + ", ".join(extreme.index)
                                 + f" lie in the tails of the replicated data (p < {PPC_TAILS[0]} or > {PPC_TAILS[1]}).")
