@@ -82,7 +82,8 @@ def consensus_time(idata: xr.DataTree) -> pd.DataFrame:
     draws = idata["posterior"].to_dataset()["consensus_time"]
     last = draws.attrs["last_session"]
     x = draws.stack(sample=("chain", "draw")).transpose("community", "sample").values
-    q = np.quantile(x, [0.05, 0.5, 0.95], axis=1)
+    # a draw's order statistic, not an interpolation: between two infinite draws that would be inf - inf = NaN
+    q = np.quantile(x, [0.05, 0.5, 0.95], axis=1, method="inverted_cdf")
     return pd.DataFrame({"p_reached_by_last": (x <= last).mean(1), "p_reached": np.isfinite(x).mean(1),
                          "q5": q[0], "median": q[1], "q95": q[2],
                          "share_extrapolated": (np.isfinite(x) & (x > last)).mean(1)},

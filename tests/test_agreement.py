@@ -485,3 +485,4 @@ def test_report_data_section_of_a_single_item_measure():
     assert set(data["results"]["agreement_median_per_session"]["1"]) == {"mean", "sd", "rwg", "awg", "ad_mean"}
     scale = data_section(study, types.SimpleNamespace(measure="climate", null="uniform"))
     assert list(scale["agreement_per_session"].columns) == ["mean", "sd", "rwg_j", "rwg_star_j", "awg", "ad_mean"]
+

@@ -340,3 +340,20 @@ def test_censored_variant_removes_a_ceiling_made_emergence():
     pp = model.sample_posterior_predictive(seed=1).posterior_predictive["climate"].values
     assert pp.min() >= 1 and pp.max() <= 5 and (pp == 5).mean() > 0.2
     assert np.isfinite(model.idata.log_likelihood["climate"].values).all()
+
+
+def test_consensus_time_quantiles_count_draws_that_never_reach_as_infinite():
+    """A community not at consensus in most draws has an infinite median (not NaN), and quantiles are draws."""
+    import xarray as xr
+
+    from lcbayes.tables import consensus_time
+
+    times = np.array([[1.5, 2.5, 3.5, 4.5, np.inf, np.inf, np.inf, np.inf, np.inf, np.inf],    # reached in 4 of 10
+                      [1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 7.5]])        # in all (one extrapolated)
+    draws = xr.DataArray(times.T[None], dims=("chain", "draw", "community"), coords={"community": ["A", "B"]},
+                         attrs={"last_session": 6})
+    table = consensus_time(xr.DataTree.from_dict({"posterior": xr.Dataset({"consensus_time": draws})}))
+    assert table.loc["A", "median"] == np.inf and table.loc["A", "q95"] == np.inf and table.loc["A", "q5"] == 1.5
+    assert table.loc["A", "p_reached"] == 0.4 and table.loc["B", "p_reached_by_last"] == 0.9
+    assert table.loc["B", "median"] in times[1] and table.loc["B", "share_extrapolated"] == 0.1
+    assert not table.isna().any().any()
