@@ -21,6 +21,9 @@ def main() -> None:
         raise SystemExit(130) from None
     try:
         app()
+    except KeyboardInterrupt:      # before a command's own handling is in place (typer still building the command
+        print("interrupted: stopped while starting", file=sys.stderr)   # line): no sampler has started yet
+        raise SystemExit(130) from None
     except SystemExit as done:
         if done.code != 130:
             raise

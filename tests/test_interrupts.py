@@ -67,6 +67,22 @@ def test_interrupted_fits_write_no_fit(tmp_path):
                 BayesModel.load(path)
 
 
+def test_an_interrupt_while_the_command_line_is_built_ends_with_one_line(monkeypatch, capsys):
+    """Ctrl-C after the import but before a command runs (typer reading the commands' signatures, seconds on a busy
+    machine): status 130 and one line, as while a command runs (a traceback, exit -2, before)."""
+    import lcbayes
+    import lcbayes.cli
+
+    def building():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lcbayes.cli, "app", building)
+    with pytest.raises(SystemExit) as stopped:
+        lcbayes.main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "interrupted: stopped while starting\n"
+
+
 def test_an_interrupt_inside_a_c_callback_is_not_lost():
     """Ctrl-C while Numba compiles lands in a ctypes callback of llvmlite, where Python drops it ("Exception ignored")
     and compiling then fails with an unrelated RuntimeError (seen in CI): it must still end as an interrupt."""
