@@ -77,6 +77,18 @@ def summarize(draws: xr.DataTree | xr.Dataset, var_names: Sequence[str] | None =
                       ci_prob=hdi_prob, round_to="none")
 
 
+def elements(da: xr.DataArray, keep: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
+    """Every element of ``da`` over its dimensions other than ``keep`` (e.g. ``("chain", "draw")``), labelled like
+    :func:`summarize`'s index (``name[label, ...]``; the bare name for a variable with no such dimension), and its
+    values, shape (elements, *sizes of ``keep``)."""
+    other = [d for d in da.dims if d not in keep]
+    if not other:
+        return [str(da.name)], da.transpose(*keep).values[None]
+    stacked = da.stack(element=other).transpose("element", *keep)
+    labels = [index if isinstance(index, tuple) else (index,) for index in stacked["element"].values]
+    return [f"{da.name}[{', '.join(map(str, label))}]" for label in labels], stacked.values
+
+
 def hdi_columns(hdi_prob: float = 0.9) -> list[str]:
     """The names :func:`summarize` gives the bounds of a ``hdi_prob`` HDI: ``["hdi90_lb", "hdi90_ub"]`` for 0.9."""
     label = f"hdi{100 * hdi_prob:g}"

@@ -10,6 +10,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
+from lcbayes.diagnostics import elements
 from lcbayes.tables import HDI, outcome_of, support_effect_table, within_between_table
 
 
@@ -20,19 +21,6 @@ def figure_of(plot_collection: Any) -> Any:
 
 SCALE_SPLIT = 10.0   # a group's parameters whose extents differ more than this factor go in separate panels
 FOREST_ROW = 0.24    # inches per row of a forest panel
-
-
-def _elements(draws: xr.DataArray) -> list[tuple[str, np.ndarray]]:
-    """(label ``name[coords]`` as in the summaries, draws (chain * draw,)) per element of ``draws``."""
-    other = [d for d in draws.dims if d not in ("chain", "draw")]
-    if not other:
-        return [(str(draws.name), draws.values.ravel())]
-    stacked = draws.stack(element=other).transpose("element", "chain", "draw")
-    out = []
-    for index, values in zip(stacked["element"].values, stacked.values, strict=True):
-        labels = index if isinstance(index, tuple) else (index,)
-        out.append((f"{draws.name}[{', '.join(map(str, labels))}]", values.ravel()))
-    return out
 
 
 def _scale_panels(names: list[str], extent: dict[str, float]) -> list[list[str]]:
@@ -59,8 +47,9 @@ def plot_forest(idata: xr.DataTree, groups: dict[str, list[str]], hdi_prob: floa
     extent: dict[str, float] = {}
     for names in groups.values():
         for name in names:
-            rows[name] = [(label, float(x.mean()), az.hdi(x, prob=0.5), az.hdi(x, prob=hdi_prob))
-                          for label, x in _elements(post[name])]
+            labels, draws = elements(post[name], ("chain", "draw"))
+            rows[name] = [(label, float(x.mean()), az.hdi(x.ravel(), prob=0.5), az.hdi(x.ravel(), prob=hdi_prob))
+                          for label, x in zip(labels, draws, strict=True)]
             extent[name] = max(max(abs(r[3][0]), abs(r[3][1])) for r in rows[name])
     panels = [(role if i == 0 else f"{role} (other scale)", panel) for role, names in groups.items() if names
               for i, panel in enumerate(_scale_panels(names, extent))]
@@ -68,14 +57,14 @@ def plot_forest(idata: xr.DataTree, groups: dict[str, list[str]], hdi_prob: floa
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, FOREST_ROW * sum(heights) + 0.9 * len(panels) + 0.4),
                              height_ratios=[h + 2.5 for h in heights], layout="constrained", squeeze=False)
     for ax, (title, panel) in zip(axes[:, 0], panels, strict=True):
-        elements = [r for name in panel for r in rows[name]][::-1]     # first parameter on top
-        y = np.arange(len(elements))
-        for i, (_, mean, inner, outer) in enumerate(elements):
+        shown = [r for name in panel for r in rows[name]][::-1]     # first parameter on top
+        y = np.arange(len(shown))
+        for i, (_, mean, inner, outer) in enumerate(shown):
             ax.plot(outer, [i, i], color="#3b528b", linewidth=1)
             ax.plot(inner, [i, i], color="#3b528b", linewidth=3, solid_capstyle="butt")
             ax.plot(mean, i, "o", color="white", markeredgecolor="#3b528b", markersize=4)
-        ax.set_yticks(y, [r[0] for r in elements], fontsize=8)
-        ax.set_ylim(-0.7, len(elements) - 0.3)
+        ax.set_yticks(y, [r[0] for r in shown], fontsize=8)
+        ax.set_ylim(-0.7, len(shown) - 0.3)
         lo, hi = ax.get_xlim()
         if lo < 0 < hi:
             ax.axvline(0, color="0.6", linewidth=0.8, linestyle=":")

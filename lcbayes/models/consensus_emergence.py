@@ -470,11 +470,18 @@ class ConsensusEmergence(ClimateModel):
             eta[0] - eta[1] * s_bar - eta[2] * c_bar + eta[3] * s_bar * c_bar,
             eta[1] - eta[3] * c_bar, eta[2] - eta[3] * s_bar, eta[3]]), dims="outcome_term")
 
+    @property
+    def learning_parameters(self) -> list[str]:
+        """The learning outcome's population parameters (none without a learning outcome)."""
+        if not self.learning:
+            return []
+        names = ["eta_centred", "eta", "sigma_learning"] + self.learning_communities.population
+        return names + (["eta_own"] if self.options["own_perception"] else [])
+
     def parameter_role(self, name: str) -> str:
         """Besides the shared roles: the scale part (log SD: alpha, item error theta) and the learning outcome's
         effects and spreads."""
-        learning = ["eta_centred", "eta", "eta_own", "sigma_learning", *self.learning_communities.population]
-        if name in learning:
+        if name in self.learning_parameters:
             return "learning outcome"
         if name.startswith("alpha_") or name == "theta_items":
             return "spread (log-SD model)"
@@ -484,9 +491,7 @@ class ConsensusEmergence(ClimateModel):
     def population(self) -> list[str]:
         names = self.location.population + self.participants.effects.population
         names += [n for n in self.priors if n.startswith("alpha_") or n == "theta_items"]   # scale part
-        learning = ["eta_centred", "eta", "sigma_learning"] + self.learning_communities.population
-        learning += ["eta_own"] if self.options["own_perception"] else []
-        return names + (learning if self.learning else [])
+        return names + self.learning_parameters
 
     @property
     def calibration_targets(self) -> list[str]:
@@ -644,11 +649,11 @@ class ConsensusEmergence(ClimateModel):
     plot_consensus_by = on_fit(plots.plot_consensus_by)
     plot_strength_consensus = on_fit(plots.plot_strength_consensus)
 
-    def _spread_caveats(self) -> tuple[str, ...]:
+    def _spread_caveats(self, bounds: pd.DataFrame) -> tuple[str, ...]:
         """The qualifications of every conclusion about spread and consensus: scores at a bound of the scale (a
-        ceiling or floor shrinks the spread without agreement) and spread read without item error."""
+        ceiling or floor shrinks the spread without agreement; ``bounds``: :meth:`bounds_share`) and spread read
+        without item error."""
         out = []
-        bounds = self.bounds_share()
         if len(bounds) and float(bounds.to_numpy().max()) > CEILING_WARNING:
             out.append(f"up to {float(bounds.to_numpy().max()):.0%} of a session's scores lie at a bound of the "
                        "scale: part of a shrinking spread may be a ceiling or floor effect")
@@ -659,6 +664,8 @@ class ConsensusEmergence(ClimateModel):
     def report_content(self) -> ReportContent:
         post = self.fitted()["posterior"].to_dataset()
         derived = {"consensus_sd_mean": post["consensus_sd"].mean("community")}
+        bounds = self.bounds_share()
+        spread_caveats = self._spread_caveats(bounds)
         out: list[Conclusion | str] = []
         if self.error is None:
             out.append(f"The outcome '{self.spec.outcome}' is analysed without item measurement error ("
@@ -672,13 +679,13 @@ class ConsensusEmergence(ClimateModel):
             out.append(Conclusion(describe("Emergence, alpha1 (change in log latent residual SD per unit of time)",
                                            post["alpha_time"])
                                   + f". P(alpha1 < 0) = {p:.2f}: the latent residual spread within communities "
-                                  f"{trend}.", ("alpha_time",), self._spread_caveats()))
+                                  f"{trend}.", ("alpha_time",), spread_caveats))
         for name, label in (("alpha_composition_time", "Composition x time, alpha3"),
                             ("alpha_trait_time", "Trait x time, alpha5")):
             if name in post:
                 dim = post[name].dims[-1]
                 out += [Conclusion(describe(f"{label} ({c}; negative = faster emergence)", post[name].sel({dim: c})),
-                                   (f"{name}[{c}]",), self._spread_caveats()) for c in post[dim].values]
+                                   (f"{name}[{c}]",), spread_caveats) for c in post[dim].values]
         if "eta_average" in post:
             derived["eta_average"] = post["eta_average"]
             spread = ("log composition-implied spread" if self.options["composition_implied_spread"]
@@ -702,8 +709,7 @@ class ConsensusEmergence(ClimateModel):
             out.append(Conclusion(f"Communities at consensus ({index.attrs['label']} >= {self.threshold}) by the last "
                                   f"session: {float(reached.mean()):.0%} (posterior mean of the share; per community: "
                                   "p_consensus_by).", ("share_reaching_consensus", "consensus_index_mean"),
-                                  inflated + self._spread_caveats()))
-        bounds = self.bounds_share()       # a ceiling or floor: a caveat of each conclusion on spread (above)
+                                  inflated + spread_caveats))
         figures = [("Consensus index per community over sessions.", self.plot_consensus()[0].figure),
                    ("Strength and consensus at the last session.", self.plot_strength_consensus().figure)]
         tables_ = [("Share of scores at the scale's bounds per session.", bounds)] if len(bounds) else []

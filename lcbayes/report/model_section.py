@@ -306,10 +306,10 @@ def qualified(section: ModelSection, conclusion: Conclusion | str) -> Conclusion
         caveats.append("the fit did not pass every convergence check (see the diagnostics)")
         provisional = True
     summaries = pd.concat([section.tables["parameters"], section.tables.get("derived", pd.DataFrame())])
+    unconverged = set(summaries.index[failing_elements(summaries)])
     sensitivity = section.tables.get("sensitivity", pd.DataFrame(columns=["diagnosis"]))
     for name in c.rests_on:
-        rows = _elements_of(summaries.index, name)
-        failing = [k for k in rows if bool(failing_elements(summaries.loc[[k]]).iloc[0])]
+        failing = [k for k in _elements_of(summaries.index, name) if k in unconverged]
         if failing:
             caveats.append(f"not converged: {', '.join(failing[:3])}{' ...' if len(failing) > 3 else ''} miss "
                            f"R-hat <= {MAX_RHAT} or ESS >= {MIN_ESS}")

@@ -23,6 +23,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from pytensor.graph.replace import vectorize_graph
 
+from lcbayes.diagnostics import elements
 from lcbayes.models.base import BayesModel
 
 THRESHOLD = 0.05
@@ -84,13 +85,8 @@ def prior_sensitivity(model: BayesModel) -> pd.DataFrame:
 def element_series(ds: xr.Dataset) -> pd.Series:
     """One value per element of each variable of ``ds`` (no chain or draw dimension), labelled like ``az.summary``'s
     index (``name[label, ...]``)."""
-    values = {}
-    for name, da in ds.data_vars.items():
-        if da.ndim == 0:
-            values[name] = float(da)
-            continue
-        stacked = da.stack(element=da.dims)
-        for index, v in zip(stacked["element"].values, stacked.values, strict=True):
-            labels = index if isinstance(index, tuple) else (index,)
-            values[f"{name}[{', '.join(map(str, labels))}]"] = float(v)
+    values: dict[str, float] = {}
+    for da in ds.data_vars.values():
+        labels, v = elements(da)
+        values.update(zip(labels, v.astype(float).tolist(), strict=True))
     return pd.Series(values)
