@@ -24,7 +24,7 @@ from lcbayes import __version__
 from lcbayes.data.io import atomic_path
 from lcbayes.data.study import Study
 from lcbayes.diagnostics import Diagnostics, diagnose, summarize
-from lcbayes.errors import LcbayesError, LcbayesWarning
+from lcbayes.errors import ConfigError, LcbayesError, LcbayesWarning
 from lcbayes.models.panel import Panel
 from lcbayes.models.priors import Prior, create, merge_priors
 from lcbayes.models.spec import ModelSpec, SamplerSettings, read_spec, spec_hash
@@ -90,7 +90,7 @@ class BayesModel(ABC):
     deterministics recomputed after sampling instead of stored).
 
     What subclasses implement (abstract): :meth:`default_priors`, :meth:`build`, :attr:`population`,
-    :meth:`pointwise_loglik`, :meth:`sample_prior_predictive`, :meth:`sample_posterior_predictive`, :meth:`predict`,
+    :meth:`pointwise_loglik`, :meth:`sample_prior_predictive`, :meth:`sample_posterior_predictive`, :meth:`predicted`,
     :meth:`prior_study` and :meth:`report_content`. Optional hooks: :meth:`prepare` (option checks and arrays),
     :attr:`measures`, :meth:`grids`, :meth:`derived`, :meth:`log_likelihood_terms`.
 
@@ -108,7 +108,11 @@ class BayesModel(ABC):
     over_sessions: ClassVar[tuple[str, ...]] = ()   # what only two or more sessions inform (trends, lags)
     derived_needs_grids: ClassVar[bool] = False   # whether derived() reads the grids (else skipped when not wanted)
 
-    def __init__(self, study: Study, spec: ModelSpec | Mapping[str, Any] | str | Path | None = None, **options: Any):
+    def __init__(self, study: Study, spec: ModelSpec | Mapping[str, Any] | str | Path | None = None, *,
+                 reference: BayesModel | None = None, **options: Any):
+        """``reference``: the fitted model whose constants this model takes over instead of computing them from
+        ``study`` (a model built on new data for :meth:`predict`): the standardisation of traits and composition,
+        the item error variances, the time origin, the codings of formula terms and the priors."""
         if isinstance(spec, (str, Path)):
             spec = read_spec(spec)
         spec = dict(spec.to_dict() if isinstance(spec, ModelSpec) else (spec or {}))
@@ -118,13 +122,23 @@ class BayesModel(ABC):
         self.spec = ModelSpec.parse(spec, self.name, self.option_defaults, self.sampler_defaults)
         self.study.roles.level_of(self.spec.outcome)  # an unknown outcome: a typed error naming it
         self.options = self.spec.options
-        self.panel = Panel.from_study(study, time=self.options.get("time", "session"),
-                                      time_scale=float(self.options.get("time_scale", 1.0)))
+        self.reference = reference
+        self.panel: Panel = Panel.from_study(study, time=self.options.get("time", "session"),
+                                      time_scale=float(self.options.get("time_scale", 1.0)),
+                                      origin=reference.panel if reference else None)
         self.prepare()
-        self.priors: dict[str, Prior] = merge_priors(self.default_priors(), self.spec.priors)
+        self.priors: dict[str, Prior] = (dict(reference.priors) if reference else
+                                         merge_priors(self.default_priors(), self.spec.priors))
         self.idata: xr.DataTree | None = None
-        for limit in self.design_limits():
-            warnings.warn(limit, LcbayesWarning, stacklevel=2)
+        if reference is None:
+            for limit in self.design_limits():
+                warnings.warn(limit, LcbayesWarning, stacklevel=2)
+
+    @property
+    def fitted_study(self) -> Study:
+        """The study whose data-derived constants the model uses: the reference's (a model built on new data for
+        prediction), else its own."""
+        return self.reference.study if self.reference is not None else self.study
 
     def design_limits(self) -> list[str]:
         """What this study's design cannot inform, one sentence each: with one community (organization) the parameters
@@ -165,13 +179,14 @@ class BayesModel(ABC):
     def parameter_role(self, name: str) -> str:
         """The role of population parameter ``name``, which groups it in the report's forest plot (one panel per
         role): by name, ``corr_*`` correlations, ``tau_*`` and ``sd_*`` random-effect SDs, ``sigma*`` spread,
-        ``gamma_*`` and ``contextual*`` effects of predictors, item thresholds and SDs item measurement, anything else
-        location (intercepts, means, time). Models add roles of their own (learning outcome, dynamics)."""
+        ``gamma_*``, ``contextual*`` and ``beta_location`` (formula terms) effects of predictors, item thresholds and
+        SDs item measurement, anything else location (intercepts, means, time). Models add roles of their own
+        (learning outcome, dynamics)."""
         if name.startswith("corr_"):
             return "correlations"
         if name.startswith(("tau_", "sd_")):
             return "random-effect SDs"
-        if name.startswith(("gamma_", "contextual")):
+        if name.startswith(("gamma_", "contextual")) or name == "beta_location":
             return "effects"
         if name in ("thresholds", "item_sd"):
             return "item measurement"
@@ -237,9 +252,66 @@ class BayesModel(ABC):
         offer :meth:`loo_pit` implement it."""
         raise NotImplementedError(f"{type(self).__name__} does not offer marginal replicates (loo_pit) yet")
 
+    prediction_kinds: ClassVar[tuple[str, ...]] = ("expected", "predictive")   # what predict() offers
+
+    def predict(self, data: pd.DataFrame | None = None, kind: str = "expected", new_groups: str = "sample",
+                seed: int = 0) -> xr.DataTree:
+        """Posterior predictions at the rows of ``data`` (a table in the fitted data's format; None: the fitted
+        data), as InferenceData with group ``predictions`` over (chain, draw, row) (``row``: the table's index, with
+        the rows' community, participant and session as coordinates) and ``predictions_constant_data``.
+
+        ``kind``: ``"expected"`` (the expected outcome), ``"predictive"`` (posterior predictive draws) or a kind of
+        the model's own (:attr:`prediction_kinds`). Communities, organizations and participants the fit knows keep
+        their effects; new ones get effects drawn from their population per draw (``new_groups = "sample"``) or at
+        its mean (``"zero"``: population-level predictions). See :mod:`lcbayes.prediction`. ``seed``: the effects
+        drawn for participants whose effects the fit integrated out, and the predictive noise."""
+        from lcbayes import prediction
+
+        if kind not in self.prediction_kinds:
+            raise ConfigError(f"kind must be one of {', '.join(self.prediction_kinds)} for {self.name}, got "
+                              f"{kind!r}.")
+        if new_groups not in prediction.NEW_GROUPS:
+            raise ConfigError(f"new_groups must be one of {', '.join(prediction.NEW_GROUPS)}, got {new_groups!r}.")
+        fit = self.fitted()
+        if data is None:
+            study, model, posterior, index = self.study, self, fit["posterior"].to_dataset(), self.study.table.index
+        else:
+            self.check_new_data()
+            study = prediction.new_study(self, data)
+            model = type(self)(study, self.spec, reference=self)
+            posterior = prediction.carry_over(self, model, new_groups, seed)
+            names = [v.name for v in model.model.deterministics if v.name not in model.cell_vars]
+            posterior = posterior.merge(model._cells(posterior, names)) if names else posterior
+            index = data.index
+        values = model.predicted(posterior, kind, seed, None if model is self else self, new_groups)
+        out: dict[str, tuple[tuple[Any, ...], np.ndarray]] = {}
+        coords: dict[str, Any] = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
+        for name, cells in values.items():
+            if cells.dims[-2:] == ("participant", "session"):
+                at, row_coords = prediction.at_rows(cells.values, study, index)
+                out[name] = (("chain", "draw", "row"), at)
+                coords.update(row_coords)
+            else:
+                out[name] = (cells.dims, cells.values)
+                coords.update({str(d): cells[d].values for d in cells.dims[2:] if d in cells.coords})
+        constant = None
+        if "row" in coords:
+            rows = study.table.loc[index] if data is not None else study.table
+            constant = rows[[c for c in (*ID_COLUMNS, *model.measures) if c in rows]].reset_index(drop=True)
+        attrs = {"kind": kind, "new_groups": new_groups, "seed": seed, "model": self.name}
+        return prediction.prediction_tree(out, coords, constant, attrs)
+
+    def check_new_data(self) -> None:  # noqa: B027 (an optional hook)
+        """Raise a :class:`~lcbayes.errors.ConfigError` if this model cannot predict on new data (a measurement
+        model whose latent values exist only at the fitted cells)."""
+
     @abstractmethod
-    def predict(self) -> xr.DataArray:
-        """Expected outcome (posterior draws) at the fitted data."""
+    def predicted(self, posterior: xr.Dataset, kind: str, seed: int, fitted: BayesModel | None,
+                  new_groups: str) -> dict[str, xr.DataArray]:
+        """The predictions of ``kind`` from the draws in ``posterior`` (of this model's parameters), by name: per
+        cell, (chain, draw, participant, session), or over other dimensions (model B's per community and session).
+        ``fitted``: the fitted model when this one is built on new data (its participants' effects are carried
+        over), None in sample."""
 
     @abstractmethod
     def prior_study(self, seed: int) -> tuple[Study, xr.Dataset]:

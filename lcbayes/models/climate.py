@@ -29,6 +29,8 @@ from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.base import BayesModel
 from lcbayes.models.components import GroupEffects, MeasurementError, predictive_streams, uses_organization
+from lcbayes.models.formula import COLUMNS as FORMULA_COLUMNS
+from lcbayes.models.formula import FormulaTerms
 from lcbayes.models.marginal import draw_effects, marginal_loglik
 from lcbayes.models.panel import Panel
 from lcbayes.models.predictors import Predictors
@@ -38,7 +40,8 @@ from lcbayes.processes import climate_strength, time_basis
 # options of the location part and the time coding, shared by models A and B
 LOCATION_OPTIONS: dict[str, Any] = {
     "time": "session", "time_scale": 1.0, "trend": "linear", "breakpoint": 0, "random_slopes": True,
-    "organization": "auto", "traits": [], "time_varying": [], "centring": "latent", "contextual": True, "lkj_eta": 2.0}
+    "organization": "auto", "traits": [], "time_varying": [], "centring": "latent", "contextual": True, "lkj_eta": 2.0,
+    "location": ""}
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Location:
     use_org: bool
     lkj_eta: float
     scale_terms: tuple[str, ...] = ()   # community effects of the scale part, correlated with the location ones
+    extra: FormulaTerms | None = None   # the option location's formula terms
 
     @property
     def communities(self) -> GroupEffects:
@@ -74,8 +78,10 @@ class Location:
         return GroupEffects("organization", "organization")
 
     @classmethod
-    def from_options(cls, panel: Panel, outcome: str, options: dict[str, Any],
-                     scale_terms: tuple[str, ...] = ()) -> Location:
+    def from_options(cls, panel: Panel, outcome: str, options: dict[str, Any], scale_terms: tuple[str, ...] = (),
+                     fitted: Location | None = None) -> Location:
+        """The location part of ``options``; ``fitted``: the location of the fitted model whose standardisation
+        and formula coding new data take over (prediction)."""
         study = panel.study
         if study.roles.level_of(outcome) != "session":
             raise ConfigError(f"outcome '{outcome}' is participant-level; the climate models need a "
@@ -84,10 +90,12 @@ class Location:
         session_label = np.broadcast_to(np.asarray(study.coords["session"]), panel.shape)
         names, basis = time_basis(panel.time, session_label, options["trend"], int(options["breakpoint"]))
         predictors = Predictors.from_study(panel, list(options["traits"]), list(options["time_varying"]),
-                                           str(options["centring"]), options["contextual"])
+                                           str(options["centring"]), options["contextual"],
+                                           fitted.panel.study if fitted else None)
+        extra = FormulaTerms.parse("location", options["location"], panel, outcome, fitted.extra if fitted else None)
         return cls(panel, outcome, y, mask, names, basis, predictors, options["trend"], int(options["breakpoint"]),
                    bool(options["random_slopes"]),
-                   uses_organization(options["organization"], study), float(options["lkj_eta"]), scale_terms)
+                   uses_organization(options["organization"], study), float(options["lkj_eta"]), scale_terms, extra)
 
     @property
     def scale(self) -> ResponseRange:
@@ -120,21 +128,26 @@ class Location:
         ranges = [study.response_range(n) for n in p.tv_names]
         priors.update(p.priors(y.half, np.array([r.half for r in ranges]), np.array([r.mid for r in ranges]),
                                self.lkj_eta))
+        if self.extra:   # N(0, h_y/2 per 2 SDs of each formula column)
+            priors["beta_location"] = slope_prior(y.half, 2 * self.extra.sd)
         return priors
 
     def coords(self) -> dict[str, list]:
         p = self.predictors
         return {**self.communities.coords(), "time_term": self.basis_names, "trait": p.trait_names,
-                "predictor": p.tv_names, **(p.person_means.coords() if p.tv_names else {})}
+                "predictor": p.tv_names, **(p.person_means.coords() if p.tv_names else {}),
+                **(self.extra.coords() if self.extra else {})}
 
     @property
     def population(self) -> list[str]:
-        return (["beta_intercept", "beta_time"] + self.communities.population
-                + (self.organizations.population if self.use_org else []) + self.predictors.population)
+        return (["beta_intercept", "beta_time"] + (["beta_location"] if self.extra else [])
+                + self.communities.population + (self.organizations.population if self.use_org else [])
+                + self.predictors.population)
 
     @property
     def measures(self) -> list[str]:
-        return self.predictors.trait_names + self.predictors.tv_names
+        extra = [v for v in self.extra.variables if v not in FORMULA_COLUMNS] if self.extra else []
+        return list(dict.fromkeys(self.predictors.trait_names + self.predictors.tv_names + extra))
 
     def build(self, priors: Mapping[str, Prior], s: pt.TensorVariable) -> pt.TensorVariable:
         """mu = beta0 + sum_k beta_k B_k(s) + Gamma x + u0j + u1j s [+ o_org(i)] per participant x
@@ -151,6 +164,8 @@ class Location:
         if self.use_org:
             o = self.organizations.effects(priors)
             mu = mu + o[pm.Data("organization_of", self.panel.organization, dims="participant")][:, None]
+        if self.extra:
+            mu = mu + self.extra.term(priors)
         return mu
 
     def strength(self, post: xr.Dataset, s: xr.DataArray) -> xr.DataArray:
@@ -269,7 +284,9 @@ class ClimateModel(BayesModel):
     bounds: tuple[float, float] | None = None   # censoring of the outcome at the scale's bounds (model B)
 
     def prepare_parts(self, participant_slopes: bool, scale_terms: tuple[str, ...] = ()) -> None:
-        self.location = Location.from_options(self.panel, self.spec.outcome, self.options, scale_terms)
+        fitted = self.reference if isinstance(self.reference, ClimateModel) else None
+        self.location = Location.from_options(self.panel, self.spec.outcome, self.options, scale_terms,
+                                              fitted.location if fitted else None)
         self.participants = Participants(participant_slopes, float(self.options["lkj_eta"]))
 
     @abstractmethod
@@ -329,12 +346,34 @@ class ClimateModel(BayesModel):
         """Cell means with participant effects: mu + r0 + r1 s, shape (chain, draw, P, T)."""
         return ds["mu"].values + r.values[..., 0:1] + r.values[..., 1:2] * self.panel.time
 
-    def predict(self, seed: int = 0) -> xr.DataArray:
-        """Expected outcome per participant x session including participant effects,
-        (chain, draw, participant, session); also for sessions a participant missed."""
-        cells = self.cell_deterministics()
-        return xr.DataArray(self._expected(cells, self.participant_effects(seed)), dims=cells["mu"].dims,
-                            coords=cells["mu"].coords, name="expected")
+    def predicted(self, posterior: xr.Dataset, kind: str, seed: int, fitted: BayesModel | None,
+                  new_groups: str) -> dict[str, xr.DataArray]:
+        """The expected outcome (``expected``: mu + r0 + r1 s) or posterior predictive draws (``predictive``) per
+        participant x session, also for sessions a participant missed. Participant effects: in sample, their draws
+        given the data (:meth:`participant_effects`, the draws ``sample_posterior_predictive(seed)`` uses); on new
+        data, the fitted participants' draws, and for new participants draws from N(0, Sigma_r) (``new_groups =
+        "sample"``) or 0 (``"zero"``)."""
+        names = ["mu", "log_sigma"] + (["log_sigma_observed"] if self.error else [])
+        ds = posterior.merge(self._cells(posterior, names))
+        effects_rng, noise_rng = predictive_streams(seed)
+        if fitted is None:
+            r = self._draw_effects(ds, self.location.mask, effects_rng)
+        else:
+            assert isinstance(fitted, ClimateModel)
+            r = self._draw_effects(ds, np.zeros(self.panel.shape), np.random.default_rng(
+                np.random.SeedSequence([seed, 11])))
+            if new_groups == "zero":
+                r = xr.zeros_like(r)
+            known = [p for p in r["participant"].values if p in set(fitted.coords["participant"])]
+            if known:
+                r = r.copy()
+                r.loc[{"participant": known}] = fitted.participant_effects(seed).sel(participant=known).values
+        if kind == "predictive":
+            values = self.simulate_cells(ds, r, noise_rng)
+        else:
+            values = self._expected(ds, r)
+        cells = ds["mu"]
+        return {self.spec.outcome: xr.DataArray(values, dims=cells.dims, coords=cells.coords)}
 
     def simulate_cells(self, ds: xr.Dataset, r: xr.DataArray, rng: np.random.Generator) -> np.ndarray:
         """Replicated outcomes per cell, (chain, draw, P, T), from cell means, effects and residual SDs."""

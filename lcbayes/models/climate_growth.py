@@ -76,6 +76,12 @@ class ClimateGrowth(ClimateModel):
         self.prepare_parts(participant_slopes=bool(self.options["random_slopes"]))
         self.ordinal = OrdinalOutcome.from_options(self.panel, self.spec.outcome, self.options)
 
+    def check_new_data(self) -> None:
+        if self.ordinal is not None:
+            raise ConfigError("prediction on new data is available for measurement = \"scale\" and family = "
+                              "\"gaussian\": the ordinal measurement model's latent scores exist at the fitted cells "
+                              "only. Fix: predict() without data (in sample), or fit the Gaussian model.")
+
     def default_priors(self) -> dict[str, Prior]:
         """The location's and participants' priors (:class:`~lcbayes.models.climate.Location`,
         :class:`~lcbayes.models.climate.Participants`) and the residual SD half-normal(h/5), h the outcome's half

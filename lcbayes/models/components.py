@@ -211,12 +211,27 @@ class MeasurementError:
         if df == 0:
             raise ConfigError(f"scale '{name}': no row has two or more answered items, so the item error variance "
                               "cannot be estimated. Fix: set measurement_error = 'none'.")
+        return cls.from_items(panel, items, ss, df, mode == "estimate")
+
+    def on(self, panel: Panel, name: str) -> MeasurementError:
+        """This error (its theta, fitted elsewhere) for the cells of ``panel``'s study, whose items of ``name`` give
+        the items answered per cell (new data for prediction: a cell without items counts all of them)."""
+        items = panel.study.items.get(name)
+        if items is None:
+            inv = np.full(panel.shape, 1.0 / self.n_items)
+            return MeasurementError(self.ss, self.df, self.n_items, inv, self.estimate)
+        return MeasurementError.from_items(panel, items, self.ss, self.df, self.estimate)
+
+    @classmethod
+    def from_items(cls, panel: Panel, items: Any, ss: float, df: int, estimate: bool) -> MeasurementError:
+        """The error with pooled within-row sum of squares ``ss`` on ``df`` degrees of freedom, and items answered
+        per cell of ``panel`` from ``items`` (a table of the scale's items aligned with the study's table)."""
         inv = np.full(panel.shape, 1.0 / items.shape[1])
         answered = items.notna().sum(axis=1).to_numpy()
         ok = answered > 0
         study = panel.study
         inv[study.idx["participant"][ok], study.idx["session"][ok]] = 1.0 / answered[ok]
-        return cls(ss, df, items.shape[1], inv, mode == "estimate")
+        return cls(ss, df, items.shape[1], inv, estimate)
 
     def theta_prior(self, null_variance: float) -> dict[str, Prior]:
         """theta ~ half-normal(sigma_E^2 of the random-response null): weak, from the response scale alone."""

@@ -55,9 +55,11 @@ from lcbayes.cv import compare_loo
 from lcbayes.data.composition import community_composition, standardize
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
-from lcbayes.models.base import Conclusion, ReportContent, on_fit
+from lcbayes.models.base import BayesModel, Conclusion, ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.components import GroupEffects, MeasurementError, fill_missing
+from lcbayes.models.formula import COLUMNS as FORMULA_COLUMNS
+from lcbayes.models.formula import FormulaTerms
 from lcbayes.models.marginal import intercept_posterior
 from lcbayes.models.priors import GROUP, MEAN, SPREAD, Prior, half_normal, slope_prior
 from lcbayes.processes import climate_log_sd, consensus_indices, learning_mean, normal_logpdf, within_community_variance
@@ -124,29 +126,43 @@ class ConsensusEmergence(ClimateModel):
         "scale_traits_time": True, "community_scale": False, "measurement_error": "auto", "learning": "",
         "composition_implied_spread": False, "scale_points": 0, "consensus_index": "auto",
         "consensus_null": "uniform", "consensus_threshold": 0.7, "cut": False, "cut_imputations": 20,
-        "censored": False, "own_perception": False}
+        "censored": False, "own_perception": False, "scale": ""}
     cell_vars = ClimateModel.cell_vars + ("learning_loglik", "learning_expected")
+    prediction_kinds = ("expected", "predictive", "consensus")
+    scale_extra: FormulaTerms | None = None   # the option scale's formula terms
     derived_needs_grids = True
 
     def prepare(self) -> None:
         o, study = self.options, self.study
         self._cut_models: dict[int, CompiledModel] = {}     # stage 2 of the cut fit, by draws per chain
         self.prepare_parts(bool(o["participant_slopes"]), SCALE_TERMS if o["community_scale"] else ())
-        self.error = MeasurementError.of(self.panel, self.spec.outcome, str(o["measurement_error"]))
+        fitted = self.reference
+        self.error = MeasurementError.of(self.panel, self.spec.outcome, str(o["measurement_error"])) \
+            if not isinstance(fitted, ConsensusEmergence) else fitted.error and fitted.error.on(self.panel,
+                                                                                              self.spec.outcome)
         self.composition_names = list(o["composition"])
         self.composition_traits = [c.rsplit("_", 1)[0] for c in self.composition_names if c not in COMPOSITION_COLUMNS]
         comp = community_composition(study, sorted(set(self.composition_traits)))
         unknown = [c for c in self.composition_names if c not in comp]
         if unknown:
             raise ConfigError(f"unknown composition predictor(s) {unknown}; available: {', '.join(comp)}.")
-        self.z = standardize(comp[self.composition_names]).to_numpy(dtype=float)   # (J, 0) without predictors
+        basis = comp if fitted is None else community_composition(fitted.study, sorted(set(self.composition_traits)))
+        by = basis[self.composition_names]
+        standardize(by)   # a constant or undefined predictor: a typed error
+        z = (comp[self.composition_names] - by.mean()) / by.std(ddof=0)    # z-scores over the fitted communities
+        undefined = z.index[z.isna().any(axis=1)].tolist()
+        if undefined:
+            raise ConfigError(f"composition predictor(s) {self.composition_names} are undefined for community(ies) "
+                              f"{undefined} (e.g. a trait SD of a community with one rated member). Fix: give each "
+                              "community two or more members with the trait.")
+        self.z = z.to_numpy(dtype=float)   # (J, 0) without predictors
         self.scale_trait_names = list(o["scale_traits"])
         cols = []
         for name in self.scale_trait_names:
             if study.roles.level_of(name) != "participant":
                 raise ConfigError(f"scale trait '{name}' is session-level; scale_traits must be participant-level.")
-            v = study.participant_values(name).to_numpy()
-            cols.append((v - np.nanmean(v)) / np.nanstd(v))
+            v, by = study.participant_values(name).to_numpy(), self.fitted_study.participant_values(name).to_numpy()
+            cols.append((v - np.nanmean(by)) / np.nanstd(by))
         self.w = np.column_stack(cols) if cols else np.zeros((study.n("participant"), 0))
         self.n_options = int(o["scale_points"]) or self._options_from_roles()
         if o["censored"]:
@@ -155,6 +171,8 @@ class ConsensusEmergence(ClimateModel):
                 raise ConfigError(f"censored = true needs the response range of '{self.spec.outcome}'. Fix: declare "
                                   "range = [low, high] for it in the roles.")
             self.bounds = (float(scale_range[0]), float(scale_range[1]))
+        self.scale_extra = FormulaTerms.parse("scale", o["scale"], self.panel, self.spec.outcome,
+                                              fitted.scale_extra if isinstance(fitted, ConsensusEmergence) else None)
         self._prepare_consensus()
         self.learning = str(o["learning"])
         if self.learning:
@@ -231,6 +249,7 @@ class ConsensusEmergence(ClimateModel):
     @property
     def measures(self) -> list[str]:
         extra = self.scale_trait_names + self.composition_traits + ([self.learning] if self.learning else [])
+        extra += [v for v in self.scale_extra.variables if v not in FORMULA_COLUMNS] if self.scale_extra else []
         return list(dict.fromkeys(super().measures + extra))
 
     @property
@@ -240,7 +259,7 @@ class ConsensusEmergence(ClimateModel):
     @property
     def coords(self) -> dict[str, list]:
         return {**super().coords, "composition": self.composition_names, "scale_trait": self.scale_trait_names,
-                "outcome_term": OUTCOME_TERMS}
+                "outcome_term": OUTCOME_TERMS, **(self.scale_extra.coords() if self.scale_extra else {})}
 
     @property
     def learning_communities(self) -> GroupEffects:
@@ -268,6 +287,8 @@ class ConsensusEmergence(ClimateModel):
             priors["alpha_trait"] = Prior("Normal", {"mu": 0.0, "sigma": LOG_SD_EFFECT})
             if self.options["scale_traits_time"]:
                 priors["alpha_trait_time"] = Prior("Normal", {"mu": 0.0, "sigma": LOG_SD_EFFECT / span})
+        if self.scale_extra:   # N(0, 0.2 per SD of each formula column)
+            priors["alpha_scale"] = Prior("Normal", {"mu": 0.0, "sigma": list(LOG_SD_EFFECT / self.scale_extra.sd)})
         if self.options["community_scale"]:
             location = [GROUP * loc.scale.half, GROUP * loc.scale.half / span][: 1 + loc.slopes]
             priors.update(loc.communities.priors(location + [LOG_SD_EFFECT, LOG_SD_EFFECT / span], loc.lkj_eta))
@@ -313,7 +334,10 @@ class ConsensusEmergence(ClimateModel):
 
     def _centres(self) -> tuple[float, float]:
         """Constants at which eta_centred centres strength and log consensus_sd: the observed mean climate at the last
-        session and the log of the mean observed within-community SD there, less the item error."""
+        session and the log of the mean observed within-community SD there, less the item error (the reference's, for
+        a model built on new data)."""
+        if isinstance(self.reference, ConsensusEmergence):
+            return self.reference._centres()
         last = self._last_session()
         error = self.error.theta_hat / self.error.n_items if self.error else 0.0
         var = max(float(last["var"].mean()) - error, 1e-6)
@@ -374,7 +398,8 @@ class ConsensusEmergence(ClimateModel):
         return out.transpose("chain", "draw", ...)
 
     def log_sigma(self, s: pt.TensorVariable) -> pt.TensorVariable:
-        """log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i + alpha5 w_i s [+ v0j + v1j s]."""
+        """log sigma_tij = alpha0 + alpha1 s + alpha2 z_j + alpha3 z_j s + alpha4 w_i + alpha5 w_i s [+ v0j + v1j s]
+        [+ sum_k alpha_scale_k X_k,tij, the option scale's formula terms]."""
         c = pm.modelcontext(None)["community_of"]
         alpha0 = self.prior("alpha_intercept")
         alpha1 = self.prior("alpha_time") if self.options["emergence"] else None
@@ -392,8 +417,10 @@ class ConsensusEmergence(ClimateModel):
             k = 1 + self.location.slopes
             v = pm.modelcontext(None)["u_community"]
             v0, v1 = v[c, k][:, None], v[c, k + 1][:, None]
-        return pt.broadcast_to(climate_log_sd(alpha0, s, alpha1, composition, composition_time, trait, v0, v1,
-                                              trait_time), self.panel.shape)
+        log_sd = climate_log_sd(alpha0, s, alpha1, composition, composition_time, trait, v0, v1, trait_time)
+        if self.scale_extra:
+            log_sd = log_sd + self.scale_extra.term(self.priors)
+        return pt.broadcast_to(log_sd, self.panel.shape)
 
     def _within_parts(self, source: Any, mu: Any, log_sigma: Any, s: Any) -> tuple[Any, ...]:
         """The parts of V_jt (:func:`~lcbayes.processes.within_community_variance`) from ``source``: the PyMC model
@@ -574,6 +601,18 @@ class ConsensusEmergence(ClimateModel):
         sessions = labels[0] + (time - s[0]) * step    # model time -> session units (linear; exact for session time)
         return xr.DataArray(sessions, dims=index.dims[:-1], coords={k: index.coords[k] for k in index.dims[:-1]},
                             attrs={"last_session": float(labels[-1])})
+
+    def predicted(self, posterior: xr.Dataset, kind: str, seed: int, fitted: BayesModel | None,
+                  new_groups: str) -> dict[str, xr.DataArray]:
+        """Besides the expected and predictive scores (:meth:`ClimateModel.predicted`), ``kind = "consensus"``: per
+        community and session, ``strength``, ``consensus_sd``, ``transient_sd`` and, where the model has them, the
+        agreement indices (``consensus_index`` and the rest of :meth:`grids`), computed from the members the data
+        give each community."""
+        if kind != "consensus":
+            return super().predicted(posterior, kind, seed, fitted, new_groups)
+        grids = self.grids(posterior)
+        return {str(name): grids[name].transpose("chain", "draw", "community", "session") for name in grids.data_vars
+                if set(grids[name].dims) == {"chain", "draw", "community", "session"}}
 
     def grids(self, posterior: xr.Dataset) -> xr.Dataset:
         """Per community x session: ``strength``; ``consensus_sd`` (sqrt V_jt) and ``transient_sd`` (its latent

@@ -68,6 +68,8 @@ from lcbayes.errors import ConfigError
 from lcbayes.kalman import scan_filter, scan_marginal
 from lcbayes.models.base import BayesModel, Conclusion, ReportContent, on_fit
 from lcbayes.models.components import GroupEffects, MeasurementError, uses_organization
+from lcbayes.models.formula import COLUMNS as FORMULA_COLUMNS
+from lcbayes.models.formula import FormulaTerms
 from lcbayes.models.priors import GROUP, SLOPE, SPREAD, Prior, half_normal, mean_prior, slope_prior
 from lcbayes.processes import SharingDynamics, sharing_paths, spectral_radius, support_slope
 from lcbayes.sampling import fastest_compiling_backend
@@ -108,11 +110,14 @@ class KnowledgeSharing(BayesModel):
     option_defaults: ClassVar[dict[str, Any]] = {
         "support": "support", "self_efficacy": "self_efficacy", "motivation": "motivation",
         "measurement_error": "auto", "organization": "auto", "lkj_eta": 2.0, "time": "session", "gap_unit": None,
+        "location": "",
         **{switch: True for switch in SWITCHES}}
     # the filter's scan compiles in seconds with JAX (lcbayes[jax]), in minutes with Numba
     sampler_defaults = {"backend": fastest_compiling_backend(), "target_accept": 0.9, "draws": 1000, "tune": 1000}
     cell_vars = ("loglik", "expected", "predictive_sd")
     observation_masks: ClassVar[dict[str, int]] = {"observed": 1}
+    extra: FormulaTerms | None = None   # the option location's formula terms (on sharing)
+    errors: dict[str, MeasurementError | None]
 
     def prepare(self) -> None:
         o, study = self.options, self.study
@@ -123,14 +128,25 @@ class KnowledgeSharing(BayesModel):
             raise ConfigError(f"option measurement_error must be one of {', '.join(ERROR_MODES)} for model C, got "
                               f"{o['measurement_error']!r}.")
         self.use_org = uses_organization(o["organization"], study)
+        fitted = self.reference
+        if fitted is not None and list(study.coords["session"]) != list(fitted.study.coords["session"]):
+            raise ConfigError(f"model C predicts at the fitted sessions ({fitted.study.coords['session']}): session "
+                              "effects and the random walk of the support effect are estimated per session; these "
+                              f"data have sessions {study.coords['session']}. Fix: give rows of exactly those "
+                              "sessions (a row may leave every measure missing).")
+        self.gap_unit = 1.0   # the time of one step of the dynamics (time = "time": set by _gaps)
         self.gaps = self._gaps() if o["time"] == "time" else None
-        for name in self.measures:
+        for name in self.processes:
             if study.roles.level_of(name) != "session":
                 raise ConfigError(f"'{name}' is participant-level; model C needs session-level measures "
                                   f"for the outcome and the options support, self_efficacy and motivation.")
-        grids = [self.panel.cells(name) for name in self.measures]   # S, E, M, K: (values 0 where missing, mask)
+        self.extra = FormulaTerms.parse("location", o["location"], self.panel, self.spec.outcome,
+                                        fitted.extra if isinstance(fitted, KnowledgeSharing) else None)
+        grids = [self.panel.cells(name) for name in self.processes]   # S, E, M, K: (values 0 where missing, mask)
         self.values, self.observed = (np.stack(g) for g in zip(*grids, strict=True))   # (4, P, T) each, 1 = observed
-        self.errors = {name: MeasurementError.of(self.panel, name, o["measurement_error"]) for name in self.measures}
+        self.errors = ({name: MeasurementError.of(self.panel, name, o["measurement_error"]) for name in self.processes}
+                       if not isinstance(fitted, KnowledgeSharing) else
+                       {name: e and e.on(self.panel, name) for name, e in fitted.errors.items()})
         self.error_variance = np.stack([np.zeros(self.panel.shape) if e is None else e.theta_hat * e.inv_answered
                                         for e in self.errors.values()])   # (4, P, T) theta_v / n_vti
 
@@ -141,6 +157,8 @@ class KnowledgeSharing(BayesModel):
         unit = self.options["gap_unit"]
         steps = np.diff(self.panel.time, axis=1)
         present = self.panel.present()
+        if unit is None and isinstance(self.reference, KnowledgeSharing):
+            unit = self.reference.gap_unit
         if unit is None:
             both = (present[:, 1:] > 0) & (present[:, :-1] > 0)
             unit = float(np.median(steps[both])) if both.any() else 1.0
@@ -153,13 +171,21 @@ class KnowledgeSharing(BayesModel):
             raise ConfigError(f"time does not increase from session to session for {len(bad)} participant(s) "
                               f"({names}) once missed sessions take their community's typical time; check the time "
                               f"column, or use time = 'session'.")
+        self.gap_unit = float(unit)
         gaps = np.concatenate([np.ones((steps.shape[0], 1)), steps / unit], axis=1)
         return None if np.allclose(gaps, 1.0) else gaps
 
     @property
-    def measures(self) -> list[str]:
+    def processes(self) -> list[str]:
+        """The measures of S, E, M and K, in that order."""
         o = self.options
         return [o["support"], o["self_efficacy"], o["motivation"], self.spec.outcome]
+
+    @property
+    def measures(self) -> list[str]:
+        """S, E, M, K and the variables the option ``location``'s formula reads."""
+        extra = [v for v in self.extra.variables if v not in FORMULA_COLUMNS] if self.extra else []
+        return list(dict.fromkeys(self.processes + extra))
 
     @property
     def item_measures(self) -> list[str]:
@@ -167,7 +193,7 @@ class KnowledgeSharing(BayesModel):
 
     @property
     def predictors(self) -> list[str]:
-        return self.measures[:3]
+        return self.processes[:3]
 
     def default_priors(self) -> dict[str, Prior]:
         """Priors on the natural scale of each measure (:mod:`lcbayes.models.priors`): with the middle m_v and half
@@ -183,8 +209,8 @@ class KnowledgeSharing(BayesModel):
         zero-sum normal(h_v/8) per variable; SDs of community x session shocks and of organization and community
         intercepts half-normal(h_K/8).
         """
-        half = np.array([self.study.response_range(name).half for name in self.measures])
-        mid = np.array([self.study.response_range(name).mid for name in self.measures])
+        half = np.array([self.study.response_range(name).half for name in self.processes])
+        mid = np.array([self.study.response_range(name).mid for name in self.processes])
         S, E, M, K = range(4)
         o = self.options
         priors = {
@@ -207,6 +233,8 @@ class KnowledgeSharing(BayesModel):
             ("between", "pi", slope_prior(half[K], half[:3])),
         ]
         priors.update({name: prior for switch, name, prior in optional if o[switch]})
+        if self.extra:   # the option location's formula terms on sharing: N(0, h_K/2 per 2 SDs of each column)
+            priors["beta_location"] = slope_prior(half[K], 2 * self.extra.sd)
         for level in self._intercept_levels():
             priors.update(GroupEffects(level, level).priors(GROUP * half[K], 1.0))
         return priors
@@ -214,7 +242,7 @@ class KnowledgeSharing(BayesModel):
     @property
     def coords(self) -> dict[str, list]:
         coords = {**super().coords, **self.person_means_group.coords(), "process": list(VARIABLES)}
-        return {**coords, "step": coords["session"][1:]}
+        return {**coords, "step": coords["session"][1:], **(self.extra.coords() if self.extra else {})}
 
     def build(self) -> pm.Model:
         o = self.options
@@ -235,6 +263,8 @@ class KnowledgeSharing(BayesModel):
                 c = pm.Deterministic("community_session", self.prior("tau_community_session") * z_c,
                                      dims=("community", "session"))
                 offsets[3] = offsets[3] + c[codes["community"]]
+            if self.extra:   # the option location's formula terms, on sharing
+                offsets[3] = offsets[3] + self.extra.term(self.priors)
             sigma_w = self.prior("sigma_within", dims="predictor")
             q = [sigma_w[0] ** 2, sigma_w[1] ** 2, sigma_w[2] ** 2, self.prior("sigma") ** 2]
 
@@ -389,10 +419,18 @@ class KnowledgeSharing(BayesModel):
     within_between_table = on_fit(tables.within_between_table)
     spiral = on_fit(tables.spiral)
 
-    def predict(self) -> xr.DataArray:
-        """One-step-ahead expected sharing at the observed rows, given the participant's earlier scores and the
-        session's support, self-efficacy and motivation (the filter's prediction), (chain, draw, obs)."""
-        return self.fitted()["posterior"].to_dataset()["expected"]
+    def predicted(self, posterior: xr.Dataset, kind: str, seed: int, fitted: BayesModel | None,
+                  new_groups: str) -> dict[str, xr.DataArray]:
+        """The filter's one-step-ahead expected sharing per participant x session (``expected``), given the
+        participant's earlier scores and the session's support, self-efficacy and motivation where the data have
+        them, or draws from its predictive distribution N(expected, predictive_sd) (``predictive``). New
+        participants' person means and support slopes come from their population (:mod:`lcbayes.prediction`)."""
+        cells = self._cells(posterior, ["expected", "predictive_sd"])
+        values = cells["expected"]
+        if kind == "predictive":
+            noise = np.random.default_rng(seed).standard_normal(values.shape)
+            values = values + cells["predictive_sd"] * noise
+        return {self.spec.outcome: values.transpose("chain", "draw", "participant", "session")}
 
     def sample_posterior_predictive(self, seed: int = 0) -> xr.DataTree:
         """Add replicated sharing at the observed rows from the one-step-ahead predictive distributions of the
@@ -451,7 +489,7 @@ class KnowledgeSharing(BayesModel):
         obs = self._observed()["obs"].values
         sims = [self._simulate(prior.isel(chain=0, draw=d), rng) for d in range(draws)]
         pp = xr.Dataset({name: (("chain", "draw", "obs"), np.stack([x[name][obs] for x in sims])[None])
-                         for name in self.measures}, coords={"obs": obs})
+                         for name in self.processes}, coords={"obs": obs})
         return xr.DataTree.from_dict({"prior": prior, "prior_predictive": pp, "observed_data": self._observed()})
 
     def _prior_draws(self, draws: int, seed: int) -> xr.Dataset:
@@ -502,11 +540,13 @@ class KnowledgeSharing(BayesModel):
         session = value("session_effect", np.zeros((4, T)))
         shocks = value("community_session", np.zeros((self.study.n("community"), T)))[self.panel.community]
         grids = [mu[:, [v]] + session[v] + within[v] for v in range(3)]
-        grids.append(mean_k[:, None] + session[3] + shocks + within[3])
+        extra = (np.tensordot(np.asarray(value("beta_location", 0.0)), self.extra.columns, axes=1) if self.extra
+                 else 0.0)
+        grids.append(mean_k[:, None] + session[3] + shocks + within[3] + extra)
         grids = [g + np.sqrt(e) * rng.standard_normal((P, T)) for g, e in zip(grids, self.error_variance, strict=True)]
         pi, ti = self.study.idx["participant"], self.study.idx["session"]
         return {name: np.where(np.isnan(self.study.values(name)), np.nan, grid[pi, ti])
-                for name, grid in zip(self.measures, grids, strict=True)}
+                for name, grid in zip(self.processes, grids, strict=True)}
 
     plot_support_effect = on_fit(plots.plot_support_effect)
     plot_within_between = on_fit(plots.plot_within_between)

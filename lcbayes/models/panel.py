@@ -8,6 +8,7 @@ set of the same design by swapping arrays (power analysis), and per-participant 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,25 +32,34 @@ class Panel:
     organization: np.ndarray | None
 
     @classmethod
-    def from_study(cls, study: Study, time: str = "session", time_scale: float = 1.0) -> Panel:
-        """Layout of ``study``; ``time`` is ``"session"`` (s = session - 1) or ``"time"`` (the
-        study's time role, minus the participant's community start), divided by ``time_scale``."""
+    def from_study(cls, study: Study, time: str = "session", time_scale: float = 1.0,
+                   origin: Panel | None = None) -> Panel:
+        """Layout of ``study``; ``time`` is ``"session"`` (s = session - first session) or ``"time"`` (the
+        study's time role, minus the participant's community start), divided by ``time_scale``. ``origin``: the
+        panel of a fitted study whose first session and community starts new data are timed from (prediction)."""
         if time not in ("session", "time"):
             raise ConfigError(f"time must be 'session' or 'time', got {time!r}")
         if time_scale <= 0:
             raise ConfigError(f"time_scale must be positive, got {time_scale}")
         sessions = np.asarray(study.coords["session"], dtype=float)
+        first = float(origin.study.coords["session"][0]) if origin is not None else sessions[0]
         P, T = study.n("participant"), study.n("session")
-        grid = np.broadcast_to(sessions - sessions[0], (P, T)).copy() if time == "session" else cls._time_grid(study)
+        grid = (np.broadcast_to(sessions - first, (P, T)).copy() if time == "session"
+                else cls._time_grid(study, origin.starts() if origin is not None else {}))
         organization = study.participant_organization if "organization" in study.idx else None
         return cls(study, grid / time_scale, study.participant_community, organization)
 
+    def starts(self) -> dict[Any, float]:
+        """Each community's first time (the origin of its times with ``time = "time"``), by label."""
+        return self.study.table.groupby("community")["time"].min().to_dict()
+
     @staticmethod
-    def _time_grid(study: Study) -> np.ndarray:
+    def _time_grid(study: Study, starts: dict[Any, float]) -> np.ndarray:
         """Observed times where present; elsewhere the community's median time of that session,
-        else the study-wide median (relative to each community's first session)."""
+        else the study-wide median (relative to each community's first session, or to its start in ``starts``)."""
         t = study.table
         start = t.groupby("community")["time"].transform("min")
+        start = t["community"].map(starts).fillna(start).astype(float)
         rel = pd.DataFrame({"c": study.idx["community"], "s": study.idx["session"], "t": t["time"] - start})
         by_cs = rel.groupby(["c", "s"])["t"].median()
         by_s = rel.groupby("s")["t"].median().reindex(range(study.n("session"))).interpolate(limit_direction="both")

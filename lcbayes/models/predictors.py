@@ -41,6 +41,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.models.components import GroupEffects, fill_missing
 from lcbayes.models.panel import Panel
@@ -67,8 +68,9 @@ class Predictors:
 
     @classmethod
     def from_study(cls, panel: Panel, traits: list[str], time_varying: list[str], centring: str = "latent",
-                   contextual: bool = True) -> Predictors:
-        """The predictors named in ``traits`` (participant-level) and ``time_varying`` (session-level)."""
+                   contextual: bool = True, standardise_by: Study | None = None) -> Predictors:
+        """The predictors named in ``traits`` (participant-level, standardised by the mean and SD of their values in
+        ``standardise_by``, default the panel's study) and ``time_varying`` (session-level)."""
         study = panel.study
         if centring not in CENTRING:
             raise ConfigError(f"option centring must be one of {', '.join(CENTRING)}, got {centring!r}.")
@@ -83,7 +85,10 @@ class Predictors:
         P, T = panel.shape
         cols = [study.participant_values(n).to_numpy() for n in traits]
         x = np.column_stack(cols) if cols else np.zeros((P, 0))
-        x = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0) if x.shape[1] else x
+        if x.shape[1]:
+            basis = standardise_by or study
+            by = np.column_stack([basis.participant_values(n).to_numpy() for n in traits])
+            x = (x - np.nanmean(by, axis=0)) / np.nanstd(by, axis=0)
         grids = [np.where(mask > 0, values, np.nan) for values, mask in (panel.cells(n) for n in time_varying)]
         values = np.stack(grids, axis=-1) if grids else np.zeros((P, T, 0))
         return cls(list(traits), x, list(time_varying), values, panel.community, study.n("community"), centring,
