@@ -30,6 +30,7 @@ import xarray as xr
 
 from lcbayes.data.roles import Roles
 from lcbayes.data.study import Study
+from lcbayes.data.study import _factorize as factorize
 from lcbayes.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def new_study(model: BayesModel, table: pd.DataFrame) -> Study:
     checked = {k: ({n: d for n, d in v.items() if n not in absent} if k in ("variables", "scales") else v)
                for k, v in roles.items()}
     study = Study.from_frame(table.drop(columns=[c for c in table if c in sum(filter(None, absent.values()), [])]),
-                             checked)
+                             checked, new_data=True)
     if absent:   # the measures the table leaves out, as missing values under the fitted roles
         missing_table = study.table.assign(**{name: np.nan for name in absent})
         items = {**study.items, **{name: pd.DataFrame(np.nan, index=study.table.index, columns=cols)
@@ -102,6 +103,31 @@ def new_study(model: BayesModel, table: pd.DataFrame) -> Study:
             raise ConfigError(f"new data put participant(s) the fit knows in another {group}: {', '.join(moved[:5])}."
                               f" Fix: keep each known participant's {group}, or give a new participant a new id.")
     return study
+
+
+def canonical_study(model: BayesModel, frame: pd.DataFrame) -> Study:
+    """A study from ``frame`` in the study's own form (columns ``community``, ``participant``, ``session``, [``time``,
+    ``organization``] and the model's measures by name, scale scores as scores), without the checks of user data: a
+    grid of values made for prediction (:mod:`lcbayes.effects`), which may hold a measure constant or give a
+    community one member. Scales become single-score variables with their level and range."""
+    roles = roles_for(model)
+    variables = {**roles.get("variables", {})}
+    for name, scale in roles.get("scales", {}).items():
+        variables[name] = {"column": name, "level": scale["level"],
+                           **({"range": scale["range"]} if scale.get("range") else {})}
+    ids: dict[str, Any] = {k: k for k in ("community", "participant", "session", "organization", "time") if k in roles}
+    parsed = Roles.parse({**ids, "variables": variables} if variables else ids)
+    table = frame.drop(columns=[g for g in ("organization", "time") if g in frame and g not in ids and g != "time"])
+    if "time" not in table:
+        table["time"] = table["session"].astype(float)
+    for name in parsed.measures:
+        table[name] = table[name].astype(float) if name in table else np.nan
+    table["session"] = table["session"].astype(np.int64)
+    coords, idx = {}, {}
+    for group in ("community", "participant", "organization", "session"):
+        if group in table:
+            idx[group], coords[group] = factorize(table[group])
+    return Study(table, parsed, {}, coords, idx)
 
 
 def carry_over(model: BayesModel, new: BayesModel, new_groups: str, seed: int) -> xr.Dataset:
@@ -169,8 +195,12 @@ def _mean_of(graph: pm.Model, draws: xr.Dataset, rv: Any, fresh: xr.DataArray) -
     if name not in graph.named_vars:
         with graph:
             pm.Deterministic(name, mean + 0.0 * rv)   # the value's shape (mu may broadcast)
-    values = pm.compute_deterministics(draws.merge(fresh.to_dataset(name=rv.name)), var_names=[name], model=graph,
-                                       progressbar=False)[name]
+    given = draws.merge(fresh.to_dataset(name=rv.name))
+    shapes = graph.eval_rv_shapes()
+    later = {v.name: (("chain", "draw") + tuple(f"{v.name}_dim_{k}" for k in range(len(shapes[v.name]))),
+                      np.ones((given.sizes["chain"], given.sizes["draw"], *shapes[v.name])))
+             for v in graph.free_RVs if v.name not in given}    # placeholders: parameters the mean does not read
+    values = pm.compute_deterministics(given.assign(later), var_names=[name], model=graph, progressbar=False)[name]
     return fresh.copy(data=values.values)
 
 

@@ -97,14 +97,14 @@ def test_community_trajectories_cover_true_strength(plain):
 
 def test_save_load_predict_round_trip(plain, tmp_path, same_draws):
     _, model = plain
-    before = model.predict(seed=3)
+    before = model.predict(seed=3)["predictions"]["climate"]
     model.sample_posterior_predictive(seed=1)
     path = model.save(tmp_path / "fit.nc")
     again = BayesModel.load(path)                      # data restored from the file
     assert isinstance(again, ClimateGrowth)
-    same_draws(again.predict(seed=3), before)
+    same_draws(again.predict(seed=3)["predictions"]["climate"], before)
     with_study = ClimateGrowth.load(path, model.study)  # or checked against the same study
-    same_draws(with_study.predict(seed=3), before)
+    same_draws(with_study.predict(seed=3)["predictions"]["climate"], before)
     fitted, loaded = model.idata.posterior, again.idata.posterior
     assert set(loaded.data_vars) == set(fitted.data_vars)
     for name in fitted.data_vars:                       # each stored draw within half of DRAW_PRECISION of its SD

@@ -137,7 +137,7 @@ def test_save_and_load_keep_the_derived_quantities(full, tmp_path, same_draws):
     assert isinstance(again, ConsensusEmergence)
     same_draws(again.idata.posterior["consensus_sd"], model.idata.posterior["consensus_sd"])   # recomputed on load
     assert again.error is not None and again.error.theta_hat == pytest.approx(model.error.theta_hat)
-    same_draws(again.predict(seed=1), model.predict(seed=1))
+    same_draws(again.predict(seed=1)["predictions"]["climate"], model.predict(seed=1)["predictions"]["climate"])
 
 
 def test_plots_draw(full):

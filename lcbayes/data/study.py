@@ -58,14 +58,15 @@ class Study:
     idx: dict[str, np.ndarray]
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, roles: Roles | Mapping[str, Any]) -> Study:
+    def from_frame(cls, df: pd.DataFrame, roles: Roles | Mapping[str, Any], new_data: bool = False) -> Study:
         """Validate ``df`` against ``roles`` and build the study.
 
         Raises :class:`~lcbayes.errors.StudyValidationError` listing every problem (column, rows, fix) and
-        :class:`~lcbayes.errors.ConfigError` for a malformed roles mapping.
+        :class:`~lcbayes.errors.ConfigError` for a malformed roles mapping. ``new_data``: rows to predict at, checked
+        for structure, types and ranges but not for what a fit needs (spread, two members per community).
         """
         roles = Roles.parse(roles)
-        numeric = validate(df, roles)
+        numeric = validate(df, roles, new_data)
         table = pd.DataFrame(index=df.index)
         for role in ("community", "participant", "organization"):
             if getattr(roles, role) is not None:
@@ -86,7 +87,8 @@ class Study:
                 raw[col] = reverse_key(raw[col], scale.range)
             items[scale.name] = raw
             table[scale.name] = score_items(raw, scale.min_share)
-        constant = [_constant_score(name, table[name], roles.scales[name].reverse) for name in items]
+        constant = [] if new_data else [_constant_score(name, table[name], roles.scales[name].reverse)
+                                        for name in items]
         if any(constant):
             raise StudyValidationError([p for p in constant if p is not None])
         order = np.lexsort([table["session"], _factorize(table["participant"])[0], _factorize(table["community"])[0]])

@@ -195,11 +195,13 @@ def _constant_within(df: pd.DataFrame, roles: Roles, column: str, values: pd.Ser
         sub.index[sub["p"].isin(varying)])] if len(varying) else []
 
 
-def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
+def validate(df: pd.DataFrame, roles: Roles, new_data: bool = False) -> dict[str, pd.Series]:
     """Check ``df`` against ``roles``; return the numeric columns (session, time, measures, items).
 
     Raises :class:`StudyValidationError` listing every problem found. The returned mapping
-    holds float Series aligned with ``df`` keyed by column name, so callers do not parse twice.
+    holds float Series aligned with ``df`` keyed by column name, so callers do not parse twice. ``new_data``: rows
+    to predict at (:mod:`lcbayes.prediction`), which need the structure, types and ranges of the fitted data but may
+    hold a measure constant or give a community one member (a new participant, a planned composition).
     """
     problems = _structure(df, roles)
     if problems:
@@ -215,7 +217,7 @@ def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
     columns += [(item, f"item of scale '{s.name}'", s) for s in roles.scales.values() for item in s.items]
     for column, what, measure in columns:
         values, found = _numeric(df, column, what)
-        problems += found or _spread(column, values)
+        problems += found or ([] if new_data else _spread(column, values))
         if measure.range is not None:
             problems += _range(df, column, values, *measure.range)
         if isinstance(measure, Scale):
@@ -223,7 +225,7 @@ def validate(df: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
         if measure.level == "participant":
             problems += _constant_within(df, roles, column, values, measure.name)
         numeric[column] = values
-    problems += _nesting(df, roles) + _duplicates(df, roles) + _community_sizes(df, roles)
+    problems += _nesting(df, roles) + _duplicates(df, roles) + ([] if new_data else _community_sizes(df, roles))
     if problems:
         raise StudyValidationError(problems)
     return numeric

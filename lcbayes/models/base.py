@@ -254,11 +254,12 @@ class BayesModel(ABC):
 
     prediction_kinds: ClassVar[tuple[str, ...]] = ("expected", "predictive")   # what predict() offers
 
-    def predict(self, data: pd.DataFrame | None = None, kind: str = "expected", new_groups: str = "sample",
+    def predict(self, data: pd.DataFrame | Study | None = None, kind: str = "expected", new_groups: str = "sample",
                 seed: int = 0) -> xr.DataTree:
-        """Posterior predictions at the rows of ``data`` (a table in the fitted data's format; None: the fitted
-        data), as InferenceData with group ``predictions`` over (chain, draw, row) (``row``: the table's index, with
-        the rows' community, participant and session as coordinates) and ``predictions_constant_data``.
+        """Posterior predictions at the rows of ``data`` (a table in the fitted data's format, checked as the fitted
+        data were; a :class:`~lcbayes.data.study.Study` is taken as it is; None: the fitted data), as InferenceData
+        with group ``predictions`` over (chain, draw, row) (``row``: the table's index, with the rows' community,
+        participant and session as coordinates) and ``predictions_constant_data``.
 
         ``kind``: ``"expected"`` (the expected outcome), ``"predictive"`` (posterior predictive draws) or a kind of
         the model's own (:attr:`prediction_kinds`). Communities, organizations and participants the fit knows keep
@@ -277,12 +278,12 @@ class BayesModel(ABC):
             study, model, posterior, index = self.study, self, fit["posterior"].to_dataset(), self.study.table.index
         else:
             self.check_new_data()
-            study = prediction.new_study(self, data)
+            study = data if isinstance(data, Study) else prediction.new_study(self, data)
             model = type(self)(study, self.spec, reference=self)
             posterior = prediction.carry_over(self, model, new_groups, seed)
             names = [v.name for v in model.model.deterministics if v.name not in model.cell_vars]
             posterior = posterior.merge(model._cells(posterior, names)) if names else posterior
-            index = data.index
+            index = study.table.index if isinstance(data, Study) else data.index
         values = model.predicted(posterior, kind, seed, None if model is self else self, new_groups)
         out: dict[str, tuple[tuple[Any, ...], np.ndarray]] = {}
         coords: dict[str, Any] = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
@@ -300,6 +301,12 @@ class BayesModel(ABC):
             constant = rows[[c for c in (*ID_COLUMNS, *model.measures) if c in rows]].reset_index(drop=True)
         attrs = {"kind": kind, "new_groups": new_groups, "seed": seed, "model": self.name}
         return prediction.prediction_tree(out, coords, constant, attrs)
+
+    def effect_surface(self, kind: str, over: str, by: str | None, effect_of: str | None,
+                       values: Any, levels: Any, points: int) -> xr.DataArray | None:
+        """Draws of a quantity of the model's own over predictors that are not columns of the data, (chain, draw,
+        ``over``[, ``by``]), for :func:`lcbayes.effects.conditional`; None (the default) when ``kind`` is not one."""
+        return None
 
     def check_new_data(self) -> None:  # noqa: B027 (an optional hook)
         """Raise a :class:`~lcbayes.errors.ConfigError` if this model cannot predict on new data (a measurement

@@ -40,6 +40,7 @@ consensus SD of their community at the last session ($\eta$: ``eta``, ``eta_cent
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -54,7 +55,7 @@ from lcbayes.agreement import NAMED_NULLS, null_variance
 from lcbayes.cv import compare_loo
 from lcbayes.data.composition import community_composition, standardize
 from lcbayes.data.study import Study
-from lcbayes.errors import ConfigError
+from lcbayes.errors import ConfigError, LcbayesWarning
 from lcbayes.models.base import BayesModel, Conclusion, ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.components import GroupEffects, MeasurementError, fill_missing
@@ -151,7 +152,12 @@ class ConsensusEmergence(ClimateModel):
         standardize(by)   # a constant or undefined predictor: a typed error
         z = (comp[self.composition_names] - by.mean()) / by.std(ddof=0)    # z-scores over the fitted communities
         undefined = z.index[z.isna().any(axis=1)].tolist()
-        if undefined:
+        if undefined and fitted is not None:
+            warnings.warn(f"composition predictor(s) {self.composition_names} are undefined for community(ies) "
+                          f"{undefined} of the new data (fewer than two members with the trait); they are taken at "
+                          "the fitted communities' mean composition.", LcbayesWarning, stacklevel=2)
+            z = z.fillna(0.0)
+        elif undefined:
             raise ConfigError(f"composition predictor(s) {self.composition_names} are undefined for community(ies) "
                               f"{undefined} (e.g. a trait SD of a community with one rated member). Fix: give each "
                               "community two or more members with the trait.")
@@ -222,6 +228,8 @@ class ConsensusEmergence(ClimateModel):
         self.null_variance = null_variance(self.n_options, null) if self.n_options else None
         items = self.study.items.get(self.spec.outcome)
         self.n_items = items.shape[1] if items is not None else 1        # J of the scale score (1: a single item)
+        if isinstance(self.reference, ConsensusEmergence):
+            self.n_items = self.reference.n_items
         if not 0 < float(o["consensus_threshold"]) < 1:
             raise ConfigError(f"option consensus_threshold must lie in (0, 1), got {o['consensus_threshold']!r}.")
 
@@ -613,6 +621,51 @@ class ConsensusEmergence(ClimateModel):
         grids = self.grids(posterior)
         return {str(name): grids[name].transpose("chain", "draw", "community", "session") for name in grids.data_vars
                 if set(grids[name].dims) == {"chain", "draw", "community", "session"}}
+
+    def effect_surface(self, kind: str, over: str, by: str | None, effect_of: str | None,
+                       values: Any, levels: Any, points: int) -> xr.DataArray | None:
+        """``kind = "learning"``: the expected learning outcome eta0 + eta1 S + eta2 log C + eta3 S log C over latent
+        ``strength`` S and ``consensus_sd`` C at the last session (``over``, ``by``: these two), or its slope in
+        ``effect_of`` (per point of strength, or per unit of log consensus_sd). Default grids: ``points`` values over
+        the range of the communities' posterior means (consensus_sd evenly on the log scale); levels: the medians of
+        their lower, middle and upper third."""
+        if kind != "learning":
+            return None
+        names = ("strength", "consensus_sd")
+        if not self.learning or over not in names or by not in (*names, None) or effect_of not in (*names, None) \
+                or over == by:
+            raise ConfigError(f"kind = \"learning\" needs a learning outcome (option learning) and over, by and "
+                              f"effect_of among {', '.join(names)} (got over={over!r}, by={by!r}, "
+                              f"effect_of={effect_of!r}).")
+        post = self.fitted()["posterior"].to_dataset()
+        means = {n: np.asarray(post[n].isel(session=-1).mean(("chain", "draw"))) for n in names}
+
+        def grid(name: str, given: Any, count: int | None) -> np.ndarray:
+            if given is not None:
+                return np.asarray(given, dtype=float)
+            low, high = means[name].min(), means[name].max()
+            if count is None:
+                return np.quantile(means[name], [1 / 6, 1 / 2, 5 / 6])
+            return np.geomspace(low, high, count) if name == "consensus_sd" else np.linspace(low, high, count)
+
+        axes = {over: xr.DataArray(grid(over, values, points), dims=over)}
+        if by:
+            axes[by] = xr.DataArray(grid(by, levels, None), dims=by)
+        axes = {n: a.assign_coords({n: a.values}) for n, a in axes.items()}
+        eta = post["eta"]
+        e0, e1, e2, e3 = (eta.isel(outcome_term=k, drop=True) for k in range(4))
+        terms = (e0, e1, e2, e3)
+        held = {n: float(np.exp(np.log(means[n]).mean())) if n == "consensus_sd" else float(means[n].mean())
+                for n in names}
+        strength = axes.get("strength", held["strength"])
+        log_c = np.log(axes.get("consensus_sd", held["consensus_sd"]))
+        if effect_of == "strength":
+            surface = terms[1] + terms[3] * log_c + 0 * strength
+        elif effect_of == "consensus_sd":
+            surface = terms[2] + terms[3] * strength + 0 * log_c
+        else:
+            surface = learning_mean(terms, strength, log_c)
+        return surface.transpose("chain", "draw", *axes)
 
     def grids(self, posterior: xr.Dataset) -> xr.Dataset:
         """Per community x session: ``strength``; ``consensus_sd`` (sqrt V_jt) and ``transient_sd`` (its latent

@@ -61,7 +61,8 @@ class FormulaTerms:
               fitted: FormulaTerms | None = None) -> FormulaTerms | None:
         """The terms of option ``part`` (``formula``: "" for none) on ``panel``'s study; with ``fitted`` (the terms
         of the fitted model), coded as those were. Rows whose outcome is observed need every variable the formula
-        reads; a row without the outcome and without a variable gets 0 for the terms (it is in no likelihood)."""
+        reads; a row without the outcome and without a variable gets 0 for the terms (it is in no likelihood). New
+        data (with ``fitted``) need every variable in every row."""
         if not isinstance(formula, str):
             raise ConfigError(f"option {part} must be a formula string such as \"tenure + C(sector)\", got "
                               f"{formula!r}.")
@@ -86,10 +87,11 @@ class FormulaTerms:
         table = study.table[variables]
         complete = table.notna().all(axis=1).to_numpy()
         outcome_seen = study.table[outcome].notna().to_numpy()
-        gaps = np.flatnonzero(outcome_seen & ~complete)
-        if len(gaps) and fitted is None:
+        gaps = np.flatnonzero((outcome_seen | (fitted is not None)) & ~complete)   # new data: every row
+        if len(gaps):
             rows = ", ".join(str(r) for r in study.table.index[gaps[:10]])
-            raise ConfigError(f"option {part} = {formula!r}: {len(gaps)} row(s) with an observed {outcome} lack a "
+            rows_of = f"row(s) with an observed {outcome}" if fitted is None else "row(s) to predict at"
+            raise ConfigError(f"option {part} = {formula!r}: {len(gaps)} {rows_of} lack a "
                               f"value of {', '.join(c for c in variables if table[c].isna().any())} (rows {rows}"
                               f"{', ...' if len(gaps) > 10 else ''}). Fix: fill them in, or drop those rows from "
                               "the table.")
@@ -98,8 +100,8 @@ class FormulaTerms:
         else:
             design = fitted.design
         try:
-            frame = design.evaluate_new_data(table[complete]).as_dataframe() if fitted is not None or len(gaps) \
-                else design.as_dataframe()
+            frame = design.evaluate_new_data(table[complete]).as_dataframe() if fitted is not None or \
+                not complete.all() else design.as_dataframe()
         except ValueError as err:   # e.g. a level of C(x) that the fitted data do not have
             raise ConfigError(f"option {part} = {formula!r} cannot code these data as the fitted data were ({err}). "
                               "Fix: use only levels and variables the fitted data have.") from None
