@@ -64,3 +64,31 @@ def test_contextual_effect_is_the_difference_of_its_parts(study):
     prior = model.sample_prior_predictive(draws=50, seed=2).prior
     np.testing.assert_allclose(prior["contextual"], prior["gamma_community"] - prior["gamma_between"])
     np.testing.assert_allclose(prior["contextual_trait"], prior["gamma_trait_community"] - prior["gamma_trait"])
+
+
+def test_new_participants_person_means_are_their_exact_gaussian_posterior():
+    """For a new participant, xi | x ~ MVN(c, Sigma_p) updated by x_tm ~ N(xi_m, sigma_w_m): the conditional mean that
+    population-level predictions use equals the joint-Gaussian conditioning of (xi, x) done by hand, with two
+    correlated predictors and a missing value."""
+    import xarray as xr
+
+    from lcbayes.models.predictors import Predictors
+
+    values = np.array([[[3.0, 2.0], [4.0, np.nan], [5.0, 2.5]]])           # one participant, 3 sessions, 2 predictors
+    p = Predictors([], np.zeros((1, 0)), ["a", "b"], values, np.array([0]), 1, "latent", False)
+    tau, rho, sigma_w, mu = np.array([0.8, 0.5]), 0.6, np.array([0.4, 0.3]), np.array([3.5, 2.0])
+    draws = xr.Dataset({"tau_predictor_person": (("chain", "draw", "predictor"), tau[None, None]),
+                        "corr_predictor_person": (("chain", "draw", "pair"), np.array([[[rho]]])),
+                        "sigma_within": (("chain", "draw", "predictor"), sigma_w[None, None]),
+                        "predictor_mean": (("chain", "draw", "predictor"), mu[None, None]),
+                        "predictor_person": (("chain", "draw", "participant", "predictor"), np.zeros((1, 1, 1, 2)))})
+    out = p.condition_new(draws, np.array([True]), np.array([False]), True, np.random.default_rng(0))
+    got = out["predictor_person"].values[0, 0, 0]
+    # by hand: the joint normal of (xi_a, xi_b, the 5 observed x) and the conditional mean of xi given x
+    cov_xi = np.array([[tau[0] ** 2, rho * tau[0] * tau[1]], [rho * tau[0] * tau[1], tau[1] ** 2]])
+    which = [0, 1, 0, 0, 1]                                                 # the predictor of each observed value
+    x = np.array([3.0, 2.0, 4.0, 5.0, 2.5])
+    cross = cov_xi[:, which]                                                # Cov(xi, x)
+    cov_x = cov_xi[np.ix_(which, which)] + np.diag(sigma_w[which] ** 2)
+    expected = mu + cross @ np.linalg.solve(cov_x, x - mu[which])
+    np.testing.assert_allclose(got, expected, rtol=1e-10)

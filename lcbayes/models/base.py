@@ -283,6 +283,10 @@ class BayesModel(ABC):
             posterior = prediction.carry_over(self, model, new_groups, seed)
             names = [v.name for v in model.model.deterministics if v.name not in model.cell_vars]
             posterior = posterior.merge(model._cells(posterior, names)) if names else posterior
+            conditioned = model.condition_new_groups(posterior, self, new_groups, seed)
+            if conditioned:   # the deterministics again, from the conditioned parameters
+                posterior = posterior.assign(conditioned)
+                posterior = posterior.drop_vars(names).merge(model._cells(posterior, names))
             index = study.table.index if isinstance(data, Study) else data.index
         values = model.predicted(posterior, kind, seed, None if model is self else self, new_groups)
         out: dict[str, tuple[tuple[Any, ...], np.ndarray]] = {}
@@ -307,6 +311,13 @@ class BayesModel(ABC):
         """Draws of a quantity of the model's own over predictors that are not columns of the data, (chain, draw,
         ``over``[, ``by``]), for :func:`lcbayes.effects.conditional`; None (the default) when ``kind`` is not one."""
         return None
+
+    def condition_new_groups(self, posterior: xr.Dataset, fitted: BayesModel, new_groups: str,
+                             seed: int) -> dict[str, xr.DataArray]:
+        """Parameters of new participants and communities that the new data inform beyond their population (a
+        predictor's latent person means, given the predictor's values), updated from the draws carried over by
+        :func:`~lcbayes.prediction.carry_over`, by name; {} (the default) when there are none."""
+        return {}
 
     def check_new_data(self) -> None:  # noqa: B027 (an optional hook)
         """Raise a :class:`~lcbayes.errors.ConfigError` if this model cannot predict on new data (a measurement

@@ -346,6 +346,20 @@ class ClimateModel(BayesModel):
         """Cell means with participant effects: mu + r0 + r1 s, shape (chain, draw, P, T)."""
         return ds["mu"].values + r.values[..., 0:1] + r.values[..., 1:2] * self.panel.time
 
+    def condition_new_groups(self, posterior: xr.Dataset, fitted: BayesModel, new_groups: str,
+                             seed: int) -> dict[str, xr.DataArray]:
+        """The latent means of the predictors of new participants and communities given the new data's predictor
+        values (:meth:`~lcbayes.models.predictors.Predictors.condition_new`)."""
+        predictors = self.location.predictors
+        if not (predictors.tv_names or predictors.trait_names):
+            return {}
+        new_people = ~np.isin(np.asarray(self.coords["participant"], dtype=object),
+                              np.asarray(fitted.coords["participant"], dtype=object))
+        new_communities = ~np.isin(np.asarray(self.coords["community"], dtype=object),
+                                   np.asarray(fitted.coords["community"], dtype=object))
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
+        return predictors.condition_new(posterior, new_people, new_communities, new_groups == "zero", rng)
+
     def predicted(self, posterior: xr.Dataset, kind: str, seed: int, fitted: BayesModel | None,
                   new_groups: str) -> dict[str, xr.DataArray]:
         """The expected outcome (``expected``: mu + r0 + r1 s) or posterior predictive draws (``predictive``) per

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
@@ -172,6 +174,90 @@ class Predictors:
             out["trait_community"] = _group_means(self.traits, self.community, self.n_communities)
         return out
 
+    # ---- new participants and communities (prediction) -------------------------------------------------------------
+
+    def condition_new(self, draws: xr.Dataset, new_people: np.ndarray, new_communities: np.ndarray, at_mean: bool,
+                      rng: np.random.Generator) -> dict[str, xr.DataArray]:
+        """The latent means of new participants and communities given the predictor values the new data give them,
+        per draw (latent centring; with observed centring the observed means are used as they are): a new
+        community's means of the time-varying predictors kappa_j ~ N(mu_x, tau_c) updated by its members' observed
+        person means (each with variance tau_p^2 + sigma_w^2 / n_i: a two-stage Gaussian update that treats the
+        members' person means as independent), then a new participant's person means xi_i ~ MVN(kappa_j(i), Sigma_p)
+        by their values, x_tim ~ N(xi_im, sigma_w_m) (exact); a new community's trait means kappa^t_j ~ N(0, tau_tc)
+        by its members' traits, t_ik ~ N(kappa^t_jk, tau_tp_k) (exact). Draws from these conditionals; with
+        ``at_mean`` (population-level predictions) new communities stay at their population mean (as carried over:
+        kappa_j = mu_x, kappa^t_j = 0) and new participants' person means take their conditional means. ``new_people`` (P,) and ``new_communities`` (J,) are
+        boolean. Returns the updated free parameters (``predictor_person``, ``z_predictor_community``,
+        ``z_trait_community``) that the model has."""
+        if self.centring != "latent":
+            return {}
+        out: dict[str, xr.DataArray] = {}
+        if self.tv_names and new_people.any():
+            out.update(self._condition_person_means(draws, new_people, new_communities, at_mean, rng))
+        if self.trait_names and self.contextual and new_communities.any() and not at_mean:
+            tau_p = draws["tau_trait_person"].values[..., None, :]          # (chain, draw, 1, k)
+            tau_c = draws["tau_trait_community"].values[..., None, :]
+            seen = ~np.isnan(self.traits)
+            n = _group_sums(seen.astype(float), self.community, self.n_communities)           # (J, k)
+            total = _group_sums(np.where(seen, self.traits, 0.0), self.community, self.n_communities)
+            precision = 1 / tau_c**2 + n / tau_p**2
+            mean = total / tau_p**2 / precision
+            kappa = mean if at_mean else mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+            z = draws["z_trait_community"].copy()
+            z.values[..., new_communities, :] = (kappa / tau_c)[..., new_communities, :]
+            out["z_trait_community"] = z
+        return out
+
+    def _condition_person_means(self, draws: xr.Dataset, new_people: np.ndarray, new_communities: np.ndarray,
+                                at_mean: bool, rng: np.random.Generator) -> dict[str, xr.DataArray]:
+        m = len(self.tv_names)
+        seen = ~np.isnan(self.values)                                         # (P, T, m)
+        n = seen.sum(axis=1).astype(float)                                    # (P, m)
+        total = np.where(seen, self.values, 0.0).sum(axis=1)                  # (P, m)
+        tau = draws["tau_predictor_person"].values                            # (chain, draw, m)
+        corr = np.broadcast_to(np.eye(m), tau.shape[:2] + (m, m)).copy()
+        if m > 1:
+            for pair, (a, b) in enumerate(combinations(range(m), 2)):
+                corr[..., a, b] = corr[..., b, a] = draws["corr_predictor_person"].values[..., pair]
+        cov = tau[..., :, None] * corr * tau[..., None, :]                    # Sigma_p (chain, draw, m, m)
+        sigma_w = draws["sigma_within"].values                                # (chain, draw, m)
+        mu = draws["predictor_mean"].values                                   # (chain, draw, m)
+        out: dict[str, xr.DataArray] = {}
+        if self.contextual:
+            tau_c = draws["tau_predictor_community"].values
+            z = draws["z_predictor_community"].copy()
+            kappa = mu[..., None, :] + z.values * tau_c[..., None, :]         # (chain, draw, J, m)
+            if new_communities.any() and not at_mean:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    person_mean = np.where(n > 0, total / n, 0.0)             # (P, m)
+                    weight = np.where(n > 0, 1.0 / (tau[..., None, :] ** 2 + sigma_w[..., None, :] ** 2 / n), 0.0)
+                precision = 1 / tau_c[..., None, :] ** 2 + _group_sums_draws(weight, self.community,
+                                                                            self.n_communities)
+                mean = (mu[..., None, :] / tau_c[..., None, :] ** 2
+                        + _group_sums_draws(weight * person_mean, self.community, self.n_communities)) / precision
+                fresh = mean if at_mean else mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+                kappa[..., new_communities, :] = fresh[..., new_communities, :]
+                z.values[..., new_communities, :] = ((kappa - mu[..., None, :]) / tau_c[..., None, :])[
+                    ..., new_communities, :]
+                out["z_predictor_community"] = z
+            centre = kappa[..., self.community, :]                            # (chain, draw, P, m)
+        else:
+            centre = np.broadcast_to(mu[..., None, :], mu.shape[:2] + (len(self.community), m))
+        people = np.flatnonzero(new_people)
+        prior_precision = np.linalg.inv(cov)[..., None, :, :]                 # (chain, draw, 1, m, m)
+        data_precision = n[people][None, None] / sigma_w[..., None, :] ** 2   # (chain, draw, p, m)
+        precision = prior_precision + _diagonal(data_precision)
+        rhs = (prior_precision @ centre[..., people, :, None])[..., 0] + total[people][None, None] / \
+            sigma_w[..., None, :] ** 2
+        mean = np.linalg.solve(precision, rhs[..., None])[..., 0]
+        if not at_mean:
+            chol = np.linalg.cholesky(np.linalg.inv(precision))
+            mean = mean + (chol @ rng.standard_normal(mean.shape)[..., None])[..., 0]
+        xi = draws["predictor_person"].copy()
+        xi.values[..., people, :] = mean
+        out["predictor_person"] = xi
+        return out
+
     # ---- the graph --------------------------------------------------------------------------------------------------
 
     def add(self, outcome_mask: np.ndarray, priors: Mapping[str, Prior]) -> pt.TensorVariable:
@@ -301,3 +387,19 @@ def _group_means(x: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     count = np.stack([np.bincount(group, weights=seen[:, k].astype(float), minlength=n) for k in range(x.shape[1])],
                      axis=1)
     return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+
+
+def _group_sums(x: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """Sums of the rows of ``x`` (P, k) per group, (n, k)."""
+    return np.stack([np.bincount(group, weights=x[:, k], minlength=n) for k in range(x.shape[1])], axis=1)
+
+
+def _group_sums_draws(x: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """Sums over the participant axis (-2) of ``x`` (..., P, k) per group, (..., n, k)."""
+    onehot = (np.arange(n)[:, None] == group[None, :]).astype(float)      # (n, P)
+    return np.einsum("gp,...pk->...gk", onehot, x)
+
+
+def _diagonal(x: np.ndarray) -> np.ndarray:
+    """(..., m) -> (..., m, m) diagonal matrices."""
+    return x[..., :, None] * np.eye(x.shape[-1])
