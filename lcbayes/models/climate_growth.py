@@ -38,6 +38,7 @@ import xarray as xr
 from lcbayes import plots
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
+from lcbayes.models import formula
 from lcbayes.models.base import Conclusion, ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.integrated import integrated_loglik
@@ -261,6 +262,7 @@ class ClimateGrowth(ClimateModel):
                 out += [Conclusion(describe(f"SD of item {k} around the latent score (item_sd)",
                                             post["item_sd"].sel(item=k)), (f"item_sd[{k}]",))
                         for k in post["item"].values]
+        out += formula.conclusions(post, self.location.extra)
         return ReportContent(xr.Dataset({"variance_share": post["variance_share"]}), [figure], tables, out)
 
     def threshold_table(self) -> pd.DataFrame:

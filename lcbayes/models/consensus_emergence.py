@@ -56,6 +56,7 @@ from lcbayes.cv import compare_loo
 from lcbayes.data.composition import community_composition, standardize
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError, LcbayesWarning
+from lcbayes.models import formula
 from lcbayes.models.base import BayesModel, Conclusion, ReportContent, on_fit
 from lcbayes.models.climate import LOCATION_OPTIONS, ClimateModel
 from lcbayes.models.components import GroupEffects, MeasurementError, fill_missing
@@ -819,4 +820,5 @@ class ConsensusEmergence(ClimateModel):
                        + (f"gives 90% intervals that do not overlap the joint fit's for {', '.join(apart)}: the joint "
                           "estimates of these effects rest partly on feedback from the outcome." if apart else
                           "gives overlapping 90% intervals for every learning effect."))
+        out += formula.conclusions(post, self.location.extra, self.scale_extra)
         return ReportContent(xr.Dataset(derived), figures, tables_, out)

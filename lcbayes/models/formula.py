@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from lcbayes.errors import ConfigError
+from lcbayes.models.base import Conclusion
 from lcbayes.models.panel import Panel
+from lcbayes.tables import describe
 
 PARTS = {"location": ("beta_location", "location_term"), "scale": ("alpha_scale", "scale_term")}
 COLUMNS = ("session", "time")   # id columns a formula may read besides the measures
@@ -134,6 +136,14 @@ class FormulaTerms:
     def coords(self) -> dict[str, list]:
         return {self.dim: list(self.names)}
 
-    def describe(self) -> str:
-        """One line for the report: the formula and its coefficients."""
-        return f"{self.part} = \"{self.formula}\": {self.coefficient} over {', '.join(self.names)}"
+    def conclusions(self, posterior: Any) -> list[Conclusion]:
+        """One sentence per coefficient for the report's "what to conclude", resting on that coefficient."""
+        unit = "the outcome's units" if self.part == "location" else "the log residual SD"
+        label = f"extra {self.part} term ({self.part} = \"{self.formula}\"), in {unit} per unit ({self.coefficient})"
+        return [Conclusion(describe(f"{name}: {label}", posterior[self.coefficient].sel({self.dim: name})),
+                           (f"{self.coefficient}[{name}]",)) for name in self.names]
+
+
+def conclusions(posterior: Any, *terms: FormulaTerms | None) -> list[Conclusion]:
+    """The report's sentences on the extra terms of every formula a model has (none without)."""
+    return [c for t in terms if t is not None for c in t.conclusions(posterior)]

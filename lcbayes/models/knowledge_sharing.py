@@ -66,6 +66,7 @@ from lcbayes import plots, tables
 from lcbayes.data.study import Study
 from lcbayes.errors import ConfigError
 from lcbayes.kalman import scan_filter, scan_marginal
+from lcbayes.models import formula
 from lcbayes.models.base import BayesModel, Conclusion, ReportContent, on_fit
 from lcbayes.models.components import GroupEffects, MeasurementError, uses_organization
 from lcbayes.models.formula import COLUMNS as FORMULA_COLUMNS
@@ -584,5 +585,6 @@ class KnowledgeSharing(BayesModel):
         report_tables = [("Support effect per session and self-efficacy level", self.support_effect_table()),
                          ("Within- and between-person effects", self.within_between_table()),
                          ("Spiral (motivation <-> sharing) and stability", self.spiral().to_frame("value"))]
+        out += formula.conclusions(post, self.extra)
         return ReportContent(derived, figures, report_tables, out)
 

@@ -186,9 +186,9 @@ class Predictors:
         by their values, x_tim ~ N(xi_im, sigma_w_m) (exact); a new community's trait means kappa^t_j ~ N(0, tau_tc)
         by its members' traits, t_ik ~ N(kappa^t_jk, tau_tp_k) (exact). Draws from these conditionals; with
         ``at_mean`` (population-level predictions) new communities stay at their population mean (as carried over:
-        kappa_j = mu_x, kappa^t_j = 0) and new participants' person means take their conditional means. ``new_people`` (P,) and ``new_communities`` (J,) are
-        boolean. Returns the updated free parameters (``predictor_person``, ``z_predictor_community``,
-        ``z_trait_community``) that the model has."""
+        kappa_j = mu_x, kappa^t_j = 0) and new participants' person means take their conditional means.
+        ``new_people`` (P,) and ``new_communities`` (J,) are boolean. Returns the updated free parameters
+        (``predictor_person``, ``z_predictor_community``, ``z_trait_community``) that the model has."""
         if self.centring != "latent":
             return {}
         out: dict[str, xr.DataArray] = {}
