@@ -33,7 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from lcbayes.errors import ConfigError
-from lcbayes.prediction import canonical_study
+from lcbayes.models.prediction import canonical_study
 from lcbayes.tables import hdi_table
 
 if TYPE_CHECKING:

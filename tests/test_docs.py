@@ -28,18 +28,19 @@ FORBIDDEN = ("DESIGN" + ".md", ".." + "/shared")
 SPECS = {
     "climate_growth": {
         "model": "climate_growth", "outcome": "climate",
-        "options": {"traits": ["lgo"], "time_varying": ["support"], "organization": True, "random_slopes": True},
+        "options": {"traits": ["lgo"], "time_varying": ["support"], "organization": True, "random_slopes": True,
+                    "location": "help_seeking"},
     },
     "consensus_emergence": {
         "model": "consensus_emergence", "outcome": "climate",
         "options": {"traits": ["lgo"], "time_varying": ["support"], "organization": True, "random_slopes": True,
                     "participant_slopes": True, "emergence": True, "composition": ["lgo_sd", "n_organizations"],
                     "scale_traits": ["psych_safety"], "community_scale": True, "learning": "learning",
-                    "own_perception": True},
+                    "own_perception": True, "location": "help_seeking", "scale": "help_giving"},
     },
     "knowledge_sharing": {
         "model": "knowledge_sharing", "outcome": "sharing",
-        "options": {"organization": True},   # every switch is on by default
+        "options": {"organization": True, "location": "help_seeking"},   # every switch is on by default
     },
 }
 

@@ -200,8 +200,8 @@ def validate(df: pd.DataFrame, roles: Roles, new_data: bool = False) -> dict[str
 
     Raises :class:`StudyValidationError` listing every problem found. The returned mapping
     holds float Series aligned with ``df`` keyed by column name, so callers do not parse twice. ``new_data``: rows
-    to predict at (:mod:`lcbayes.prediction`), which need the structure, types and ranges of the fitted data but may
-    hold a measure constant or give a community one member (a new participant, a planned composition).
+    to predict at (:mod:`lcbayes.models.prediction`), which need the structure, types and ranges of the fitted
+    data but may hold a measure constant or give a community one member (a new participant, a planned composition).
     """
     problems = _structure(df, roles)
     if problems:

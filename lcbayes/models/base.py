@@ -264,9 +264,9 @@ class BayesModel(ABC):
         ``kind``: ``"expected"`` (the expected outcome), ``"predictive"`` (posterior predictive draws) or a kind of
         the model's own (:attr:`prediction_kinds`). Communities, organizations and participants the fit knows keep
         their effects; new ones get effects drawn from their population per draw (``new_groups = "sample"``) or at
-        its mean (``"zero"``: population-level predictions). See :mod:`lcbayes.prediction`. ``seed``: the effects
+        its mean (``"zero"``: population-level predictions). See :mod:`lcbayes.models.prediction`. ``seed``: the effects
         drawn for participants whose effects the fit integrated out, and the predictive noise."""
-        from lcbayes import prediction
+        from lcbayes.models import prediction
 
         if kind not in self.prediction_kinds:
             raise ConfigError(f"kind must be one of {', '.join(self.prediction_kinds)} for {self.name}, got "
@@ -316,7 +316,7 @@ class BayesModel(ABC):
                              seed: int) -> dict[str, xr.DataArray]:
         """Parameters of new participants and communities that the new data inform beyond their population (a
         predictor's latent person means, given the predictor's values), updated from the draws carried over by
-        :func:`~lcbayes.prediction.carry_over`, by name; {} (the default) when there are none."""
+        :func:`~lcbayes.models.prediction.carry_over`, by name; {} (the default) when there are none."""
         return {}
 
     def check_new_data(self) -> None:  # noqa: B027 (an optional hook)

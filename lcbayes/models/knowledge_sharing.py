@@ -425,7 +425,7 @@ class KnowledgeSharing(BayesModel):
         """The filter's one-step-ahead expected sharing per participant x session (``expected``), given the
         participant's earlier scores and the session's support, self-efficacy and motivation where the data have
         them, or draws from its predictive distribution N(expected, predictive_sd) (``predictive``). New
-        participants' person means and support slopes come from their population (:mod:`lcbayes.prediction`)."""
+        participants' person means and support slopes come from their population (:mod:`lcbayes.models.prediction`)."""
         cells = self._cells(posterior, ["expected", "predictive_sd"])
         values = cells["expected"]
         if kind == "predictive":
