@@ -24,6 +24,8 @@ upper third).
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from lcbayes.errors import ConfigError
+from lcbayes.errors import ConfigError, LcbayesWarning
 from lcbayes.models.prediction import canonical_study
 from lcbayes.tables import hdi_table
 
@@ -105,10 +107,13 @@ def conditional(model: BayesModel, over: str, by: str | None = None, kind: str |
         raise ConfigError(f"conditional effects of kind {kind!r} are not available for {model.name} (kinds: "
                           "expected, and the model's own surfaces). Fix: kind = \"expected\", or marginal() for a "
                           "per-community kind.")
-    grid = _Grid.of(model, over, by, values, levels, points)
+    grid = _Grid.of(model, over, by, values, levels, points, effect_of)
     held = {**typical_values(model), **(at or {})}
     frame = grid.frame(model, held, effect_of)
-    predictions = model.predict(canonical_study(model, frame), "expected", "zero", seed)["predictions"].to_dataset()
+    with warnings.catch_warnings():   # the grid community's composition is not what the curve varies
+        warnings.filterwarnings("ignore", message="composition predictor", category=LcbayesWarning)
+        tree = model.predict(canonical_study(model, frame), "expected", "zero", seed)
+    predictions = tree["predictions"].to_dataset()
     draws = _collapse(predictions[model.spec.outcome], frame, grid, effect_of, model)
     return Effects(draws, over, by, kind, effect_of, "conditional", hdi_prob)
 
@@ -124,7 +129,7 @@ def marginal(model: BayesModel, over: str, by: str | None = None, kind: str | No
     if kind != "expected":
         raise ConfigError(f"marginal effects of kind {kind!r} are not available for {model.name}. Fix: kind = "
                           "\"expected\" (or \"consensus\" for model B).")
-    grid = _Grid.of(model, over, by, values, levels, points)
+    grid = _Grid.of(model, over, by, values, levels, points, effect_of)
     sample = _dense_table(model)
     session = "session" in grid.dims
     settings = [{k: v for k, v in p.items() if k != "session"} for p in grid.points()]
@@ -143,8 +148,8 @@ def marginal(model: BayesModel, over: str, by: str | None = None, kind: str | No
         curve = (sides[1] - sides[0]) / grid.step(model, effect_of) if effect_of else sides[0]
         curves.append(curve.expand_dims({k: [v] for k, v in setting.items()}))
     draws = xr.combine_by_coords([c.to_dataset(name="value") for c in curves])["value"]
-    if not session:
-        draws = draws.expand_dims({}) if over in draws.dims else draws
+    if session:
+        draws = draws.sel(session=[int(v) for v in (grid.over_values if over == "session" else grid.by_levels)])
     return Effects(draws.transpose("chain", "draw", *grid.dims), over, by, kind, effect_of, "marginal", hdi_prob)
 
 
@@ -204,7 +209,7 @@ def _categorical(model: BayesModel) -> set[str]:
         for term in terms.design.terms.values():
             for component in getattr(term, "components", []):
                 if getattr(component, "kind", "") == "categoric":
-                    names.update(v for v in terms.variables if v in str(component.name))
+                    names.update(v for v in terms.variables if re.search(rf"\b{re.escape(v)}\b", str(component.name)))
     return names
 
 
@@ -219,7 +224,7 @@ class _Grid:
 
     @classmethod
     def of(cls, model: BayesModel, over: str, by: str | None, values: Sequence[float] | None,
-           levels: Sequence[float] | None, points: int) -> _Grid:
+           levels: Sequence[float] | None, points: int, effect_of: str | None = None) -> _Grid:
         for name in (over, by):
             if name is not None and name not in ("session", *model.measures):
                 raise ConfigError(f"'{name}' is not a predictor of this {model.name} fit: the grid varies the "
@@ -228,6 +233,10 @@ class _Grid:
                                   "location).")
         if over == by:
             raise ConfigError(f"over and by are both '{over}'. Fix: name two different predictors.")
+        if effect_of is not None and effect_of not in model.measures:
+            raise ConfigError(f"effect_of = {effect_of!r}: slopes are taken in a measure the model reads "
+                              f"({', '.join(model.measures)}); the change over sessions is the time trend "
+                              "(beta_time), or over = \"session\".")
         fitted = _fitted_values(model, over)
         if values is not None:
             grid = np.asarray(values, dtype=float)
@@ -236,8 +245,11 @@ class _Grid:
         else:
             low, high = np.quantile(fitted, [0.01, 0.99])
             grid = np.linspace(float(low), float(high), points)
-        chosen = np.asarray(levels, dtype=float) if levels is not None else (
-            np.quantile(_fitted_values(model, by), TERTILE_MEDIANS) if by else np.array([]))
+        chosen = np.asarray(levels, dtype=float) if levels is not None else np.array([])
+        if by is not None and levels is None:   # sessions: ones that exist
+            by_values = _fitted_values(model, by)
+            chosen = (np.quantile(by_values, TERTILE_MEDIANS, method="inverted_cdf") if by == "session"
+                      else np.quantile(by_values, TERTILE_MEDIANS))
         return cls(over, grid, by, chosen)
 
     @property

@@ -124,8 +124,8 @@ class BayesModel(ABC):
         self.options = self.spec.options
         self.reference = reference
         self.panel: Panel = Panel.from_study(study, time=self.options.get("time", "session"),
-                                      time_scale=float(self.options.get("time_scale", 1.0)),
-                                      origin=reference.panel if reference else None)
+                                             time_scale=float(self.options.get("time_scale", 1.0)),
+                                             origin=reference.panel if reference else None)
         self.prepare()
         self.priors: dict[str, Prior] = (dict(reference.priors) if reference else
                                          merge_priors(self.default_priors(), self.spec.priors))

@@ -74,6 +74,10 @@ def new_study(model: BayesModel, table: pd.DataFrame) -> Study:
     if not isinstance(table, pd.DataFrame):
         raise ConfigError(f"new data must be a pandas DataFrame in the fitted data's format, got "
                           f"{type(table).__name__}.")
+    if not table.index.is_unique:
+        doubled = table.index[table.index.duplicated()].unique()[:5].tolist()
+        raise ConfigError(f"the new table's index labels rows twice ({doubled}); predictions are labelled by it. "
+                          "Fix: table.reset_index(drop=True).")
     roles = roles_for(model)
     absent = {}
     for name in optional_measures(model):
@@ -117,7 +121,7 @@ def canonical_study(model: BayesModel, frame: pd.DataFrame) -> Study:
                            **({"range": scale["range"]} if scale.get("range") else {})}
     ids: dict[str, Any] = {k: k for k in ("community", "participant", "session", "organization", "time") if k in roles}
     parsed = Roles.parse({**ids, "variables": variables} if variables else ids)
-    table = frame.drop(columns=[g for g in ("organization", "time") if g in frame and g not in ids and g != "time"])
+    table = frame.drop(columns=[c for c in ("organization",) if c in frame and c not in ids])
     if "time" not in table:
         table["time"] = table["session"].astype(float)
     for name in parsed.measures:
@@ -172,12 +176,14 @@ def _draw(graph: pm.Model, draws: xr.Dataset, name: str, rng: np.random.Generato
     trace = xr.DataTree.from_dict({"posterior": draws}) if draws.data_vars else _empty_trace(draws)
     log = logging.getLogger("pymc")
     level = log.level
-    with warnings.catch_warnings():
-        log.setLevel(logging.WARNING)   # not PyMC's "Sampling: [...]" line per parameter
-        warnings.filterwarnings("ignore", message="The effect of Potentials")
-        warnings.filterwarnings("ignore", category=UserWarning)
-        pp = pm.sample_posterior_predictive(trace, model=graph, var_names=[name], random_seed=rng,
-                                            progressbar=False)
+    log.setLevel(logging.WARNING)   # not PyMC's "Sampling: [...]" line per parameter
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The effect of Potentials")
+            warnings.filterwarnings("ignore", category=UserWarning)
+            pp = pm.sample_posterior_predictive(trace, model=graph, var_names=[name], random_seed=rng,
+                                                progressbar=False)
+    finally:
         log.setLevel(level)
     return pp["posterior_predictive"].to_dataset()[name]
 
@@ -190,6 +196,10 @@ def _empty_trace(draws: xr.Dataset) -> xr.DataTree:
 
 def _mean_of(graph: pm.Model, draws: xr.Dataset, rv: Any, fresh: xr.DataArray) -> xr.DataArray:
     """The mean of a centred normal parameter (its ``mu`` given the draws so far), shaped like ``fresh``."""
+    kind = type(rv.owner.op).__name__
+    if kind not in ("NormalRV", "MvNormalRV"):
+        raise ConfigError(f"new_groups = \"zero\" sets new groups at their population mean, which lcbayes knows "
+                          f"for normal group parameters; '{rv.name}' is {kind}. Fix: new_groups = \"sample\".")
     mean = rv.owner.inputs[2]   # (rng, size, mu, ...) of Normal and MvNormal
     name = f"{rv.name}__mean"
     if name not in graph.named_vars:
