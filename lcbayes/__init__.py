@@ -27,6 +27,10 @@ def main() -> None:
     except SystemExit as done:
         if done.code != 130:
             raise
+        from lcbayes import cli
+
+        if not cli.interrupt_reported:   # typer turns a Ctrl-C while it reads the command line into a silent 130
+            print("interrupted: stopped while starting", file=sys.stderr)
         # interrupted: the sampler's native threads may still run, and tearing the interpreter down under them can
         # crash it (SIGSEGV) after the message; everything to clean up has been (the finally blocks ran), so leave now
         sys.stdout.flush()

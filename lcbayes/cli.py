@@ -40,6 +40,9 @@ RolesOpt = Annotated[Path, typer.Option("--roles", "-r", help="Roles file (TOML)
 # SIGTERM
 INPUT_ERROR, UNCONVERGED, INTERRUPTED = 2, 3, 130
 _debug = False
+# whether a command printed its "interrupted: ..." line (lcbayes.main prints one for an interrupt that typer turned
+# into a silent status 130 before any command ran)
+interrupt_reported = False
 
 
 def _print_version(value: bool) -> None:
@@ -92,6 +95,8 @@ def _command(**options) -> Callable[[Callable], Callable]:
                 typer.echo(f"error: {err}", err=True)
                 raise typer.Exit(INPUT_ERROR) from None
             except KeyboardInterrupt as err:
+                global interrupt_reported
+                interrupt_reported = True
                 typer.echo(f"interrupted: {str(err) or 'stopped by Ctrl-C before it finished'} (nothing half-written "
                            "is left)", err=True)
                 raise typer.Exit(INTERRUPTED) from None

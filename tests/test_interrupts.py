@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ["--data", str(ROOT / "data" / "example_study.csv"), "--roles", str(ROOT / "data" / "example_roles.toml")]
 PLAN = ROOT / "tests" / "data" / "power_plan.toml"
 # a terminal's Ctrl-C: Python's own SIGINT handler, then the command line
+# (after a marker file that says the interpreter runs the command: a SIGINT while CPython itself initialises ends it
+# with "Fatal Python error: init_import_site", which no program can handle)
 LAUNCH = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-          "sys.argv = ['lcbayes'] + sys.argv[1:]; import lcbayes; lcbayes.main()")
+          "open(sys.argv[1], 'w').close(); sys.argv = ['lcbayes'] + sys.argv[2:]; import lcbayes; lcbayes.main()")
 
 
 def moments(seed: int, low: float, high: float) -> list[float]:
@@ -38,8 +40,16 @@ def moments(seed: int, low: float, high: float) -> list[float]:
 
 
 def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", LAUNCH, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    """The command ``lcbayes *args`` in a child process, returned once the interpreter runs it."""
+    import tempfile
+
+    marker = Path(tempfile.mkdtemp()) / "started"
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(marker), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    return proc
 
 
 def interrupt(proc: subprocess.Popen, after: float) -> tuple[int, str]:
@@ -77,6 +87,27 @@ def test_an_interrupt_while_the_command_line_is_built_ends_with_one_line(monkeyp
         raise KeyboardInterrupt
 
     monkeypatch.setattr(lcbayes.cli, "app", building)
+    with pytest.raises(SystemExit) as stopped:
+        lcbayes.main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "interrupted: stopped while starting\n"
+
+
+def test_an_interrupt_that_typer_turns_into_status_130_still_ends_with_one_line(monkeypatch, capsys):
+    """typer turns a KeyboardInterrupt while it parses the command line into a silent SystemExit(130) (typer.core);
+    seen as an interrupted `lcbayes power` that printed nothing. main names it as an interrupt at the start."""
+    import lcbayes
+    import lcbayes.cli
+
+    def parsing():
+        raise SystemExit(130)
+
+    def leave(code: int):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(lcbayes.cli, "app", parsing)
+    monkeypatch.setattr(lcbayes.cli, "interrupt_reported", False)
+    monkeypatch.setattr("os._exit", leave)
     with pytest.raises(SystemExit) as stopped:
         lcbayes.main()
     assert stopped.value.code == 130
