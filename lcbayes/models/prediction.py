@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from pytensor.graph.traversal import ancestors
 
 from lcbayes.data.roles import Roles
 from lcbayes.data.study import Study
@@ -136,7 +137,7 @@ def canonical_study(model: BayesModel, frame: pd.DataFrame) -> Study:
 
 def carry_over(model: BayesModel, new: BayesModel, new_groups: str, seed: int) -> xr.Dataset:
     """Draws of every free parameter of ``new`` (a model built on new data with ``reference=model``) from the fit
-    of ``model``, in the order the graph defines them (a parameter's parents come first): population parameters as
+    of ``model``, parents before children (in waves: one compiled draw per wave): population parameters as
     fitted; parameters over communities, organizations or participants as fitted for the levels the fit knows, and
     for new levels drawn from their prior given the draws so far (``new_groups = "sample"``) or at its mean
     (``"zero"``: 0 for the standardised effects ``z_*``, the mean of a centred parameter); parameters over other
@@ -147,21 +148,32 @@ def carry_over(model: BayesModel, new: BayesModel, new_groups: str, seed: int) -
     graph = new.model
     out = xr.Dataset(coords={"chain": fitted["chain"], "draw": fitted["draw"]})
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    pending = []
     for rv in graph.free_RVs:
         name = rv.name
         dims = tuple(graph.named_vars_to_dims.get(name, ()))
         old = fitted.get(name)
-        same_dims = old is not None and tuple(old.dims[2:]) == dims
-        if old is not None and same_dims and all(_labels(old, d) == list(graph.coords.get(d) or range(old.sizes[d]))
-                                                 for d in dims):
+        if old is not None and tuple(old.dims[2:]) == dims and all(
+                _labels(old, d) == list(graph.coords.get(d) or range(old.sizes[d])) for d in dims):
             out[name] = old
-            continue
-        fresh = _draw(graph, out, name, rng)
-        if new_groups == "zero" and any(d in GROUP_DIMS for d in dims):
-            fresh = xr.zeros_like(fresh) if name.startswith("z_") else _mean_of(graph, out, rv, fresh)
-        if old is not None and same_dims and any(d in GROUP_DIMS for d in dims):
-            fresh = _keep_known(fresh, old, dims)
-        out[name] = fresh
+        else:
+            pending.append(rv)
+    free = set(graph.free_RVs)
+    while pending:   # in waves: the parameters whose free parents all have draws, drawn in one call
+        wave = [rv for rv in pending if all(a.name in out for a in ancestors([rv]) if a in free and a is not rv)]
+        if not wave:   # the graph is acyclic, so some pending parameter has all its parents: never reached
+            raise RuntimeError(f"no order to draw {[rv.name for rv in pending]} in")
+        draws = _draw(graph, out, [rv.name for rv in wave], rng)
+        for rv in wave:
+            name, fresh = rv.name, draws[rv.name]
+            dims = tuple(graph.named_vars_to_dims.get(name, ()))
+            if new_groups == "zero" and any(d in GROUP_DIMS for d in dims):
+                fresh = xr.zeros_like(fresh) if name.startswith("z_") else _mean_of(graph, out, rv, fresh)
+            old = fitted.get(name)
+            if old is not None and tuple(old.dims[2:]) == dims and any(d in GROUP_DIMS for d in dims):
+                fresh = _keep_known(fresh, old, dims)
+            out[name] = fresh
+        pending = [rv for rv in pending if rv not in wave]
     return out
 
 
@@ -169,8 +181,9 @@ def _labels(draws: xr.DataArray, dim: str) -> list:
     return list(draws[dim].values) if dim in draws.coords else list(range(draws.sizes[dim]))
 
 
-def _draw(graph: pm.Model, draws: xr.Dataset, name: str, rng: np.random.Generator) -> xr.DataArray:
-    """Draws of free parameter ``name`` from its prior given the parameters in ``draws`` (chain, draw, ...)."""
+def _draw(graph: pm.Model, draws: xr.Dataset, names: list[str], rng: np.random.Generator) -> xr.Dataset:
+    """Draws of the free parameters ``names`` from their prior given the parameters in ``draws`` (chain, draw,
+    ...), in one call (one compiled function)."""
     import warnings
 
     trace = xr.DataTree.from_dict({"posterior": draws}) if draws.data_vars else _empty_trace(draws)
@@ -181,11 +194,11 @@ def _draw(graph: pm.Model, draws: xr.Dataset, name: str, rng: np.random.Generato
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The effect of Potentials")
             warnings.filterwarnings("ignore", category=UserWarning)
-            pp = pm.sample_posterior_predictive(trace, model=graph, var_names=[name], random_seed=rng,
+            pp = pm.sample_posterior_predictive(trace, model=graph, var_names=names, random_seed=rng,
                                                 progressbar=False)
     finally:
         log.setLevel(level)
-    return pp["posterior_predictive"].to_dataset()[name]
+    return pp["posterior_predictive"].to_dataset()[names]
 
 
 def _empty_trace(draws: xr.Dataset) -> xr.DataTree:
