@@ -134,18 +134,19 @@ def marginal(model: BayesModel, over: str, by: str | None = None, kind: str | No
     session = "session" in grid.dims
     settings = [{k: v for k, v in p.items() if k != "session"} for p in grid.points()]
     settings = list({tuple(p.items()): p for p in settings}.values())   # session points: one run per by level
+    step = grid.step(model, effect_of) if effect_of else 1.0
     curves = []
     for setting in settings:
         sides = []
         for side in ((-0.5, 0.5) if effect_of else (0.0,)):
             table = sample.assign(**setting)
             if effect_of:
-                table[effect_of] = table[effect_of] + side * grid.step(model, effect_of)
+                table[effect_of] = table[effect_of] + side * step
             tree = model.predict(canonical_study(model, table), "expected", "sample", seed)
             rows = tree["predictions"].to_dataset()[model.spec.outcome]
             rows = rows.drop_vars([c for c in rows.coords if c not in ("chain", "draw", "session")])
             sides.append(rows.groupby("session").mean() if session else rows.mean("row"))
-        curve = (sides[1] - sides[0]) / grid.step(model, effect_of) if effect_of else sides[0]
+        curve = (sides[1] - sides[0]) / step if effect_of else sides[0]
         curves.append(curve.expand_dims({k: [v] for k, v in setting.items()}))
     draws = xr.combine_by_coords([c.to_dataset(name="value") for c in curves])["value"]
     if session:
@@ -187,14 +188,12 @@ def typical_values(model: BayesModel) -> dict[str, float]:
     """Each measure the model reads (its outcome aside) at its mean over the fitted data (participant-level measures
     over participants, session-level ones over rows); a variable a formula reads as categorical (``C(x)``) at its most
     frequent value."""
-    study = model.study
     out: dict[str, float] = {}
     categorical = _categorical(model)
     for name in model.measures:
         if name == model.spec.outcome:
             continue
-        values = (study.participant_values(name) if study.roles.level_of(name) == "participant"
-                  else study.table[name]).dropna()
+        values = pd.Series(_fitted_values(model, name))
         out[name] = float(values.mode().iloc[0]) if name in categorical else float(values.mean())
     return out
 
@@ -275,11 +274,12 @@ class _Grid:
         times = model.study.table.groupby("session")["time"].median()
         rows = []
         sides = (-0.5, 0.5) if effect_of else (0.0,)
+        step = self.step(model, effect_of) if effect_of else 1.0
         for k, point in enumerate(self.points()):
             for side in sides:
                 values = {**held, **point}
                 if effect_of:
-                    values[effect_of] = values.get(effect_of, 0.0) + side * self.step(model, effect_of)
+                    values[effect_of] = values.get(effect_of, 0.0) + side * step
                 at = [int(values["session"])] if "session" in values else sessions
                 for session in at:
                     who = f"grid{k}{'+' if side > 0 else '-' if side else ''}"

@@ -33,6 +33,7 @@ from lcbayes.models.formula import COLUMNS as FORMULA_COLUMNS
 from lcbayes.models.formula import FormulaTerms
 from lcbayes.models.marginal import draw_effects, marginal_loglik
 from lcbayes.models.panel import Panel
+from lcbayes.models.prediction import keep_known
 from lcbayes.models.predictors import Predictors
 from lcbayes.models.priors import CHANGE, GROUP, SPREAD, Prior, create, mean_prior, slope_prior
 from lcbayes.processes import climate_strength, time_basis
@@ -378,10 +379,8 @@ class ClimateModel(BayesModel):
                 np.random.SeedSequence([seed, 11])))
             if new_groups == "zero":
                 r = xr.zeros_like(r)
-            known = [p for p in r["participant"].values if p in set(fitted.coords["participant"])]
-            if known:
-                r = r.copy()
-                r.loc[{"participant": known}] = fitted.participant_effects(seed).sel(participant=known).values
+            if set(r["participant"].values) & set(fitted.coords["participant"]):   # known participants: theirs
+                r = keep_known(r, fitted.participant_effects(seed), ("participant", "effect"))
         if kind == "predictive":
             values = self.simulate_cells(ds, r, noise_rng)
         else:

@@ -171,7 +171,7 @@ def carry_over(model: BayesModel, new: BayesModel, new_groups: str, seed: int) -
                 fresh = xr.zeros_like(fresh) if name.startswith("z_") else _mean_of(graph, out, rv, fresh)
             old = fitted.get(name)
             if old is not None and tuple(old.dims[2:]) == dims and any(d in GROUP_DIMS for d in dims):
-                fresh = _keep_known(fresh, old, dims)
+                fresh = keep_known(fresh, old, dims)
             out[name] = fresh
         pending = [rv for rv in pending if rv not in wave]
     return out
@@ -227,10 +227,11 @@ def _mean_of(graph: pm.Model, draws: xr.Dataset, rv: Any, fresh: xr.DataArray) -
     return fresh.copy(data=values.values)
 
 
-def _keep_known(fresh: xr.DataArray, old: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
+def keep_known(fresh: xr.DataArray, old: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
     """``fresh`` with the values of the labels ``old`` (the fit's draws) also has, along its group dimension."""
     group = next(d for d in dims if d in GROUP_DIMS)
-    labels = [label for label in fresh[group].values if label in set(old[group].values)]
+    fitted = set(old[group].values)
+    labels = [label for label in fresh[group].values if label in fitted]
     if labels and all(fresh.sizes[d] == old.sizes[d] for d in dims if d != group):
         fresh = fresh.copy()
         fresh.loc[{group: labels}] = old.sel({group: labels}).transpose(*fresh.dims).values

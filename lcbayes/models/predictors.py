@@ -382,10 +382,8 @@ def _fill(x: np.ndarray, values: np.ndarray) -> np.ndarray:
 def _group_means(x: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     """Mean of the rows of ``x`` (P, k) per group (n, k), over the non-missing values (0 where a group has none)."""
     seen = ~np.isnan(x)
-    total = np.stack([np.bincount(group, weights=np.where(seen[:, k], x[:, k], 0.0), minlength=n)
-                      for k in range(x.shape[1])], axis=1)
-    count = np.stack([np.bincount(group, weights=seen[:, k].astype(float), minlength=n) for k in range(x.shape[1])],
-                     axis=1)
+    total = _group_sums(np.where(seen, x, 0.0), group, n)
+    count = _group_sums(seen.astype(float), group, n)
     return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
 
 
